@@ -1,1 +1,251 @@
-fn main(){}
+//! hakmem-bench: compares hakmem with glibc, mimalloc and jemalloc (see `docs/BENCH.md`).
+//!
+//! `hakmem-bench` runs every suite; `hakmem-bench compare -- CMD ARGS...` runs any program under each
+//! allocator available as a shared library. Results go to `target/hakmem-bench/`.
+
+mod alloc;
+mod chart;
+mod compare;
+mod report;
+mod results;
+mod rng;
+mod runner;
+mod stats;
+mod suites;
+mod table;
+mod worker;
+
+use alloc::AllocKind;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "hakmem-bench", version, about = "Benchmarks hakmem against glibc, mimalloc and jemalloc", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the benchmark suites (what a bare `hakmem-bench` does).
+    Run(RunArgs),
+    /// Run any program under each allocator available as a shared library (LD_PRELOAD) and compare
+    /// wall, user and sys time, peak RSS and page faults: `hakmem-bench compare -- CMD ARGS...`
+    Compare(compare::CompareArgs),
+    /// List the suites and scenarios.
+    List,
+    /// Internal: run one measurement (the runner re-executes itself with this).
+    #[command(name = "__worker", hide = true)]
+    Worker { job: String },
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// Smaller workloads and 3 repetitions: finishes in under a minute.
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// Larger workloads and 10 repetitions: longer, steadier figures.
+    #[arg(long)]
+    full: bool,
+    /// Suites to run, comma-separated: seed, fastpath, larson, extended (default: all).
+    #[arg(long, value_delimiter = ',')]
+    suite: Vec<String>,
+    /// Scenarios to run, comma-separated ids such as `seed/json` or `larson/tput` (see `list`).
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Allocators to compare, comma-separated (default: all four).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    allocators: Vec<AllocKind>,
+    /// Repetitions per allocator (default: 3 quick, 5 default, 10 full).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Threads for the N-thread scenarios and Larson (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Larson: seconds each measurement runs (default: 0.3 quick, 0.8 default, 3 full).
+    #[arg(long)]
+    larson_secs: Option<f64>,
+    /// Larson: smallest block size; overrides the profiles' (tput 8, pf 2048).
+    #[arg(long)]
+    larson_min: Option<usize>,
+    /// Larson: largest block size; overrides the profiles' (tput 128, pf 32768).
+    #[arg(long)]
+    larson_max: Option<usize>,
+    /// Larson: blocks per thread; overrides the profiles' (tput 1024, pf 10000).
+    #[arg(long)]
+    larson_chunks: Option<usize>,
+    /// Larson: random seed (default 12345).
+    #[arg(long)]
+    larson_seed: Option<u64>,
+    /// Larson: thread count (default: --threads).
+    #[arg(long)]
+    larson_threads: Option<usize>,
+    /// Output directory (default: target/hakmem-bench next to this executable's target/<profile>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seconds before a worker is killed as hung.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// No progress bar and no per-suite tables while running.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Worker { job }) => match worker::worker_main(&job) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hakmem-bench worker: {e}");
+                ExitCode::from(3)
+            }
+        },
+        Some(Cmd::List) => {
+            for s in suites::SCENARIOS {
+                println!("{:<24} {}", s.id(), s.what);
+            }
+            ExitCode::SUCCESS
+        }
+        Some(Cmd::Compare(args)) => compare::main(args, &default_out_dir()),
+        Some(Cmd::Run(args)) => run_main(args),
+        None => run_main(cli.run),
+    }
+}
+
+fn run_main(args: RunArgs) -> ExitCode {
+    let started = Instant::now();
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hakmem-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = args.out.clone().unwrap_or_else(default_out_dir);
+    eprintln!(
+        "hakmem-bench: {} scenarios x {} allocators x {} repetitions ({} mode), {} cores; results in {}",
+        cfg.scenarios.len(),
+        cfg.allocators.len(),
+        cfg.reps,
+        cfg.mode,
+        results::cores(),
+        out.display()
+    );
+    let res = runner::run(&cfg);
+    if !cfg.progress {
+        for t in table::tables(&res, &runner::COLUMNS, results::TIME_NS) {
+            println!("{}", t.render_text());
+        }
+    }
+    let written = res
+        .write(&out, "results")
+        .and_then(|_| report::write(&res, &out, "report", &runner::COLUMNS, results::TIME_NS));
+    match written {
+        Ok(md) => eprintln!(
+            "hakmem-bench: wrote {}, {} and {} in {:.0} s",
+            out.join("results.json").display(),
+            out.join("results.csv").display(),
+            md.display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => {
+            eprintln!("hakmem-bench: cannot write results to {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if res.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("hakmem-bench: {} measurement(s) failed:", res.errors.len());
+        for e in &res.errors {
+            eprintln!("  {} on {}: {}", e.scenario, e.allocator, e.message);
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn config(a: &RunArgs) -> Result<runner::Config, String> {
+    let (mode, scale, reps, larson_secs) = if a.quick {
+        ("quick", 0.2, 3, 0.3)
+    } else if a.full {
+        ("full", 4.0, 10, 3.0)
+    } else {
+        ("default", 1.0, 5, 0.8)
+    };
+    for s in &a.suite {
+        if !suites::SUITES.contains(&s.as_str()) {
+            return Err(format!("unknown suite `{s}`; the suites are {}", suites::SUITES.join(", ")));
+        }
+    }
+    for s in &a.scenario {
+        if suites::find(s).is_none() {
+            return Err(format!("unknown scenario `{s}`; `hakmem-bench list` shows them"));
+        }
+    }
+    let scenarios: Vec<&'static suites::Scenario> = suites::SCENARIOS
+        .iter()
+        .filter(|s| a.suite.is_empty() || a.suite.iter().any(|x| x == s.suite))
+        .filter(|s| a.scenario.is_empty() || a.scenario.contains(&s.id()))
+        .collect();
+    if scenarios.is_empty() {
+        return Err("no scenario matches --suite and --scenario together".into());
+    }
+    let mut allocators = if a.allocators.is_empty() { AllocKind::ALL.to_vec() } else { a.allocators.clone() };
+    allocators.dedup();
+    let threads = a.threads.unwrap_or_else(results::cores).max(1);
+    let larson = |mut p: suites::LarsonParams| {
+        p.min = a.larson_min.unwrap_or(p.min);
+        p.max = a.larson_max.unwrap_or(p.max);
+        p.chunks = a.larson_chunks.unwrap_or(p.chunks);
+        p.seed = a.larson_seed.unwrap_or(p.seed);
+        p
+    };
+    let lt = a.larson_threads.unwrap_or(threads).max(1);
+    let ls = a.larson_secs.unwrap_or(larson_secs);
+    if !(ls > 0.0 && ls < 3600.0) {
+        return Err(format!("--larson-secs {ls}: expected a positive number of seconds"));
+    }
+    let params = suites::Params {
+        scale,
+        threads,
+        larson_tput: larson(suites::larson::tput(lt, ls)),
+        larson_pf: larson(suites::larson::pf(lt, ls)),
+    };
+    if params.larson_tput.min > params.larson_tput.max {
+        return Err("--larson-min is larger than --larson-max".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let reps = a.reps.unwrap_or(reps);
+    if reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    Ok(runner::Config {
+        exe,
+        scenarios,
+        allocators,
+        reps,
+        params,
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        mode: mode.into(),
+        command: std::env::args().collect(),
+        progress: !a.no_progress,
+    })
+}
+
+/// `target/hakmem-bench` of the target directory this executable was built in, else
+/// `./target/hakmem-bench`.
+fn default_out_dir() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let target = exe.as_deref().and_then(Path::parent).and_then(|profile| {
+        let profile = if profile.ends_with("deps") { profile.parent()? } else { profile };
+        let target = profile.parent()?;
+        target.join("CACHEDIR.TAG").exists().then(|| target.to_path_buf())
+    });
+    target.unwrap_or_else(|| PathBuf::from("target")).join("hakmem-bench")
+}
