@@ -1,1 +1,129 @@
-//! PLACEHOLDER
+//! libhakmem.so: the C allocation functions, backed by hakmem, for `LD_PRELOAD` or linking.
+//!
+//! A thin skin over the `hakmem` crate: each symbol checks its C-specific arguments and calls the
+//! core. The library's own Rust code allocates through hakmem too (`#[global_allocator]`), so no
+//! request ever reaches glibc's malloc. Declarations of the hak_* functions: include/hakmem.h.
+
+use core::ffi::{c_int, c_void};
+use hakmem::Hakmem;
+
+#[global_allocator]
+static GLOBAL: Hakmem = Hakmem;
+
+const PAGE: usize = 4096;
+
+fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    hakmem::malloc(size) as *mut c_void
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    hakmem::free(p as *mut u8)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    hakmem::calloc(n, size) as *mut c_void
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    hakmem::realloc(p as *mut u8, size) as *mut c_void
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => hakmem::realloc(p as *mut u8, total) as *mut c_void,
+        None => {
+            set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = hakmem::memalign(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    *out = p as *mut c_void;
+    0
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    hakmem::memalign(align, size) as *mut c_void
+}
+
+/// Like glibc, an alignment that is not a power of two is rounded up to one.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    match align.checked_next_power_of_two() {
+        Some(a) => hakmem::memalign(a.max(1), size) as *mut c_void,
+        None => {
+            set_errno(libc::EINVAL);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    hakmem::memalign(PAGE, size) as *mut c_void
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.max(1).checked_add(PAGE - 1) else {
+        set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    hakmem::memalign(PAGE, rounded & !(PAGE - 1)) as *mut c_void
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    hakmem::usable_size(p as *mut u8)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
+    hakmem::free(p as *mut u8)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+    hakmem::free(p as *mut u8)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn hak_abi_version() -> u32 {
+    hakmem::abi::ABI_VERSION
+}
+
+/// malloc with an explicit call site. Sites are not profiled yet (the learning layer will).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hak_alloc_at(size: usize, _site: usize) -> *mut c_void {
+    hakmem::malloc(size) as *mut c_void
+}
+
+/// free with an explicit call site. Sites are not profiled yet (the learning layer will).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hak_free_at(p: *mut c_void, _site: usize) {
+    hakmem::free(p as *mut u8)
+}

@@ -1,16 +1,514 @@
-//! hakmem: PLACEHOLDER front while the core is being written (session 1). Replaced before landing.
-use core::alloc::{GlobalAlloc, Layout};
+//! hakmem: a general-purpose memory allocator.
+//!
+//! The front: `malloc`, `free`, `calloc`, `realloc`, `memalign`, `usable_size`, and `Hakmem`, the
+//! `GlobalAlloc`. A request up to 256 KiB is a size class served from this thread's cache
+//! (`thread_cache.rs`), refilled from slabs (`slab.rs`) on 2 MiB SuperSlabs (`superslab.rs`) by the
+//! heap's slow path (`heap.rs`). Larger requests get their own mapping (`large.rs`), recycled by
+//! BigCache (`bigcache.rs`). `free` asks the registry (`registry.rs`) what the pointer's 2 MiB chunk
+//! holds; a pointer that is not ours is reported and the process aborts, like glibc does.
+//!
+//! The core never allocates through any other allocator: everything comes from mmap and statics,
+//! so it can sit under `LD_PRELOAD` and under Rust's `#[global_allocator]`.
 
+mod bigcache;
+pub mod config;
+mod heap;
+mod large;
+mod list;
+mod lock;
+mod os;
+mod registry;
+mod remote;
+pub mod size_class;
+mod slab;
+mod superslab;
+mod thread_cache;
+
+pub mod abi;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+use registry::Kind;
+use remote::Block;
+use size_class::{class_of, class_size, MID_MAX, MIN_ALIGN};
+
+/// The hakmem allocator, for `#[global_allocator] static A: hakmem::Hakmem = hakmem::Hakmem;`.
 pub struct Hakmem;
 
-pub unsafe fn malloc(size: usize) -> *mut u8 { libc::malloc(size) as *mut u8 }
-pub unsafe fn free(p: *mut u8) { libc::free(p as *mut _) }
-pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 { libc::calloc(n, size) as *mut u8 }
-pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 { libc::realloc(p as *mut _, size) as *mut u8 }
-pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 { libc::memalign(align, size) as *mut u8 }
-pub unsafe fn usable_size(p: *mut u8) -> usize { libc::malloc_usable_size(p as *mut _) }
+/// Allocates `size` bytes aligned to 16. Null with errno ENOMEM when memory is exhausted.
+///
+/// # Safety
+/// Always safe to call; unsafe because it returns raw memory.
+#[inline]
+pub unsafe fn malloc(size: usize) -> *mut u8 {
+    if size <= MID_MAX {
+        let c = class_of(size);
+        let heap = thread_cache::current();
+        if !heap.is_null() {
+            let b = (*heap).bins[c].pop();
+            if !b.is_null() {
+                return b as *mut u8;
+            }
+        }
+        return alloc_class_slow(c);
+    }
+    alloc_large(size, MIN_ALIGN).0
+}
+
+/// Refills this thread's cache for class `c` (creating the thread's heap if needed) and allocates.
+#[cold]
+unsafe fn alloc_class_slow(c: usize) -> *mut u8 {
+    let heap = heap::current_or_create();
+    if heap.is_null() || !(*heap).refill(c) {
+        return out_of_memory();
+    }
+    (*heap).bins[c].pop() as *mut u8
+}
+
+#[cold]
+fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
+    let (p, zeroed) = large::alloc(size, align);
+    if p.is_null() {
+        return (out_of_memory(), false);
+    }
+    (p, zeroed)
+}
+
+#[cold]
+fn out_of_memory() -> *mut u8 {
+    os::set_errno(libc::ENOMEM);
+    null_mut()
+}
+
+/// Frees a block from `malloc` and friends. Null is ignored; a pointer hakmem did not hand out
+/// is reported on stderr and the process aborts.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+#[inline]
+pub unsafe fn free(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    let addr = p as usize;
+    match registry::kind_of(addr) {
+        Kind::SuperSlab => {
+            let slab = superslab::slab_of(addr);
+            let heap = thread_cache::current();
+            if (*slab).owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
+                let c = (*slab).class as usize;
+                let bin = &mut (*heap).bins[c];
+                if bin.count < bin.cap {
+                    bin.push(p as *mut Block);
+                    return;
+                }
+                return free_and_flush(heap, c, p);
+            }
+            free_foreign_slab(slab, p)
+        }
+        Kind::Large | Kind::LargeAligned => free_large(addr),
+        Kind::None => invalid_pointer("free", p),
+    }
+}
+
+#[cold]
+unsafe fn free_and_flush(heap: *mut heap::Heap, c: usize, p: *mut u8) {
+    (*heap).flush(c);
+    (*heap).bins[c].push(p as *mut Block);
+}
+
+/// Frees a block of a slab this thread does not own.
+#[cold]
+unsafe fn free_foreign_slab(slab: *mut slab::Slab, p: *mut u8) {
+    if !(*slab).is_block_start(p as usize) {
+        invalid_pointer("free", p);
+    }
+    heap::free_remote(slab, p as *mut Block);
+}
+
+#[cold]
+unsafe fn free_large(addr: usize) {
+    let h = large::header_of(addr, registry::kind_of(addr));
+    if h.is_null() {
+        invalid_pointer("free", addr as *mut u8);
+    }
+    large::free(h);
+}
+
+/// Reports a pointer hakmem did not hand out, and aborts.
+#[cold]
+fn invalid_pointer(what: &str, p: *mut u8) -> ! {
+    let mut buf = [0u8; 96];
+    let mut n = 0;
+    for &b in b"hakmem: "
+        .iter()
+        .chain(what.as_bytes())
+        .chain(b"(): invalid pointer 0x")
+    {
+        buf[n] = b;
+        n += 1;
+    }
+    let addr = p as usize;
+    for i in (0..16).rev() {
+        buf[n] = b"0123456789abcdef"[(addr >> (i * 4)) & 15];
+        n += 1;
+    }
+    buf[n] = b'\n';
+    n += 1;
+    // SAFETY: writing our own buffer to stderr, then aborting.
+    unsafe {
+        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
+        libc::abort();
+    }
+}
+
+/// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.
+///
+/// # Safety
+/// Always safe to call.
+pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
+    let Some(total) = n.checked_mul(size) else {
+        return out_of_memory();
+    };
+    if total <= MID_MAX {
+        let p = malloc(total);
+        if !p.is_null() {
+            core::ptr::write_bytes(p, 0, total);
+        }
+        return p;
+    }
+    let (p, zeroed) = alloc_large(total, MIN_ALIGN);
+    if !p.is_null() && !zeroed {
+        core::ptr::write_bytes(p, 0, total);
+    }
+    p
+}
+
+/// Allocates `size` bytes aligned to `align`, a power of two; null with EINVAL if it is not one.
+///
+/// # Safety
+/// Always safe to call.
+pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return null_mut();
+    }
+    if align <= MIN_ALIGN {
+        return malloc(size);
+    }
+    match size_class::class_for_aligned(size, align) {
+        Some(c) => malloc(class_size(c)),
+        None => alloc_large(size, align).0,
+    }
+}
+
+/// Resizes a block, moving it if needed; `realloc(null, n)` is `malloc(n)`. `realloc(p, 0)`
+/// returns a minimum-size block. On failure returns null and leaves `p` untouched.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc(size);
+    }
+    let addr = p as usize;
+    let old = match registry::kind_of(addr) {
+        Kind::SuperSlab => {
+            let slab = superslab::slab_of(addr);
+            if !(*slab).is_block_start(addr) {
+                invalid_pointer("realloc", p);
+            }
+            let old = (*slab).block_size as usize;
+            if size <= old && (size > old / 2 || old <= 64) {
+                return p;
+            }
+            old
+        }
+        Kind::Large | Kind::LargeAligned => {
+            let h = large::header_of(addr, registry::kind_of(addr));
+            if h.is_null() {
+                invalid_pointer("realloc", p);
+            }
+            if size > MID_MAX {
+                let r = large::resize(h, size);
+                if !r.is_null() {
+                    return r;
+                }
+            }
+            large::usable_size(h)
+        }
+        Kind::None => invalid_pointer("realloc", p),
+    };
+    let q = malloc(size);
+    if !q.is_null() {
+        core::ptr::copy_nonoverlapping(p, q, old.min(size));
+        free(p);
+    }
+    q
+}
+
+/// Bytes usable in the block at `p` (at least what was asked for); 0 for null.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    let addr = p as usize;
+    match registry::kind_of(addr) {
+        Kind::SuperSlab => {
+            let slab = superslab::slab_of(addr);
+            if !(*slab).is_block_start(addr) {
+                invalid_pointer("malloc_usable_size", p);
+            }
+            (*slab).block_size as usize
+        }
+        Kind::Large | Kind::LargeAligned => {
+            let h = large::header_of(addr, registry::kind_of(addr));
+            if h.is_null() {
+                invalid_pointer("malloc_usable_size", p);
+            }
+            large::usable_size(h)
+        }
+        Kind::None => invalid_pointer("malloc_usable_size", p),
+    }
+}
+
+/// Returns every cached large block to the OS (BigCache), e.g. before measuring memory.
+pub fn release_cached_memory() {
+    bigcache::clear();
+}
+
+/// Figures for tests and the benchmark: (SuperSlabs mapped, large blocks cached, warm bytes cached).
+pub fn memory_stats() -> (usize, usize, usize) {
+    let (n, warm) = bigcache::stats();
+    (superslab::mapped_count(), n, warm)
+}
 
 unsafe impl GlobalAlloc for Hakmem {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 { memalign(l.align().max(16), l.size()) }
-    unsafe fn dealloc(&self, p: *mut u8, _l: Layout) { free(p) }
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN {
+            malloc(layout.size())
+        } else {
+            memalign(layout.align(), layout.size())
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        free(p)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN {
+            return calloc(1, layout.size());
+        }
+        if size_class::class_for_aligned(layout.size(), layout.align()).is_none() {
+            let (p, zeroed) = alloc_large(layout.size(), layout.align());
+            if !p.is_null() && !zeroed {
+                core::ptr::write_bytes(p, 0, layout.size());
+            }
+            return p;
+        }
+        let p = memalign(layout.align(), layout.size());
+        if !p.is_null() {
+            core::ptr::write_bytes(p, 0, layout.size());
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN {
+            return realloc(p, new_size);
+        }
+        let q = memalign(layout.align(), new_size);
+        if !q.is_null() {
+            core::ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+            free(p);
+        }
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Tests in this module run one at a time: some of them count SuperSlabs.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fill(p: *mut u8, n: usize) {
+        for i in 0..n {
+            unsafe { *p.add(i) = (p as usize).wrapping_add(i) as u8 };
+        }
+    }
+    fn check(p: *mut u8, n: usize) {
+        for i in 0..n {
+            assert_eq!(
+                unsafe { *p.add(i) },
+                (p as usize).wrapping_add(i) as u8,
+                "byte {i} of {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_class_and_some_large_sizes_hold_their_contents() {
+        let _serial = serial();
+        let mut sizes: Vec<usize> = (0..size_class::NUM_CLASSES).map(class_size).collect();
+        sizes.extend([0, 1, 15, 17, 1000, MID_MAX + 1, 1 << 20, 3 << 20, 40 << 20]);
+        let mut blocks = Vec::new();
+        for round in 0..3 {
+            for &s in &sizes {
+                let p = unsafe { malloc(s) };
+                assert!(!p.is_null());
+                assert_eq!(p as usize % MIN_ALIGN, 0);
+                let u = unsafe { usable_size(p) };
+                assert!(u >= s, "usable {u} < {s}");
+                fill(p, u);
+                blocks.push((p, u));
+            }
+            if round == 1 {
+                for &(p, u) in &blocks {
+                    check(p, u);
+                    unsafe { free(p) };
+                }
+                blocks.clear();
+            }
+        }
+        for &(p, u) in &blocks {
+            check(p, u);
+            unsafe { free(p) };
+        }
+    }
+
+    #[test]
+    fn many_small_blocks_are_distinct_and_recycled() {
+        let _serial = serial();
+        for &s in &[16usize, 48, 100, 1024, 8192, 20000, 200_000] {
+            let n = (8 << 20) / s;
+            let v: Vec<*mut u8> = (0..n).map(|_| unsafe { malloc(s) }).collect();
+            for &p in &v {
+                unsafe { (p as *mut usize).write(p as usize) };
+            }
+            let mut sorted: Vec<usize> = v.iter().map(|&p| p as usize).collect();
+            sorted.sort();
+            for w in sorted.windows(2) {
+                assert!(w[1] - w[0] >= s, "overlap at size {s}");
+            }
+            for &p in &v {
+                assert_eq!(unsafe { (p as *mut usize).read() }, p as usize);
+                unsafe { free(p) };
+            }
+        }
+    }
+
+    #[test]
+    fn cross_thread_frees_come_back() {
+        let _serial = serial();
+        let mut after_first = 0;
+        for round in 0..5 {
+            let blocks: Vec<usize> = (0..200_000)
+                .map(|i| unsafe { malloc(16 + i % 500) } as usize)
+                .collect();
+            for &p in &blocks {
+                fill(p as *mut u8, 16);
+            }
+            std::thread::spawn(move || {
+                for &p in &blocks {
+                    check(p as *mut u8, 16);
+                    unsafe { free(p as *mut u8) };
+                }
+            })
+            .join()
+            .unwrap();
+            if round == 0 {
+                after_first = superslab::mapped_count();
+            }
+        }
+        // Allocating again collects what other threads freed instead of mapping more.
+        let p = unsafe { malloc(64) };
+        unsafe { free(p) };
+        let now = superslab::mapped_count();
+        assert!(
+            now <= after_first + 4,
+            "SuperSlabs grew from {after_first} to {now}"
+        );
+    }
+
+    #[test]
+    fn aligned_allocations_are_aligned() {
+        let _serial = serial();
+        for shift in 4..=24 {
+            let align = 1usize << shift;
+            for &s in &[0usize, 1, 100, 4096, 300_000] {
+                let p = unsafe { memalign(align, s) };
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "align {align} size {s}");
+                let u = unsafe { usable_size(p) };
+                assert!(u >= s);
+                fill(p, u);
+                check(p, u);
+                unsafe { free(p) };
+            }
+        }
+        assert!(unsafe { memalign(24, 10) }.is_null());
+    }
+
+    #[test]
+    fn realloc_keeps_contents_across_tiers() {
+        let _serial = serial();
+        let mut p = unsafe { malloc(10) };
+        fill(p, 10);
+        let mut len = 10;
+        for &s in &[
+            100usize,
+            5000,
+            100_000,
+            1 << 20,
+            64 << 20,
+            2 << 20,
+            3000,
+            5,
+            0,
+        ] {
+            let q = unsafe { realloc(p, s) };
+            assert!(!q.is_null());
+            let keep = len.min(s);
+            for i in 0..keep {
+                assert_eq!(
+                    unsafe { *q.add(i) },
+                    (p as usize).wrapping_add(i) as u8,
+                    "size {s} byte {i}"
+                );
+            }
+            // Re-fill with the new address's pattern.
+            fill(q, s);
+            p = q;
+            len = s;
+        }
+        unsafe { free(p) };
+    }
+
+    #[test]
+    fn calloc_zeroes_and_checks_overflow() {
+        let _serial = serial();
+        for &s in &[1usize, 100, 5000, 300_000, 3 << 20] {
+            for _ in 0..3 {
+                let p = unsafe { calloc(1, s) };
+                assert!((0..s).all(|i| unsafe { *p.add(i) } == 0));
+                unsafe { core::ptr::write_bytes(p, 0xAB, s) };
+                unsafe { free(p) };
+            }
+        }
+        assert!(unsafe { calloc(usize::MAX / 2, 3) }.is_null());
+        assert!(unsafe { malloc(usize::MAX - 100) }.is_null());
+    }
 }

@@ -1,0 +1,138 @@
+//! BigCache: freed large blocks kept mapped for reuse by requests of the same length step.
+//!
+//! Blocks are kept most recently freed first. Past `HAKMEM_BIGCACHE_MB` of warm bytes the oldest
+//! blocks are purged (MADV_DONTNEED: the address space stays, the pages go back to the OS and will
+//! read as zero); past `MAX_ENTRIES` blocks the oldest are unmapped. A hit saves the mmap and, for
+//! a warm block, every page fault of touching it again.
+
+use crate::large::{self, LargeHeader, MAX_ROUNDED_LEN};
+use crate::list::List;
+use crate::lock::Lock;
+use crate::os::{self, PAGE};
+use core::cell::UnsafeCell;
+use core::ptr::null_mut;
+
+const MAX_ENTRIES: usize = 64;
+
+struct Cache {
+    blocks: List<LargeHeader>,
+    warm_bytes: usize,
+}
+
+struct Global {
+    lock: Lock,
+    c: UnsafeCell<Cache>,
+}
+// SAFETY: `c` is only accessed with `lock` held.
+unsafe impl Sync for Global {}
+
+static GLOBAL: Global = Global {
+    lock: Lock::new(),
+    c: UnsafeCell::new(Cache {
+        blocks: List::new(),
+        warm_bytes: 0,
+    }),
+};
+
+/// A cached block whose mapping is exactly `len` bytes, or null.
+pub fn take(len: usize) -> *mut LargeHeader {
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held; cached headers are valid.
+    let found = unsafe {
+        let c = &mut *GLOBAL.c.get();
+        let mut h = c.blocks.head;
+        while !h.is_null() && (*h).map_len != len {
+            h = (*h).links.next;
+        }
+        if !h.is_null() {
+            c.blocks.remove(h);
+            if !(*h).purged {
+                c.warm_bytes -= len;
+            }
+        }
+        h
+    };
+    GLOBAL.lock.unlock();
+    found
+}
+
+/// Keeps a freed standard block. Returns false if the cache does not take it.
+///
+/// # Safety
+/// `h` is the header of a standard large block nothing uses any more.
+pub unsafe fn put(h: *mut LargeHeader) -> bool {
+    let cfg = crate::config::get();
+    if !cfg.bigcache_enabled || (*h).map_len > MAX_ROUNDED_LEN {
+        return false;
+    }
+    let mut evicted: *mut LargeHeader = null_mut();
+    GLOBAL.lock.lock();
+    {
+        let c = &mut *GLOBAL.c.get();
+        (*h).purged = false;
+        c.blocks.push_front(h);
+        c.warm_bytes += (*h).map_len;
+        // Purge the oldest warm blocks past the budget. This happens under the lock so nobody can
+        // take a block while its pages are being dropped.
+        let mut t = c.blocks.tail;
+        while c.warm_bytes > cfg.bigcache_bytes && !t.is_null() {
+            if !(*t).purged {
+                os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
+                (*t).purged = true;
+                c.warm_bytes -= (*t).map_len;
+            }
+            t = (*t).links.prev;
+        }
+        if c.blocks.len > MAX_ENTRIES {
+            evicted = c.blocks.pop_back();
+            if !(*evicted).purged {
+                c.warm_bytes -= (*evicted).map_len;
+            }
+        }
+    }
+    GLOBAL.lock.unlock();
+    if !evicted.is_null() {
+        large::unmap(evicted);
+    }
+    true
+}
+
+/// Unmaps every cached block.
+pub fn clear() {
+    loop {
+        GLOBAL.lock.lock();
+        // SAFETY: the lock is held.
+        let h = unsafe {
+            let c = &mut *GLOBAL.c.get();
+            let h = c.blocks.pop_back();
+            if !h.is_null() && !(*h).purged {
+                c.warm_bytes -= (*h).map_len;
+            }
+            h
+        };
+        GLOBAL.lock.unlock();
+        if h.is_null() {
+            return;
+        }
+        // SAFETY: the block left the cache; nobody else holds it.
+        unsafe { large::unmap(h) };
+    }
+}
+
+/// (blocks cached, bytes of them still warm)
+pub fn stats() -> (usize, usize) {
+    GLOBAL.lock.with(|| unsafe {
+        let c = &*GLOBAL.c.get();
+        (c.blocks.len, c.warm_bytes)
+    })
+}
+
+pub fn fork_prepare() {
+    GLOBAL.lock.lock();
+}
+pub fn fork_parent() {
+    GLOBAL.lock.unlock();
+}
+pub fn fork_child() {
+    GLOBAL.lock.reset();
+}

@@ -1,0 +1,464 @@
+//! A thread's heap: its thread cache bins and, per class, the slabs it owns. Everything here is the
+//! slow path behind the bins: refilling a bin from slabs, flushing a full bin back, collecting
+//! blocks other threads freed, adopting orphaned slabs, and tearing down at thread exit.
+//!
+//! Per class a heap has one `current` slab that refills the bin, `partial` slabs with free blocks,
+//! and `full` slabs with none. Other threads freeing into a slab push onto its remote list and set
+//! the class's bit in `remote_hint`, which tells the owner which lists are worth scanning.
+//!
+//! At thread exit (a pthread key destructor) the bins are flushed, empty slabs are released, and
+//! slabs that still hold live blocks become orphans; a thread that needs a slab of that class
+//! adopts one, and `reap_orphans` returns orphans whose blocks have all been freed.
+//! Heaps are never unmapped: a finished heap goes to a pool for the next thread, so a stale
+//! `owner` pointer read by a remote free always points at valid memory.
+
+use crate::list::List;
+use crate::lock::Lock;
+use crate::os;
+use crate::remote::Block;
+use crate::size_class::{cache_cap, refill_batch, NUM_CLASSES};
+use crate::slab::{Place, Slab};
+use crate::superslab::{self, slab_of};
+use crate::thread_cache::{self, Bin};
+use core::cell::{Cell, UnsafeCell};
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+struct ClassSlabs {
+    current: *mut Slab,
+    partial: List<Slab>,
+    full: List<Slab>,
+}
+
+#[repr(C)]
+pub struct Heap {
+    pub bins: [Bin; NUM_CLASSES],
+    classes: [ClassSlabs; NUM_CLASSES],
+    /// Bit c set: some slab of class c got a remote free since the owner last looked.
+    remote_hint: AtomicU64,
+    pool_next: *mut Heap,
+}
+
+impl Heap {
+    fn init(&mut self) {
+        for c in 0..NUM_CLASSES {
+            self.bins[c] = Bin::new(cache_cap(c));
+            self.classes[c] = ClassSlabs {
+                current: null_mut(),
+                partial: List::new(),
+                full: List::new(),
+            };
+        }
+        self.remote_hint.store(0, Ordering::Relaxed);
+        self.pool_next = null_mut();
+    }
+
+    /// Refills the bin of class `c`. Returns false only when no memory can be had.
+    #[cold]
+    pub fn refill(&mut self, c: usize) -> bool {
+        let batch = refill_batch(c);
+        loop {
+            let cur = self.classes[c].current;
+            if !cur.is_null() {
+                // SAFETY: `cur` is a slab this heap owns.
+                unsafe {
+                    if (*cur).take_batch(&mut self.bins[c], batch) > 0 {
+                        return true;
+                    }
+                    (*cur).place = Place::Full;
+                    self.classes[c].full.push_front(cur);
+                }
+                self.classes[c].current = null_mut();
+            }
+            let next = self.next_slab(c);
+            if next.is_null() {
+                return false;
+            }
+            // SAFETY: `next` is a slab this heap owns, in no list.
+            unsafe { (*next).place = Place::Current };
+            self.classes[c].current = next;
+        }
+    }
+
+    /// A slab of class `c` to become current: a partial one, one with remote frees, an orphan, or a
+    /// new one.
+    fn next_slab(&mut self, c: usize) -> *mut Slab {
+        // SAFETY: the lists hold slabs this heap owns.
+        unsafe {
+            let s = self.classes[c].partial.pop_front();
+            if !s.is_null() {
+                return s;
+            }
+            self.collect_remote(c);
+            let s = self.classes[c].partial.pop_front();
+            if !s.is_null() {
+                return s;
+            }
+        }
+        let s = adopt_orphan(c, self);
+        if !s.is_null() {
+            return s;
+        }
+        // About to take new memory: first give back what remote frees and orphans have emptied.
+        self.collect_all_remote();
+        reap_orphans();
+        superslab::acquire_slab(c, self)
+    }
+
+    /// Drains the remote lists of class `c`'s partial and full slabs if the hint says to; empty
+    /// slabs are released, slabs that got blocks back become partial. (`list` is a raw reborrow
+    /// because a slab moves from one of the class's lists to the other inside the loop.)
+    fn collect_remote(&mut self, c: usize) {
+        let bit = 1u64 << c;
+        if self.remote_hint.load(Ordering::SeqCst) & bit == 0 {
+            return;
+        }
+        self.remote_hint.fetch_and(!bit, Ordering::SeqCst);
+        // SAFETY: the lists hold slabs this heap owns; `next` is read before a slab moves.
+        unsafe {
+            for from_full in [true, false] {
+                let list: *mut List<Slab> = if from_full {
+                    &mut self.classes[c].full
+                } else {
+                    &mut self.classes[c].partial
+                };
+                let list = &mut *list;
+                let mut s = list.head;
+                while !s.is_null() {
+                    let next = (*s).links.next;
+                    if !(*s).remote.0.is_empty() {
+                        (*s).drain_remote();
+                        if (*s).used == 0 {
+                            list.remove(s);
+                            superslab::release_slab(s);
+                        } else if from_full {
+                            list.remove(s);
+                            (*s).place = Place::Partial;
+                            self.classes[c].partial.push_front(s);
+                        }
+                    }
+                    s = next;
+                }
+            }
+        }
+    }
+
+    fn collect_all_remote(&mut self) {
+        let mut hint = self.remote_hint.load(Ordering::SeqCst);
+        while hint != 0 {
+            let c = hint.trailing_zeros() as usize;
+            hint &= hint - 1;
+            self.collect_remote(c);
+        }
+    }
+
+    /// Flushes half of class `c`'s bin (the older half) back to the slabs.
+    #[cold]
+    pub fn flush(&mut self, c: usize) {
+        let keep = self.bins[c].cap / 2;
+        let rest = self.bins[c].split_off(keep);
+        self.return_blocks(c, rest);
+    }
+
+    fn return_blocks(&mut self, c: usize, mut b: *mut Block) {
+        while !b.is_null() {
+            // SAFETY: blocks in a bin belong to slabs this heap owns.
+            unsafe {
+                let next = (*b).next;
+                let s = slab_of(b as usize);
+                (*s).put_local(b);
+                if (*s).place != Place::Current {
+                    if (*s).used == 0 {
+                        self.list_of(c, (*s).place).remove(s);
+                        superslab::release_slab(s);
+                    } else if (*s).place == Place::Full {
+                        self.classes[c].full.remove(s);
+                        (*s).place = Place::Partial;
+                        self.classes[c].partial.push_front(s);
+                    }
+                }
+                b = next;
+            }
+        }
+    }
+
+    fn list_of(&mut self, c: usize, place: Place) -> &mut List<Slab> {
+        match place {
+            Place::Full => &mut self.classes[c].full,
+            _ => &mut self.classes[c].partial,
+        }
+    }
+
+    /// Thread exit: every cached block goes back, empty slabs are released, the rest orphaned.
+    fn retire(&mut self) {
+        for c in 0..NUM_CLASSES {
+            let all = self.bins[c].split_off(0);
+            // Returning blocks may release partial/full slabs; the current one is handled below.
+            self.return_blocks(c, all);
+            // SAFETY: these are slabs this heap owns; each leaves its list before it is handed on.
+            unsafe {
+                let cur = self.classes[c].current;
+                self.classes[c].current = null_mut();
+                if !cur.is_null() {
+                    retire_slab(c, cur);
+                }
+                loop {
+                    let s = self.classes[c].partial.pop_front();
+                    if s.is_null() {
+                        break;
+                    }
+                    retire_slab(c, s);
+                }
+                loop {
+                    let s = self.classes[c].full.pop_front();
+                    if s.is_null() {
+                        break;
+                    }
+                    retire_slab(c, s);
+                }
+            }
+        }
+        self.remote_hint.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Releases an empty slab or makes it an orphan.
+unsafe fn retire_slab(c: usize, s: *mut Slab) {
+    (*s).drain_remote();
+    if (*s).used == 0 {
+        superslab::release_slab(s);
+        return;
+    }
+    (*s).owner.store(null_mut(), Ordering::SeqCst);
+    // A remote free may have come in between the drain and the store: the next holder drains it.
+    (*s).place = Place::Orphan;
+    ORPHANS.lock.lock();
+    (*ORPHANS.lists.get())[c].push_front(s);
+    ORPHANS.count.set(ORPHANS.count.get() + 1);
+    ORPHANS.lock.unlock();
+}
+
+/// Slabs whose owner thread exited while they still held live blocks, per class.
+struct Orphans {
+    lock: Lock,
+    lists: UnsafeCell<[List<Slab>; NUM_CLASSES]>,
+    count: Cell<usize>,
+}
+// SAFETY: `lists` and `count` are only accessed with `lock` held.
+unsafe impl Sync for Orphans {}
+
+static ORPHANS: Orphans = Orphans {
+    lock: Lock::new(),
+    lists: UnsafeCell::new([const { List::new() }; NUM_CLASSES]),
+    count: Cell::new(0),
+};
+
+/// Takes an orphaned slab of class `c` for `heap`.
+fn adopt_orphan(c: usize, heap: *mut Heap) -> *mut Slab {
+    ORPHANS.lock.lock();
+    // SAFETY: the lock is held.
+    let s = unsafe { (*ORPHANS.lists.get())[c].pop_front() };
+    if !s.is_null() {
+        ORPHANS.count.set(ORPHANS.count.get() - 1);
+    }
+    ORPHANS.lock.unlock();
+    if !s.is_null() {
+        // SAFETY: the slab left the orphan list, so we are its only holder.
+        unsafe {
+            (*s).owner.store(heap, Ordering::SeqCst);
+            (*s).drain_remote();
+        }
+    }
+    s
+}
+
+/// Releases orphaned slabs whose blocks have all been freed by now (looks at most 64 per call).
+fn reap_orphans() {
+    ORPHANS.lock.lock();
+    if ORPHANS.count.get() > 0 {
+        // SAFETY: the lock is held; we are the holder of every orphan.
+        unsafe {
+            let lists = &mut *ORPHANS.lists.get();
+            let mut budget = 64;
+            for list in lists.iter_mut() {
+                let mut s = list.head;
+                while !s.is_null() && budget > 0 {
+                    budget -= 1;
+                    let next = (*s).links.next;
+                    (*s).drain_remote();
+                    if (*s).used == 0 {
+                        list.remove(s);
+                        ORPHANS.count.set(ORPHANS.count.get() - 1);
+                        superslab::release_slab(s);
+                    }
+                    s = next;
+                }
+            }
+        }
+    }
+    ORPHANS.lock.unlock();
+}
+
+/// Frees a block of a slab owned by another heap (or orphaned): push it on the slab's remote list
+/// and tell the owner.
+///
+/// # Safety
+/// `b` is a live block of `slab`.
+#[inline]
+pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
+    (*slab).remote.0.push(b);
+    let owner = (*slab).owner.load(Ordering::SeqCst);
+    if !owner.is_null() {
+        let bit = 1u64 << (*slab).class;
+        if (*owner).remote_hint.load(Ordering::SeqCst) & bit == 0 {
+            (*owner).remote_hint.fetch_or(bit, Ordering::SeqCst);
+        }
+    }
+}
+
+// ---- heap creation, the pool of finished heaps, thread exit, fork ----
+
+struct Pool {
+    lock: Lock,
+    free: Cell<*mut Heap>,
+    carve: Cell<usize>,
+    carve_end: Cell<usize>,
+}
+// SAFETY: fields are only accessed with `lock` held.
+unsafe impl Sync for Pool {}
+
+static POOL: Pool = Pool {
+    lock: Lock::new(),
+    free: Cell::new(null_mut()),
+    carve: Cell::new(0),
+    carve_end: Cell::new(0),
+};
+
+const POOL_CHUNK: usize = 256 * 1024;
+
+fn pool_take() -> *mut Heap {
+    POOL.lock.lock();
+    let mut h = POOL.free.get();
+    if !h.is_null() {
+        // SAFETY: heaps in the pool are valid and unused.
+        POOL.free.set(unsafe { (*h).pool_next });
+    } else {
+        let size = os::align_up(core::mem::size_of::<Heap>(), 64);
+        if POOL.carve.get() + size > POOL.carve_end.get() {
+            let p = os::map(POOL_CHUNK);
+            if !p.is_null() {
+                POOL.carve.set(p as usize);
+                POOL.carve_end.set(p as usize + POOL_CHUNK);
+            }
+        }
+        if POOL.carve.get() + size <= POOL.carve_end.get() {
+            h = POOL.carve.get() as *mut Heap;
+            POOL.carve.set(POOL.carve.get() + size);
+        }
+    }
+    POOL.lock.unlock();
+    h
+}
+
+fn pool_put(h: *mut Heap) {
+    POOL.lock.lock();
+    // SAFETY: `h` is a retired heap nobody uses.
+    unsafe { (*h).pool_next = POOL.free.get() };
+    POOL.free.set(h);
+    POOL.lock.unlock();
+}
+
+static INIT: AtomicU8 = AtomicU8::new(0);
+static mut EXIT_KEY: libc::pthread_key_t = 0;
+static EXIT_KEY_READY: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    static INITIALISING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Process-wide set-up, once: the thread-exit key and the fork handlers. Either may call malloc,
+/// which re-enters here and proceeds (the heap itself needs none of this).
+fn ensure_init() {
+    if INIT.load(Ordering::Acquire) == 2 || INITIALISING.get() {
+        return;
+    }
+    if INIT
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        INITIALISING.set(true);
+        crate::config::get();
+        // SAFETY: plain libc calls with valid arguments; EXIT_KEY is written once, here.
+        unsafe {
+            let key = &raw mut EXIT_KEY;
+            if libc::pthread_key_create(key, Some(on_thread_exit)) == 0 {
+                EXIT_KEY_READY.store(1, Ordering::Release);
+            }
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+        }
+        INITIALISING.set(false);
+        INIT.store(2, Ordering::Release);
+    } else {
+        while INIT.load(Ordering::Acquire) != 2 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// This thread's heap, created on first use; null only when no memory is left.
+#[cold]
+pub fn current_or_create() -> *mut Heap {
+    let h = thread_cache::current();
+    if !h.is_null() {
+        return h;
+    }
+    ensure_init();
+    let h = thread_cache::current();
+    if !h.is_null() {
+        return h;
+    }
+    let h = pool_take();
+    if h.is_null() {
+        return h;
+    }
+    // SAFETY: `h` is fresh or retired memory of the right size that only we hold.
+    unsafe { (*h).init() };
+    thread_cache::set_current(h);
+    if EXIT_KEY_READY.load(Ordering::Acquire) == 1 {
+        // SAFETY: the key was created; setspecific may allocate, which finds `h` already set.
+        unsafe { libc::pthread_setspecific(EXIT_KEY, h as *const libc::c_void) };
+    }
+    h
+}
+
+extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
+    let h = arg as *mut Heap;
+    if h.is_null() {
+        return;
+    }
+    thread_cache::set_current(null_mut());
+    // SAFETY: `h` is this thread's heap; the thread runs no more allocator code with it.
+    unsafe { (*h).retire() };
+    pool_put(h);
+}
+
+extern "C" fn fork_prepare() {
+    POOL.lock.lock();
+    ORPHANS.lock.lock();
+    crate::large::fork_prepare();
+    superslab::fork_prepare();
+}
+
+extern "C" fn fork_parent() {
+    superslab::fork_parent();
+    crate::large::fork_parent();
+    ORPHANS.lock.unlock();
+    POOL.lock.unlock();
+}
+
+extern "C" fn fork_child() {
+    superslab::fork_child();
+    crate::large::fork_child();
+    ORPHANS.lock.reset();
+    POOL.lock.reset();
+}

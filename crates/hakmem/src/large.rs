@@ -1,0 +1,240 @@
+//! Large blocks (above `MID_MAX`, or aligned beyond 64 KiB): each on its own mapping with a header
+//! page in front, kept warm in BigCache when freed, and resized with mremap so the kernel moves
+//! pages instead of copying them.
+//!
+//! Layouts (the mapping is `map_start .. map_start + map_len`):
+//! - standard (alignment up to a page): the mapping starts 2 MiB-aligned, the header is its first
+//!   page and the block starts one page in; the chunk is registered `Kind::Large`. Its length is
+//!   rounded up to one of four steps per doubling, so freed blocks fit later requests of the same
+//!   step (BigCache), and `usable_size` is the whole rest of the mapping.
+//! - aligned below 2 MiB: the same, with the block at `map_start + align`.
+//! - aligned to 2 MiB or more: the block starts on a chunk boundary registered
+//!   `Kind::LargeAligned`, and the header is the page just below it.
+
+use crate::bigcache;
+use crate::os::{self, PAGE};
+use crate::registry::{self, Kind, CHUNK};
+use core::ptr::null_mut;
+
+const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
+/// Largest mapping rounded to a step and cached; bigger ones are page-rounded and unmapped on free.
+pub const MAX_ROUNDED_LEN: usize = 256 << 20;
+/// Requests above this cannot be satisfied (they would overflow the size arithmetic).
+const MAX_REQUEST: usize = isize::MAX as usize - 2 * (MAX_ROUNDED_LEN + CHUNK);
+
+#[repr(C)]
+pub struct LargeHeader {
+    magic: u64,
+    pub map_start: usize,
+    pub map_len: usize,
+    pub user: usize,
+    /// Whether the block uses the standard layout (and so may be cached and moved).
+    pub standard: bool,
+    /// Set while cached: its pages were returned to the OS, so it reads as zeros.
+    pub purged: bool,
+    pub links: crate::list::Links<LargeHeader>,
+}
+
+impl crate::list::Linked for LargeHeader {
+    fn links(&mut self) -> &mut crate::list::Links<Self> {
+        &mut self.links
+    }
+}
+
+/// Mapping length for a standard block of `size` bytes: header page plus size, rounded up to a
+/// step of four per doubling (page-rounded past `MAX_ROUNDED_LEN`).
+pub fn standard_len(size: usize) -> usize {
+    let len = os::align_up(size + PAGE, PAGE);
+    if len > MAX_ROUNDED_LEN {
+        return len;
+    }
+    let log2 = usize::BITS - 1 - (len - 1).leading_zeros();
+    let step = (1usize << log2) / 4;
+    os::align_up(len, step.max(PAGE))
+}
+
+/// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
+/// and whether its memory is known to be zero, or null when the OS has no memory.
+pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    if size > MAX_REQUEST || align > MAX_ROUNDED_LEN {
+        return (null_mut(), false);
+    }
+    if align <= PAGE {
+        let len = standard_len(size);
+        let h = bigcache::take(len);
+        if !h.is_null() {
+            // SAFETY: BigCache hands out a valid, registered, unused standard block.
+            return unsafe { ((*h).user as *mut u8, (*h).purged) };
+        }
+        let start = os::map_aligned(len, CHUNK, 0);
+        return (
+            register(start, len, start as usize + PAGE, Kind::Large, true),
+            true,
+        );
+    }
+    if align < CHUNK {
+        let len = os::align_up(align + size, PAGE);
+        let start = os::map_aligned(len, CHUNK, 0);
+        return (
+            register(start, len, start as usize + align, Kind::Large, false),
+            true,
+        );
+    }
+    let len = os::align_up(PAGE + size, PAGE);
+    let start = os::map_aligned(len, align, PAGE);
+    (
+        register(start, len, start as usize + PAGE, Kind::LargeAligned, false),
+        true,
+    )
+}
+
+fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool) -> *mut u8 {
+    if start.is_null() {
+        return null_mut();
+    }
+    if !registry::in_range(user + len) {
+        os::unmap(start, len);
+        return null_mut();
+    }
+    let h = header_location(user, kind);
+    // SAFETY: the header page is the start of (or inside) our fresh mapping.
+    unsafe {
+        h.write(LargeHeader {
+            magic: MAGIC,
+            map_start: start as usize,
+            map_len: len,
+            user,
+            standard,
+            purged: false,
+            links: crate::list::Links::new(),
+        });
+    }
+    registry::set(user & !(CHUNK - 1), kind);
+    user as *mut u8
+}
+
+fn header_location(user: usize, kind: Kind) -> *mut LargeHeader {
+    match kind {
+        Kind::LargeAligned => (user - PAGE) as *mut LargeHeader,
+        _ => (user & !(CHUNK - 1)) as *mut LargeHeader,
+    }
+}
+
+/// The header of the large block starting at `p`, or null if `p` is not such a block's start.
+pub fn header_of(p: usize, kind: Kind) -> *mut LargeHeader {
+    if kind == Kind::LargeAligned && p & (CHUNK - 1) != 0 {
+        return null_mut();
+    }
+    let h = header_location(p, kind);
+    // SAFETY: the registry says this chunk holds a large block, so its header page is mapped.
+    unsafe {
+        if (*h).magic != MAGIC || (*h).user != p {
+            return null_mut();
+        }
+    }
+    h
+}
+
+/// Frees a large block: into BigCache, or back to the OS.
+///
+/// # Safety
+/// `h` is the header of a live large block that nothing uses any more.
+pub unsafe fn free(h: *mut LargeHeader) {
+    if (*h).standard && bigcache::put(h) {
+        return;
+    }
+    unmap(h);
+}
+
+/// Unregisters and unmaps a large block.
+///
+/// # Safety
+/// `h` is the header of a large block that nothing uses any more.
+pub unsafe fn unmap(h: *mut LargeHeader) {
+    let (start, len, user) = ((*h).map_start, (*h).map_len, (*h).user);
+    registry::set(user & !(CHUNK - 1), Kind::None);
+    os::unmap(start as *mut u8, len);
+}
+
+/// Bytes usable from the block's start to the end of its mapping.
+///
+/// # Safety
+/// `h` is a valid header.
+pub unsafe fn usable_size(h: *mut LargeHeader) -> usize {
+    (*h).map_start + (*h).map_len - (*h).user
+}
+
+/// Resizes a large block to `new_size` without copying if it can: in place, or by moving its
+/// pages with mremap. Returns the (possibly moved) block, or null if the caller must copy.
+///
+/// # Safety
+/// `h` is the header of a live large block.
+pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
+    if new_size > MAX_REQUEST {
+        return null_mut();
+    }
+    let usable = usable_size(h);
+    if !(*h).standard {
+        return if new_size <= usable {
+            (*h).user as *mut u8
+        } else {
+            null_mut()
+        };
+    }
+    let start = (*h).map_start as *mut u8;
+    let old_len = (*h).map_len;
+    let new_len = standard_len(new_size);
+    if new_len == old_len || (new_size <= usable && new_len > old_len / 2) {
+        return (*h).user as *mut u8;
+    }
+    if new_len < old_len || os::resize_in_place(start, old_len, new_len) {
+        if new_len < old_len {
+            os::unmap(start.add(new_len), old_len - new_len);
+        }
+        (*h).map_len = new_len;
+        return (*h).user as *mut u8;
+    }
+    let target = os::map_aligned(new_len, CHUNK, 0);
+    if target.is_null() {
+        return null_mut();
+    }
+    if !registry::in_range(target as usize + new_len)
+        || !os::move_to(start, old_len, new_len, target)
+    {
+        os::unmap(target, new_len);
+        return null_mut();
+    }
+    registry::set(start as usize, Kind::None);
+    let nh = target as *mut LargeHeader;
+    (*nh).map_start = target as usize;
+    (*nh).map_len = new_len;
+    (*nh).user = target as usize + PAGE;
+    registry::set(target as usize, Kind::Large);
+    (*nh).user as *mut u8
+}
+
+pub fn fork_prepare() {
+    bigcache::fork_prepare();
+}
+pub fn fork_parent() {
+    bigcache::fork_parent();
+}
+pub fn fork_child() {
+    bigcache::fork_child();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_lengths_are_steps() {
+        assert_eq!(standard_len(256 * 1024 + 1), 320 * 1024);
+        assert_eq!(standard_len(2 << 20), 5 << 19);
+        for size in [300_000usize, 1 << 20, 3 << 20, 100 << 20, 300 << 20] {
+            let len = standard_len(size);
+            assert!(len >= size + PAGE && len % PAGE == 0);
+            assert!(len - (size + PAGE) <= (size + PAGE) / 4 + PAGE);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The only code that talks to the kernel about memory: mmap, munmap, madvise, mremap.
+//!
+//! Every function returns a null pointer or `false` on failure and never panics or allocates, so the
+//! callers can turn an exhausted address space into `NULL` + `ENOMEM`.
+
+use core::ptr::null_mut;
+
+/// Base page size. x86_64 Linux always uses 4 KiB base pages.
+pub const PAGE: usize = 4096;
+
+#[inline]
+pub const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+/// Maps `len` bytes of fresh zeroed read-write memory anywhere.
+pub fn map(len: usize) -> *mut u8 {
+    // SAFETY: anonymous private mapping with no address hint; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Unmaps a range this module mapped.
+pub fn unmap(p: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the caller passes a range it owns and no longer uses.
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+}
+
+/// Maps `len` bytes whose address `+ offset` is a multiple of `align` (a power of two >= PAGE).
+/// Returns the start of the mapping (so `start + offset` is aligned), or null.
+pub fn map_aligned(len: usize, align: usize, offset: usize) -> *mut u8 {
+    let Some(reserve) = len.checked_add(align) else {
+        return null_mut();
+    };
+    let raw = map(reserve);
+    if raw.is_null() {
+        return null_mut();
+    }
+    let raw_addr = raw as usize;
+    let start = align_up(raw_addr + offset, align) - offset;
+    unmap(raw, start - raw_addr);
+    let end = start + len;
+    unmap(end as *mut u8, raw_addr + reserve - end);
+    start as *mut u8
+}
+
+/// Tells the kernel the pages in the range may be dropped; they read as zero afterwards.
+pub fn discard(p: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the range is ours and holds no live data.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Resizes a mapping without moving it. Returns false when the pages after it are taken.
+pub fn resize_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
+    // SAFETY: flags 0 never moves the mapping; the range is ours.
+    let r = unsafe { libc::mremap(p as *mut libc::c_void, old_len, new_len, 0) };
+    r != libc::MAP_FAILED
+}
+
+/// Moves a mapping to `target` (which the caller reserved, `new_len` bytes) with its pages,
+/// without copying. Returns false on failure, in which case the old mapping is untouched.
+pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
+    // SAFETY: MREMAP_FIXED replaces the caller's reservation at `target`, which nothing else uses.
+    let r = unsafe {
+        libc::mremap(
+            p as *mut libc::c_void,
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target as *mut libc::c_void,
+        )
+    };
+    r != libc::MAP_FAILED
+}
+
+/// Sets the calling thread's errno.
+pub fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}

@@ -1,0 +1,183 @@
+//! A slab: a run of equal-sized blocks of one size class, owned by one thread's heap.
+//!
+//! Blocks leave a slab in batches to the owner's thread cache, carved fresh from `start` upwards or
+//! taken from the slab's local free list. Blocks freed by the owner come back through the thread
+//! cache's flush; blocks freed by other threads are pushed on `remote` and drained by the owner.
+//! `used` counts blocks outside the slab (in a thread cache, in use, or on `remote`): a slab with
+//! `used == 0` is empty and can be returned to its SuperSlab.
+//!
+//! Every field but `owner` and `remote` is touched only by the owner (or, for an orphaned slab, by
+//! whoever holds the orphan lock). `remote` sits on its own cache line so that remote frees do not
+//! slow down the owner's reads of `owner`.
+
+use crate::heap::Heap;
+use crate::list::{Linked, Links};
+use crate::remote::{Block, RemoteList};
+use crate::thread_cache::Bin;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+/// `class` of a slab that holds no blocks (free in its SuperSlab, or the header slab).
+pub const NO_CLASS: u8 = u8::MAX;
+
+/// Which of its owner's lists a slab is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Place {
+    None,
+    Current,
+    Partial,
+    Full,
+    Orphan,
+}
+
+#[repr(C, align(64))]
+pub struct CacheLine<T>(pub T);
+
+#[repr(C, align(64))]
+pub struct Slab {
+    pub free: *mut Block,
+    pub start: usize,
+    pub block_size: u32,
+    pub capacity: u32,
+    pub carved: u32,
+    pub used: u32,
+    pub class: u8,
+    pub place: Place,
+    pub links: Links<Slab>,
+    /// The heap that owns the slab; null while it is orphaned or unused.
+    pub owner: AtomicPtr<Heap>,
+    pub remote: CacheLine<RemoteList>,
+}
+
+impl Linked for Slab {
+    fn links(&mut self) -> &mut Links<Self> {
+        &mut self.links
+    }
+}
+
+impl Slab {
+    /// Formats the slab for `class` with `capacity` blocks from `start`, owned by `owner`.
+    pub fn format(&mut self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
+        self.free = null_mut();
+        self.start = start;
+        self.block_size = crate::size_class::class_size(class) as u32;
+        self.capacity = capacity;
+        self.carved = 0;
+        self.used = 0;
+        self.class = class as u8;
+        self.place = Place::None;
+        self.links = Links::new();
+        self.remote.0.reset();
+        self.owner.store(owner, Ordering::Release);
+    }
+
+    /// Marks the slab unused (its SuperSlab gets it back).
+    pub fn clear(&mut self) {
+        self.class = NO_CLASS;
+        self.place = Place::None;
+        self.owner.store(null_mut(), Ordering::Release);
+    }
+
+    /// Moves blocks other threads freed onto the local free list. Returns how many.
+    pub fn drain_remote(&mut self) -> u32 {
+        let mut b = self.remote.0.take_all();
+        let mut n = 0;
+        while !b.is_null() {
+            // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.
+            let next = unsafe { (*b).next };
+            unsafe { (*b).next = self.free };
+            self.free = b;
+            n += 1;
+            b = next;
+        }
+        self.used -= n;
+        n
+    }
+
+    /// Moves up to `max` blocks into `bin`: local free list first, then remote frees, then fresh
+    /// blocks. Returns how many moved; 0 means the slab has nothing left to give.
+    pub fn take_batch(&mut self, bin: &mut Bin, max: u32) -> u32 {
+        if self.free.is_null() {
+            self.drain_remote();
+        }
+        let mut n = 0;
+        while n < max && !self.free.is_null() {
+            let b = self.free;
+            // SAFETY: `b` is a free block of this slab.
+            self.free = unsafe { (*b).next };
+            bin.push(b);
+            n += 1;
+        }
+        let fresh = (max - n).min(self.capacity - self.carved);
+        if fresh > 0 {
+            // Push in reverse so the lowest address comes out of the bin first.
+            let first = self.start + self.carved as usize * self.block_size as usize;
+            let mut i = fresh;
+            while i > 0 {
+                i -= 1;
+                bin.push((first + i as usize * self.block_size as usize) as *mut Block);
+            }
+            self.carved += fresh;
+            n += fresh;
+        }
+        self.used += n;
+        n
+    }
+
+    /// Puts back one block the owner freed.
+    #[inline]
+    pub fn put_local(&mut self, b: *mut Block) {
+        // SAFETY: `b` is a block of this slab that nobody uses any more.
+        unsafe { (*b).next = self.free };
+        self.free = b;
+        self.used -= 1;
+    }
+
+    /// Whether the slab can give blocks without draining remote frees.
+    pub fn has_local_room(&self) -> bool {
+        !self.free.is_null() || self.carved < self.capacity
+    }
+
+    /// Whether `p` is the start of one of this slab's carved blocks.
+    pub fn is_block_start(&self, p: usize) -> bool {
+        if self.class == NO_CLASS || p < self.start {
+            return false;
+        }
+        let off = p - self.start;
+        off % self.block_size as usize == 0
+            && off / (self.block_size as usize) < self.carved as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carve_free_and_drain() {
+        let mut mem = vec![0u64; 1024];
+        let start = mem.as_mut_ptr() as usize;
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
+        let mut slab: Slab = unsafe { core::mem::zeroed() };
+        slab.format(0, start, 100, null_mut());
+        let mut bin = Bin::new(64);
+        assert_eq!(slab.take_batch(&mut bin, 60), 60);
+        assert_eq!(bin.pop() as usize, start);
+        assert_eq!(slab.used, 60);
+        assert!(slab.is_block_start(start + 16 * 59));
+        assert!(!slab.is_block_start(start + 16 * 60));
+        assert!(!slab.is_block_start(start + 8));
+        let b = bin.pop();
+        slab.put_local(b);
+        slab.remote.0.push(start as *mut Block);
+        assert_eq!(slab.used, 59);
+        assert_eq!(slab.take_batch(&mut bin, 60), 41); // 1 local free + 40 fresh
+        assert_eq!(slab.drain_remote(), 1);
+        assert_eq!(slab.used, 99);
+        assert_eq!(slab.take_batch(&mut bin, 60), 1);
+        assert_eq!(slab.take_batch(&mut bin, 60), 0);
+        assert!(!slab.has_local_room());
+        drop(mem);
+    }
+}

@@ -1,0 +1,230 @@
+//! SuperSlabs: 2 MiB-aligned regions cut into slabs, and the global manager that hands slabs out.
+//!
+//! A small SuperSlab holds 31 slabs of 64 KiB (the first 64 KiB holds this header; only its first
+//! pages are ever touched). A mid SuperSlab is one slab of 1984 KiB for a class above 8 KiB. Every
+//! slab's data starts 64 KiB-aligned, so blocks of a class whose size is a multiple of an alignment
+//! up to 64 KiB are aligned to it.
+//!
+//! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, and a cache
+//! of empty SuperSlabs: the most recent `warm_max` keep their pages, older ones are purged with
+//! MADV_DONTNEED (address space kept, memory returned), and past `cold_max` they are unmapped.
+
+use crate::heap::Heap;
+use crate::list::{Linked, Links, List};
+use crate::lock::Lock;
+use crate::os;
+use crate::registry::{self, Kind, CHUNK};
+use crate::size_class;
+use crate::slab::{Slab, NO_CLASS};
+use core::cell::UnsafeCell;
+use core::ptr::null_mut;
+
+pub const SS_SIZE: usize = CHUNK;
+/// Bytes at the start of a SuperSlab reserved for its header.
+pub const HEADER_SIZE: usize = 64 * 1024;
+const SMALL_SLAB_SHIFT: u32 = 16;
+const MID_SLAB_SHIFT: u32 = 21;
+const MAX_SLABS: usize = SS_SIZE >> SMALL_SLAB_SHIFT;
+const MAGIC: u64 = 0x6861_6b6d_656d_5353; // "hakmemSS"
+/// Slab 0 of a small SuperSlab is the header; slabs 1..32 are free when it is fresh.
+const ALL_SMALL_SLABS: u32 = !1;
+
+#[repr(C)]
+pub struct SuperSlab {
+    magic: u64,
+    /// log2 of the slab size: 16 (small) or 21 (mid, one slab).
+    pub slab_shift: u32,
+    /// Bit i set: slab i is free (small SuperSlabs only).
+    free_mask: u32,
+    used_slabs: u32,
+    purged: bool,
+    links: Links<SuperSlab>,
+    pub slabs: [Slab; MAX_SLABS],
+}
+
+const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);
+
+impl Linked for SuperSlab {
+    fn links(&mut self) -> &mut Links<Self> {
+        &mut self.links
+    }
+}
+
+struct Manager {
+    /// Small SuperSlabs with at least one free slab.
+    partial: List<SuperSlab>,
+    /// Empty SuperSlabs with their pages, most recently emptied first.
+    warm: List<SuperSlab>,
+    /// Empty SuperSlabs whose pages were returned.
+    cold: List<SuperSlab>,
+    mapped: usize,
+}
+
+struct Global {
+    lock: Lock,
+    m: UnsafeCell<Manager>,
+}
+// SAFETY: `m` is only accessed with `lock` held.
+unsafe impl Sync for Global {}
+
+static GLOBAL: Global = Global {
+    lock: Lock::new(),
+    m: UnsafeCell::new(Manager {
+        partial: List::new(),
+        warm: List::new(),
+        cold: List::new(),
+        mapped: 0,
+    }),
+};
+
+/// The slab holding `p`, whose chunk the registry says is a SuperSlab.
+///
+/// # Safety
+/// `p`'s chunk is registered as `Kind::SuperSlab`.
+#[inline(always)]
+pub unsafe fn slab_of(p: usize) -> *mut Slab {
+    let ss = (p & !(SS_SIZE - 1)) as *mut SuperSlab;
+    let idx = (p & (SS_SIZE - 1)) >> (*ss).slab_shift;
+    (*ss).slabs.as_mut_ptr().add(idx)
+}
+
+fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
+    (slab as usize & !(SS_SIZE - 1)) as *mut SuperSlab
+}
+
+/// Gets a slab for `class`, formatted and owned by `owner`; null when the OS has no memory.
+pub fn acquire_slab(class: usize, owner: *mut Heap) -> *mut Slab {
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held.
+    let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner) };
+    GLOBAL.lock.unlock();
+    slab
+}
+
+unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mut Slab {
+    let size = size_class::class_size(class);
+    if size_class::is_small(class) {
+        let mut ss = m.partial.head;
+        if ss.is_null() {
+            ss = take_empty(m);
+            if ss.is_null() {
+                return null_mut();
+            }
+            (*ss).slab_shift = SMALL_SLAB_SHIFT;
+            (*ss).free_mask = ALL_SMALL_SLABS;
+            m.partial.push_front(ss);
+        }
+        let idx = (*ss).free_mask.trailing_zeros() as usize;
+        (*ss).free_mask &= !(1 << idx);
+        (*ss).used_slabs += 1;
+        if (*ss).free_mask == 0 {
+            m.partial.remove(ss);
+        }
+        let slab = &mut (*ss).slabs[idx];
+        let start = ss as usize + (idx << SMALL_SLAB_SHIFT);
+        slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
+        slab
+    } else {
+        let ss = take_empty(m);
+        if ss.is_null() {
+            return null_mut();
+        }
+        (*ss).slab_shift = MID_SLAB_SHIFT;
+        (*ss).free_mask = 0;
+        (*ss).used_slabs = 1;
+        let slab = &mut (*ss).slabs[0];
+        let start = ss as usize + HEADER_SIZE;
+        slab.format(class, start, ((SS_SIZE - HEADER_SIZE) / size) as u32, owner);
+        slab
+    }
+}
+
+/// An empty SuperSlab from the cache, or a new one from the OS; null when the OS refuses.
+unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
+    let mut ss = m.warm.pop_front();
+    if ss.is_null() {
+        ss = m.cold.pop_front();
+    }
+    if ss.is_null() {
+        let p = os::map_aligned(SS_SIZE, SS_SIZE, 0);
+        if p.is_null() {
+            return null_mut();
+        }
+        if !registry::in_range(p as usize) {
+            os::unmap(p, SS_SIZE);
+            return null_mut();
+        }
+        ss = p as *mut SuperSlab;
+        (*ss).magic = MAGIC;
+        for s in (*ss).slabs.iter_mut() {
+            s.class = NO_CLASS;
+        }
+        m.mapped += 1;
+        registry::set(p as usize, Kind::SuperSlab);
+    }
+    (*ss).purged = false;
+    (*ss).used_slabs = 0;
+    ss
+}
+
+/// Returns an empty slab (`used == 0`, in no list) to its SuperSlab.
+///
+/// # Safety
+/// The caller owns `slab` and nothing references its blocks.
+pub unsafe fn release_slab(slab: *mut Slab) {
+    (*slab).clear();
+    let ss = super_slab_of(slab);
+    let mut unmap: *mut SuperSlab = null_mut();
+    GLOBAL.lock.lock();
+    {
+        let m = &mut *GLOBAL.m.get();
+        (*ss).used_slabs -= 1;
+        if (*ss).slab_shift == SMALL_SLAB_SHIFT {
+            let idx =
+                (slab as usize - (*ss).slabs.as_ptr() as usize) / core::mem::size_of::<Slab>();
+            let was_partial = (*ss).free_mask != 0;
+            (*ss).free_mask |= 1 << idx;
+            if (*ss).used_slabs == 0 {
+                if was_partial {
+                    m.partial.remove(ss);
+                }
+            } else if !was_partial {
+                m.partial.push_front(ss);
+            }
+        }
+        if (*ss).used_slabs == 0 {
+            m.warm.push_front(ss);
+            let cfg = crate::config::get();
+            if m.warm.len > cfg.ss_warm_max {
+                let old = m.warm.pop_back();
+                os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
+                (*old).purged = true;
+                m.cold.push_front(old);
+                if m.cold.len > cfg.ss_cold_max {
+                    unmap = m.cold.pop_back();
+                    m.mapped -= 1;
+                    registry::set(unmap as usize, Kind::None);
+                }
+            }
+        }
+    }
+    GLOBAL.lock.unlock();
+    if !unmap.is_null() {
+        os::unmap(unmap as *mut u8, SS_SIZE);
+    }
+}
+
+/// Number of SuperSlabs mapped from the OS now (in use or cached).
+pub fn mapped_count() -> usize {
+    GLOBAL.lock.with(|| unsafe { (*GLOBAL.m.get()).mapped })
+}
+
+pub fn fork_prepare() {
+    GLOBAL.lock.lock();
+}
+pub fn fork_parent() {
+    GLOBAL.lock.unlock();
+}
+pub fn fork_child() {
+    GLOBAL.lock.reset();
+}

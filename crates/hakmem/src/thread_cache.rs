@@ -1,0 +1,111 @@
+//! The per-thread cache: one singly-linked free list ("bin") per size class, and the thread-local
+//! pointer to this thread's heap that holds them.
+//!
+//! `malloc` pops and `free` pushes here with no atomics and no locks. An empty bin is refilled
+//! in a batch from the heap's slabs; a full one flushes half back (`heap.rs`).
+
+use crate::heap::Heap;
+use crate::remote::Block;
+use core::cell::Cell;
+use core::ptr::null_mut;
+
+#[repr(C)]
+pub struct Bin {
+    pub head: *mut Block,
+    pub count: u32,
+    /// Most blocks kept before a flush.
+    pub cap: u32,
+}
+
+impl Bin {
+    pub const fn new(cap: u32) -> Self {
+        Bin {
+            head: null_mut(),
+            count: 0,
+            cap,
+        }
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, b: *mut Block) {
+        // SAFETY: `b` is a free block handed to this bin; its first word is ours to link with.
+        unsafe { (*b).next = self.head };
+        self.head = b;
+        self.count += 1;
+    }
+
+    #[inline(always)]
+    pub fn pop(&mut self) -> *mut Block {
+        let b = self.head;
+        if !b.is_null() {
+            // SAFETY: `b` is the head block of this bin.
+            self.head = unsafe { (*b).next };
+            self.count -= 1;
+        }
+        b
+    }
+
+    /// Detaches all but the first `keep` blocks and returns them as a list.
+    pub fn split_off(&mut self, keep: u32) -> *mut Block {
+        if keep == 0 {
+            let all = self.head;
+            self.head = null_mut();
+            self.count = 0;
+            return all;
+        }
+        if self.count <= keep {
+            return null_mut();
+        }
+        let mut last = self.head;
+        for _ in 1..keep {
+            // SAFETY: the bin holds more than `keep` blocks, so these links are valid.
+            last = unsafe { (*last).next };
+        }
+        // SAFETY: `last` is the keep-th block of the bin.
+        let rest = unsafe { (*last).next };
+        unsafe { (*last).next = null_mut() };
+        self.count = keep;
+        rest
+    }
+}
+
+thread_local! {
+    static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+}
+
+/// This thread's heap, or null if it has none yet (or its heap was torn down at thread exit).
+#[inline(always)]
+pub fn current() -> *mut Heap {
+    HEAP.get()
+}
+
+pub fn set_current(h: *mut Heap) {
+    HEAP.set(h);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_pop_split() {
+        let mut blocks: Vec<Block> = (0..10).map(|_| Block { next: null_mut() }).collect();
+        let mut bin = Bin::new(8);
+        for b in blocks.iter_mut() {
+            bin.push(b);
+        }
+        assert_eq!(bin.count, 10);
+        let mut rest = bin.split_off(4);
+        let mut n = 0;
+        while !rest.is_null() {
+            n += 1;
+            rest = unsafe { (*rest).next };
+        }
+        assert_eq!(n, 6);
+        assert_eq!(bin.count, 4);
+        assert_eq!(bin.pop(), &mut blocks[9] as *mut Block);
+        assert!(bin.split_off(5).is_null());
+        assert!(!bin.split_off(0).is_null());
+        assert!(bin.pop().is_null());
+    }
+}
