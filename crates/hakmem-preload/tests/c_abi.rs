@@ -18,7 +18,13 @@ fn run_c(name: &str, args: &[&str], timeout: u64) -> RunResult {
         child = child.arg(a);
     }
     let r = run_checking_bindings(child, name);
-    eprintln!("{}: {:.1}s\n{}{}", name, r.elapsed.as_secs_f64(), r.stdout, r.stderr);
+    eprintln!(
+        "{}: {:.1}s\n{}{}",
+        name,
+        r.elapsed.as_secs_f64(),
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
@@ -28,26 +34,47 @@ fn binding_check_fails_without_preload() {
     let td = TempDir::new("neg");
     let exe = compile_c(Path::new("edge.c"), td.path(), &[]);
     // run_checking_bindings asserts that the check FAILS when preload == false
-    run_checking_bindings(Child::new(&exe).preload(false).timeout(120), "edge without preload");
+    run_checking_bindings(
+        Child::new(&exe).preload(false).timeout(120),
+        "edge without preload",
+    );
     // and that it passes with it (cheap rerun)
-    run_checking_bindings(Child::new(&exe).preload(true).timeout(120), "edge with preload");
+    run_checking_bindings(
+        Child::new(&exe).preload(true).timeout(120),
+        "edge with preload",
+    );
 }
 
 #[test]
 fn posix_edge_cases() {
     let r = run_c("edge", &[], 300);
     let info = parse_kv(&r.stdout, "edge-info:");
-    eprintln!("realloc(p, 0) returns {}", info.get("realloc_p_0").map(|s| s.as_str()).unwrap_or("?"));
-    let kv = r.stdout.lines().find(|l| l.starts_with("edge: ")).expect("edge summary line");
+    eprintln!(
+        "realloc(p, 0) returns {}",
+        info.get("realloc_p_0").map(|s| s.as_str()).unwrap_or("?")
+    );
+    let kv = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("edge: "))
+        .expect("edge summary line");
     assert!(kv.contains(" 0 failures"), "edge cases failed: {}", kv);
     let hak = info.get("hakmem").map(|s| s == "1").unwrap_or(false);
-    assert_eq!(hak, lib_is_hakmem(), "hak_abi_version visible in the child iff the lib exports it");
+    assert_eq!(
+        hak,
+        lib_is_hakmem(),
+        "hak_abi_version visible in the child iff the lib exports it"
+    );
 }
 
 #[test]
 fn allocation_failure_under_rlimit_as() {
     let r = run_c("oom", &[], 300);
-    assert!(r.stdout.contains("oom: ") && r.stdout.contains(" 0 failures"), "{}", r.describe());
+    assert!(
+        r.stdout.contains("oom: ") && r.stdout.contains(" 0 failures"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
@@ -60,11 +87,20 @@ fn fork_with_busy_threads() {
 fn thread_churn_pthreads() {
     let r = run_c("churn", &["10000", "64"], 600);
     let kv = parse_kv(&r.stdout, "churn:");
-    assert_eq!(kv.get("threads").map(|s| s.as_str()), Some("10000"), "{}", r.describe());
+    assert_eq!(
+        kv.get("threads").map(|s| s.as_str()),
+        Some("10000"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
 fn memory_return_pthreads() {
     let r = run_c("memreturn", &["64"], 600);
-    assert!(r.stdout.contains("memreturn: cross-thread cycle=2"), "{}", r.describe());
+    assert!(
+        r.stdout.contains("memreturn: cross-thread cycle=2"),
+        "{}",
+        r.describe()
+    );
 }
