@@ -6,6 +6,7 @@
 
 use crate::heap::Heap;
 use crate::remote::Block;
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 use core::cell::Cell;
 use core::ptr::null_mut;
 
@@ -69,16 +70,66 @@ impl Bin {
     }
 }
 
+// This thread's heap pointer lives in static TLS (initial-exec model): reading it is two
+// instructions, where Rust's `thread_local!` in a shared library calls `__tls_get_addr` on every
+// access. The symbol is hidden, so an executable and a preloaded libhakmem.so each keep their own.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl hakmem_tls_heap",
+    ".hidden hakmem_tls_heap",
+    ".type hakmem_tls_heap, @object",
+    ".size hakmem_tls_heap, 8",
+    "hakmem_tls_heap:",
+    ".zero 8",
+    ".popsection",
+);
+
+/// This thread's heap, or null if it has none yet (or its heap was torn down at thread exit).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[inline(always)]
+pub fn current() -> *mut Heap {
+    let h: *mut Heap;
+    // SAFETY: reads this thread's 8-byte TLS slot at its initial-exec offset from %fs.
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + hakmem_tls_heap@GOTTPOFF]",
+            "mov {h}, qword ptr fs:[{off}]",
+            off = out(reg) _,
+            h = out(reg) h,
+            options(nostack, readonly, preserves_flags, pure),
+        );
+    }
+    h
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub fn set_current(h: *mut Heap) {
+    // SAFETY: writes this thread's 8-byte TLS slot at its initial-exec offset from %fs.
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + hakmem_tls_heap@GOTTPOFF]",
+            "mov qword ptr fs:[{off}], {h}",
+            off = out(reg) _,
+            h = in(reg) h,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 thread_local! {
     static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
 }
 
-/// This thread's heap, or null if it has none yet (or its heap was torn down at thread exit).
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 #[inline(always)]
 pub fn current() -> *mut Heap {
     HEAP.get()
 }
 
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 pub fn set_current(h: *mut Heap) {
     HEAP.set(h);
 }
@@ -86,6 +137,22 @@ pub fn set_current(h: *mut Heap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heap_pointer_is_per_thread() {
+        let mine = 0x1000 as *mut Heap;
+        set_current(mine);
+        assert_eq!(current(), mine);
+        std::thread::spawn(|| {
+            assert!(current().is_null());
+            set_current(0x2000 as *mut Heap);
+            assert_eq!(current(), 0x2000 as *mut Heap);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(current(), mine);
+        set_current(null_mut());
+    }
 
     #[test]
     fn push_pop_split() {
