@@ -136,3 +136,47 @@ pub fn fork_parent() {
 pub fn fork_child() {
     GLOBAL.lock.reset();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::large;
+
+    #[test]
+    fn freed_blocks_are_reused_and_purged_past_the_budget() {
+        let _serial = crate::tests::serial();
+        let budget = crate::config::get().bigcache_bytes;
+        let size = 3 << 20;
+        let len = large::standard_len(size);
+        let (p, zeroed) = large::alloc(size, 16);
+        assert!(!p.is_null() && zeroed);
+        unsafe { core::ptr::write_bytes(p, 0xEE, size) };
+        let h = large::header_of(p as usize, crate::registry::Kind::Large);
+        assert!(!h.is_null());
+        unsafe { large::free(h) };
+        // Same step: the same mapping comes back, warm (its contents are still there).
+        let taken = take(len);
+        assert!(!taken.is_null());
+        {
+            unsafe {
+                assert_eq!((*taken).user, p as usize);
+                assert!(!(*taken).purged);
+                assert_eq!(*p.add(size - 1), 0xEE);
+                large::free(taken);
+            }
+        }
+        // Filling the cache past its warm budget purges the oldest blocks: they read as zero.
+        let n = budget / len + 3;
+        let blocks: Vec<*mut u8> = (0..n).map(|_| large::alloc(size, 16).0).collect();
+        for &b in &blocks {
+            unsafe { core::ptr::write_bytes(b, 0xAA, size) };
+        }
+        for &b in &blocks {
+            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
+        }
+        let (_, warm) = stats();
+        assert!(warm <= budget, "warm {warm} > budget {budget}");
+        clear();
+        assert_eq!(stats(), (0, 0));
+    }
+}

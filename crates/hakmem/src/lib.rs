@@ -334,13 +334,13 @@ unsafe impl GlobalAlloc for Hakmem {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Tests in this module run one at a time: some of them count SuperSlabs.
+    /// Tests that count or empty shared allocator state (SuperSlabs, BigCache) run one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
-    fn serial() -> std::sync::MutexGuard<'static, ()> {
+    pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
         SERIAL.lock().unwrap_or_else(|e| e.into_inner())
     }
 

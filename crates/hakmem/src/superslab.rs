@@ -228,3 +228,46 @@ pub fn fork_parent() {
 pub fn fork_child() {
     GLOBAL.lock.reset();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::{class_of, NUM_SMALL_CLASSES};
+
+    #[test]
+    fn slabs_are_carved_from_registered_super_slabs_and_come_back() {
+        let _serial = crate::tests::serial();
+        let small = class_of(64);
+        let mid = NUM_SMALL_CLASSES + 2;
+        let mut slabs = Vec::new();
+        for i in 0..70 {
+            let c = if i % 10 == 0 { mid } else { small };
+            let s = acquire_slab(c, null_mut());
+            assert!(!s.is_null());
+            unsafe {
+                let start = (*s).start;
+                assert_eq!(start % (64 * 1024), 0, "slab data is 64 KiB-aligned");
+                assert_eq!(registry::kind_of(start), Kind::SuperSlab);
+                assert_eq!(slab_of(start), s);
+                let end = start + (*s).capacity as usize * (*s).block_size as usize - 1;
+                assert_eq!(slab_of(end), s, "the last byte maps to the same slab");
+                assert_eq!((*s).class as usize, c);
+                core::ptr::write_bytes(start as *mut u8, 1, 4096);
+            }
+            slabs.push(s);
+        }
+        let mut starts: Vec<usize> = slabs.iter().map(|&s| unsafe { (*s).start }).collect();
+        starts.sort();
+        starts.dedup();
+        assert_eq!(starts.len(), slabs.len(), "no slab handed out twice");
+        for s in slabs {
+            unsafe { release_slab(s) };
+        }
+        // Empty SuperSlabs are cached up to the configured bounds, not kept without limit.
+        let cfg = crate::config::get();
+        let m = GLOBAL
+            .lock
+            .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
+        assert!(m.0 <= cfg.ss_warm_max && m.1 <= cfg.ss_cold_max);
+    }
+}
