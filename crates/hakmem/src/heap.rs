@@ -300,19 +300,18 @@ fn reap_orphans() {
 }
 
 /// Frees a block of a slab owned by another heap (or orphaned): push it on the slab's remote list
-/// and tell the owner.
+/// and tell the owner. The slab's metadata is read before the push: once the block is on the list
+/// the owner may drain it and return the slab, so the freeing thread must not touch it after.
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
 #[inline]
 pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
-    (*slab).remote.0.push(b);
     let owner = (*slab).owner.load(Ordering::SeqCst);
-    if !owner.is_null() {
-        let bit = 1u64 << (*slab).class;
-        if (*owner).remote_hint.load(Ordering::SeqCst) & bit == 0 {
-            (*owner).remote_hint.fetch_or(bit, Ordering::SeqCst);
-        }
+    let bit = 1u64 << (*slab).class;
+    (*slab).remote.0.push(b);
+    if !owner.is_null() && (*owner).remote_hint.load(Ordering::SeqCst) & bit == 0 {
+        (*owner).remote_hint.fetch_or(bit, Ordering::SeqCst);
     }
 }
 
