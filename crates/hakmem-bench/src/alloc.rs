@@ -43,7 +43,14 @@ impl<G: GlobalAlloc + Sync> Alloc for G {
     #[inline(always)]
     unsafe fn realloc(&self, p: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
         // SAFETY: as above; new_size is non-zero and does not overflow when rounded to align.
-        unsafe { GlobalAlloc::realloc(self, p, Layout::from_size_align_unchecked(size, align), new_size) }
+        unsafe {
+            GlobalAlloc::realloc(
+                self,
+                p,
+                Layout::from_size_align_unchecked(size, align),
+                new_size,
+            )
+        }
     }
 }
 
@@ -62,7 +69,12 @@ pub enum AllocKind {
 }
 
 impl AllocKind {
-    pub const ALL: [AllocKind; 4] = [AllocKind::Hakmem, AllocKind::Glibc, AllocKind::Mimalloc, AllocKind::Jemalloc];
+    pub const ALL: [AllocKind; 4] = [
+        AllocKind::Hakmem,
+        AllocKind::Glibc,
+        AllocKind::Mimalloc,
+        AllocKind::Jemalloc,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

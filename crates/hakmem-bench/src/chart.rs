@@ -29,7 +29,10 @@ pub fn color(name: &str) -> &'static str {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl BarChart<'_> {
@@ -46,12 +49,26 @@ impl BarChart<'_> {
         let width = LEFT + PLOT_W + RIGHT;
         let height = TOP + plot_h + 50.0;
 
-        let vals: Vec<f64> =
-            self.values.iter().flatten().flatten().copied().filter(|v| v.is_finite() && *v > 0.0).chain(self.origin).collect();
+        let vals: Vec<f64> = self
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .chain(self.origin)
+            .collect();
         let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.1, 10.0) };
-        let (d0, d1) = (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0));
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+            (lo, hi)
+        } else {
+            (0.1, 10.0)
+        };
+        let (d0, d1) = (
+            lo.log10().floor(),
+            hi.log10().ceil().max(lo.log10().floor() + 1.0),
+        );
         let x = |v: f64| LEFT + (v.max(10f64.powf(d0)).log10() - d0) / (d1 - d0) * PLOT_W;
 
         let mut s = String::new();
@@ -60,17 +77,30 @@ impl BarChart<'_> {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
         );
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(s, r#"<text x="{}" y="20" font-size="15" font-weight="bold">{}</text>"#, LEFT, esc(self.title));
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="20" font-size="15" font-weight="bold">{}</text>"#,
+            LEFT,
+            esc(self.title)
+        );
         // Legend.
         let mut lx = LEFT;
         for name in &self.series {
-            let _ = writeln!(s, r#"<rect x="{lx}" y="32" width="12" height="12" fill="{}"/>"#, color(name));
+            let _ = writeln!(
+                s,
+                r#"<rect x="{lx}" y="32" width="12" height="12" fill="{}"/>"#,
+                color(name)
+            );
             let _ = writeln!(s, r#"<text x="{}" y="42">{}</text>"#, lx + 16.0, esc(name));
             lx += 22.0 + 7.0 * name.len() as f64;
         }
         // Grid: 1, 2, 5 per decade when there are few decades, else decades only.
         let decades = (d1 - d0) as i32;
-        let steps: &[f64] = if decades <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+        let steps: &[f64] = if decades <= 3 {
+            &[1.0, 2.0, 5.0]
+        } else {
+            &[1.0]
+        };
         for e in d0 as i32..=d1 as i32 {
             for &m in steps {
                 let v = m * 10f64.powi(e);
@@ -78,8 +108,17 @@ impl BarChart<'_> {
                     continue;
                 }
                 let gx = x(v);
-                let _ = writeln!(s, r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/>"##, TOP + plot_h);
-                let _ = writeln!(s, r#"<text x="{gx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 14.0, esc(&(self.fmt)(v)));
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+                    TOP + plot_h
+                );
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{gx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    TOP + plot_h + 14.0,
+                    esc(&(self.fmt)(v))
+                );
             }
         }
         let _ = writeln!(
@@ -100,13 +139,25 @@ impl BarChart<'_> {
                 esc(cat)
             );
             for (si, name) in self.series.iter().enumerate() {
-                let Some(v) = self.values.get(ci).and_then(|r| r.get(si)).copied().flatten() else { continue };
+                let Some(v) = self
+                    .values
+                    .get(ci)
+                    .and_then(|r| r.get(si))
+                    .copied()
+                    .flatten()
+                else {
+                    continue;
+                };
                 if !v.is_finite() || v <= 0.0 {
                     continue;
                 }
                 let y = gy + si as f64 * BAR;
                 let start = self.origin.map(x).unwrap_or(LEFT);
-                let (a, b) = if x(v) >= start { (start, x(v)) } else { (x(v), start) };
+                let (a, b) = if x(v) >= start {
+                    (start, x(v))
+                } else {
+                    (x(v), start)
+                };
                 let _ = writeln!(
                     s,
                     r#"<rect x="{a:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
@@ -117,14 +168,30 @@ impl BarChart<'_> {
                     esc(name),
                     esc(&(self.fmt)(v))
                 );
-                let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#333">{}</text>"##, b + 3.0, y + BAR - 2.5, esc(&(self.fmt)(v)));
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#333">{}</text>"##,
+                    b + 3.0,
+                    y + BAR - 2.5,
+                    esc(&(self.fmt)(v))
+                );
             }
         }
         if let Some(o) = self.origin {
             let ox = x(o);
-            let _ = writeln!(s, r##"<line x1="{ox:.1}" y1="{TOP}" x2="{ox:.1}" y2="{:.1}" stroke="#000" stroke-dasharray="4 3"/>"##, TOP + plot_h);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{ox:.1}" y1="{TOP}" x2="{ox:.1}" y2="{:.1}" stroke="#000" stroke-dasharray="4 3"/>"##,
+                TOP + plot_h
+            );
         }
-        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#000"/>"##, TOP + plot_h, LEFT + PLOT_W, TOP + plot_h);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#000"/>"##,
+            TOP + plot_h,
+            LEFT + PLOT_W,
+            TOP + plot_h
+        );
         s.push_str("</svg>\n");
         s
     }

@@ -1,7 +1,442 @@
-//! placeholder
+//! `hakmem-bench compare -- CMD ARGS...`: runs any program under each allocator available as a shared
+//! library (LD_PRELOAD; glibc is the program as it is), alternating allocators over the repetitions, and
+//! reports wall, user and sys time, peak RSS and minor page faults with the same table and JSON as the
+//! suites.
+
+use crate::elf;
+use crate::results::{self, Collector, Failure, Metric, Results, RunInfo};
+use crate::table;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const COLUMNS: [Metric; 5] = [
+    results::WALL_MS,
+    results::USER_MS,
+    results::SYS_MS,
+    results::MINFLT,
+    results::PEAK_RSS,
+];
+
+/// The allocators `compare` knows, in the order they run, with the Debian package that ships each.
+const KNOWN: [(&str, &str); 5] = [
+    ("hakmem", "cargo build --release -p hakmem-preload"),
+    ("glibc", ""),
+    ("mimalloc", "apt-get install libmimalloc2.0"),
+    ("jemalloc", "apt-get install libjemalloc2"),
+    ("tcmalloc", "apt-get install libtcmalloc-minimal4"),
+];
+
 #[derive(clap::Args, Clone)]
 pub struct CompareArgs {
-    #[arg(trailing_var_arg = true, required = true)]
+    /// Allocators, comma-separated: hakmem, glibc, mimalloc, jemalloc, tcmalloc, or a name given with
+    /// --lib (default: all of them that are installed; a missing hakmem library is an error).
+    #[arg(long, value_delimiter = ',')]
+    allocators: Vec<String>,
+    /// Another allocator library to compare, as NAME=PATH (repeatable).
+    #[arg(long = "lib", value_name = "NAME=PATH")]
+    libs: Vec<String>,
+    /// libhakmem.so to use (default: $HAKMEM_LIB, else next to this executable).
+    #[arg(long)]
+    hakmem_lib: Option<PathBuf>,
+    /// Repetitions per allocator.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Output directory (default: target/hakmem-bench); writes compare.json, compare.csv, compare.md.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Let the program's stdout and stderr through (default: discarded).
+    #[arg(long)]
+    show_output: bool,
+    /// Seconds before a run is killed.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The program and its arguments (after `--`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "CMD"
+    )]
     cmd: Vec<String>,
 }
-pub fn main(_a: CompareArgs, _out: &std::path::Path) -> std::process::ExitCode { std::process::ExitCode::FAILURE }
+
+/// Where an allocator comes from: nothing to preload (glibc) or a library.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub name: String,
+    pub lib: Option<PathBuf>,
+}
+
+fn lib_dirs() -> Vec<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu"),
+        format!("/lib/{arch}-linux-gnu"),
+        "/usr/lib64".into(),
+        "/usr/lib".into(),
+        "/usr/local/lib".into(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect()
+}
+
+fn find_system_lib(names: &[&str]) -> Option<PathBuf> {
+    lib_dirs()
+        .into_iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.exists())
+}
+
+/// libhakmem.so: the option, $HAKMEM_LIB, or next to this executable (and in the release directory
+/// beside it).
+pub fn hakmem_lib(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("HAKMEM_LIB").map(PathBuf::from))
+    {
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{} (from --hakmem-lib or HAKMEM_LIB) does not exist",
+                p.display()
+            ))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no executable directory")?;
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let tries = [
+        dir.join("libhakmem.so"),
+        dir.with_file_name("release").join("libhakmem.so"),
+    ];
+    tries.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
+        format!(
+            "libhakmem.so not found in {}: build it with `cargo build --release -p hakmem-preload`, or set HAKMEM_LIB",
+            dir.display()
+        )
+    })
+}
+
+/// Resolves one allocator name to a library, or says why it cannot be used.
+fn resolve(name: &str, a: &CompareArgs) -> Result<Candidate, String> {
+    let extra = a
+        .libs
+        .iter()
+        .filter_map(|s| s.split_once('='))
+        .find(|(n, _)| *n == name);
+    let lib = match (name, extra) {
+        (_, Some((_, path))) => {
+            let p = PathBuf::from(path);
+            if !p.exists() {
+                return Err(format!("{path} does not exist"));
+            }
+            Some(p)
+        }
+        ("glibc", None) => None,
+        ("hakmem", None) => Some(hakmem_lib(a.hakmem_lib.as_deref())?),
+        ("mimalloc", None) => Some(
+            find_system_lib(&["libmimalloc.so.2", "libmimalloc.so.3", "libmimalloc.so"])
+                .ok_or("not installed")?,
+        ),
+        ("jemalloc", None) => {
+            Some(find_system_lib(&["libjemalloc.so.2", "libjemalloc.so"]).ok_or("not installed")?)
+        }
+        ("tcmalloc", None) => Some(
+            find_system_lib(&[
+                "libtcmalloc_minimal.so.4",
+                "libtcmalloc_minimal.so",
+                "libtcmalloc.so.4",
+            ])
+            .ok_or("not installed")?,
+        ),
+        (other, None) => {
+            return Err(format!(
+                "unknown allocator `{other}` (known: {}, or give --lib {other}=PATH)",
+                names().join(", ")
+            ))
+        }
+    };
+    if let Some(p) = &lib {
+        elf::check_malloc_library(p)?;
+    }
+    Ok(Candidate {
+        name: name.into(),
+        lib,
+    })
+}
+
+fn names() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.0).collect()
+}
+
+fn hint(name: &str) -> &'static str {
+    KNOWN
+        .iter()
+        .find(|k| k.0 == name)
+        .map(|k| k.1)
+        .unwrap_or("")
+}
+
+/// One run's figures.
+#[derive(Debug)]
+pub struct Run {
+    pub wall_ms: f64,
+    pub user_ms: f64,
+    pub sys_ms: f64,
+    pub peak_rss_kib: f64,
+    pub minflt: f64,
+}
+
+fn ms(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 * 1e3 + tv.tv_usec as f64 / 1e3
+}
+
+/// Runs `cmd` once with `lib` preloaded (none: LD_PRELOAD removed) and takes its rusage from wait4.
+pub fn run_once(
+    cmd: &[String],
+    lib: Option<&Path>,
+    show_output: bool,
+    timeout: Duration,
+) -> Result<Run, String> {
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..]).stdin(Stdio::null());
+    if !show_output {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    match lib {
+        Some(l) => c.env("LD_PRELOAD", l),
+        None => c.env_remove("LD_PRELOAD"),
+    };
+    let start = Instant::now();
+    let child = c
+        .spawn()
+        .map_err(|e| format!("cannot run `{}`: {e}", cmd[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
+            // SAFETY: the child has not been reaped yet (we reap it only in wait4 below, which has not
+            // returned), so pid still names it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = loop {
+        // SAFETY: pid is our child; status and ru are valid out-parameters.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    let wall = start.elapsed();
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    drop(child); // already reaped by wait4
+    if r != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    if timed_out {
+        return Err(format!("killed after {} s (--timeout)", timeout.as_secs()));
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        return Err(format!(
+            "killed by signal {sig} ({})",
+            crate::worker::signal_name(sig)
+        ));
+    }
+    if libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("exited with status {}", libc::WEXITSTATUS(status)));
+    }
+    Ok(Run {
+        wall_ms: wall.as_secs_f64() * 1e3,
+        user_ms: ms(ru.ru_utime),
+        sys_ms: ms(ru.ru_stime),
+        peak_rss_kib: ru.ru_maxrss as f64,
+        minflt: ru.ru_minflt as f64,
+    })
+}
+
+pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
+    if a.reps == 0 {
+        eprintln!("hakmem-bench compare: --reps must be at least 1");
+        return ExitCode::from(2);
+    }
+    for l in &a.libs {
+        if l.split_once('=')
+            .is_none_or(|(n, p)| n.is_empty() || p.is_empty())
+        {
+            eprintln!("hakmem-bench compare: --lib {l}: expected NAME=PATH");
+            return ExitCode::from(2);
+        }
+    }
+    let explicit = !a.allocators.is_empty();
+    let wanted: Vec<String> = if explicit {
+        a.allocators.clone()
+    } else {
+        let mut v: Vec<String> = names().into_iter().map(String::from).collect();
+        for (n, _) in a.libs.iter().filter_map(|s| s.split_once('=')) {
+            if !v.iter().any(|x| x == n) {
+                v.push(n.to_string());
+            }
+        }
+        v
+    };
+    let scenario = a.cmd.join(" ");
+    let mut errors: Vec<Failure> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut cands: Vec<Candidate> = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
+    for name in &wanted {
+        match resolve(name, &a) {
+            Ok(c) => {
+                shown.push(name.clone());
+                cands.push(c);
+            }
+            // A Debian library that is simply not installed is skipped, unless asked for by name.
+            Err(e) if !explicit && e == "not installed" => {
+                notes.push(format!("{name}: not installed, skipped ({})", hint(name)));
+            }
+            Err(e) => {
+                let h = hint(name);
+                let msg = if h.is_empty() || e.contains(h) {
+                    e
+                } else {
+                    format!("{e} ({h})")
+                };
+                eprintln!("hakmem-bench compare: {name}: {msg}");
+                shown.push(name.clone());
+                errors.push(Failure {
+                    suite: "compare".into(),
+                    scenario: scenario.clone(),
+                    allocator: name.clone(),
+                    message: msg,
+                });
+            }
+        }
+    }
+    for n in &notes {
+        eprintln!("hakmem-bench compare: {n}");
+    }
+    for c in &cands {
+        eprintln!(
+            "hakmem-bench compare: {:<9} {}",
+            c.name,
+            c.lib
+                .as_ref()
+                .map(|p| format!("LD_PRELOAD={}", p.display()))
+                .unwrap_or_else(|| "(no preload)".into())
+        );
+    }
+
+    let timeout = Duration::from_secs(a.timeout.max(1));
+    let mut col = Collector::default();
+    let mut failed: Vec<String> = Vec::new();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !cands.is_empty() {
+        // One untimed run first, so the program's files are in the page cache for everyone.
+        if let Err(e) = run_once(&a.cmd, None, false, timeout) {
+            eprintln!("hakmem-bench compare: warm-up run without preload: {e}");
+        }
+    }
+    for rep in 0..a.reps {
+        for c in &cands {
+            if failed.contains(&c.name) {
+                continue;
+            }
+            if tty {
+                eprint!(
+                    "\rhakmem-bench compare: rep {}/{} {:<10}",
+                    rep + 1,
+                    a.reps,
+                    c.name
+                );
+            }
+            match run_once(&a.cmd, c.lib.as_deref(), a.show_output, timeout) {
+                Ok(r) => {
+                    col.add("compare", &scenario, &c.name, results::WALL_MS, r.wall_ms);
+                    col.add("compare", &scenario, &c.name, results::USER_MS, r.user_ms);
+                    col.add("compare", &scenario, &c.name, results::SYS_MS, r.sys_ms);
+                    col.add("compare", &scenario, &c.name, results::MINFLT, r.minflt);
+                    col.add(
+                        "compare",
+                        &scenario,
+                        &c.name,
+                        results::PEAK_RSS,
+                        r.peak_rss_kib,
+                    );
+                }
+                Err(e) => {
+                    eprintln!("\nhakmem-bench compare: `{scenario}` under {}: {e}", c.name);
+                    errors.push(Failure {
+                        suite: "compare".into(),
+                        scenario: scenario.clone(),
+                        allocator: c.name.clone(),
+                        message: e,
+                    });
+                    failed.push(c.name.clone());
+                }
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let res = Results {
+        info: RunInfo {
+            schema: results::SCHEMA.into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            git_revision: results::git_revision(),
+            cores: results::cores(),
+            kernel: results::kernel(),
+            mode: "compare".into(),
+            reps: a.reps,
+            allocators: shown,
+            baseline: results::BASELINE.into(),
+            created_unix: results::now_unix(),
+            command: std::env::args().collect(),
+        },
+        records: col.finish(),
+        errors,
+        notes,
+    };
+    for t in table::tables(&res, &COLUMNS, results::WALL_MS) {
+        println!("{}", t.render_text());
+    }
+    let out = a.out.clone().unwrap_or_else(|| default_out.to_path_buf());
+    let written = res
+        .write(&out, "compare")
+        .and_then(|_| crate::report::write(&res, &out, "compare", &COLUMNS, results::WALL_MS));
+    match written {
+        Ok(md) => eprintln!(
+            "hakmem-bench compare: wrote {} and {}",
+            out.join("compare.json").display(),
+            md.display()
+        ),
+        Err(e) => {
+            eprintln!(
+                "hakmem-bench compare: cannot write to {}: {e}",
+                out.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    if res.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

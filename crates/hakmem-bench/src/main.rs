@@ -6,6 +6,7 @@
 mod alloc;
 mod chart;
 mod compare;
+mod elf;
 mod report;
 mod results;
 mod rng;
@@ -22,7 +23,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "hakmem-bench", version, about = "Benchmarks hakmem against glibc, mimalloc and jemalloc", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "hakmem-bench",
+    version,
+    about = "Benchmarks hakmem against glibc, mimalloc and jemalloc",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -155,7 +161,10 @@ fn run_main(args: RunArgs) -> ExitCode {
             started.elapsed().as_secs_f64()
         ),
         Err(e) => {
-            eprintln!("hakmem-bench: cannot write results to {}: {e}", out.display());
+            eprintln!(
+                "hakmem-bench: cannot write results to {}: {e}",
+                out.display()
+            );
             return ExitCode::FAILURE;
         }
     }
@@ -180,12 +189,17 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     };
     for s in &a.suite {
         if !suites::SUITES.contains(&s.as_str()) {
-            return Err(format!("unknown suite `{s}`; the suites are {}", suites::SUITES.join(", ")));
+            return Err(format!(
+                "unknown suite `{s}`; the suites are {}",
+                suites::SUITES.join(", ")
+            ));
         }
     }
     for s in &a.scenario {
         if suites::find(s).is_none() {
-            return Err(format!("unknown scenario `{s}`; `hakmem-bench list` shows them"));
+            return Err(format!(
+                "unknown scenario `{s}`; `hakmem-bench list` shows them"
+            ));
         }
     }
     let scenarios: Vec<&'static suites::Scenario> = suites::SCENARIOS
@@ -196,7 +210,11 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     if scenarios.is_empty() {
         return Err("no scenario matches --suite and --scenario together".into());
     }
-    let mut allocators = if a.allocators.is_empty() { AllocKind::ALL.to_vec() } else { a.allocators.clone() };
+    let mut allocators = if a.allocators.is_empty() {
+        AllocKind::ALL.to_vec()
+    } else {
+        a.allocators.clone()
+    };
     allocators.dedup();
     let threads = a.threads.unwrap_or_else(results::cores).max(1);
     let larson = |mut p: suites::LarsonParams| {
@@ -209,7 +227,9 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     let lt = a.larson_threads.unwrap_or(threads).max(1);
     let ls = a.larson_secs.unwrap_or(larson_secs);
     if !(ls > 0.0 && ls < 3600.0) {
-        return Err(format!("--larson-secs {ls}: expected a positive number of seconds"));
+        return Err(format!(
+            "--larson-secs {ls}: expected a positive number of seconds"
+        ));
     }
     let params = suites::Params {
         scale,
@@ -243,9 +263,18 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
 fn default_out_dir() -> PathBuf {
     let exe = std::env::current_exe().ok();
     let target = exe.as_deref().and_then(Path::parent).and_then(|profile| {
-        let profile = if profile.ends_with("deps") { profile.parent()? } else { profile };
+        let profile = if profile.ends_with("deps") {
+            profile.parent()?
+        } else {
+            profile
+        };
         let target = profile.parent()?;
-        target.join("CACHEDIR.TAG").exists().then(|| target.to_path_buf())
+        target
+            .join("CACHEDIR.TAG")
+            .exists()
+            .then(|| target.to_path_buf())
     });
-    target.unwrap_or_else(|| PathBuf::from("target")).join("hakmem-bench")
+    target
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("hakmem-bench")
 }

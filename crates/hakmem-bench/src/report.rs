@@ -8,7 +8,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Writes `<stem>.md`, `<stem>-ratio.svg` and `<stem>-rss.svg` into `dir`; returns the report's path.
-pub fn write(res: &Results, dir: &Path, stem: &str, columns: &[Metric], time: Metric) -> std::io::Result<PathBuf> {
+pub fn write(
+    res: &Results,
+    dir: &Path,
+    stem: &str,
+    columns: &[Metric],
+    time: Metric,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let scenarios: Vec<String> = res.scenarios().into_iter().map(|(_, s)| s).collect();
     let allocs = res.info.allocators.clone();
@@ -18,12 +24,23 @@ pub fn write(res: &Results, dir: &Path, stem: &str, columns: &[Metric], time: Me
             .map(|sc| {
                 allocs
                     .iter()
-                    .map(|a| res.find(sc, a, metric).and_then(|r| if ratio { r.ratio_to_mimalloc } else { Some(r.median) }))
+                    .map(|a| {
+                        res.find(sc, a, metric).and_then(|r| {
+                            if ratio {
+                                r.ratio_to_mimalloc
+                            } else {
+                                Some(r.median)
+                            }
+                        })
+                    })
                     .collect()
             })
             .collect()
     };
-    let ratio_title = format!("{} relative to {BASELINE} (median; left of the dashed line is faster)", time.name);
+    let ratio_title = format!(
+        "{} relative to {BASELINE} (median; left of the dashed line is faster)",
+        time.name
+    );
     let ratio = BarChart {
         title: &ratio_title,
         axis_label: "ratio to mimalloc (log scale, lower is better)",
@@ -31,7 +48,13 @@ pub fn write(res: &Results, dir: &Path, stem: &str, columns: &[Metric], time: Me
         series: allocs.clone(),
         values: pick(time.name, true),
         origin: Some(1.0),
-        fmt: |v| if v >= 10.0 { format!("{v:.0}x") } else { format!("{v:.2}x") },
+        fmt: |v| {
+            if v >= 10.0 {
+                format!("{v:.0}x")
+            } else {
+                format!("{v:.2}x")
+            }
+        },
     };
     let rss = BarChart {
         title: "peak RSS of the worker process (median; includes the process baseline)",
@@ -72,10 +95,19 @@ pub fn write(res: &Results, dir: &Path, stem: &str, columns: &[Metric], time: Me
     if !res.errors.is_empty() {
         let _ = writeln!(md, "\n## Failures\n");
         for e in &res.errors {
-            let _ = writeln!(md, "- `{}` on {}: {}", e.scenario, e.allocator, e.message.replace('\n', " "));
+            let _ = writeln!(
+                md,
+                "- `{}` on {}: {}",
+                e.scenario,
+                e.allocator,
+                e.message.replace('\n', " ")
+            );
         }
     }
-    let _ = writeln!(md, "\n## Time relative to {BASELINE}\n\n![ratio]({ratio_svg})\n");
+    let _ = writeln!(
+        md,
+        "\n## Time relative to {BASELINE}\n\n![ratio]({ratio_svg})\n"
+    );
     let _ = writeln!(md, "## Peak RSS\n\n![rss]({rss_svg})\n");
     for t in table::tables(res, columns, time) {
         let _ = writeln!(md, "## {}\n", t.title);

@@ -18,15 +18,51 @@ pub struct Metric {
     pub lower_is_better: bool,
 }
 
-pub const TIME_NS: Metric = Metric { name: "time_ns", unit: "ns/op", lower_is_better: true };
-pub const P95_NS: Metric = Metric { name: "p95_ns", unit: "ns/op", lower_is_better: true };
-pub const P99_NS: Metric = Metric { name: "p99_ns", unit: "ns/op", lower_is_better: true };
-pub const OPS_PER_S: Metric = Metric { name: "ops_per_s", unit: "ops/s", lower_is_better: false };
-pub const MINFLT: Metric = Metric { name: "minflt", unit: "faults", lower_is_better: true };
-pub const PEAK_RSS: Metric = Metric { name: "peak_rss_kib", unit: "KiB", lower_is_better: true };
-pub const WALL_MS: Metric = Metric { name: "wall_ms", unit: "ms", lower_is_better: true };
-pub const USER_MS: Metric = Metric { name: "user_ms", unit: "ms", lower_is_better: true };
-pub const SYS_MS: Metric = Metric { name: "sys_ms", unit: "ms", lower_is_better: true };
+pub const TIME_NS: Metric = Metric {
+    name: "time_ns",
+    unit: "ns/op",
+    lower_is_better: true,
+};
+pub const P95_NS: Metric = Metric {
+    name: "p95_ns",
+    unit: "ns/op",
+    lower_is_better: true,
+};
+pub const P99_NS: Metric = Metric {
+    name: "p99_ns",
+    unit: "ns/op",
+    lower_is_better: true,
+};
+pub const OPS_PER_S: Metric = Metric {
+    name: "ops_per_s",
+    unit: "ops/s",
+    lower_is_better: false,
+};
+pub const MINFLT: Metric = Metric {
+    name: "minflt",
+    unit: "faults",
+    lower_is_better: true,
+};
+pub const PEAK_RSS: Metric = Metric {
+    name: "peak_rss_kib",
+    unit: "KiB",
+    lower_is_better: true,
+};
+pub const WALL_MS: Metric = Metric {
+    name: "wall_ms",
+    unit: "ms",
+    lower_is_better: true,
+};
+pub const USER_MS: Metric = Metric {
+    name: "user_ms",
+    unit: "ms",
+    lower_is_better: true,
+};
+pub const SYS_MS: Metric = Metric {
+    name: "sys_ms",
+    unit: "ms",
+    lower_is_better: true,
+};
 
 /// Where and how the figures were taken.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -91,7 +127,11 @@ pub struct Collector {
 
 impl Collector {
     pub fn add(&mut self, suite: &str, scenario: &str, allocator: &str, m: Metric, value: f64) {
-        let key = (scenario.to_string(), allocator.to_string(), m.name.to_string());
+        let key = (
+            scenario.to_string(),
+            allocator.to_string(),
+            m.name.to_string(),
+        );
         let i = *self.index.entry(key).or_insert_with(|| {
             self.records.push(Record {
                 suite: suite.into(),
@@ -114,7 +154,11 @@ impl Collector {
 
     /// The records so far, finished, without consuming the collector.
     pub fn snapshot(&self) -> Vec<Record> {
-        Collector { records: self.records.clone(), index: HashMap::new() }.finish()
+        Collector {
+            records: self.records.clone(),
+            index: HashMap::new(),
+        }
+        .finish()
     }
 
     /// Computes medians, ranges and ratios to the baseline.
@@ -132,8 +176,9 @@ impl Collector {
             .map(|r| ((r.scenario.clone(), r.metric.clone()), r.median))
             .collect();
         for r in recs.iter_mut() {
-            r.ratio_to_mimalloc =
-                base.get(&(r.scenario.clone(), r.metric.clone())).and_then(|&b| stats::ratio(r.median, b));
+            r.ratio_to_mimalloc = base
+                .get(&(r.scenario.clone(), r.metric.clone()))
+                .and_then(|&b| stats::ratio(r.median, b));
         }
         recs
     }
@@ -141,13 +186,20 @@ impl Collector {
 
 impl Results {
     pub fn find(&self, scenario: &str, allocator: &str, metric: &str) -> Option<&Record> {
-        self.records.iter().find(|r| r.scenario == scenario && r.allocator == allocator && r.metric == metric)
+        self.records
+            .iter()
+            .find(|r| r.scenario == scenario && r.allocator == allocator && r.metric == metric)
     }
 
     /// Scenarios in order of first appearance, with their suite.
     pub fn scenarios(&self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = Vec::new();
-        for r in self.records.iter().map(|r| (&r.suite, &r.scenario)).chain(self.errors.iter().map(|e| (&e.suite, &e.scenario))) {
+        for r in self
+            .records
+            .iter()
+            .map(|r| (&r.suite, &r.scenario))
+            .chain(self.errors.iter().map(|e| (&e.suite, &e.scenario)))
+        {
             if !v.iter().any(|(_, s)| s == r.1) {
                 v.push((r.0.clone(), r.1.clone()));
             }
@@ -187,7 +239,9 @@ impl Results {
                 fmt_num(r.min),
                 fmt_num(r.max),
                 r.spread_pct,
-                r.ratio_to_mimalloc.map(|x| format!("{x:.4}")).unwrap_or_default(),
+                r.ratio_to_mimalloc
+                    .map(|x| format!("{x:.4}"))
+                    .unwrap_or_default(),
                 reps.join(";"),
                 csv(&self.info.git_revision),
                 self.info.cores
@@ -235,7 +289,8 @@ pub fn git_revision() -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(rev) if !rev.is_empty() => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{rev}-dirty")
             } else {
@@ -247,15 +302,22 @@ pub fn git_revision() -> String {
 }
 
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 pub fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -285,7 +347,12 @@ mod tests {
                 command: vec!["hakmem-bench".into()],
             },
             records: c.finish(),
-            errors: vec![Failure { suite: "seed".into(), scenario: "seed/vm".into(), allocator: "hakmem".into(), message: "x".into() }],
+            errors: vec![Failure {
+                suite: "seed".into(),
+                scenario: "seed/vm".into(),
+                allocator: "hakmem".into(),
+                message: "x".into(),
+            }],
             notes: vec![],
         }
     }
@@ -298,9 +365,25 @@ mod tests {
         assert_eq!(h.median, 201.0);
         assert_eq!(h.better, "lower");
         assert!((h.ratio_to_mimalloc.unwrap() - 201.0 / 101.0).abs() < 1e-12);
-        assert_eq!(r.find("seed/json", "mimalloc", "time_ns").unwrap().ratio_to_mimalloc, Some(1.0));
-        assert_eq!(r.find("seed/json", "hakmem", "minflt").unwrap().ratio_to_mimalloc, Some(1.0));
-        assert_eq!(r.scenarios(), vec![("seed".into(), "seed/json".into()), ("seed".into(), "seed/vm".into())]);
+        assert_eq!(
+            r.find("seed/json", "mimalloc", "time_ns")
+                .unwrap()
+                .ratio_to_mimalloc,
+            Some(1.0)
+        );
+        assert_eq!(
+            r.find("seed/json", "hakmem", "minflt")
+                .unwrap()
+                .ratio_to_mimalloc,
+            Some(1.0)
+        );
+        assert_eq!(
+            r.scenarios(),
+            vec![
+                ("seed".into(), "seed/json".into()),
+                ("seed".into(), "seed/vm".into())
+            ]
+        );
     }
 
     #[test]
@@ -313,7 +396,20 @@ mod tests {
         assert_eq!(v["info"]["cores"], 2);
         assert_eq!(v["info"]["git_revision"], "abc");
         let rec = &v["records"][0];
-        for key in ["suite", "scenario", "allocator", "metric", "unit", "better", "reps", "median", "min", "max", "spread_pct", "ratio_to_mimalloc"] {
+        for key in [
+            "suite",
+            "scenario",
+            "allocator",
+            "metric",
+            "unit",
+            "better",
+            "reps",
+            "median",
+            "min",
+            "max",
+            "spread_pct",
+            "ratio_to_mimalloc",
+        ] {
             assert!(rec.get(key).is_some(), "record lacks `{key}`");
         }
         assert!(Results::from_json(&s.replace(SCHEMA, "other/9")).is_err());
@@ -324,7 +420,11 @@ mod tests {
         let r = sample();
         let csv = r.to_csv();
         assert_eq!(csv.lines().count(), 1 + r.records.len());
-        assert!(csv.lines().nth(1).unwrap().starts_with("seed,seed/json,hakmem,time_ns,ns/op,lower,201,200,202,"));
+        assert!(csv
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("seed,seed/json,hakmem,time_ns,ns/op,lower,201,200,202,"));
         assert!(csv.contains("200;201;202"));
     }
 }

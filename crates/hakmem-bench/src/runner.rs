@@ -11,7 +11,13 @@ use std::time::Duration;
 
 /// The columns of the main run's tables.
 /// (P95 is in the JSON and CSV only, to keep the table narrow.)
-pub const COLUMNS: [Metric; 5] = [results::TIME_NS, results::P99_NS, results::OPS_PER_S, results::MINFLT, results::PEAK_RSS];
+pub const COLUMNS: [Metric; 5] = [
+    results::TIME_NS,
+    results::P99_NS,
+    results::OPS_PER_S,
+    results::MINFLT,
+    results::PEAK_RSS,
+];
 
 pub struct Config {
     pub exe: PathBuf,
@@ -27,9 +33,15 @@ pub struct Config {
 
 pub fn run(cfg: &Config) -> Results {
     let total = (cfg.scenarios.len() * cfg.allocators.len() * cfg.reps) as u64;
-    let pb = if cfg.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
+    let pb = if cfg.progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
     pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap().progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+            .unwrap()
+            .progress_chars("=> "),
     );
     let mut col = Collector::default();
     let mut errors: Vec<Failure> = Vec::new();
@@ -42,7 +54,11 @@ pub fn run(cfg: &Config) -> Results {
         kernel: results::kernel(),
         mode: cfg.mode.clone(),
         reps: cfg.reps,
-        allocators: cfg.allocators.iter().map(|a| a.name().to_string()).collect(),
+        allocators: cfg
+            .allocators
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect(),
         baseline: results::BASELINE.into(),
         created_unix: results::now_unix(),
         command: cfg.command.clone(),
@@ -53,12 +69,21 @@ pub fn run(cfg: &Config) -> Results {
         let mut failed: Vec<AllocKind> = Vec::new();
         for rep in 0..cfg.reps {
             for &alloc in &cfg.allocators {
-                pb.set_message(format!("{id} {} rep {}/{}", alloc.name(), rep + 1, cfg.reps));
+                pb.set_message(format!(
+                    "{id} {} rep {}/{}",
+                    alloc.name(),
+                    rep + 1,
+                    cfg.reps
+                ));
                 if failed.contains(&alloc) {
                     pb.inc(1);
                     continue; // a worker that failed once is not run again for this scenario
                 }
-                let job = Job { scenario: id.clone(), allocator: alloc, params: cfg.params.clone() };
+                let job = Job {
+                    scenario: id.clone(),
+                    allocator: alloc,
+                    params: cfg.params.clone(),
+                };
                 match worker::spawn(&cfg.exe, &job, cfg.timeout) {
                     Ok(s) => add_sample(&mut col, sc.suite, &id, alloc.name(), &s),
                     Err(msg) => {
@@ -79,7 +104,12 @@ pub fn run(cfg: &Config) -> Results {
         let last_of_suite = cfg.scenarios.get(i + 1).is_none_or(|n| n.suite != sc.suite);
         if last_of_suite && cfg.progress && !suite_done.contains(&sc.suite) {
             suite_done.push(sc.suite);
-            let partial = Results { info: info.clone(), records: col.snapshot(), errors: errors.clone(), notes: vec![] };
+            let partial = Results {
+                info: info.clone(),
+                records: col.snapshot(),
+                errors: errors.clone(),
+                notes: vec![],
+            };
             for t in crate::table::tables(&partial, &COLUMNS, results::TIME_NS) {
                 if t.title == sc.suite {
                     pb.suspend(|| println!("{}", t.render_text()));
@@ -88,7 +118,12 @@ pub fn run(cfg: &Config) -> Results {
         }
     }
     pb.finish_and_clear();
-    Results { info, records: col.finish(), errors, notes: vec![] }
+    Results {
+        info,
+        records: col.finish(),
+        errors,
+        notes: vec![],
+    }
 }
 
 fn add_sample(col: &mut Collector, suite: &str, id: &str, alloc: &str, s: &Sample) {

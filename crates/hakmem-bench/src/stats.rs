@@ -31,7 +31,11 @@ pub fn summarize_ns(samples: &mut [u64]) -> Option<(f64, f64, f64)> {
     }
     samples.sort_unstable();
     let f: Vec<f64> = samples.iter().map(|&x| x as f64).collect();
-    Some((percentile_sorted(&f, 50.0), percentile_sorted(&f, 95.0), percentile_sorted(&f, 99.0)))
+    Some((
+        percentile_sorted(&f, 50.0),
+        percentile_sorted(&f, 95.0),
+        percentile_sorted(&f, 99.0),
+    ))
 }
 
 /// Half the range around the median, in percent of the median: a simple spread for a handful of

@@ -82,12 +82,21 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
     suites
         .into_iter()
         .map(|suite| {
-            let scen: Vec<String> = res.scenarios().into_iter().filter(|(s, _)| *s == suite).map(|(_, n)| n).collect();
+            let scen: Vec<String> = res
+                .scenarios()
+                .into_iter()
+                .filter(|(s, _)| *s == suite)
+                .map(|(_, n)| n)
+                .collect();
             // Only the columns some scenario of this suite has.
             let cols: Vec<Metric> = columns
                 .iter()
                 .copied()
-                .filter(|m| res.records.iter().any(|r| r.suite == suite && r.metric == m.name))
+                .filter(|m| {
+                    res.records
+                        .iter()
+                        .any(|r| r.suite == suite && r.metric == m.name)
+                })
                 .collect();
             let mut headers = vec!["scenario".to_string(), "allocator".to_string()];
             for m in &cols {
@@ -99,12 +108,27 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
             }
             let mut rows = Vec::new();
             for sc in &scen {
-                let short = sc.split_once('/').map(|(_, n)| n).unwrap_or(sc);
+                let short = sc.strip_prefix(&format!("{suite}/")).unwrap_or(sc);
                 let mut first = true;
                 for a in allocs {
-                    let mut row = vec![if first { short.to_string() } else { String::new() }, a.clone()];
-                    if let Some(err) = res.errors.iter().find(|e| &e.scenario == sc && &e.allocator == a) {
-                        if !res.records.iter().any(|r| &r.scenario == sc && &r.allocator == a) {
+                    let mut row = vec![
+                        if first {
+                            short.to_string()
+                        } else {
+                            String::new()
+                        },
+                        a.clone(),
+                    ];
+                    if let Some(err) = res
+                        .errors
+                        .iter()
+                        .find(|e| &e.scenario == sc && &e.allocator == a)
+                    {
+                        if !res
+                            .records
+                            .iter()
+                            .any(|r| &r.scenario == sc && &r.allocator == a)
+                        {
                             let mut msg = format!("FAILED: {}", err.message);
                             if msg.len() > 100 {
                                 let mut cut = 97;
@@ -120,14 +144,24 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                             continue;
                         }
                     }
-                    if !res.records.iter().any(|r| &r.scenario == sc && &r.allocator == a) {
+                    if !res
+                        .records
+                        .iter()
+                        .any(|r| &r.scenario == sc && &r.allocator == a)
+                    {
                         continue;
                     }
                     for m in &cols {
                         let rec = res.find(sc, a, m.name);
-                        row.push(rec.map(|r| fmt_value(m.name, r.median)).unwrap_or_else(|| "-".into()));
+                        row.push(
+                            rec.map(|r| fmt_value(m.name, r.median))
+                                .unwrap_or_else(|| "-".into()),
+                        );
                         if *m == spread_on {
-                            row.push(rec.map(|r| format!("{:.0}%", r.spread_pct)).unwrap_or_else(|| "-".into()));
+                            row.push(
+                                rec.map(|r| format!("{:.0}%", r.spread_pct))
+                                    .unwrap_or_else(|| "-".into()),
+                            );
                         }
                         row.push(fmt_ratio(rec.and_then(|r| r.ratio_to_mimalloc)));
                     }
@@ -135,7 +169,11 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                     first = false;
                 }
             }
-            Table { title: suite, headers, rows }
+            Table {
+                title: suite,
+                headers,
+                rows,
+            }
         })
         .collect()
 }
@@ -189,11 +227,25 @@ impl Table {
 
     pub fn render_markdown(&self) -> String {
         let mut out = format!("| {} |\n", self.headers.join(" | "));
-        out.push_str(&format!("|{}\n", self.headers.iter().enumerate().map(|(i, _)| if i < 2 { "---|" } else { "---:|" }).collect::<String>()));
+        out.push_str(&format!(
+            "|{}\n",
+            self.headers
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i < 2 { "---|" } else { "---:|" })
+                .collect::<String>()
+        ));
         for r in &self.rows {
             let mut cells = r.clone();
             cells.resize(self.headers.len(), String::new());
-            out.push_str(&format!("| {} |\n", cells.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | ")));
+            out.push_str(&format!(
+                "| {} |\n",
+                cells
+                    .iter()
+                    .map(|c| c.replace('|', "\\|"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
         }
         out
     }

@@ -55,14 +55,21 @@ fn rusage() -> libc::rusage {
 pub fn worker_main(job_json: &str) -> Result<(), String> {
     let job: Job = serde_json::from_str(job_json).map_err(|e| format!("bad worker job: {e}"))?;
     if std::env::var(FAULT_ENV).is_ok_and(|v| v == job.allocator.name()) {
-        eprintln!("{FAULT_ENV}={} set: aborting on purpose", job.allocator.name());
+        eprintln!(
+            "{FAULT_ENV}={} set: aborting on purpose",
+            job.allocator.name()
+        );
         std::process::abort();
     }
     if suites::find(&job.scenario).is_none() {
         return Err(format!("unknown scenario `{}`", job.scenario));
     }
     let before = rusage();
-    let out = crate::with_alloc!(job.allocator, |a| suites::run(a, &job.scenario, &job.params))?;
+    let out = crate::with_alloc!(job.allocator, |a| suites::run(
+        a,
+        &job.scenario,
+        &job.params
+    ))?;
     let after = rusage();
     let ops = out.ops.max(1);
     let (ns_per_op, p95, p99) = match out.per_op_ns {
@@ -78,13 +85,18 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
         p99_ns: p99,
         ops: out.ops,
         elapsed_ns: out.elapsed_ns,
-        ops_per_s: out.throughput.then(|| ops as f64 / (out.elapsed_ns.max(1) as f64 / 1e9)),
+        ops_per_s: out
+            .throughput
+            .then(|| ops as f64 / (out.elapsed_ns.max(1) as f64 / 1e9)),
         minflt: (after.ru_minflt - before.ru_minflt).max(0) as u64,
         peak_rss_kib: after.ru_maxrss.max(0) as u64,
         base_rss_kib: before.ru_maxrss.max(0) as u64,
         checksum: std::hint::black_box(out.checksum),
     };
-    println!("{MARKER}{}", serde_json::to_string(&sample).map_err(|e| e.to_string())?);
+    println!(
+        "{MARKER}{}",
+        serde_json::to_string(&sample).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
@@ -119,7 +131,10 @@ pub fn spawn(exe: &Path, job: &Job, timeout: Duration) -> Result<Sample, String>
             Ok(None) if start.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err(format!("worker timed out after {} s (--timeout)", timeout.as_secs()));
+                break Err(format!(
+                    "worker timed out after {} s (--timeout)",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => break Err(format!("waiting for worker: {e}")),
@@ -135,7 +150,11 @@ pub fn spawn(exe: &Path, job: &Job, timeout: Duration) -> Result<Sample, String>
             Some(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
             None => format!("exited with status {}", status.code().unwrap_or(-1)),
         };
-        return Err(if tail.is_empty() { format!("worker {how}") } else { format!("worker {how}: {tail}") });
+        return Err(if tail.is_empty() {
+            format!("worker {how}")
+        } else {
+            format!("worker {how}: {tail}")
+        });
     }
     let line = stdout
         .lines()

@@ -1,7 +1,9 @@
 //! The extended scenarios of DESIGN.md section 6. Each reports wall time per operation and ops/s; every
 //! block is written and read back before it is freed.
 
-use super::{check_mark, check_pages, mark, must, tag, touch_pages, Block, Outcome, Params, KIB, MIB};
+use super::{
+    check_mark, check_pages, mark, must, tag, touch_pages, Block, Outcome, Params, KIB, MIB,
+};
 use crate::alloc::Alloc;
 use crate::rng::Rng;
 use std::hint::black_box;
@@ -10,7 +12,13 @@ use std::sync::Barrier;
 use std::time::Instant;
 
 fn outcome(ops: usize, start: Instant, checksum: u64) -> Outcome {
-    Outcome { ops: ops as u64, elapsed_ns: start.elapsed().as_nanos() as u64, per_op_ns: None, throughput: true, checksum }
+    Outcome {
+        ops: ops as u64,
+        elapsed_ns: start.elapsed().as_nanos() as u64,
+        per_op_ns: None,
+        throughput: true,
+        checksum,
+    }
 }
 
 /// Allocates and marks a block (align 8).
@@ -61,7 +69,9 @@ pub fn threads<A: Alloc>(a: &A, p: &Params) -> Outcome {
                     let mut sum = 0u64;
                     barrier.wait();
                     for r in 0..rounds {
-                        let batch: Vec<Block> = (0..PER).map(|_| new_block(a, rng.range(16, 4096), tag(r))).collect();
+                        let batch: Vec<Block> = (0..PER)
+                            .map(|_| new_block(a, rng.range(16, 4096), tag(r)))
+                            .collect();
                         tx.send(batch).expect("send");
                         let got = rx.recv().expect("recv");
                         for b in got {
@@ -74,7 +84,10 @@ pub fn threads<A: Alloc>(a: &A, p: &Params) -> Outcome {
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let sum = handles.into_iter().map(|h| h.join().expect("thread")).fold(0u64, u64::wrapping_add);
+        let sum = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .fold(0u64, u64::wrapping_add);
         (start, sum)
     });
     outcome(T * PER * rounds, start, sum)
@@ -129,7 +142,11 @@ pub fn long_running<A: Alloc>(a: &A, p: &Params) -> Outcome {
     for i in 0..ops {
         let s = &mut slots[rng.below(SLOTS)];
         if s.p.is_null() {
-            let size = if rng.chance(1) { 64 * KIB } else { rng.range(16, 4096) };
+            let size = if rng.chance(1) {
+                64 * KIB
+            } else {
+                rng.range(16, 4096)
+            };
             *s = new_block(a, size, tag(i));
         } else {
             sum = sum.wrapping_add(free_block(a, *s));
@@ -221,7 +238,13 @@ pub fn access<A: Alloc>(a: &A, p: &Params, random: bool) -> Outcome {
     let rounds = p.n(12);
     let mut sum = 0u64;
     let mut ptrs = [core::ptr::null_mut::<u64>(); BLOCKS];
-    let order = |i: usize| if random { i.wrapping_mul(0x9E37_79B1) & (LINES - 1) } else { i };
+    let order = |i: usize| {
+        if random {
+            i.wrapping_mul(0x9E37_79B1) & (LINES - 1)
+        } else {
+            i
+        }
+    };
     let start = Instant::now();
     for r in 0..rounds {
         for p in ptrs.iter_mut() {
@@ -270,16 +293,26 @@ pub fn realloc_heavy<A: Alloc>(a: &A, p: &Params) -> Outcome {
             *s = new_block(a, rng.range(16, 4096), tag(i));
         } else if rng.chance(50) {
             let old = s.size;
-            let new = if rng.chance(50) { rng.range(old, (old * 2).min(MAX)) } else { rng.range(old.div_ceil(2), old) };
+            let new = if rng.chance(50) {
+                rng.range(old, (old * 2).min(MAX))
+            } else {
+                rng.range(old.div_ceil(2), old)
+            };
             let new = new.max(1);
             // SAFETY: s.p is live with layout (old, 8); realloc keeps min(old, new) bytes.
             unsafe {
                 let p = must(a.realloc(s.p, old, 8, new), "realloc", new);
-                if p.read_volatile() != s.tag || (new >= old && p.add(old - 1).read_volatile() != s.tag) {
+                if p.read_volatile() != s.tag
+                    || (new >= old && p.add(old - 1).read_volatile() != s.tag)
+                {
                     super::corrupt(p as usize, new);
                 }
                 mark(p, new, s.tag);
-                *s = Block { p, size: new, tag: s.tag };
+                *s = Block {
+                    p,
+                    size: new,
+                    tag: s.tag,
+                };
             }
         } else {
             sum = sum.wrapping_add(free_block(a, *s));
@@ -354,7 +387,8 @@ pub fn alignment<A: Alloc>(a: &A, p: &Params) -> Outcome {
                 panic!("alignment: block {p:p} is not aligned to {align}");
             }
             mark(p, size, t);
-            let (op, osize, oalign, otag) = std::mem::replace(&mut ring[i % RING], (p, size, align, t));
+            let (op, osize, oalign, otag) =
+                std::mem::replace(&mut ring[i % RING], (p, size, align, t));
             if !op.is_null() {
                 sum = sum.wrapping_add(check_mark(op, osize, otag));
                 a.dealloc(op, osize, oalign);

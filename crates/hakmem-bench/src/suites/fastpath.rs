@@ -33,7 +33,10 @@ pub fn run<A: Alloc>(a: &A, p: &Params, order: Order, threads: usize) -> Outcome
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let sums: Vec<u64> = handles.into_iter().map(|h| h.join().expect("fastpath thread")).collect();
+        let sums: Vec<u64> = handles
+            .into_iter()
+            .map(|h| h.join().expect("fastpath thread"))
+            .collect();
         (start, sums)
     });
     let elapsed_ns = start.elapsed().as_nanos() as u64;

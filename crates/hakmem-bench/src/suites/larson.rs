@@ -13,12 +13,26 @@ use std::time::{Duration, Instant};
 
 /// The `tput` profile: small blocks, throughput of the fast paths.
 pub fn tput(threads: usize, secs: f64) -> LarsonParams {
-    LarsonParams { secs, min: 8, max: 128, chunks: 1024, seed: 12345, threads }
+    LarsonParams {
+        secs,
+        min: 8,
+        max: 128,
+        chunks: 1024,
+        seed: 12345,
+        threads,
+    }
 }
 
 /// The `pf` profile: 2..32 KiB blocks, 10000 per thread: page faults and memory reuse.
 pub fn pf(threads: usize, secs: f64) -> LarsonParams {
-    LarsonParams { secs, min: 2048, max: 32768, chunks: 10000, seed: 12345, threads }
+    LarsonParams {
+        secs,
+        min: 2048,
+        max: 32768,
+        chunks: 10000,
+        seed: 12345,
+        threads,
+    }
 }
 
 /// Replacements between two checks of the stop flag.
@@ -94,9 +108,16 @@ pub fn run<A: Alloc>(a: &A, lp: &LarsonParams) -> Outcome {
         let start = Instant::now();
         std::thread::sleep(Duration::from_secs_f64(lp.secs.max(0.01)));
         stop.store(true, Ordering::Relaxed);
-        let res: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().expect("larson thread")).collect();
+        let res: Vec<(u64, u64)> = handles
+            .into_iter()
+            .map(|h| h.join().expect("larson thread"))
+            .collect();
         let elapsed = start.elapsed();
-        (elapsed, res.iter().map(|r| r.0).sum::<u64>(), res.iter().fold(0u64, |x, r| x.wrapping_add(r.1)))
+        (
+            elapsed,
+            res.iter().map(|r| r.0).sum::<u64>(),
+            res.iter().fold(0u64, |x, r| x.wrapping_add(r.1)),
+        )
     });
 
     for arr in parked.into_inner().unwrap() {
@@ -108,5 +129,11 @@ pub fn run<A: Alloc>(a: &A, lp: &LarsonParams) -> Outcome {
             }
         }
     }
-    Outcome { ops, elapsed_ns: elapsed.as_nanos() as u64, per_op_ns: None, throughput: true, checksum: sum }
+    Outcome {
+        ops,
+        elapsed_ns: elapsed.as_nanos() as u64,
+        per_op_ns: None,
+        throughput: true,
+        checksum: sum,
+    }
 }

@@ -230,5 +230,9 @@ pub struct Block {
 unsafe impl Send for Block {}
 
 impl Block {
-    pub const EMPTY: Block = Block { p: core::ptr::null_mut(), size: 0, tag: 0 };
+    pub const EMPTY: Block = Block {
+        p: core::ptr::null_mut(),
+        size: 0,
+        tag: 0,
+    };
 }

@@ -59,5 +59,11 @@ fn cycles<A: Alloc>(a: &A, sizes: &[usize], rounds: usize) -> Outcome {
         }
     }
     let elapsed_ns = start.elapsed().as_nanos() as u64;
-    Outcome { ops: times.len() as u64, elapsed_ns, per_op_ns: Some(times), throughput: false, checksum }
+    Outcome {
+        ops: times.len() as u64,
+        elapsed_ns,
+        per_op_ns: Some(times),
+        throughput: false,
+        checksum,
+    }
 }

@@ -1,0 +1,293 @@
+//! End-to-end tests of the hakmem-bench binary: a `--quick` run of small scenarios, failure handling,
+//! and `compare` on a short command.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hakmem-bench");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hakmem-bench-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run hakmem-bench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn records<'a>(v: &'a Value, scenario: &str, alloc: &str, metric: &str) -> Vec<&'a Value> {
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["scenario"] == scenario && r["allocator"] == alloc && r["metric"] == metric)
+        .collect()
+}
+
+#[test]
+fn quick_run_end_to_end() {
+    let out = tmp("quick");
+    let o = run(
+        &[
+            "--quick",
+            "--scenario",
+            "seed/json,larson/tput",
+            "--reps",
+            "2",
+            "--larson-secs",
+            "0.1",
+            "--threads",
+            "2",
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("== seed ==") && t.contains("== larson =="),
+        "{t}"
+    );
+    let v = json(&out.join("results.json"));
+    assert_eq!(v["info"]["schema"], "hakmem-bench/1");
+    assert!(v["info"]["cores"].as_u64().unwrap() >= 1);
+    assert!(!v["info"]["git_revision"].as_str().unwrap().is_empty());
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0);
+    for alloc in ["hakmem", "glibc", "mimalloc", "jemalloc"] {
+        for (scen, metric) in [
+            ("seed/json", "time_ns"),
+            ("seed/json", "p99_ns"),
+            ("seed/json", "minflt"),
+            ("seed/json", "peak_rss_kib"),
+            ("larson/tput", "ops_per_s"),
+        ] {
+            let r = records(&v, scen, alloc, metric);
+            assert_eq!(r.len(), 1, "{scen} {alloc} {metric}");
+            let r = r[0];
+            assert_eq!(r["reps"].as_array().unwrap().len(), 2);
+            let med = r["median"].as_f64().unwrap();
+            assert!(med >= r["min"].as_f64().unwrap() && med <= r["max"].as_f64().unwrap());
+            assert!(
+                r["ratio_to_mimalloc"].as_f64().is_some(),
+                "{scen} {alloc} {metric}: no ratio"
+            );
+        }
+        let t = records(&v, "seed/json", alloc, "time_ns")[0]["median"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            t > 1.0 && t < 1e7,
+            "implausible ns per cycle {t} for {alloc}"
+        );
+        assert!(
+            records(&v, "larson/tput", alloc, "ops_per_s")[0]["median"]
+                .as_f64()
+                .unwrap()
+                > 1000.0
+        );
+    }
+    assert_eq!(
+        records(&v, "seed/json", "mimalloc", "time_ns")[0]["ratio_to_mimalloc"],
+        1.0
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + v["records"].as_array().unwrap().len()
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("report-ratio.svg") && md.contains("| json | hakmem |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(out.join("report-ratio.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("seed/json"));
+    assert!(out.join("report-rss.svg").exists());
+}
+
+#[test]
+fn crashing_worker_is_reported_and_others_still_come_out() {
+    let out = tmp("crash");
+    let o = run(
+        &[
+            "--quick",
+            "--scenario",
+            "seed/vm",
+            "--allocators",
+            "glibc,jemalloc",
+            "--reps",
+            "2",
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("HAKMEM_BENCH_FAULT", "jemalloc")],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("seed/vm on jemalloc") && t.contains("SIGABRT"),
+        "{t}"
+    );
+    let v = json(&out.join("results.json"));
+    assert_eq!(
+        records(&v, "seed/vm", "glibc", "time_ns")[0]["reps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(records(&v, "seed/vm", "jemalloc", "time_ns").is_empty());
+    let errs = v["errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0]["allocator"], "jemalloc");
+}
+
+#[test]
+fn bad_arguments_fail_clearly() {
+    let o = run(&["--no-such-option"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--no-such-option"));
+    let o = run(&["--scenario", "seed/nope"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("unknown scenario `seed/nope`"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--allocators", "tcmalloc"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// The Debian allocator libraries present on this machine (compare runs those and glibc).
+fn installed() -> Vec<&'static str> {
+    let arch = std::env::consts::ARCH;
+    [
+        ("mimalloc", "libmimalloc.so.2"),
+        ("jemalloc", "libjemalloc.so.2"),
+        ("tcmalloc", "libtcmalloc_minimal.so.4"),
+    ]
+    .into_iter()
+    .filter(|(_, f)| Path::new(&format!("/usr/lib/{arch}-linux-gnu/{f}")).exists())
+    .map(|(n, _)| n)
+    .collect()
+}
+
+#[test]
+fn compare_runs_a_short_command() {
+    let out = tmp("compare");
+    let input = out.join("words.txt");
+    std::fs::write(
+        &input,
+        (0..2000)
+            .map(|i| format!("{}\n", (i * 7919) % 2003))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let mut allocs = vec!["glibc"];
+    allocs.extend(installed());
+    let list = allocs.join(",");
+    let o = run(
+        &[
+            "compare",
+            "--reps",
+            "2",
+            "--allocators",
+            &list,
+            "--out",
+            out.to_str().unwrap(),
+            "--",
+            "sort",
+            "-n",
+            input.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("== compare =="), "{t}");
+    let v = json(&out.join("compare.json"));
+    assert_eq!(v["info"]["mode"], "compare");
+    let scen = format!("sort -n {}", input.display());
+    for a in &allocs {
+        for m in ["wall_ms", "user_ms", "sys_ms", "minflt", "peak_rss_kib"] {
+            let r = records(&v, &scen, a, m);
+            assert_eq!(r.len(), 1, "{a} {m}: {t}");
+            assert_eq!(r[0]["reps"].as_array().unwrap().len(), 2);
+        }
+        assert!(
+            records(&v, &scen, a, "peak_rss_kib")[0]["median"]
+                .as_f64()
+                .unwrap()
+                > 100.0
+        );
+    }
+    assert!(out.join("compare.csv").exists() && out.join("compare.md").exists());
+}
+
+#[test]
+fn compare_reports_missing_and_unusable_libraries() {
+    let out = tmp("compare-missing");
+    let arch = std::env::consts::ARCH;
+    let libm = [
+        format!("/lib/{arch}-linux-gnu/libm.so.6"),
+        format!("/usr/lib/{arch}-linux-gnu/libm.so.6"),
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_default();
+    let fake = format!("nomalloc={libm}");
+    let o = run(
+        &[
+            "compare",
+            "--reps",
+            "1",
+            "--allocators",
+            "glibc,hakmem,nomalloc,nosuch",
+            "--hakmem-lib",
+            "/nonexistent/libhakmem.so",
+            "--lib",
+            &fake,
+            "--out",
+            out.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("/nonexistent/libhakmem.so"), "{t}");
+    assert!(t.contains("unknown allocator `nosuch`"), "{t}");
+    if !libm.is_empty() {
+        assert!(t.contains("does not define malloc"), "{t}");
+    }
+    let v = json(&out.join("compare.json"));
+    assert_eq!(records(&v, "true", "glibc", "wall_ms").len(), 1, "{t}");
+    assert!(v["errors"].as_array().unwrap().len() >= 2);
+}
