@@ -73,7 +73,7 @@ struct RunArgs {
     /// Threads for the N-thread scenarios and Larson (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Larson: seconds each measurement runs (default: 0.3 quick, 0.8 default, 3 full).
+    /// Larson: seconds each measurement runs (default: 0.3 quick, 1 default, 3 full).
     #[arg(long)]
     larson_secs: Option<f64>,
     /// Larson: smallest block size; overrides the profiles' (tput 8, pf 2048).
@@ -149,6 +149,14 @@ fn run_main(args: RunArgs) -> ExitCode {
             println!("{}", t.render_text());
         }
     }
+    let time = table::summary(&res, "time_ns");
+    if !time.is_empty() {
+        println!("Geometric mean of time/op relative to mimalloc (lower is better): {time}");
+        println!(
+            "Geometric mean of peak RSS relative to mimalloc: {}\n",
+            table::summary(&res, "peak_rss_kib")
+        );
+    }
     let written = res
         .write(&out, "results")
         .and_then(|_| report::write(&res, &out, "report", &runner::COLUMNS, results::TIME_NS));
@@ -181,11 +189,11 @@ fn run_main(args: RunArgs) -> ExitCode {
 
 fn config(a: &RunArgs) -> Result<runner::Config, String> {
     let (mode, scale, reps, larson_secs) = if a.quick {
-        ("quick", 0.2, 3, 0.3)
+        ("quick", 0.25, 3, 0.3)
     } else if a.full {
-        ("full", 4.0, 10, 3.0)
+        ("full", 8.0, 10, 3.0)
     } else {
-        ("default", 1.0, 5, 0.8)
+        ("default", 2.0, 5, 1.0)
     };
     for s in &a.suite {
         if !suites::SUITES.contains(&s.as_str()) {

@@ -89,6 +89,19 @@ pub fn write(
         md,
         "Each figure is the median over the repetitions; `x{BASELINE}` is that median divided by {BASELINE}'s (below 1 is better, except for ops/s); `+-` is half the range over the repetitions in percent of the median. Every measurement ran in its own process, so page faults (`minflt`) and peak RSS belong to one allocator; peak RSS includes the worker's own baseline.\n"
     );
+    let headline = table::summary(res, time.name);
+    if !headline.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Geometric mean of {} relative to {BASELINE}** (lower is better): {headline}.\n",
+            time.name
+        );
+        let _ = writeln!(
+            md,
+            "**Geometric mean of peak RSS relative to {BASELINE}**: {}.\n",
+            table::summary(res, "peak_rss_kib")
+        );
+    }
     for n in &res.notes {
         let _ = writeln!(md, "- note: {n}");
     }

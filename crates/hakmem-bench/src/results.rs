@@ -211,6 +211,8 @@ impl Results {
         serde_json::to_string_pretty(self).expect("results serialise")
     }
 
+    /// Reads results back, checking the schema (used by the tests; for tools built on the JSON).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn from_json(s: &str) -> Result<Results, String> {
         let r: Results = serde_json::from_str(s).map_err(|e| e.to_string())?;
         if r.info.schema != SCHEMA {

@@ -178,6 +178,34 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
         .collect()
 }
 
+/// Per allocator, the geometric mean over scenarios of `metric`'s ratio to mimalloc, as one line:
+/// the headline of a run. Empty when there is no ratio.
+pub fn summary(res: &Results, metric: &str) -> String {
+    let parts: Vec<String> = res
+        .info
+        .allocators
+        .iter()
+        .filter_map(|a| {
+            let logs: Vec<f64> = res
+                .records
+                .iter()
+                .filter(|r| &r.allocator == a && r.metric == metric)
+                .filter_map(|r| r.ratio_to_mimalloc)
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .map(f64::ln)
+                .collect();
+            (!logs.is_empty()).then(|| {
+                format!(
+                    "{a} {:.2}x ({} scenarios)",
+                    (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+                    logs.len()
+                )
+            })
+        })
+        .collect();
+    parts.join(", ")
+}
+
 fn header(m: Metric) -> String {
     match m.name {
         "time_ns" => "time/op".into(),

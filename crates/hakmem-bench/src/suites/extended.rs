@@ -383,7 +383,7 @@ pub fn alignment<A: Alloc>(a: &A, p: &Params) -> Outcome {
         // SAFETY: size > 0, align a power of two; the block is freed once with its layout.
         unsafe {
             let p = must(a.alloc(size, align), "alignment", size);
-            if p as usize % align != 0 {
+            if !(p as usize).is_multiple_of(align) {
                 panic!("alignment: block {p:p} is not aligned to {align}");
             }
             mark(p, size, t);
