@@ -32,8 +32,13 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     hakmem::calloc(n, size) as *mut c_void
 }
 
+/// Like glibc, `realloc(p, 0)` with a non-null `p` frees it and returns NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        hakmem::free(p as *mut u8);
+        return core::ptr::null_mut();
+    }
     hakmem::realloc(p as *mut u8, size) as *mut c_void
 }
 
@@ -110,6 +115,23 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
     hakmem::free(p as *mut u8)
 }
+
+/// Returns cached memory to the OS (glibc's extension; `pad` is ignored). Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
+    hakmem::release_cached_memory();
+    1
+}
+
+/// Runs when the library is loaded: sets up the fork handlers and the thread-exit hook before the
+/// program's first fork or thread.
+extern "C" fn init_at_load() {
+    hakmem::init();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT_AT_LOAD: extern "C" fn() = init_at_load;
 
 #[unsafe(no_mangle)]
 pub extern "C" fn hak_abi_version() -> u32 {

@@ -1,11 +1,11 @@
-//! BigCache: freed large blocks kept mapped for reuse by requests of the same length step.
+//! BigCache: freed large blocks kept mapped for reuse by requests up to 25 % smaller.
 //!
 //! Blocks are kept most recently freed first. Past `HAKMEM_BIGCACHE_MB` of warm bytes the oldest
 //! blocks are purged (MADV_DONTNEED: the address space stays, the pages go back to the OS and will
 //! read as zero); past `MAX_ENTRIES` blocks the oldest are unmapped. A hit saves the mmap and, for
 //! a warm block, every page fault of touching it again.
 
-use crate::large::{self, LargeHeader, MAX_ROUNDED_LEN};
+use crate::large::{self, LargeHeader, MAX_CACHED_LEN};
 use crate::list::List;
 use crate::lock::Lock;
 use crate::os::{self, PAGE};
@@ -34,23 +34,33 @@ static GLOBAL: Global = Global {
     }),
 };
 
-/// A cached block whose mapping is exactly `len` bytes, or null.
+/// The cached block whose mapping is the shortest of those at least `len` and at most `len`
+/// + 25 % bytes long (the most recently freed among equals), or null.
 pub fn take(len: usize) -> *mut LargeHeader {
+    let max = len + len / 4;
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; cached headers are valid.
     let found = unsafe {
         let c = &mut *GLOBAL.c.get();
+        let mut best: *mut LargeHeader = null_mut();
         let mut h = c.blocks.head;
-        while !h.is_null() && (*h).map_len != len {
+        while !h.is_null() {
+            let l = (*h).map_len;
+            if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
+                best = h;
+                if l == len {
+                    break;
+                }
+            }
             h = (*h).links.next;
         }
-        if !h.is_null() {
-            c.blocks.remove(h);
-            if !(*h).purged {
-                c.warm_bytes -= len;
+        if !best.is_null() {
+            c.blocks.remove(best);
+            if !(*best).purged {
+                c.warm_bytes -= (*best).map_len;
             }
         }
-        h
+        best
     };
     GLOBAL.lock.unlock();
     found
@@ -62,7 +72,7 @@ pub fn take(len: usize) -> *mut LargeHeader {
 /// `h` is the header of a standard large block nothing uses any more.
 pub unsafe fn put(h: *mut LargeHeader) -> bool {
     let cfg = crate::config::get();
-    if !cfg.bigcache_enabled || (*h).map_len > MAX_ROUNDED_LEN {
+    if !cfg.bigcache_enabled || (*h).map_len > MAX_CACHED_LEN {
         return false;
     }
     let mut evicted: *mut LargeHeader = null_mut();

@@ -36,8 +36,14 @@ pub struct Heap {
     classes: [ClassSlabs; NUM_CLASSES],
     /// Bit c set: some slab of class c got a remote free since the owner last looked.
     remote_hint: AtomicU64,
+    /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
+    slow_calls: u32,
     pool_next: *mut Heap,
 }
+
+/// Every this many slow-path calls a heap collects the remote frees of all its classes, so
+/// slabs emptied by other threads go back even if the owner never needs a new slab.
+const COLLECT_PERIOD: u32 = 64;
 
 impl Heap {
     fn init(&mut self) {
@@ -50,12 +56,22 @@ impl Heap {
             };
         }
         self.remote_hint.store(0, Ordering::Relaxed);
+        self.slow_calls = 0;
         self.pool_next = null_mut();
+    }
+
+    fn count_slow_call(&mut self) {
+        self.slow_calls = self.slow_calls.wrapping_add(1);
+        if self.slow_calls % COLLECT_PERIOD == 0 {
+            self.collect_all_remote();
+            reap_orphans();
+        }
     }
 
     /// Refills the bin of class `c`. Returns false only when no memory can be had.
     #[cold]
     pub fn refill(&mut self, c: usize) -> bool {
+        self.count_slow_call();
         let batch = refill_batch(c);
         loop {
             let cur = self.classes[c].current;
@@ -155,6 +171,7 @@ impl Heap {
     /// Flushes half of class `c`'s bin (the older half) back to the slabs.
     #[cold]
     pub fn flush(&mut self, c: usize) {
+        self.count_slow_call();
         let keep = self.bins[c].cap / 2;
         let rest = self.bins[c].split_off(keep);
         self.return_blocks(c, rest);
@@ -219,8 +236,12 @@ impl Heap {
             }
         }
         self.remote_hint.store(0, Ordering::Relaxed);
+        reap_orphans();
     }
 }
+
+/// Bit c set: an orphaned slab of class c may have received frees since the last reap.
+static ORPHAN_HINT: AtomicU64 = AtomicU64::new(0);
 
 /// Releases an empty slab or makes it an orphan.
 unsafe fn retire_slab(c: usize, s: *mut Slab) {
@@ -236,6 +257,7 @@ unsafe fn retire_slab(c: usize, s: *mut Slab) {
     (*ORPHANS.lists.get())[c].push_front(s);
     ORPHANS.count.set(ORPHANS.count.get() + 1);
     ORPHANS.lock.unlock();
+    ORPHAN_HINT.fetch_or(1 << c, Ordering::SeqCst);
 }
 
 /// Slabs whose owner thread exited while they still held live blocks, per class.
@@ -272,27 +294,31 @@ fn adopt_orphan(c: usize, heap: *mut Heap) -> *mut Slab {
     s
 }
 
-/// Releases orphaned slabs whose blocks have all been freed by now (looks at most 64 per call).
+/// Releases the orphaned slabs whose blocks have all been freed by now, in the classes whose
+/// orphans got frees since the last reap.
 fn reap_orphans() {
+    if ORPHAN_HINT.load(Ordering::SeqCst) == 0 {
+        return;
+    }
     ORPHANS.lock.lock();
-    if ORPHANS.count.get() > 0 {
-        // SAFETY: the lock is held; we are the holder of every orphan.
-        unsafe {
-            let lists = &mut *ORPHANS.lists.get();
-            let mut budget = 64;
-            for list in lists.iter_mut() {
-                let mut s = list.head;
-                while !s.is_null() && budget > 0 {
-                    budget -= 1;
-                    let next = (*s).links.next;
-                    (*s).drain_remote();
-                    if (*s).used == 0 {
-                        list.remove(s);
-                        ORPHANS.count.set(ORPHANS.count.get() - 1);
-                        superslab::release_slab(s);
-                    }
-                    s = next;
+    let mut hint = ORPHAN_HINT.swap(0, Ordering::SeqCst);
+    // SAFETY: the lock is held; the lock holder is the holder of every orphan.
+    unsafe {
+        let lists = &mut *ORPHANS.lists.get();
+        while hint != 0 {
+            let c = hint.trailing_zeros() as usize;
+            hint &= hint - 1;
+            let list = &mut lists[c];
+            let mut s = list.head;
+            while !s.is_null() {
+                let next = (*s).links.next;
+                (*s).drain_remote();
+                if (*s).used == 0 {
+                    list.remove(s);
+                    ORPHANS.count.set(ORPHANS.count.get() - 1);
+                    superslab::release_slab(s);
                 }
+                s = next;
             }
         }
     }
@@ -310,8 +336,13 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     let owner = (*slab).owner.load(Ordering::SeqCst);
     let bit = 1u64 << (*slab).class;
     (*slab).remote.0.push(b);
-    if !owner.is_null() && (*owner).remote_hint.load(Ordering::SeqCst) & bit == 0 {
-        (*owner).remote_hint.fetch_or(bit, Ordering::SeqCst);
+    let hint = if owner.is_null() {
+        &ORPHAN_HINT
+    } else {
+        &(*owner).remote_hint
+    };
+    if hint.load(Ordering::SeqCst) & bit == 0 {
+        hint.fetch_or(bit, Ordering::SeqCst);
     }
 }
 
@@ -377,7 +408,7 @@ thread_local! {
 
 /// Process-wide set-up, once: the thread-exit key and the fork handlers. Either may call malloc,
 /// which re-enters here and proceeds (the heap itself needs none of this).
-fn ensure_init() {
+pub fn ensure_init() {
     if INIT.load(Ordering::Acquire) == 2 || INITIALISING.get() {
         return;
     }

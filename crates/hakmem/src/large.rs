@@ -4,9 +4,9 @@
 //!
 //! Layouts (the mapping is `map_start .. map_start + map_len`):
 //! - standard (alignment up to a page): the mapping starts 2 MiB-aligned, the header is its first
-//!   page and the block starts one page in; the chunk is registered `Kind::Large`. Its length is
-//!   rounded up to one of four steps per doubling, so freed blocks fit later requests of the same
-//!   step (BigCache), and `usable_size` is the whole rest of the mapping.
+//!   page and the block starts one page in; the chunk is registered `Kind::Large`. BigCache may
+//!   hand back a mapping up to 25 % longer than asked for; `usable_size` is the whole rest of the
+//!   mapping.
 //! - aligned below 2 MiB: the same, with the block at `map_start + align`.
 //! - aligned to 2 MiB or more: the block starts on a chunk boundary registered
 //!   `Kind::LargeAligned`, and the header is the page just below it.
@@ -17,10 +17,10 @@ use crate::registry::{self, Kind, CHUNK};
 use core::ptr::null_mut;
 
 const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
-/// Largest mapping rounded to a step and cached; bigger ones are page-rounded and unmapped on free.
-pub const MAX_ROUNDED_LEN: usize = 256 << 20;
+/// Largest mapping BigCache keeps; bigger ones are unmapped on free.
+pub const MAX_CACHED_LEN: usize = 256 << 20;
 /// Requests above this cannot be satisfied (they would overflow the size arithmetic).
-const MAX_REQUEST: usize = isize::MAX as usize - 2 * (MAX_ROUNDED_LEN + CHUNK);
+const MAX_REQUEST: usize = isize::MAX as usize - 2 * (MAX_CACHED_LEN + CHUNK);
 
 #[repr(C)]
 pub struct LargeHeader {
@@ -41,22 +41,15 @@ impl crate::list::Linked for LargeHeader {
     }
 }
 
-/// Mapping length for a standard block of `size` bytes: header page plus size, rounded up to a
-/// step of four per doubling (page-rounded past `MAX_ROUNDED_LEN`).
+/// Mapping length for a standard block of `size` bytes: header page plus size, page-rounded.
 pub fn standard_len(size: usize) -> usize {
-    let len = os::align_up(size + PAGE, PAGE);
-    if len > MAX_ROUNDED_LEN {
-        return len;
-    }
-    let log2 = usize::BITS - 1 - (len - 1).leading_zeros();
-    let step = (1usize << log2) / 4;
-    os::align_up(len, step.max(PAGE))
+    os::align_up(size + PAGE, PAGE)
 }
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
 /// and whether its memory is known to be zero, or null when the OS has no memory.
 pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
-    if size > MAX_REQUEST || align > MAX_ROUNDED_LEN {
+    if size > MAX_REQUEST || align > MAX_REQUEST {
         return (null_mut(), false);
     }
     if align <= PAGE {
@@ -81,6 +74,12 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         );
     }
     let len = os::align_up(PAGE + size, PAGE);
+    if len
+        .checked_add(align)
+        .is_none_or(|total| total > MAX_REQUEST)
+    {
+        return (null_mut(), false);
+    }
     let start = os::map_aligned(len, align, PAGE);
     (
         register(start, len, start as usize + PAGE, Kind::LargeAligned, false),
@@ -184,7 +183,7 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
     let start = (*h).map_start as *mut u8;
     let old_len = (*h).map_len;
     let new_len = standard_len(new_size);
-    if new_len == old_len || (new_size <= usable && new_len > old_len / 2) {
+    if new_size <= usable && new_len > old_len / 2 {
         return (*h).user as *mut u8;
     }
     if new_len < old_len || os::resize_in_place(start, old_len, new_len) {
@@ -198,13 +197,18 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
     if target.is_null() {
         return null_mut();
     }
-    if !registry::in_range(target as usize + new_len)
-        || !os::move_to(start, old_len, new_len, target)
-    {
+    if !registry::in_range(target as usize + new_len) {
         os::unmap(target, new_len);
         return null_mut();
     }
+    // Unregister before the move: once mremap returns, the old range may be mapped (and
+    // registered) by another thread at any moment.
     registry::set(start as usize, Kind::None);
+    if !os::move_to(start, old_len, new_len, target) {
+        registry::set(start as usize, Kind::Large);
+        os::unmap(target, new_len);
+        return null_mut();
+    }
     let nh = target as *mut LargeHeader;
     (*nh).map_start = target as usize;
     (*nh).map_len = new_len;
@@ -228,13 +232,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn standard_lengths_are_steps() {
-        assert_eq!(standard_len(256 * 1024 + 1), 320 * 1024);
-        assert_eq!(standard_len(2 << 20), 5 << 19);
-        for size in [300_000usize, 1 << 20, 3 << 20, 100 << 20, 300 << 20] {
-            let len = standard_len(size);
-            assert!(len >= size + PAGE && len % PAGE == 0);
-            assert!(len - (size + PAGE) <= (size + PAGE) / 4 + PAGE);
-        }
+    fn standard_lengths_are_page_rounded() {
+        assert_eq!(standard_len(256 * 1024 + 1), 256 * 1024 + 2 * PAGE);
+        assert_eq!(standard_len(2 << 20), (2 << 20) + PAGE);
     }
 }

@@ -68,9 +68,14 @@ unsafe fn alloc_class_slow(c: usize) -> *mut u8 {
 
 #[cold]
 fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
-    let (p, zeroed) = large::alloc(size, align);
+    heap::ensure_init();
+    let (mut p, mut zeroed) = large::alloc(size, align);
     if p.is_null() {
-        return (out_of_memory(), false);
+        release_cached_memory();
+        (p, zeroed) = large::alloc(size, align);
+        if p.is_null() {
+            return (out_of_memory(), false);
+        }
     }
     (p, zeroed)
 }
@@ -276,9 +281,17 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
-/// Returns every cached large block to the OS (BigCache), e.g. before measuring memory.
+/// Process-wide set-up (thread-exit hook, fork handlers). Runs by itself on first use; a library
+/// constructor may call it early so that the fork handlers exist before any allocation.
+pub fn init() {
+    heap::ensure_init();
+}
+
+/// Returns every cached region to the OS: BigCache's large blocks and the empty SuperSlabs.
+/// Called when a mapping fails, and available to programs (`malloc_trim`).
 pub fn release_cached_memory() {
     bigcache::clear();
+    superslab::release_empty();
 }
 
 /// Figures for tests and the benchmark: (SuperSlabs mapped, large blocks cached, warm bytes cached).

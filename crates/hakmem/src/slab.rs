@@ -15,7 +15,7 @@ use crate::list::{Linked, Links};
 use crate::remote::{Block, RemoteList};
 use crate::thread_cache::Bin;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// `class` of a slab that holds no blocks (free in its SuperSlab, or the header slab).
 pub const NO_CLASS: u8 = u8::MAX;
@@ -40,7 +40,9 @@ pub struct Slab {
     pub start: usize,
     pub block_size: u32,
     pub capacity: u32,
-    pub carved: u32,
+    /// Blocks carved so far. Atomic (relaxed) only because other threads read it to validate a
+    /// pointer they free; only the owner writes it.
+    pub carved: AtomicU32,
     pub used: u32,
     pub class: u8,
     pub place: Place,
@@ -63,7 +65,7 @@ impl Slab {
         self.start = start;
         self.block_size = crate::size_class::class_size(class) as u32;
         self.capacity = capacity;
-        self.carved = 0;
+        self.carved.store(0, Ordering::Relaxed);
         self.used = 0;
         self.class = class as u8;
         self.place = Place::None;
@@ -109,16 +111,17 @@ impl Slab {
             bin.push(b);
             n += 1;
         }
-        let fresh = (max - n).min(self.capacity - self.carved);
+        let carved = self.carved.load(Ordering::Relaxed);
+        let fresh = (max - n).min(self.capacity - carved);
         if fresh > 0 {
             // Push in reverse so the lowest address comes out of the bin first.
-            let first = self.start + self.carved as usize * self.block_size as usize;
+            let first = self.start + carved as usize * self.block_size as usize;
             let mut i = fresh;
             while i > 0 {
                 i -= 1;
                 bin.push((first + i as usize * self.block_size as usize) as *mut Block);
             }
-            self.carved += fresh;
+            self.carved.store(carved + fresh, Ordering::Relaxed);
             n += fresh;
         }
         self.used += n;
@@ -136,7 +139,7 @@ impl Slab {
 
     /// Whether the slab can give blocks without draining remote frees.
     pub fn has_local_room(&self) -> bool {
-        !self.free.is_null() || self.carved < self.capacity
+        !self.free.is_null() || self.carved.load(Ordering::Relaxed) < self.capacity
     }
 
     /// Whether `p` is the start of one of this slab's carved blocks.
@@ -145,8 +148,8 @@ impl Slab {
             return false;
         }
         let off = p - self.start;
-        off % self.block_size as usize == 0
-            && off / (self.block_size as usize) < self.carved as usize
+        let carved = self.carved.load(Ordering::Relaxed) as usize;
+        off % self.block_size as usize == 0 && off / (self.block_size as usize) < carved
     }
 }
 

@@ -28,6 +28,9 @@ const MAX_SLABS: usize = SS_SIZE >> SMALL_SLAB_SHIFT;
 const MAGIC: u64 = 0x6861_6b6d_656d_5353; // "hakmemSS"
 /// Slab 0 of a small SuperSlab is the header; slabs 1..32 are free when it is fresh.
 const ALL_SMALL_SLABS: u32 = !1;
+/// Free slabs per SuperSlab that keep their pages (256 KiB); past that a freed slab's pages go
+/// back to the OS at once, so one live slab cannot pin the memory of 30 empty ones.
+const DIRTY_FREE_SLABS: u32 = 4;
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -36,6 +39,9 @@ pub struct SuperSlab {
     pub slab_shift: u32,
     /// Bit i set: slab i is free (small SuperSlabs only).
     free_mask: u32,
+    /// Bit i set: free slab i still has its pages (it was used since the SuperSlab was fresh or
+    /// purged). At most `DIRTY_FREE_SLABS` free slabs keep their pages; the rest are discarded.
+    dirty_mask: u32,
     used_slabs: u32,
     purged: bool,
     links: Links<SuperSlab>,
@@ -94,11 +100,18 @@ fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
 
 /// Gets a slab for `class`, formatted and owned by `owner`; null when the OS has no memory.
 pub fn acquire_slab(class: usize, owner: *mut Heap) -> *mut Slab {
-    GLOBAL.lock.lock();
-    // SAFETY: the lock is held.
-    let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner) };
-    GLOBAL.lock.unlock();
-    slab
+    for attempt in 0..2 {
+        GLOBAL.lock.lock();
+        // SAFETY: the lock is held.
+        let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner) };
+        GLOBAL.lock.unlock();
+        if !slab.is_null() || attempt == 1 {
+            return slab;
+        }
+        // The OS refused a new SuperSlab: give back every cached region and try once more.
+        crate::release_cached_memory();
+    }
+    null_mut()
 }
 
 unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mut Slab {
@@ -114,8 +127,16 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
             (*ss).free_mask = ALL_SMALL_SLABS;
             m.partial.push_front(ss);
         }
-        let idx = (*ss).free_mask.trailing_zeros() as usize;
+        // Prefer a slab whose pages are still there.
+        let dirty_free = (*ss).free_mask & (*ss).dirty_mask;
+        let pick = if dirty_free != 0 {
+            dirty_free
+        } else {
+            (*ss).free_mask
+        };
+        let idx = pick.trailing_zeros() as usize;
         (*ss).free_mask &= !(1 << idx);
+        (*ss).dirty_mask |= 1 << idx;
         (*ss).used_slabs += 1;
         if (*ss).free_mask == 0 {
             m.partial.remove(ss);
@@ -164,6 +185,7 @@ unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
     }
     (*ss).purged = false;
     (*ss).used_slabs = 0;
+    (*ss).dirty_mask = 0;
     ss
 }
 
@@ -184,6 +206,12 @@ pub unsafe fn release_slab(slab: *mut Slab) {
                 (slab as usize - (*ss).slabs.as_ptr() as usize) / core::mem::size_of::<Slab>();
             let was_partial = (*ss).free_mask != 0;
             (*ss).free_mask |= 1 << idx;
+            if (*ss).used_slabs > 0
+                && ((*ss).free_mask & (*ss).dirty_mask).count_ones() > DIRTY_FREE_SLABS
+            {
+                os::discard((*slab).start as *mut u8, 1 << SMALL_SLAB_SHIFT);
+                (*ss).dirty_mask &= !(1 << idx);
+            }
             if (*ss).used_slabs == 0 {
                 if was_partial {
                     m.partial.remove(ss);
@@ -211,6 +239,31 @@ pub unsafe fn release_slab(slab: *mut Slab) {
     GLOBAL.lock.unlock();
     if !unmap.is_null() {
         os::unmap(unmap as *mut u8, SS_SIZE);
+    }
+}
+
+/// Unmaps every empty SuperSlab in the cache.
+pub fn release_empty() {
+    loop {
+        GLOBAL.lock.lock();
+        // SAFETY: the lock is held.
+        let ss = unsafe {
+            let m = &mut *GLOBAL.m.get();
+            let mut ss = m.cold.pop_back();
+            if ss.is_null() {
+                ss = m.warm.pop_back();
+            }
+            if !ss.is_null() {
+                m.mapped -= 1;
+                registry::set(ss as usize, Kind::None);
+            }
+            ss
+        };
+        GLOBAL.lock.unlock();
+        if ss.is_null() {
+            return;
+        }
+        os::unmap(ss as *mut u8, SS_SIZE);
     }
 }
 
