@@ -6,6 +6,8 @@
 use crate::elf;
 use crate::results::{self, Collector, Failure, Metric, Results, RunInfo};
 use crate::table;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -186,7 +188,7 @@ fn hint(name: &str) -> &'static str {
 }
 
 /// One run's figures.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Run {
     pub wall_ms: f64,
     pub user_ms: f64,
@@ -199,6 +201,165 @@ fn ms(tv: libc::timeval) -> f64 {
     tv.tv_sec as f64 * 1e3 + tv.tv_usec as f64 / 1e3
 }
 
+/// The hidden `__launch` subcommand: runs the command once and writes its figures to a file.
+#[derive(clap::Args, Clone)]
+pub struct LaunchArgs {
+    #[arg(long)]
+    result: PathBuf,
+    #[arg(long)]
+    lib: Option<PathBuf>,
+    #[arg(long)]
+    show_output: bool,
+    #[arg(long)]
+    timeout: u64,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    cmd: Vec<String>,
+}
+
+/// Linux counts a process's peak RSS from its parent's memory at the time it was spawned (the address
+/// space it replaced at exec), so a program started straight from the runner could never show less
+/// than the runner's own peak. The runner therefore starts a fresh, small launcher process (this
+/// executable with `__launch`), which starts the program, waits for it and writes the figures.
+pub fn launcher_main(a: LaunchArgs) -> ExitCode {
+    let r = run_once(
+        &a.cmd,
+        a.lib.as_deref(),
+        a.show_output,
+        Duration::from_secs(a.timeout.max(1)),
+    );
+    let json = serde_json::to_string(&r).expect("serialise");
+    match std::fs::write(&a.result, json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "hakmem-bench __launch: cannot write {}: {e}",
+                a.result.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `cmd` once under `lib` through a launcher process (see [`launcher_main`]).
+pub fn measure(
+    cmd: &[String],
+    lib: Option<&Path>,
+    show_output: bool,
+    timeout: Duration,
+) -> Result<Run, String> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let result = std::env::temp_dir().join(format!(
+        "hakmem-bench-{}-{}.json",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut c = Command::new(exe);
+    c.arg("__launch")
+        .arg("--result")
+        .arg(&result)
+        .arg("--timeout")
+        .arg(timeout.as_secs().to_string());
+    if let Some(l) = lib {
+        c.arg("--lib").arg(l);
+    }
+    if show_output {
+        c.arg("--show-output");
+    }
+    c.arg("--")
+        .args(cmd)
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null());
+    if !show_output {
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+    }
+    let out = c
+        .spawn()
+        .and_then(|ch| ch.wait_with_output())
+        .map_err(|e| format!("cannot start the launcher: {e}"))?;
+    let text = std::fs::read_to_string(&result);
+    let _ = std::fs::remove_file(&result);
+    match text {
+        Ok(t) => serde_json::from_str::<Result<Run, String>>(&t)
+            .map_err(|e| format!("bad launcher result: {e}"))?,
+        Err(_) => Err(format!(
+            "the launcher failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// Finds `prog` on PATH (or takes it as a path when it has a slash).
+fn resolve_program(prog: &str) -> Result<PathBuf, String> {
+    if prog.contains('/') {
+        return Ok(PathBuf::from(prog));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("`{prog}`: command not found"))
+}
+
+fn cstr(b: &[u8]) -> Result<CString, String> {
+    CString::new(b).map_err(|_| "an argument contains a NUL byte".to_string())
+}
+
+/// Starts `cmd` with fork + execve. A forked child's address space holds only the launcher's anonymous
+/// pages, so its peak RSS starts near zero rather than at the launcher's (vfork-based spawning would
+/// hand it the launcher's whole peak).
+fn spawn_forked(
+    cmd: &[String],
+    lib: Option<&Path>,
+    show_output: bool,
+) -> Result<libc::pid_t, String> {
+    let prog = cstr(resolve_program(&cmd[0])?.as_os_str().as_bytes())?;
+    let args = cmd
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != "LD_PRELOAD")
+        .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<Result<_, _>>()?;
+    if let Some(l) = lib {
+        env.push(cstr(&[b"LD_PRELOAD=", l.as_os_str().as_bytes()].concat())?);
+    }
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: opening /dev/null with a valid C string.
+    let null_in = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: as above.
+    let null_out = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    // SAFETY: the launcher is single-threaded here; the child only calls async-signal-safe functions
+    // (dup2, execve, _exit) on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child, see above.
+        unsafe {
+            libc::dup2(null_in, 0);
+            if !show_output {
+                libc::dup2(null_out, 1);
+                libc::dup2(null_out, 2);
+            }
+            libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closing descriptors we opened.
+    unsafe {
+        libc::close(null_in);
+        libc::close(null_out);
+    }
+    if pid < 0 {
+        return Err(format!("fork failed: {}", std::io::Error::last_os_error()));
+    }
+    Ok(pid)
+}
+
 /// Runs `cmd` once with `lib` preloaded (none: LD_PRELOAD removed) and takes its rusage from wait4.
 pub fn run_once(
     cmd: &[String],
@@ -206,20 +367,8 @@ pub fn run_once(
     show_output: bool,
     timeout: Duration,
 ) -> Result<Run, String> {
-    let mut c = Command::new(&cmd[0]);
-    c.args(&cmd[1..]).stdin(Stdio::null());
-    if !show_output {
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-    }
-    match lib {
-        Some(l) => c.env("LD_PRELOAD", l),
-        None => c.env_remove("LD_PRELOAD"),
-    };
     let start = Instant::now();
-    let child = c
-        .spawn()
-        .map_err(|e| format!("cannot run `{}`: {e}", cmd[0]))?;
-    let pid = child.id() as libc::pid_t;
+    let pid = spawn_forked(cmd, lib, show_output)?;
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
@@ -244,7 +393,6 @@ pub fn run_once(
     let wall = start.elapsed();
     let _ = done_tx.send(());
     let timed_out = watchdog.join().unwrap_or(false);
-    drop(child); // already reaped by wait4
     if r != pid {
         return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
     }
@@ -259,7 +407,13 @@ pub fn run_once(
         ));
     }
     if libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("exited with status {}", libc::WEXITSTATUS(status)));
+        let code = libc::WEXITSTATUS(status);
+        let hint = if code == 127 {
+            " (the program could not be executed)"
+        } else {
+            ""
+        };
+        return Err(format!("exited with status {code}{hint}"));
     }
     Ok(Run {
         wall_ms: wall.as_secs_f64() * 1e3,
@@ -348,7 +502,7 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if !cands.is_empty() {
         // One untimed run first, so the program's files are in the page cache for everyone.
-        if let Err(e) = run_once(&a.cmd, None, false, timeout) {
+        if let Err(e) = measure(&a.cmd, None, false, timeout) {
             eprintln!("hakmem-bench compare: warm-up run without preload: {e}");
         }
     }
@@ -365,7 +519,7 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
                     c.name
                 );
             }
-            match run_once(&a.cmd, c.lib.as_deref(), a.show_output, timeout) {
+            match measure(&a.cmd, c.lib.as_deref(), a.show_output, timeout) {
                 Ok(r) => {
                     col.add("compare", &scenario, &c.name, results::WALL_MS, r.wall_ms);
                     col.add("compare", &scenario, &c.name, results::USER_MS, r.user_ms);

@@ -48,6 +48,9 @@ enum Cmd {
     /// Internal: run one measurement (the runner re-executes itself with this).
     #[command(name = "__worker", hide = true)]
     Worker { job: String },
+    /// Internal: run one program for `compare` from a small process.
+    #[command(name = "__launch", hide = true)]
+    Launch(compare::LaunchArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some(Cmd::Launch(args)) => compare::launcher_main(args),
         Some(Cmd::Compare(args)) => compare::main(args, &default_out_dir()),
         Some(Cmd::Run(args)) => run_main(args),
         None => run_main(cli.run),

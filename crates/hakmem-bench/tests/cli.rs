@@ -289,5 +289,10 @@ fn compare_reports_missing_and_unusable_libraries() {
     }
     let v = json(&out.join("compare.json"));
     assert_eq!(records(&v, "true", "glibc", "wall_ms").len(), 1, "{t}");
+    // The program's peak RSS is its own, not the runner's (see compare::launcher_main).
+    let rss = records(&v, "true", "glibc", "peak_rss_kib")[0]["median"]
+        .as_f64()
+        .unwrap();
+    assert!(rss < 3072.0, "peak RSS of `true` is {rss} KiB");
     assert!(v["errors"].as_array().unwrap().len() >= 2);
 }
