@@ -92,7 +92,7 @@ impl BarChart<'_> {
                 color(name)
             );
             let _ = writeln!(s, r#"<text x="{}" y="42">{}</text>"#, lx + 16.0, esc(name));
-            lx += 22.0 + 7.0 * name.len() as f64;
+            lx += 34.0 + 7.0 * name.len() as f64;
         }
         // Grid: 1, 2, 5 per decade when there are few decades, else decades only.
         let decades = (d1 - d0) as i32;

@@ -37,10 +37,13 @@ pub fn write(
             })
             .collect()
     };
-    let ratio_title = format!(
-        "{} relative to {BASELINE} (median; left of the dashed line is faster)",
+    let what = if time.name == "time_ns" {
+        "time per operation"
+    } else {
         time.name
-    );
+    };
+    let ratio_title =
+        format!("{what} relative to {BASELINE} (median; left of the dashed line is faster)");
     let ratio = BarChart {
         title: &ratio_title,
         axis_label: "ratio to mimalloc (log scale, lower is better)",
@@ -57,13 +60,22 @@ pub fn write(
         },
     };
     let rss = BarChart {
-        title: "peak RSS of the worker process (median; includes the process baseline)",
+        title: "peak RSS (median; for the suites, includes the worker process' baseline of ~4 MiB)",
         axis_label: "peak RSS (log scale, lower is better)",
         categories: scenarios.clone(),
         series: allocs.clone(),
-        values: pick("peak_rss_kib", false),
+        values: pick("peak_rss_kib", false)
+            .into_iter()
+            .map(|row| row.into_iter().map(|v| v.map(|kib| kib / 1024.0)).collect())
+            .collect(),
         origin: None,
-        fmt: |v| table::fmt_value("peak_rss_kib", v),
+        fmt: |mib| {
+            if mib >= 10.0 {
+                format!("{mib:.0} MiB")
+            } else {
+                format!("{mib:.1} MiB")
+            }
+        },
     };
     let ratio_svg = format!("{stem}-ratio.svg");
     let rss_svg = format!("{stem}-rss.svg");
@@ -75,26 +87,30 @@ pub fn write(
     let _ = writeln!(md, "# hakmem-bench report\n");
     let _ = writeln!(
         md,
-        "git revision `{}`, {} cores, kernel {}, mode `{}`, {} repetitions per allocator (alternating {}), created at unix time {}.\n",
+        "git revision `{}`, {} cores, kernel {}, mode `{}`, {} repetitions per allocator (alternating {}), {}.\n",
         i.git_revision,
         i.cores,
         i.kernel,
         i.mode,
         i.reps,
         i.allocators.join(" "),
-        i.created_unix
+        utc(i.created_unix)
     );
     let _ = writeln!(md, "Command: `{}`\n", i.command.join(" "));
+    let how = if i.mode == "compare" {
+        "The program ran once per repetition under each allocator (`LD_PRELOAD`; glibc without), started from a small launcher process so that its peak RSS and page faults are its own."
+    } else {
+        "Every measurement ran in its own worker process, so page faults (`minflt`) and peak RSS belong to one allocator; peak RSS includes the worker's own baseline (about 4 MiB)."
+    };
     let _ = writeln!(
         md,
-        "Each figure is the median over the repetitions; `x{BASELINE}` is that median divided by {BASELINE}'s (below 1 is better, except for ops/s); `+-` is half the range over the repetitions in percent of the median. Every measurement ran in its own process, so page faults (`minflt`) and peak RSS belong to one allocator; peak RSS includes the worker's own baseline.\n"
+        "Each figure is the median over the repetitions; `x mi` is that median divided by {BASELINE}'s (below 1 is better, except for ops/s); `+-` is half the range over the repetitions in percent of the median. {how}\n"
     );
     let headline = table::summary(res, time.name);
     if !headline.is_empty() {
         let _ = writeln!(
             md,
-            "**Geometric mean of {} relative to {BASELINE}** (lower is better): {headline}.\n",
-            time.name
+            "**Geometric mean of {what} relative to {BASELINE}** (lower is better): {headline}.\n"
         );
         let _ = writeln!(
             md,
@@ -142,4 +158,34 @@ fn suite_description(suite: &str) -> Option<String> {
         .map(|s| format!("- `{}`: {}", s.name, s.what))
         .collect();
     (!list.is_empty()).then(|| list.join("\n"))
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for a Unix time (civil-from-days, proleptic Gregorian).
+pub fn utc(t: u64) -> String {
+    let days = (t / 86400) as i64;
+    let secs = t % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(super::utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
 }

@@ -181,6 +181,7 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
 /// Per allocator, the geometric mean over scenarios of `metric`'s ratio to mimalloc, as one line:
 /// the headline of a run. Empty when there is no ratio.
 pub fn summary(res: &Results, metric: &str) -> String {
+    let mut most = 0;
     let parts: Vec<String> = res
         .info
         .allocators
@@ -194,16 +195,23 @@ pub fn summary(res: &Results, metric: &str) -> String {
                 .filter(|x| x.is_finite() && *x > 0.0)
                 .map(f64::ln)
                 .collect();
+            most = most.max(logs.len());
             (!logs.is_empty()).then(|| {
                 format!(
-                    "{a} {:.2}x ({} scenarios)",
-                    (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
-                    logs.len()
+                    "{a} {:.2}x",
+                    (logs.iter().sum::<f64>() / logs.len() as f64).exp()
                 )
             })
         })
         .collect();
-    parts.join(", ")
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{} (over {most} scenario{})",
+        parts.join(", "),
+        if most == 1 { "" } else { "s" }
+    )
 }
 
 fn header(m: Metric) -> String {
