@@ -243,11 +243,29 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
             "--larson-secs {ls}: expected a positive number of seconds"
         ));
     }
+    let mut notes = Vec::new();
+    let mut larson_pf = larson(suites::larson::pf(lt, ls));
+    // Larson's pf profile keeps (threads + 1) x chunks blocks of ~17 KiB live: bound it to a quarter of
+    // the machine's memory on machines with many cores, unless --larson-chunks says otherwise.
+    let avg = (larson_pf.min + larson_pf.max) / 2;
+    let budget = phys_mem_bytes() / 4;
+    let live = (lt + 1) * larson_pf.chunks * avg;
+    if a.larson_chunks.is_none() && budget > 0 && live > budget {
+        let chunks = (budget / ((lt + 1) * avg)).max(64);
+        let n = format!(
+            "larson/pf: {} blocks per thread would keep {} MiB live on {lt} threads; using {chunks} (--larson-chunks overrides)",
+            larson_pf.chunks,
+            live >> 20
+        );
+        eprintln!("hakmem-bench: {n}");
+        notes.push(n);
+        larson_pf.chunks = chunks;
+    }
     let params = suites::Params {
         scale,
         threads,
         larson_tput: larson(suites::larson::tput(lt, ls)),
-        larson_pf: larson(suites::larson::pf(lt, ls)),
+        larson_pf,
     };
     if params.larson_tput.min > params.larson_tput.max {
         return Err("--larson-min is larger than --larson-max".into());
@@ -267,7 +285,24 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
         mode: mode.into(),
         command: std::env::args().collect(),
         progress: !a.no_progress,
+        notes,
     })
+}
+
+/// Physical memory in bytes (0 when unknown).
+fn phys_mem_bytes() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && size > 0 {
+        pages as usize * size as usize
+    } else {
+        0
+    }
 }
 
 /// `target/hakmem-bench` of the target directory this executable was built in, else

@@ -29,6 +29,8 @@ pub struct Config {
     pub mode: String,
     pub command: Vec<String>,
     pub progress: bool,
+    /// Things the reader should know, carried into the results.
+    pub notes: Vec<String>,
 }
 
 pub fn run(cfg: &Config) -> Results {
