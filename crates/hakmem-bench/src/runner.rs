@@ -124,7 +124,7 @@ pub fn run(cfg: &Config) -> Results {
         info,
         records: col.finish(),
         errors,
-        notes: vec![],
+        notes: cfg.notes.clone(),
     }
 }
 
