@@ -28,6 +28,16 @@ pub fn color(name: &str) -> &'static str {
     }
 }
 
+/// A label cut to fit the left margin.
+fn short(s: &str) -> String {
+    const MAX: usize = 30;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        s.chars().take(MAX - 3).collect::<String>() + "..."
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -136,7 +146,7 @@ impl BarChart<'_> {
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
                 LEFT - 8.0,
                 gy + (ns * BAR) / 2.0 + 4.0,
-                esc(cat)
+                esc(&short(cat))
             );
             for (si, name) in self.series.iter().enumerate() {
                 let Some(v) = self

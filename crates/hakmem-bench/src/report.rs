@@ -37,10 +37,10 @@ pub fn write(
             })
             .collect()
     };
-    let what = if time.name == "time_ns" {
-        "time per operation"
-    } else {
-        time.name
+    let what = match time.name {
+        "time_ns" => "time per operation",
+        "wall_ms" => "wall time",
+        other => other,
     };
     let ratio_title =
         format!("{what} relative to {BASELINE} (median; left of the dashed line is faster)");
@@ -84,7 +84,15 @@ pub fn write(
 
     let i = &res.info;
     let mut md = String::new();
-    let _ = writeln!(md, "# hakmem-bench report\n");
+    let _ = writeln!(
+        md,
+        "# hakmem-bench {}\n",
+        if res.info.mode == "compare" {
+            "compare"
+        } else {
+            "report"
+        }
+    );
     let _ = writeln!(
         md,
         "git revision `{}`, {} cores, kernel {}, mode `{}`, {} repetitions per allocator (alternating {}), {}.\n",
