@@ -76,7 +76,7 @@ struct RunArgs {
     /// Threads for the N-thread scenarios and Larson (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Larson: seconds each measurement runs (default: 0.3 quick, 1 default, 3 full).
+    /// Larson: seconds each measurement runs (default: 0.3 quick, 1 default, 2 full).
     #[arg(long)]
     larson_secs: Option<f64>,
     /// Larson: smallest block size; overrides the profiles' (tput 8, pf 2048).
@@ -195,7 +195,7 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     let (mode, scale, reps, larson_secs) = if a.quick {
         ("quick", 0.25, 3, 0.3)
     } else if a.full {
-        ("full", 8.0, 10, 3.0)
+        ("full", 5.0, 10, 2.0)
     } else {
         ("default", 2.0, 5, 1.0)
     };
