@@ -1,9 +1,10 @@
 //! BigCache: freed large blocks kept mapped for reuse by requests up to 25 % smaller.
 //!
-//! Blocks are kept most recently freed first. Past `HAKMEM_BIGCACHE_MB` of warm bytes the oldest
-//! blocks are purged (MADV_DONTNEED: the address space stays, the pages go back to the OS and will
-//! read as zero); past `MAX_ENTRIES` blocks the oldest are unmapped. A hit saves the mmap and, for
-//! a warm block, every page fault of touching it again.
+//! Blocks are kept most recently freed first. A block cached longer than `HAKMEM_PURGE_DELAY_MS`,
+//! or the oldest ones past `HAKMEM_BIGCACHE_MB` of warm bytes, are purged (MADV_DONTNEED: the
+//! address space stays, the pages go back to the OS and will read as zero); past `MAX_ENTRIES`
+//! blocks the oldest are unmapped. A hit saves the mmap and, for a warm block, every page fault of
+//! touching it again. Purging happens under the lock, so nobody takes a block while its pages go.
 
 use crate::large::{self, LargeHeader, MAX_CACHED_LEN};
 use crate::list::List;
@@ -80,19 +81,10 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
     {
         let c = &mut *GLOBAL.c.get();
         (*h).purged = false;
+        (*h).cached_ms = os::now_ms();
         c.blocks.push_front(h);
         c.warm_bytes += (*h).map_len;
-        // Purge the oldest warm blocks past the budget. This happens under the lock so nobody can
-        // take a block while its pages are being dropped.
-        let mut t = c.blocks.tail;
-        while c.warm_bytes > cfg.bigcache_bytes && !t.is_null() {
-            if !(*t).purged {
-                os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
-                (*t).purged = true;
-                c.warm_bytes -= (*t).map_len;
-            }
-            t = (*t).links.prev;
-        }
+        purge_locked(c, os::now_ms());
         if c.blocks.len > MAX_ENTRIES {
             evicted = c.blocks.pop_back();
             if !(*evicted).purged {
@@ -105,6 +97,33 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
         large::unmap(evicted);
     }
     true
+}
+
+/// Purges, oldest first, the warm blocks cached longer than the purge delay or past the budget.
+unsafe fn purge_locked(c: &mut Cache, now: u64) {
+    let cfg = crate::config::get();
+    let mut t = c.blocks.tail;
+    while !t.is_null() {
+        let expired = (*t).cached_ms + cfg.purge_delay_ms <= now;
+        if !expired && c.warm_bytes <= cfg.bigcache_bytes {
+            break;
+        }
+        if !(*t).purged {
+            os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
+            (*t).purged = true;
+            c.warm_bytes -= (*t).map_len;
+        }
+        t = (*t).links.prev;
+    }
+}
+
+/// Purges the blocks whose purge delay is over.
+pub fn purge_expired() {
+    let now = os::now_ms();
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held.
+    unsafe { purge_locked(&mut *GLOBAL.c.get(), now) };
+    GLOBAL.lock.unlock();
 }
 
 /// Unmaps every cached block.

@@ -2,9 +2,10 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `HAKMEM_SS_WARM` | 8 | empty SuperSlabs (2 MiB each) kept with their pages for reuse |
+//! | `HAKMEM_PURGE_DELAY_MS` | 50 | how long freed memory keeps its pages before they go back to the OS |
+//! | `HAKMEM_SS_WARM` | 32 | most empty SuperSlabs (2 MiB each) keeping their pages, whatever their age |
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
-//! | `HAKMEM_BIGCACHE_MB` | 64 | MiB of freed large blocks BigCache keeps warm; past it, pages are returned |
+//! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
 
 use core::cell::UnsafeCell;
@@ -12,6 +13,7 @@ use core::ffi::c_char;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 pub struct Config {
+    pub purge_delay_ms: u64,
     pub ss_warm_max: usize,
     pub ss_cold_max: usize,
     pub bigcache_bytes: usize,
@@ -19,7 +21,8 @@ pub struct Config {
 }
 
 const DEFAULT: Config = Config {
-    ss_warm_max: 8,
+    purge_delay_ms: 50,
+    ss_warm_max: 32,
     ss_cold_max: 64,
     bigcache_bytes: 64 << 20,
     bigcache_enabled: true,
@@ -54,6 +57,9 @@ fn init() {
     {
         // SAFETY: we won the race; nobody reads CONFIG until STATE is 2.
         let c = unsafe { &mut *CONFIG.0.get() };
+        if let Some(v) = var_number(b"HAKMEM_PURGE_DELAY_MS") {
+            c.purge_delay_ms = v as u64;
+        }
         if let Some(v) = var_number(b"HAKMEM_SS_WARM") {
             c.ss_warm_max = v;
         }

@@ -44,6 +44,28 @@ pub struct Heap {
 /// Every this many slow-path calls a heap collects the remote frees of all its classes, so
 /// slabs emptied by other threads go back even if the owner never needs a new slab.
 const COLLECT_PERIOD: u32 = 64;
+/// Every this many slow-path calls a heap checks the clock for memory whose purge delay is over.
+const PURGE_CHECK_PERIOD: u32 = 8;
+
+/// When the next purge of freed memory is due (ms, `os::now_ms`).
+static NEXT_PURGE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the pages of freed memory whose purge delay is over, at most every half delay.
+fn purge_if_due() {
+    let now = os::now_ms();
+    let due = NEXT_PURGE_MS.load(Ordering::Relaxed);
+    if now < due {
+        return;
+    }
+    let next = now + (crate::config::get().purge_delay_ms / 2).max(1);
+    if NEXT_PURGE_MS
+        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        superslab::purge_expired();
+        crate::bigcache::purge_expired();
+    }
+}
 
 impl Heap {
     fn init(&mut self) {
@@ -65,6 +87,9 @@ impl Heap {
         if self.slow_calls % COLLECT_PERIOD == 0 {
             self.collect_all_remote();
             reap_orphans();
+        }
+        if self.slow_calls % PURGE_CHECK_PERIOD == 0 {
+            purge_if_due();
         }
     }
 

@@ -32,6 +32,8 @@ pub struct LargeHeader {
     pub standard: bool,
     /// Set while cached: its pages were returned to the OS, so it reads as zeros.
     pub purged: bool,
+    /// When it was cached (ms, `os::now_ms`).
+    pub cached_ms: u64,
     pub links: crate::list::Links<LargeHeader>,
 }
 
@@ -105,6 +107,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             user,
             standard,
             purged: false,
+            cached_ms: 0,
             links: crate::list::Links::new(),
         });
     }

@@ -92,6 +92,17 @@ pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> b
     r != libc::MAP_FAILED
 }
 
+/// Milliseconds of a monotonic clock (coarse: a few ms resolution, a few ns to read).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// Sets the calling thread's errno.
 pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.

@@ -6,8 +6,11 @@
 //! up to 64 KiB are aligned to it.
 //!
 //! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, and a cache
-//! of empty SuperSlabs: the most recent `warm_max` keep their pages, older ones are purged with
-//! MADV_DONTNEED (address space kept, memory returned), and past `cold_max` they are unmapped.
+//! of empty SuperSlabs. Freed memory keeps its pages for `HAKMEM_PURGE_DELAY_MS`, so a program
+//! that frees and allocates again does not fault its pages back in; after that (or past
+//! `HAKMEM_SS_WARM` empty SuperSlabs) the pages go back with MADV_DONTNEED: an empty SuperSlab
+//! keeps only its address space, a free slab in a SuperSlab still in use loses its pages. Past
+//! `HAKMEM_SS_COLD` empty SuperSlabs, they are unmapped.
 
 use crate::heap::Heap;
 use crate::list::{Linked, Links, List};
@@ -28,9 +31,10 @@ const MAX_SLABS: usize = SS_SIZE >> SMALL_SLAB_SHIFT;
 const MAGIC: u64 = 0x6861_6b6d_656d_5353; // "hakmemSS"
 /// Slab 0 of a small SuperSlab is the header; slabs 1..32 are free when it is fresh.
 const ALL_SMALL_SLABS: u32 = !1;
-/// Free slabs per SuperSlab that keep their pages (256 KiB); past that a freed slab's pages go
-/// back to the OS at once, so one live slab cannot pin the memory of 30 empty ones.
-const DIRTY_FREE_SLABS: u32 = 4;
+/// Partial SuperSlabs looked at per purge for free slabs whose pages can go back.
+const PURGE_SCAN: usize = 64;
+/// Empty SuperSlabs unmapped per purge (the rest wait for the next one).
+const UNMAP_BATCH: usize = 8;
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -39,11 +43,12 @@ pub struct SuperSlab {
     pub slab_shift: u32,
     /// Bit i set: slab i is free (small SuperSlabs only).
     free_mask: u32,
-    /// Bit i set: free slab i still has its pages (it was used since the SuperSlab was fresh or
-    /// purged). At most `DIRTY_FREE_SLABS` free slabs keep their pages; the rest are discarded.
+    /// Bit i set: slab i has touched pages (it was used since the SuperSlab was fresh or purged).
     dirty_mask: u32,
     used_slabs: u32,
     purged: bool,
+    /// When a slab of it was last released (ms, `os::now_ms`).
+    released_ms: u64,
     links: Links<SuperSlab>,
     pub slabs: [Slab; MAX_SLABS],
 }
@@ -64,6 +69,8 @@ struct Manager {
     /// Empty SuperSlabs whose pages were returned.
     cold: List<SuperSlab>,
     mapped: usize,
+    /// Earliest time the next scan of partial SuperSlabs' free slabs is worth doing.
+    next_scan_ms: u64,
 }
 
 struct Global {
@@ -80,6 +87,7 @@ static GLOBAL: Global = Global {
         warm: List::new(),
         cold: List::new(),
         mapped: 0,
+        next_scan_ms: 0,
     }),
 };
 
@@ -163,8 +171,14 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
 /// An empty SuperSlab from the cache, or a new one from the OS; null when the OS refuses.
 unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
     let mut ss = m.warm.pop_front();
-    if ss.is_null() {
+    if !ss.is_null() {
+        // Its pages are still there: every slab may be dirty.
+        (*ss).dirty_mask = !0;
+    } else {
         ss = m.cold.pop_front();
+        if !ss.is_null() {
+            (*ss).dirty_mask = 0;
+        }
     }
     if ss.is_null() {
         let p = os::map_aligned(SS_SIZE, SS_SIZE, 0);
@@ -185,7 +199,6 @@ unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
     }
     (*ss).purged = false;
     (*ss).used_slabs = 0;
-    (*ss).dirty_mask = 0;
     ss
 }
 
@@ -196,22 +209,18 @@ unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
 pub unsafe fn release_slab(slab: *mut Slab) {
     (*slab).clear();
     let ss = super_slab_of(slab);
-    let mut unmap: *mut SuperSlab = null_mut();
+    let now = os::now_ms();
+    let mut unmap = UnmapBatch::new();
     GLOBAL.lock.lock();
     {
         let m = &mut *GLOBAL.m.get();
         (*ss).used_slabs -= 1;
+        (*ss).released_ms = now;
         if (*ss).slab_shift == SMALL_SLAB_SHIFT {
             let idx =
                 (slab as usize - (*ss).slabs.as_ptr() as usize) / core::mem::size_of::<Slab>();
             let was_partial = (*ss).free_mask != 0;
             (*ss).free_mask |= 1 << idx;
-            if (*ss).used_slabs > 0
-                && ((*ss).free_mask & (*ss).dirty_mask).count_ones() > DIRTY_FREE_SLABS
-            {
-                os::discard((*slab).start as *mut u8, 1 << SMALL_SLAB_SHIFT);
-                (*ss).dirty_mask &= !(1 << idx);
-            }
             if (*ss).used_slabs == 0 {
                 if was_partial {
                     m.partial.remove(ss);
@@ -222,23 +231,96 @@ pub unsafe fn release_slab(slab: *mut Slab) {
         }
         if (*ss).used_slabs == 0 {
             m.warm.push_front(ss);
-            let cfg = crate::config::get();
-            if m.warm.len > cfg.ss_warm_max {
-                let old = m.warm.pop_back();
-                os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
-                (*old).purged = true;
-                m.cold.push_front(old);
-                if m.cold.len > cfg.ss_cold_max {
-                    unmap = m.cold.pop_back();
-                    m.mapped -= 1;
-                    registry::set(unmap as usize, Kind::None);
-                }
-            }
         }
+        purge_locked(m, now, &mut unmap);
     }
     GLOBAL.lock.unlock();
-    if !unmap.is_null() {
-        os::unmap(unmap as *mut u8, SS_SIZE);
+    unmap.run();
+}
+
+/// Returns the pages of memory freed more than the purge delay ago (see the module header).
+/// Cheap when there is nothing to do; called from the heaps' slow paths.
+pub fn purge_expired() {
+    let now = os::now_ms();
+    let mut unmap = UnmapBatch::new();
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held.
+    unsafe { purge_locked(&mut *GLOBAL.m.get(), now, &mut unmap) };
+    GLOBAL.lock.unlock();
+    unmap.run();
+}
+
+unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
+    let cfg = crate::config::get();
+    let delay = cfg.purge_delay_ms;
+    loop {
+        let old = m.warm.tail;
+        if old.is_null() || ((*old).released_ms + delay > now && m.warm.len <= cfg.ss_warm_max) {
+            break;
+        }
+        m.warm.remove(old);
+        os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
+        (*old).purged = true;
+        m.cold.push_front(old);
+    }
+    while m.cold.len > cfg.ss_cold_max && !unmap.is_full() {
+        let old = m.cold.pop_back();
+        m.mapped -= 1;
+        registry::set(old as usize, Kind::None);
+        unmap.push(old);
+    }
+    if now >= m.next_scan_ms {
+        m.next_scan_ms = now + delay / 2;
+        let mut ss = m.partial.head;
+        let mut n = 0;
+        while !ss.is_null() && n < PURGE_SCAN {
+            if (*ss).released_ms + delay <= now {
+                discard_free_slabs(ss);
+            }
+            ss = (*ss).links.next;
+            n += 1;
+        }
+    }
+}
+
+/// Returns the pages of every free slab of `ss` that still has them.
+unsafe fn discard_free_slabs(ss: *mut SuperSlab) {
+    let mut dirty_free = (*ss).free_mask & (*ss).dirty_mask;
+    (*ss).dirty_mask &= !dirty_free;
+    while dirty_free != 0 {
+        // One madvise per run of adjacent slabs.
+        let first = dirty_free.trailing_zeros();
+        let run = (dirty_free >> first).trailing_ones();
+        let start = ss as usize + ((first as usize) << SMALL_SLAB_SHIFT);
+        os::discard(start as *mut u8, (run as usize) << SMALL_SLAB_SHIFT);
+        dirty_free &= !(((1u64 << run) - 1) << first) as u32;
+    }
+}
+
+/// SuperSlabs to unmap once the manager's lock is released.
+struct UnmapBatch {
+    items: [*mut SuperSlab; UNMAP_BATCH],
+    len: usize,
+}
+
+impl UnmapBatch {
+    fn new() -> Self {
+        UnmapBatch {
+            items: [null_mut(); UNMAP_BATCH],
+            len: 0,
+        }
+    }
+    fn is_full(&self) -> bool {
+        self.len == UNMAP_BATCH
+    }
+    fn push(&mut self, ss: *mut SuperSlab) {
+        self.items[self.len] = ss;
+        self.len += 1;
+    }
+    fn run(&self) {
+        for &ss in &self.items[..self.len] {
+            os::unmap(ss as *mut u8, SS_SIZE);
+        }
     }
 }
 
@@ -322,5 +404,44 @@ mod tests {
             .lock
             .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
         assert!(m.0 <= cfg.ss_warm_max && m.1 <= cfg.ss_cold_max);
+    }
+
+    #[test]
+    fn freed_memory_keeps_its_pages_until_the_purge_delay_is_over() {
+        let _serial = crate::tests::serial();
+        let delay = crate::config::get().purge_delay_ms;
+        let small = class_of(64);
+        // Two slabs of one SuperSlab: one stays in use, one is freed.
+        let a = acquire_slab(small, null_mut());
+        let b = acquire_slab(small, null_mut());
+        let ss = super_slab_of(b);
+        unsafe {
+            core::ptr::write_bytes((*b).start as *mut u8, 1, 4096);
+            let bit = 1u32 << (((*b).start - ss as usize) >> SMALL_SLAB_SHIFT);
+            release_slab(b);
+            let now = os::now_ms();
+            let m = || &mut *GLOBAL.m.get();
+            GLOBAL.lock.lock();
+            if super_slab_of(a) == ss {
+                assert_ne!(
+                    (*ss).dirty_mask & bit,
+                    0,
+                    "freed slab keeps its pages at first"
+                );
+                m().next_scan_ms = 0;
+                purge_locked(m(), now + delay + 1, &mut UnmapBatch::new());
+                assert_eq!((*ss).dirty_mask & bit, 0, "and loses them after the delay");
+            }
+            // An empty SuperSlab stays warm until the delay is over, then goes cold.
+            GLOBAL.lock.unlock();
+            release_slab(a);
+            GLOBAL.lock.lock();
+            let warm_before = m().warm.len;
+            assert!(warm_before >= 1);
+            purge_locked(m(), os::now_ms() + delay + 1, &mut UnmapBatch::new());
+            assert_eq!(m().warm.len, 0);
+            assert!(m().cold.len >= 1);
+            GLOBAL.lock.unlock();
+        }
     }
 }

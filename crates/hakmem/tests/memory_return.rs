@@ -48,14 +48,19 @@ fn free_all(ptrs: &mut Vec<(usize, usize)>) {
     ptrs.clear();
 }
 
+/// A little allocation work: `k` blocks of 64..1024 B held at once, then freed (so the slow paths,
+/// where deferred work such as purging happens, do run).
 fn churn_a_little(k: usize) {
-    for i in 0..k {
-        unsafe {
+    let held: Vec<*mut u8> = (0..k)
+        .map(|i| unsafe {
             let p = hakmem::malloc(64 + i % 961);
             assert!(!p.is_null());
             *p = 1;
-            hakmem::free(p);
-        }
+            p
+        })
+        .collect();
+    for p in held {
+        unsafe { hakmem::free(p) };
     }
 }
 

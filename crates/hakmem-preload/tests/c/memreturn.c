@@ -40,13 +40,17 @@ static void free_all(void) {
     nblocks = 0;
 }
 
+/* A little allocation work: n blocks of 64..1024 B held at once, then freed (so an allocator's
+ * slow paths, where deferred work such as purging happens, do run). */
 static void churn_a_little(int n) {
+    static void *held[5000];
+    if (n > 5000) n = 5000;
     for (int i = 0; i < n; i++) {
-        void *p = malloc((size_t)(64 + i % 961));
-        if (!p) DIE("malloc");
-        memset(p, 1, 64);
-        free(p);
+        held[i] = malloc((size_t)(64 + i % 961));
+        if (!held[i]) DIE("malloc");
+        memset(held[i], 1, 64);
     }
+    for (int i = 0; i < n; i++) free(held[i]);
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

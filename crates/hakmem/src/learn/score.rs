@@ -1,0 +1,284 @@
+//! Per-epoch measurements and the composite cost that ranks strategies. LOWER IS BETTER.
+//!
+//! Each epoch yields three raw terms, made independent of the epoch's length:
+//! - CPU: nanoseconds spent in the allocator's slow paths per operation;
+//! - faults: minor page faults per operation;
+//! - memory: mapped bytes per live byte (the footprint overhead; live bytes are floored at 1 MiB
+//!   so an almost empty heap does not blow the ratio up).
+//!
+//! Each raw term is divided by a running baseline of the same term (an exponential moving average
+//! over recent epochs, whatever strategy ran them), so a normalised term is about 1.0 for an
+//! average epoch and terms with different units can be weighted. The cost is the weighted sum;
+//! weights sum to 1 and depend on the mode (`Mode::weights`). A cost of 0.8 reads "20 % cheaper
+//! than recent epochs on average". The first epoch (and the first after `reset`) sets the
+//! baseline and scores exactly 1.0. Pure arithmetic: no allocation, no clock.
+
+/// What the caller measured over one epoch. Counts are for this epoch only (deltas).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Measurements {
+    /// CPU nanoseconds spent in the allocator's slow paths (refill, flush, mmap, madvise, ...).
+    pub slow_path_ns: u64,
+    /// Minor page faults (getrusage ru_minflt delta).
+    pub minor_faults: u64,
+    /// Live bytes at the end of the epoch (or averaged over it).
+    pub live_bytes: u64,
+    /// Bytes mapped by the allocator at the end of the epoch (or averaged over it).
+    pub mapped_bytes: u64,
+    /// Allocation and free operations in the epoch.
+    pub ops: u64,
+    /// Wall-clock nanoseconds the epoch lasted; 0 = unknown (then rates are not compared).
+    pub elapsed_ns: u64,
+    /// Median and 95th percentile of requested sizes in the epoch (from `sketch`); 0 = unknown.
+    pub size_p50: u64,
+    pub size_p95: u64,
+}
+
+/// What the learner optimises for (DESIGN.md section 5, `HAKMEM_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// CPU-heavy.
+    Fast,
+    /// The original's weights: 0.4 CPU, 0.3 faults, 0.3 memory.
+    Balanced,
+    /// Memory-heavy.
+    Lean,
+}
+
+/// Weights of the three normalised terms; they sum to 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    pub cpu: f64,
+    pub faults: f64,
+    pub memory: f64,
+}
+
+impl Mode {
+    pub const fn weights(self) -> Weights {
+        match self {
+            Mode::Fast => Weights {
+                cpu: 0.7,
+                faults: 0.2,
+                memory: 0.1,
+            },
+            Mode::Balanced => Weights {
+                cpu: 0.4,
+                faults: 0.3,
+                memory: 0.3,
+            },
+            Mode::Lean => Weights {
+                cpu: 0.2,
+                faults: 0.2,
+                memory: 0.6,
+            },
+        }
+    }
+}
+
+/// Raw per-operation terms of one epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Terms {
+    pub cpu_ns_per_op: f64,
+    pub faults_per_op: f64,
+    pub mapped_per_live: f64,
+}
+
+/// Live bytes below this count as this much in the memory term.
+pub const LIVE_FLOOR_BYTES: u64 = 1 << 20;
+
+/// Floors added to both a term and its baseline, so a term that is almost always 0 (no faults)
+/// does not turn noise into huge ratios: 1 ns/op, 1 fault per 10^4 ops, 1 % overhead.
+const FLOOR: Terms = Terms {
+    cpu_ns_per_op: 1.0,
+    faults_per_op: 1e-4,
+    mapped_per_live: 0.01,
+};
+
+/// Weight of the newest epoch in the baseline's moving average (1/16: about 16 epochs of memory).
+pub const BASELINE_ALPHA: f64 = 1.0 / 16.0;
+
+impl Terms {
+    pub fn of(m: &Measurements) -> Terms {
+        let ops = m.ops.max(1) as f64;
+        Terms {
+            cpu_ns_per_op: m.slow_path_ns as f64 / ops,
+            faults_per_op: m.minor_faults as f64 / ops,
+            mapped_per_live: m.mapped_bytes as f64 / m.live_bytes.max(LIVE_FLOOR_BYTES) as f64,
+        }
+    }
+}
+
+/// Turns measurements into costs against a running baseline.
+#[derive(Clone, Copy, Debug)]
+pub struct Scorer {
+    weights: Weights,
+    baseline: Option<Terms>,
+}
+
+impl Scorer {
+    pub const fn new(mode: Mode) -> Self {
+        Scorer {
+            weights: mode.weights(),
+            baseline: None,
+        }
+    }
+
+    pub fn with_weights(weights: Weights) -> Self {
+        Scorer {
+            weights,
+            baseline: None,
+        }
+    }
+
+    pub fn weights(&self) -> Weights {
+        self.weights
+    }
+
+    pub fn baseline(&self) -> Option<Terms> {
+        self.baseline
+    }
+
+    /// Forgets the baseline (after a phase change: old costs mean nothing for the new workload).
+    pub fn reset(&mut self) {
+        self.baseline = None;
+    }
+
+    /// The cost of `terms` against the current baseline, without updating it.
+    pub fn cost_of(&self, t: &Terms) -> f64 {
+        let b = match self.baseline {
+            Some(b) => b,
+            None => return 1.0,
+        };
+        let w = self.weights;
+        let ratio = |x: f64, base: f64, floor: f64| (x + floor) / (base + floor);
+        w.cpu * ratio(t.cpu_ns_per_op, b.cpu_ns_per_op, FLOOR.cpu_ns_per_op)
+            + w.faults * ratio(t.faults_per_op, b.faults_per_op, FLOOR.faults_per_op)
+            + w.memory * ratio(t.mapped_per_live, b.mapped_per_live, FLOOR.mapped_per_live)
+    }
+
+    /// The epoch's cost (lower is better; about 1.0 for an average epoch), then folds the epoch
+    /// into the baseline.
+    pub fn score(&mut self, m: &Measurements) -> f64 {
+        let t = Terms::of(m);
+        let c = self.cost_of(&t);
+        self.baseline = Some(match self.baseline {
+            None => t,
+            Some(b) => {
+                let mix = |old: f64, new: f64| old + BASELINE_ALPHA * (new - old);
+                Terms {
+                    cpu_ns_per_op: mix(b.cpu_ns_per_op, t.cpu_ns_per_op),
+                    faults_per_op: mix(b.faults_per_op, t.faults_per_op),
+                    mapped_per_live: mix(b.mapped_per_live, t.mapped_per_live),
+                }
+            }
+        });
+        c
+    }
+}
+
+/// A cost as a bandit reward in [0, 1], higher is better: 1.5 - cost, clamped. A cost of 1.0 (an
+/// average epoch) gives 0.5; 50 % cheaper or dearer saturates.
+pub fn reward_of(cost: f64) -> f64 {
+    if cost.is_nan() {
+        return 0.0;
+    }
+    (1.5 - cost).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(ns: u64, faults: u64, live: u64, mapped: u64, ops: u64) -> Measurements {
+        Measurements {
+            slow_path_ns: ns,
+            minor_faults: faults,
+            live_bytes: live,
+            mapped_bytes: mapped,
+            ops,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn weights_sum_to_one_and_lean_favours_memory() {
+        for mode in [Mode::Fast, Mode::Balanced, Mode::Lean] {
+            let w = mode.weights();
+            assert!((w.cpu + w.faults + w.memory - 1.0).abs() < 1e-12);
+        }
+        assert_eq!(
+            Mode::Balanced.weights(),
+            Weights {
+                cpu: 0.4,
+                faults: 0.3,
+                memory: 0.3
+            }
+        );
+        assert!(Mode::Fast.weights().cpu > Mode::Lean.weights().cpu);
+        assert!(Mode::Lean.weights().memory > Mode::Fast.weights().memory);
+    }
+
+    #[test]
+    fn first_epoch_scores_one_and_same_epoch_scores_one() {
+        let mut s = Scorer::new(Mode::Balanced);
+        let e = m(1_000_000, 100, 64 << 20, 80 << 20, 10_000);
+        assert_eq!(s.score(&e), 1.0);
+        assert!((s.score(&e) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn costs_are_per_op_so_epoch_length_does_not_matter() {
+        let mut s = Scorer::new(Mode::Balanced);
+        s.score(&m(1_000_000, 100, 64 << 20, 80 << 20, 10_000));
+        let short = Terms::of(&m(1_000_000, 100, 64 << 20, 80 << 20, 10_000));
+        let long = Terms::of(&m(10_000_000, 1000, 64 << 20, 80 << 20, 100_000));
+        assert!((s.cost_of(&short) - s.cost_of(&long)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cost_is_the_weighted_sum_of_ratios() {
+        let mut s = Scorer::new(Mode::Balanced);
+        // Baseline: 100 ns/op, 0.01 faults/op, overhead 1.25.
+        s.score(&m(1_000_000, 100, 64 << 20, 80 << 20, 10_000));
+        // Half the CPU, same faults, same overhead.
+        let t = Terms::of(&m(500_000, 100, 64 << 20, 80 << 20, 10_000));
+        let want = 0.4 * (50.0 + 1.0) / (100.0 + 1.0) + 0.3 + 0.3;
+        assert!((s.cost_of(&t) - want).abs() < 1e-12);
+        // Each mode ranks a CPU-cheap/memory-dear epoch against a CPU-dear/memory-cheap one.
+        let cpu_cheap = Terms::of(&m(500_000, 100, 64 << 20, 160 << 20, 10_000));
+        let mem_cheap = Terms::of(&m(2_000_000, 100, 64 << 20, 64 << 20, 10_000));
+        for (mode, cpu_wins) in [(Mode::Fast, true), (Mode::Lean, false)] {
+            let mut s = Scorer::new(mode);
+            s.score(&m(1_000_000, 100, 64 << 20, 80 << 20, 10_000));
+            assert_eq!(s.cost_of(&cpu_cheap) < s.cost_of(&mem_cheap), cpu_wins);
+        }
+    }
+
+    #[test]
+    fn baseline_moves_towards_new_epochs_and_reset_forgets_it() {
+        let mut s = Scorer::new(Mode::Fast);
+        s.score(&m(1_000_000, 0, 0, 0, 10_000));
+        let c = s.score(&m(2_000_000, 0, 0, 0, 10_000));
+        assert!(c > 1.0);
+        let b = s.baseline().unwrap().cpu_ns_per_op;
+        assert!((b - (100.0 + 100.0 / 16.0)).abs() < 1e-9, "{b}");
+        s.reset();
+        assert_eq!(s.score(&m(7, 7, 7, 7, 7)), 1.0);
+    }
+
+    #[test]
+    fn zero_ops_and_zero_live_do_not_divide_by_zero() {
+        let mut s = Scorer::new(Mode::Balanced);
+        s.score(&m(0, 0, 0, 0, 0));
+        let c = s.score(&m(100, 3, 0, 1 << 20, 0));
+        assert!(c.is_finite() && c > 1.0);
+    }
+
+    #[test]
+    fn reward_maps_cost_into_unit_interval() {
+        assert_eq!(reward_of(1.0), 0.5);
+        assert_eq!(reward_of(0.1), 1.0);
+        assert_eq!(reward_of(3.0), 0.0);
+        assert_eq!(reward_of(f64::NAN), 0.0);
+        assert!(reward_of(0.8) > reward_of(0.9));
+    }
+}

@@ -1,0 +1,460 @@
+//! A strategy: one complete, valid vector of the allocator's workload-dependent knobs.
+//!
+//! Every knob takes its values from a fixed ladder (`Knob::ladder`), so a strategy is valid exactly
+//! when each knob sits on a rung of its ladder; `clamp` snaps any value onto the ladder. The
+//! generator (`mutate`) moves one or two knobs by one rung, so a challenger is always valid and
+//! always differs from its parent in one or two knobs. `DEFAULTS` is the starting candidate set.
+//! Pure data: no allocation, no I/O; the caller applies a strategy to the allocator.
+
+use super::rng::Rng;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// One tunable, in the order of `Strategy`'s fields (and of the playbook file's knob array).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// Bytes: requests at or above it get their own mapping; below it they are pooled.
+    LargeThreshold,
+    /// Bytes of freed large blocks BigCache keeps warm.
+    BigCacheBytes,
+    /// Bytes of freed memory gathered before one batched madvise(MADV_DONTNEED); 0 = at once.
+    MadviseBatch,
+    /// Milliseconds freed memory waits before its pages are returned; 0 = immediately.
+    PurgeDelayMs,
+    /// Multiplier of the thread cache's per-class cap.
+    CacheCapMultiplier,
+    /// Blocks moved per thread-cache refill (and flush).
+    RefillBatch,
+    /// Empty SuperSlabs kept with their pages for reuse.
+    WarmSuperSlabs,
+}
+
+/// Number of knobs in a strategy.
+pub const KNOB_COUNT: usize = 7;
+
+impl Knob {
+    pub const ALL: [Knob; KNOB_COUNT] = [
+        Knob::LargeThreshold,
+        Knob::BigCacheBytes,
+        Knob::MadviseBatch,
+        Knob::PurgeDelayMs,
+        Knob::CacheCapMultiplier,
+        Knob::RefillBatch,
+        Knob::WarmSuperSlabs,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Knob::LargeThreshold => "large_threshold",
+            Knob::BigCacheBytes => "bigcache_bytes",
+            Knob::MadviseBatch => "madvise_batch",
+            Knob::PurgeDelayMs => "purge_delay_ms",
+            Knob::CacheCapMultiplier => "cache_cap_mult",
+            Knob::RefillBatch => "refill_batch",
+            Knob::WarmSuperSlabs => "warm_superslabs",
+        }
+    }
+
+    /// The legal values, ascending. The ranges follow DESIGN.md section 3 (thresholds 64 KiB..32
+    /// MiB geometric) and the current defaults in `config.rs` (8 warm SuperSlabs, 64 MiB BigCache).
+    pub const fn ladder(self) -> &'static [u64] {
+        match self {
+            Knob::LargeThreshold => &[
+                64 * KIB,
+                128 * KIB,
+                256 * KIB,
+                512 * KIB,
+                MIB,
+                2 * MIB,
+                4 * MIB,
+                8 * MIB,
+                16 * MIB,
+                32 * MIB,
+            ],
+            Knob::BigCacheBytes => &[
+                0,
+                4 * MIB,
+                16 * MIB,
+                32 * MIB,
+                64 * MIB,
+                128 * MIB,
+                256 * MIB,
+                512 * MIB,
+                GIB,
+            ],
+            Knob::MadviseBatch => &[0, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB],
+            Knob::PurgeDelayMs => &[0, 1, 10, 50, 100, 500, 1000, 5000, 10_000],
+            Knob::CacheCapMultiplier => &[1, 2, 3, 4, 6, 8],
+            Knob::RefillBatch => &[4, 8, 16, 32, 64, 128],
+            Knob::WarmSuperSlabs => &[0, 1, 2, 4, 8, 16, 32],
+        }
+    }
+
+    /// The rung of `v` on this knob's ladder, if `v` is legal.
+    pub fn rung(self, v: u64) -> Option<usize> {
+        self.ladder().iter().position(|&x| x == v)
+    }
+
+    /// The legal value nearest to `v`: the smallest rung at or above `v`, or the top rung.
+    pub fn snap(self, v: u64) -> u64 {
+        let l = self.ladder();
+        for &x in l {
+            if x >= v {
+                return x;
+            }
+        }
+        l[l.len() - 1]
+    }
+}
+
+/// A complete knob vector. Build it from `DEFAULTS`, `clamp` or `from_knobs`; `is_valid` holds for
+/// every strategy the learner hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strategy {
+    pub large_threshold: u64,
+    pub bigcache_bytes: u64,
+    pub madvise_batch: u64,
+    pub purge_delay_ms: u64,
+    pub cache_cap_mult: u64,
+    pub refill_batch: u64,
+    pub warm_superslabs: u64,
+}
+
+impl Strategy {
+    pub fn get(&self, k: Knob) -> u64 {
+        match k {
+            Knob::LargeThreshold => self.large_threshold,
+            Knob::BigCacheBytes => self.bigcache_bytes,
+            Knob::MadviseBatch => self.madvise_batch,
+            Knob::PurgeDelayMs => self.purge_delay_ms,
+            Knob::CacheCapMultiplier => self.cache_cap_mult,
+            Knob::RefillBatch => self.refill_batch,
+            Knob::WarmSuperSlabs => self.warm_superslabs,
+        }
+    }
+
+    pub fn set(&mut self, k: Knob, v: u64) {
+        match k {
+            Knob::LargeThreshold => self.large_threshold = v,
+            Knob::BigCacheBytes => self.bigcache_bytes = v,
+            Knob::MadviseBatch => self.madvise_batch = v,
+            Knob::PurgeDelayMs => self.purge_delay_ms = v,
+            Knob::CacheCapMultiplier => self.cache_cap_mult = v,
+            Knob::RefillBatch => self.refill_batch = v,
+            Knob::WarmSuperSlabs => self.warm_superslabs = v,
+        }
+    }
+
+    /// The knobs in `Knob::ALL` order.
+    pub fn knobs(&self) -> [u64; KNOB_COUNT] {
+        let mut a = [0; KNOB_COUNT];
+        for (i, &k) in Knob::ALL.iter().enumerate() {
+            a[i] = self.get(k);
+        }
+        a
+    }
+
+    /// A strategy from knobs in `Knob::ALL` order, unchecked (see `is_valid`).
+    pub fn from_knobs(a: &[u64; KNOB_COUNT]) -> Strategy {
+        let mut s = BALANCED;
+        for (i, &k) in Knob::ALL.iter().enumerate() {
+            s.set(k, a[i]);
+        }
+        s
+    }
+
+    /// True when every knob is on its ladder.
+    pub fn is_valid(&self) -> bool {
+        Knob::ALL.iter().all(|&k| k.rung(self.get(k)).is_some())
+    }
+
+    /// The same strategy with every knob snapped onto its ladder.
+    pub fn clamp(&self) -> Strategy {
+        let mut s = *self;
+        for &k in &Knob::ALL {
+            s.set(k, k.snap(self.get(k)));
+        }
+        s
+    }
+
+    /// Number of knobs whose values differ.
+    pub fn knobs_differing(&self, other: &Strategy) -> usize {
+        Knob::ALL
+            .iter()
+            .filter(|&&k| self.get(k) != other.get(k))
+            .count()
+    }
+
+    /// Sum over knobs of the distance in rungs (both must be valid).
+    pub fn rung_distance(&self, other: &Strategy) -> u32 {
+        let mut d = 0;
+        for &k in &Knob::ALL {
+            let a = k.rung(self.get(k)).unwrap_or(0) as i64;
+            let b = k.rung(other.get(k)).unwrap_or(0) as i64;
+            d += (a - b).unsigned_abs() as u32;
+        }
+        d
+    }
+}
+
+/// The generator: a challenger that differs from `parent` (valid) in one knob (probability 1/2) or
+/// two knobs, each moved one rung up or down (down at the top rung, up at the bottom).
+pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
+    let mut s = parent.clamp();
+    let first = rng.below(KNOB_COUNT as u64) as usize;
+    let mut second = None;
+    if rng.below(2) == 1 {
+        let j = rng.below(KNOB_COUNT as u64 - 1) as usize;
+        second = Some(if j >= first { j + 1 } else { j });
+    }
+    for i in [Some(first), second].into_iter().flatten() {
+        let k = Knob::ALL[i];
+        let l = k.ladder();
+        let r = k.rung(s.get(k)).unwrap_or(0);
+        let up = if r == 0 {
+            true
+        } else if r + 1 == l.len() {
+            false
+        } else {
+            rng.below(2) == 1
+        };
+        s.set(k, l[if up { r + 1 } else { r - 1 }]);
+    }
+    s
+}
+
+/// The middle of the road, close to the allocator's built-in defaults.
+pub const BALANCED: Strategy = Strategy {
+    large_threshold: 2 * MIB,
+    bigcache_bytes: 64 * MIB,
+    madvise_batch: MIB,
+    purge_delay_ms: 100,
+    cache_cap_mult: 2,
+    refill_batch: 32,
+    warm_superslabs: 8,
+};
+
+/// Speed first: big caches, long purge delay, deep thread caches.
+pub const FAST: Strategy = Strategy {
+    large_threshold: 32 * MIB,
+    bigcache_bytes: GIB,
+    madvise_batch: 64 * MIB,
+    purge_delay_ms: 10_000,
+    cache_cap_mult: 8,
+    refill_batch: 128,
+    warm_superslabs: 32,
+};
+
+/// Footprint first: small caches, immediate purge, shallow thread caches.
+pub const LEAN: Strategy = Strategy {
+    large_threshold: 64 * KIB,
+    bigcache_bytes: 0,
+    madvise_batch: 0,
+    purge_delay_ms: 0,
+    cache_cap_mult: 1,
+    refill_batch: 4,
+    warm_superslabs: 0,
+};
+
+/// Maximum number of default candidates.
+pub const DEFAULT_COUNT: usize = 10;
+
+/// The starting candidates, with names for the leaderboard. They differ in several knobs each, so
+/// the first epochs sample the space broadly; the generator refines from there.
+pub const DEFAULTS: [(&str, Strategy); DEFAULT_COUNT] = [
+    ("balanced", BALANCED),
+    ("fast", FAST),
+    ("lean", LEAN),
+    (
+        "fast-small",
+        Strategy {
+            large_threshold: 4 * MIB,
+            bigcache_bytes: 128 * MIB,
+            madvise_batch: 4 * MIB,
+            purge_delay_ms: 1000,
+            cache_cap_mult: 6,
+            refill_batch: 64,
+            warm_superslabs: 16,
+        },
+    ),
+    (
+        "lean-small",
+        Strategy {
+            large_threshold: 512 * KIB,
+            bigcache_bytes: 16 * MIB,
+            madvise_batch: 256 * KIB,
+            purge_delay_ms: 10,
+            cache_cap_mult: 1,
+            refill_batch: 16,
+            warm_superslabs: 2,
+        },
+    ),
+    (
+        "big-blocks-cached",
+        Strategy {
+            large_threshold: 256 * KIB,
+            bigcache_bytes: 512 * MIB,
+            madvise_batch: 16 * MIB,
+            purge_delay_ms: 5000,
+            cache_cap_mult: 2,
+            refill_batch: 32,
+            warm_superslabs: 4,
+        },
+    ),
+    (
+        "pooled-large",
+        Strategy {
+            large_threshold: 16 * MIB,
+            bigcache_bytes: 32 * MIB,
+            madvise_batch: MIB,
+            purge_delay_ms: 500,
+            cache_cap_mult: 3,
+            refill_batch: 32,
+            warm_superslabs: 8,
+        },
+    ),
+    (
+        "small-objects",
+        Strategy {
+            large_threshold: MIB,
+            bigcache_bytes: 16 * MIB,
+            madvise_batch: 4 * MIB,
+            purge_delay_ms: 100,
+            cache_cap_mult: 8,
+            refill_batch: 128,
+            warm_superslabs: 16,
+        },
+    ),
+    (
+        "batched-purge",
+        Strategy {
+            large_threshold: 2 * MIB,
+            bigcache_bytes: 64 * MIB,
+            madvise_batch: 64 * MIB,
+            purge_delay_ms: 50,
+            cache_cap_mult: 2,
+            refill_batch: 16,
+            warm_superslabs: 1,
+        },
+    ),
+    (
+        "mmap-early",
+        Strategy {
+            large_threshold: 128 * KIB,
+            bigcache_bytes: 4 * MIB,
+            madvise_batch: 0,
+            purge_delay_ms: 1,
+            cache_cap_mult: 4,
+            refill_batch: 8,
+            warm_superslabs: 4,
+        },
+    ),
+];
+
+/// The name of `s` if it is one of `DEFAULTS`.
+pub fn default_name(s: &Strategy) -> Option<&'static str> {
+    DEFAULTS.iter().find(|(_, d)| d == s).map(|(n, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladders_are_strictly_ascending_and_small() {
+        for &k in &Knob::ALL {
+            let l = k.ladder();
+            assert!(l.len() >= 2 && l.len() <= 16, "{}", k.name());
+            assert!(l.windows(2).all(|w| w[0] < w[1]), "{}", k.name());
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_distinct_and_differ_meaningfully() {
+        for (i, (n, a)) in DEFAULTS.iter().enumerate() {
+            assert!(a.is_valid(), "{n}");
+            assert_eq!(default_name(a), Some(*n));
+            for (m, b) in &DEFAULTS[i + 1..] {
+                assert!(a.knobs_differing(b) >= 3, "{n} vs {m}");
+            }
+        }
+        assert!(FAST.bigcache_bytes > LEAN.bigcache_bytes);
+        assert!(FAST.purge_delay_ms > LEAN.purge_delay_ms);
+        assert_eq!(LEAN.purge_delay_ms, 0);
+    }
+
+    #[test]
+    fn clamp_snaps_onto_ladders_and_is_idempotent() {
+        let wild = Strategy {
+            large_threshold: 3 * MIB,
+            bigcache_bytes: 100 * GIB,
+            madvise_batch: 1,
+            purge_delay_ms: 7,
+            cache_cap_mult: 5,
+            refill_batch: 0,
+            warm_superslabs: 1000,
+        };
+        assert!(!wild.is_valid());
+        let c = wild.clamp();
+        assert!(c.is_valid());
+        assert_eq!(c.large_threshold, 4 * MIB);
+        assert_eq!(c.bigcache_bytes, GIB);
+        assert_eq!(c.madvise_batch, 256 * KIB);
+        assert_eq!(c.purge_delay_ms, 10);
+        assert_eq!(c.cache_cap_mult, 6);
+        assert_eq!(c.refill_batch, 4);
+        assert_eq!(c.warm_superslabs, 32);
+        assert_eq!(c.clamp(), c);
+        assert_eq!(BALANCED.clamp(), BALANCED);
+    }
+
+    #[test]
+    fn knobs_round_trip() {
+        for (_, s) in &DEFAULTS {
+            assert_eq!(Strategy::from_knobs(&s.knobs()), *s);
+        }
+    }
+
+    #[test]
+    fn mutate_changes_one_or_two_knobs_by_one_rung_and_stays_valid() {
+        let mut rng = Rng::new(42);
+        let mut ones = 0;
+        let mut twos = 0;
+        for i in 0..2000 {
+            let parent = DEFAULTS[i % DEFAULT_COUNT].1;
+            let c = mutate(&parent, &mut rng);
+            assert!(c.is_valid());
+            let d = c.knobs_differing(&parent);
+            assert!(d == 1 || d == 2, "{d}");
+            assert_eq!(c.rung_distance(&parent) as usize, d);
+            if d == 1 {
+                ones += 1;
+            } else {
+                twos += 1;
+            }
+        }
+        assert!(ones > 800 && twos > 800, "{ones} {twos}");
+        // The extremes can only move inwards.
+        for _ in 0..100 {
+            let c = mutate(&LEAN, &mut rng);
+            for &k in &Knob::ALL {
+                assert!(c.get(k) >= LEAN.get(k));
+            }
+            let c = mutate(&FAST, &mut rng);
+            for &k in &Knob::ALL {
+                assert!(c.get(k) <= FAST.get(k));
+            }
+        }
+    }
+
+    #[test]
+    fn mutate_is_deterministic_for_a_seed() {
+        let mut a = Rng::new(9);
+        let mut b = Rng::new(9);
+        for _ in 0..50 {
+            assert_eq!(mutate(&BALANCED, &mut a), mutate(&BALANCED, &mut b));
+        }
+    }
+}
