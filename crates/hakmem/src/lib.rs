@@ -14,6 +14,7 @@ mod bigcache;
 pub mod config;
 mod heap;
 mod large;
+pub mod learn;
 mod list;
 mod lock;
 mod os;

@@ -363,7 +363,11 @@ mod tests {
         assert!(t.get(0x1000).is_none());
         assert_eq!(t.get(0x9999_0000).unwrap().allocs, 1);
         for k in 1..MAX_SITES {
-            assert_eq!(t.get(0x1000 + 16 * k).unwrap().allocs, k as u64 + 2, "site {k}");
+            assert_eq!(
+                t.get(0x1000 + 16 * k).unwrap().allocs,
+                k as u64 + 2,
+                "site {k}"
+            );
         }
         // The newcomer (1 allocation) is now the coldest and goes next.
         t.record_alloc(0x7777_0000, 8, 101);

@@ -1,0 +1,407 @@
+//! The learning layer: which strategy (knob vector) the allocator runs, decided at epoch
+//! boundaries from measured costs (DESIGN.md section 3).
+//!
+//! Layers, bottom up: `rng` (seeded SplitMix64), `strategy` (knobs, ladders, the generator),
+//! `score` (measurements -> cost, lower is better), `elo` and `ucb1` (the two raters), `sketch`
+//! (size quantiles) and `site` (per-call-site profiles and the sampling rate), `playbook` (the live
+//! strategies: choice, rating, evolution, file), `lifecycle` (LEARN / FROZEN / CANARY and the
+//! event log), and here the `Learner` that ties them together.
+//!
+//! Everything is deterministic given the seed and the measurements, allocates nothing, reads no
+//! clock and takes no lock: the caller keeps one `Learner` behind its own lock, measures an epoch,
+//! calls `on_epoch_end` and applies the strategy it returns until the next boundary. The hot path
+//! only ever reads values already decided.
+
+pub mod elo;
+pub mod lifecycle;
+pub mod playbook;
+pub mod rng;
+pub mod score;
+pub mod site;
+pub mod sketch;
+pub mod strategy;
+pub mod ucb1;
+
+pub use lifecycle::{Event, EventLog, LifecycleConfig, Phase, Record, Shift};
+pub use playbook::{Entry, FileError, Playbook, PlaybookConfig, Selector};
+pub use score::{Measurements, Mode};
+pub use strategy::{Knob, Strategy};
+
+use lifecycle::{Lifecycle, Verdict};
+use rng::Rng;
+use score::Scorer;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LearnerConfig {
+    pub playbook: PlaybookConfig,
+    pub lifecycle: LifecycleConfig,
+    /// In LEARN after warm-up, the playbook evolves once every this many epochs.
+    pub evolve_every: u32,
+}
+
+impl LearnerConfig {
+    /// The defaults for a selector (the freeze tolerance is in that selector's units).
+    pub const fn for_selector(selector: Selector) -> Self {
+        LearnerConfig {
+            playbook: PlaybookConfig::DEFAULT,
+            lifecycle: match selector {
+                Selector::Elo => LifecycleConfig::ELO,
+                Selector::Ucb1 => LifecycleConfig::UCB1,
+            },
+            evolve_every: 32,
+        }
+    }
+}
+
+/// The strategy learner. See the module header.
+pub struct Learner {
+    mode: Mode,
+    cfg: LearnerConfig,
+    scorer: Scorer,
+    playbook: Playbook,
+    lifecycle: Lifecycle,
+    rng: Rng,
+    /// The strategy running in the current epoch.
+    current: Strategy,
+    /// Its playbook id in LEARN (0 otherwise).
+    running: u32,
+    epoch: u64,
+    last_cost: f64,
+}
+
+impl Learner {
+    pub fn new(mode: Mode, selector: Selector, seed: u64) -> Self {
+        Learner::with_config(mode, selector, seed, LearnerConfig::for_selector(selector))
+    }
+
+    pub fn with_config(mode: Mode, selector: Selector, seed: u64, cfg: LearnerConfig) -> Self {
+        let mut l = Learner {
+            mode,
+            cfg,
+            scorer: Scorer::new(mode),
+            playbook: Playbook::new(selector, cfg.playbook, seed),
+            lifecycle: Lifecycle::new(cfg.lifecycle),
+            rng: Rng::new(seed ^ 0x6C65_6172_6E65_7221),
+            current: strategy::BALANCED,
+            running: 0,
+            epoch: 0,
+            last_cost: 1.0,
+        };
+        l.choose_learning();
+        l
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn selector(&self) -> Selector {
+        self.playbook.selector()
+    }
+
+    /// The strategy to run in the current epoch.
+    pub fn current(&self) -> &Strategy {
+        &self.current
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.lifecycle.phase()
+    }
+
+    /// Epochs ended so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The cost of the last epoch (lower is better; about 1.0 for an average epoch).
+    pub fn last_cost(&self) -> f64 {
+        self.last_cost
+    }
+
+    pub fn playbook(&self) -> &Playbook {
+        &self.playbook
+    }
+
+    /// Lifecycle transitions, oldest first (the last `lifecycle::LOG_CAPACITY`).
+    pub fn events(&self) -> &EventLog {
+        self.lifecycle.log()
+    }
+
+    /// Live strategies from best to worst.
+    pub fn leaderboard(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.playbook.ranked()
+    }
+
+    /// The best strategy known: the frozen one outside LEARN, else the playbook's leader.
+    pub fn best(&self) -> &Strategy {
+        match self.lifecycle.phase() {
+            Phase::Learn => &self.playbook.entry(self.playbook.leader()).strategy,
+            _ => self.lifecycle.frozen().0,
+        }
+    }
+
+    fn choose_learning(&mut self) {
+        let (slot, _) = self.playbook.select();
+        let e = self.playbook.entry(slot);
+        self.current = e.strategy;
+        self.running = e.id;
+    }
+
+    /// Ends the epoch that ran `current()`: scores it, updates ratings and the lifecycle, maybe
+    /// evolves the playbook, and returns the strategy for the next epoch.
+    pub fn on_epoch_end(&mut self, m: &Measurements) -> &Strategy {
+        self.epoch += 1;
+        self.lifecycle.set_epoch(self.epoch);
+        let cost = self.scorer.score(m);
+        self.last_cost = cost;
+        let phase = self.lifecycle.phase();
+        if self.lifecycle.observe_shape(m).is_some() {
+            // The epoch belongs to the new workload, whose costs the old baseline cannot judge.
+            self.scorer.reset();
+            self.playbook.forget_half();
+        } else {
+            match phase {
+                Phase::Learn => self.learn_epoch(cost),
+                Phase::Frozen => self.lifecycle.frozen_epoch(cost),
+                Phase::Canary => self.canary_epoch(cost),
+            }
+        }
+        match self.lifecycle.phase() {
+            Phase::Learn => self.choose_learning(),
+            _ => self.choose_frozen(),
+        }
+        &self.current
+    }
+
+    fn learn_epoch(&mut self, cost: f64) {
+        if let Some(slot) = self.playbook.slot_of(self.running) {
+            self.playbook.record(slot, cost);
+        }
+        let warm = self.playbook.epochs() >= self.cfg.playbook.min_samples;
+        if !warm {
+            return;
+        }
+        if self.cfg.evolve_every > 0 && self.epoch % self.cfg.evolve_every as u64 == 0 {
+            self.playbook.evolve();
+        }
+        let slot = self.playbook.leader();
+        let e = *self.playbook.entry(slot);
+        let value = self.playbook.rank_value(&e);
+        self.lifecycle.observe_leader(e.id, value, &e.strategy);
+    }
+
+    fn canary_epoch(&mut self, cost: f64) {
+        if self.lifecycle.canary_epoch(cost) == Verdict::Promoted {
+            let (s, parent) = self.lifecycle.frozen();
+            let s = *s;
+            let rating = self.playbook.entry(self.playbook.leader()).elo.rating + elo::K / 2.0;
+            if let Some(slot) = self.playbook.adopt(s, parent, rating) {
+                let id = self.playbook.entry(slot).id;
+                self.lifecycle.set_frozen_id(id);
+            }
+        }
+    }
+
+    fn choose_frozen(&mut self) {
+        self.running = 0;
+        if self.lifecycle.canary_due() {
+            let challenger = if self.lifecycle.has_challenger() {
+                None
+            } else {
+                Some(strategy::mutate(self.lifecycle.frozen().0, &mut self.rng))
+            };
+            self.lifecycle.start_canary(challenger.as_ref());
+            self.current = *self.lifecycle.challenger();
+        } else {
+            self.current = *self.lifecycle.frozen().0;
+        }
+    }
+
+    /// Writes the playbook to `path` (NUL-terminated).
+    pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
+        self.playbook.save(path)
+    }
+
+    /// Warm start: replaces the playbook with the one in `path` (NUL-terminated) and goes back
+    /// to LEARN with it. On error nothing changes; the caller warns and carries on cold.
+    pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
+        self.playbook.load(path)?;
+        self.lifecycle.unfreeze();
+        self.choose_learning();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strategy::DEFAULTS;
+
+    /// The strategy the synthetic workload rewards: "pooled-large".
+    const TARGET: usize = 6;
+
+    /// A synthetic workload: every cost grows with the strategy's distance (in ladder rungs) from
+    /// the target, with +-3 % noise.
+    fn measure(s: &Strategy, noise: &mut Rng) -> Measurements {
+        let d = s.rung_distance(&DEFAULTS[TARGET].1) as u64;
+        let jitter = 970 + noise.below(61); // per mille
+        let ops = 100_000;
+        let live = 64 << 20;
+        Measurements {
+            slow_path_ns: ops * (100 + 15 * d) * jitter / 1000,
+            minor_faults: ops / 100 * (10 + d) / 10,
+            live_bytes: live,
+            mapped_bytes: live + live * (20 + 5 * d) / 100,
+            ops,
+            elapsed_ns: 10_000_000,
+            size_p50: 4096,
+            size_p95: 1 << 20,
+        }
+    }
+
+    /// Runs `epochs` epochs; returns the first epoch from which `best()` was the target until the
+    /// end, and how often the target ran in the last 100 epochs.
+    fn run(l: &mut Learner, epochs: u64, seed: u64) -> (u64, u32) {
+        let mut noise = Rng::new(seed);
+        let target = DEFAULTS[TARGET].1;
+        let mut since = None;
+        let mut recent = 0;
+        for e in 0..epochs {
+            let m = measure(l.current(), &mut noise);
+            if e >= epochs - 100 && *l.current() == target {
+                recent += 1;
+            }
+            l.on_epoch_end(&m);
+            if *l.best() == target {
+                since.get_or_insert(e + 1);
+            } else {
+                since = None;
+            }
+        }
+        (since.unwrap_or(u64::MAX), recent)
+    }
+
+    fn temp_path(name: &str) -> Vec<u8> {
+        let mut v = std::env::temp_dir()
+            .join(format!("hakmem-learner-{}-{name}", std::process::id()))
+            .into_os_string()
+            .into_encoded_bytes();
+        v.push(0);
+        v
+    }
+
+    #[test]
+    fn learner_starts_on_a_default_and_is_deterministic() {
+        let mut a = Learner::new(Mode::Balanced, Selector::Elo, 7);
+        let mut b = Learner::new(Mode::Balanced, Selector::Elo, 7);
+        assert_eq!(*a.current(), DEFAULTS[0].1);
+        let mut na = Rng::new(1);
+        let mut nb = Rng::new(1);
+        for _ in 0..300 {
+            let ma = measure(a.current(), &mut na);
+            let mb = measure(b.current(), &mut nb);
+            assert_eq!(a.on_epoch_end(&ma), b.on_epoch_end(&mb));
+        }
+        assert!(a.leaderboard().count() >= 6);
+        assert_eq!(a.epoch(), 300);
+    }
+
+    #[test]
+    fn elo_learner_converges_to_the_best_strategy_and_freezes() {
+        let mut l = Learner::new(Mode::Balanced, Selector::Elo, 11);
+        let (since, recent) = run(&mut l, 400, 3);
+        assert!(
+            since <= 120,
+            "best() settled on the target only at epoch {since}"
+        );
+        assert!(recent >= 85, "target ran {recent} of the last 100 epochs");
+        assert_ne!(l.phase(), Phase::Learn);
+        let names: Vec<&str> = l.events().iter().map(|r| r.event.name()).collect();
+        assert_eq!(names[0], "froze");
+        assert!(names.contains(&"canary-rolled-back"), "{names:?}");
+        assert!(!names.contains(&"canary-promoted"), "{names:?}");
+        assert_eq!(l.leaderboard().next().unwrap().strategy, DEFAULTS[TARGET].1);
+        // Never a wholesale reset: the playbook stays between keep and capacity.
+        assert!(l.playbook().len() >= 6);
+    }
+
+    #[test]
+    fn ucb1_learner_converges_to_the_best_strategy() {
+        let mut l = Learner::new(Mode::Balanced, Selector::Ucb1, 11);
+        let (since, recent) = run(&mut l, 400, 4);
+        assert!(
+            since <= 150,
+            "best() settled on the target only at epoch {since}"
+        );
+        assert!(recent >= 80, "target ran {recent} of the last 100 epochs");
+    }
+
+    #[test]
+    fn converges_in_every_mode() {
+        for mode in [Mode::Fast, Mode::Lean] {
+            for sel in [Selector::Elo, Selector::Ucb1] {
+                let mut l = Learner::new(mode, sel, 5);
+                let (since, _) = run(&mut l, 300, 6);
+                assert!(since <= 200, "{mode:?} {sel:?}: {since}");
+            }
+        }
+    }
+
+    #[test]
+    fn warm_start_converges_faster_than_cold() {
+        for (i, sel) in [Selector::Elo, Selector::Ucb1].into_iter().enumerate() {
+            let path = temp_path(&format!("warm{i}"));
+            let mut teacher = Learner::new(Mode::Balanced, sel, 21);
+            run(&mut teacher, 200, 8);
+            teacher.save(&path).unwrap();
+
+            let mut cold = Learner::new(Mode::Balanced, sel, 22);
+            let (cold_since, _) = run(&mut cold, 150, 9);
+            let mut warm = Learner::new(Mode::Balanced, sel, 22);
+            warm.load(&path).unwrap();
+            let (warm_since, _) = run(&mut warm, 150, 9);
+            assert!(
+                warm_since < cold_since && warm_since <= 5,
+                "{sel:?}: warm {warm_since} cold {cold_since}"
+            );
+            let os = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
+            std::fs::remove_file(os).unwrap();
+            // A bad file leaves the learner as it was.
+            let before = *warm.current();
+            assert!(warm.load(b"/nonexistent/playbook\0").is_err());
+            assert_eq!(*warm.current(), before);
+        }
+    }
+
+    #[test]
+    fn phase_change_sends_the_learner_back_to_learn_and_it_relearns() {
+        let mut l = Learner::new(Mode::Balanced, Selector::Elo, 31);
+        run(&mut l, 250, 1);
+        assert_ne!(l.phase(), Phase::Learn);
+        // The workload changes: sizes 16x larger, and now the worst-ranked live strategy is best.
+        let mut noise = Rng::new(2);
+        let lean = l.leaderboard().last().unwrap().strategy;
+        assert_ne!(lean, DEFAULTS[TARGET].1);
+        let mut relearned_at = None;
+        for e in 0..400u64 {
+            let mut m = measure(l.current(), &mut noise);
+            let d = l.current().rung_distance(&lean) as u64;
+            m.slow_path_ns = m.ops * (100 + 15 * d);
+            m.minor_faults = m.ops / 100 * (10 + d) / 10;
+            m.mapped_bytes = m.live_bytes + m.live_bytes * (20 + 5 * d) / 100;
+            m.size_p50 = 65536;
+            m.size_p95 = 16 << 20;
+            l.on_epoch_end(&m);
+            if e == 1 {
+                assert_eq!(l.phase(), Phase::Learn);
+                let last = l.events().last().unwrap().event;
+                assert!(matches!(last, Event::PhaseChanged { .. }), "{last:?}");
+            }
+            if *l.best() == lean && relearned_at.is_none() {
+                relearned_at = Some(e);
+            }
+        }
+        assert!(relearned_at.is_some(), "never re-learned");
+        assert_eq!(*l.best(), lean);
+    }
+}

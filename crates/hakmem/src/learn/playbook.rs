@@ -1,0 +1,1077 @@
+//! The playbook: the live strategies with their ratings, which one runs next, how the set evolves,
+//! and its file.
+//!
+//! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; until
+//! `min_samples` epochs are recorded, the strategies take turns (round robin), so ratings drive
+//! nothing before they mean something; then ELO mode is epsilon-greedy (the leader, or with
+//! probability epsilon a uniformly chosen other strategy) and UCB1 mode asks the bandit.
+//!
+//! Rating (`record`): every epoch adds to its strategy's mean cost and bandit arm. An ELO game is
+//! played between two *adjacent* epochs that ran different strategies (the closest in time, so a
+//! drifting workload affects both alike); consecutive epochs of one strategy play no game.
+//!
+//! Evolving (`evolve`) is a delta update, never a reset: the generator mutates one or two knobs of
+//! the leader or the runner-up into a challenger (it inherits its parent's ELO rating and gets a
+//! fresh bandit arm); the curator retires proven strategies ranked below the top `keep`. The top
+//! `keep` are never touched.
+//!
+//! The file (`save`/`load`, raw libc, caller-given NUL-terminated path) is little-endian: a header
+//! (magic "HAKMEMPB", version, header size, entry size, knob count, entry count, next id, epochs),
+//! the entries, then the FNV-1a 64 checksum of everything before it. `decode` rejects a wrong
+//! magic, version or layout, a truncated or over-long file, a bad checksum and any invalid entry,
+//! before changing anything. `save` writes a temporary file and renames it over the old one.
+//!
+//! Fixed capacity (`MAX_STRATEGIES`), no allocation; the caller serialises access.
+
+use super::elo::{self, Rating};
+use super::rng::Rng;
+use super::score::reward_of;
+use super::strategy::{mutate, Strategy, DEFAULTS, KNOB_COUNT};
+use super::ucb1::{self, Arm};
+
+/// Most strategies alive at once.
+pub const MAX_STRATEGIES: usize = 16;
+
+/// What ranks strategies and drives the choice after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// ELO ratings from pairwise games, epsilon-greedy choice.
+    Elo,
+    /// UCB1 over the strategies' mean rewards.
+    Ucb1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlaybookConfig {
+    /// Share of epochs that explore a non-leader in ELO mode (DESIGN.md: 0.1).
+    pub epsilon: f64,
+    /// Epochs recorded before ratings drive choices (DESIGN.md: 50).
+    pub min_samples: u64,
+    /// Strategies the curator keeps (DESIGN.md: top 6 survive).
+    pub keep: usize,
+    /// Epochs a new challenger runs before it can be ranked out.
+    pub trial_epochs: u32,
+    /// Relative cost difference that counts as a draw.
+    pub draw_margin: f64,
+    /// UCB1 exploration constant.
+    pub ucb_c: f64,
+}
+
+impl PlaybookConfig {
+    pub const DEFAULT: PlaybookConfig = PlaybookConfig {
+        epsilon: 0.1,
+        min_samples: 50,
+        keep: 6,
+        trial_epochs: 2,
+        draw_margin: elo::DRAW_MARGIN,
+        ucb_c: 0.25,
+    };
+}
+
+impl Default for PlaybookConfig {
+    fn default() -> Self {
+        PlaybookConfig::DEFAULT
+    }
+}
+
+/// One live strategy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Entry {
+    /// Unique for the playbook's life (and across save/load); starts at 1.
+    pub id: u32,
+    /// The id this strategy was mutated from; 0 for a starting candidate.
+    pub parent: u32,
+    pub strategy: Strategy,
+    pub elo: Rating,
+    pub arm: Arm,
+    /// Epochs run with this strategy.
+    pub samples: u32,
+    /// Mean cost of those epochs (a moving average over about the last 16).
+    pub mean_cost: f64,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry {
+        id: 0,
+        parent: 0,
+        strategy: DEFAULTS[0].1,
+        elo: Rating::new(),
+        arm: Arm::new(),
+        samples: 0,
+        mean_cost: 0.0,
+    };
+}
+
+/// Why `select` chose what it chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// A challenger's trial epochs.
+    Trial,
+    /// Round robin before `min_samples`.
+    WarmUp,
+    /// ELO mode: the leader.
+    Exploit,
+    /// ELO mode: a random non-leader (probability epsilon).
+    Explore,
+    /// UCB1 mode: the bandit's pick.
+    Bandit,
+}
+
+/// What `evolve` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evolution {
+    pub retired: u32,
+    /// The challenger's id, if one was added.
+    pub added: Option<u32>,
+}
+
+/// Why a playbook file was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// The path is not NUL-terminated, has an inner NUL, or is too long.
+    BadPath,
+    /// A system call failed with this errno.
+    Io(i32),
+    /// Shorter than its header says.
+    Truncated,
+    /// Longer than the largest valid file, or longer than its header says.
+    TooLong,
+    BadMagic,
+    BadVersion,
+    /// Header, entry size or knob count differ from this build's.
+    BadLayout,
+    BadChecksum,
+    /// An entry fails validation (invalid strategy, non-finite numbers, duplicate id).
+    BadEntry,
+}
+
+pub const MAGIC: [u8; 8] = *b"HAKMEMPB";
+pub const VERSION: u32 = 1;
+pub const HEADER_SIZE: usize = 8 + 6 * 4 + 8;
+pub const ENTRY_SIZE: usize = 4 + 4 + KNOB_COUNT * 8 + 8 + 4 * 4 + 8 + 8 + 8;
+/// Size of the largest valid file.
+pub const MAX_FILE_SIZE: usize = HEADER_SIZE + MAX_STRATEGIES * ENTRY_SIZE + 8;
+/// Longest path `save` and `load` accept, NUL included.
+pub const MAX_PATH: usize = 4096;
+
+pub struct Playbook {
+    entries: [Entry; MAX_STRATEGIES],
+    len: usize,
+    next_id: u32,
+    epochs: u64,
+    selector: Selector,
+    cfg: PlaybookConfig,
+    rng: Rng,
+    /// The previous epoch's strategy id and cost, for the next ELO game.
+    last: Option<(u32, f64)>,
+    /// Epoch count at which the current warm-up started (0, or the last `forget_half`).
+    warm_start: u64,
+}
+
+impl Playbook {
+    /// A playbook holding `DEFAULTS`.
+    pub fn new(selector: Selector, cfg: PlaybookConfig, seed: u64) -> Self {
+        let mut s = [DEFAULTS[0].1; MAX_STRATEGIES];
+        for (i, (_, d)) in DEFAULTS.iter().enumerate() {
+            s[i] = *d;
+        }
+        Playbook::with_strategies(selector, cfg, seed, &s[..DEFAULTS.len()])
+    }
+
+    /// A playbook holding the valid, distinct strategies of `start` (the first `MAX_STRATEGIES`).
+    pub fn with_strategies(
+        selector: Selector,
+        cfg: PlaybookConfig,
+        seed: u64,
+        start: &[Strategy],
+    ) -> Self {
+        let mut p = Playbook {
+            entries: [Entry::EMPTY; MAX_STRATEGIES],
+            len: 0,
+            next_id: 1,
+            epochs: 0,
+            selector,
+            cfg,
+            rng: Rng::new(seed),
+            last: None,
+            warm_start: 0,
+        };
+        for s in start {
+            if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
+                p.push(*s, 0, Rating::new());
+            }
+        }
+        p
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries[..self.len]
+    }
+
+    pub fn entry(&self, slot: usize) -> &Entry {
+        &self.entries[slot]
+    }
+
+    pub fn selector(&self) -> Selector {
+        self.selector
+    }
+
+    pub fn config(&self) -> &PlaybookConfig {
+        &self.cfg
+    }
+
+    /// Epochs recorded (including those loaded from a file).
+    pub fn epochs(&self) -> u64 {
+        self.epochs
+    }
+
+    pub fn slot_of(&self, id: u32) -> Option<usize> {
+        self.entries().iter().position(|e| e.id == id)
+    }
+
+    /// The slot holding strategy `s`.
+    pub fn find(&self, s: &Strategy) -> Option<usize> {
+        self.entries().iter().position(|e| e.strategy == *s)
+    }
+
+    fn push(&mut self, s: Strategy, parent: u32, elo: Rating) -> usize {
+        let i = self.len;
+        self.entries[i] = Entry {
+            id: self.next_id,
+            parent,
+            strategy: s,
+            elo,
+            arm: Arm::new(),
+            samples: 0,
+            mean_cost: 0.0,
+        };
+        self.next_id += 1;
+        self.len += 1;
+        i
+    }
+
+    fn remove(&mut self, slot: usize) {
+        self.entries.copy_within(slot + 1..self.len, slot);
+        self.len -= 1;
+    }
+
+    /// The value that ranks an entry: its ELO rating, or its mean reward in UCB1 mode.
+    pub fn rank_value(&self, e: &Entry) -> f64 {
+        match self.selector {
+            Selector::Elo => e.elo.rating,
+            Selector::Ucb1 => {
+                if e.arm.pulls == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    e.arm.mean()
+                }
+            }
+        }
+    }
+
+    /// True when `a` ranks above `b`: higher rank value, then more samples, then lower id.
+    fn above(&self, a: &Entry, b: &Entry) -> bool {
+        let (va, vb) = (self.rank_value(a), self.rank_value(b));
+        if va != vb {
+            return va > vb;
+        }
+        if a.samples != b.samples {
+            return a.samples > b.samples;
+        }
+        a.id < b.id
+    }
+
+    /// Slots from best to worst; the first `len()` are meaningful.
+    pub fn ranking(&self) -> [u8; MAX_STRATEGIES] {
+        let mut r = [0u8; MAX_STRATEGIES];
+        for i in 0..self.len {
+            r[i] = i as u8;
+            let mut j = i;
+            while j > 0
+                && self.above(
+                    &self.entries[r[j] as usize],
+                    &self.entries[r[j - 1] as usize],
+                )
+            {
+                r.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        r
+    }
+
+    /// Entries from best to worst.
+    pub fn ranked(&self) -> impl Iterator<Item = &Entry> + '_ {
+        let r = self.ranking();
+        (0..self.len).map(move |i| &self.entries[r[i] as usize])
+    }
+
+    /// The best entry's slot (the playbook is never empty).
+    pub fn leader(&self) -> usize {
+        self.ranking()[0] as usize
+    }
+
+    /// The slot to run next, and why.
+    pub fn select(&mut self) -> (usize, Choice) {
+        if let Some(i) = self
+            .entries()
+            .iter()
+            .position(|e| e.parent != 0 && e.samples < self.cfg.trial_epochs)
+        {
+            return (i, Choice::Trial);
+        }
+        if self.epochs < self.warm_start + self.cfg.min_samples {
+            let i = ((self.epochs - self.warm_start) % self.len as u64) as usize;
+            return (i, Choice::WarmUp);
+        }
+        match self.selector {
+            Selector::Elo => {
+                let leader = self.leader();
+                if self.len > 1 && self.rng.chance(self.cfg.epsilon) {
+                    let mut k = self.rng.below(self.len as u64 - 1) as usize;
+                    if k >= leader {
+                        k += 1;
+                    }
+                    (k, Choice::Explore)
+                } else {
+                    (leader, Choice::Exploit)
+                }
+            }
+            Selector::Ucb1 => {
+                let mut arms = [Arm::new(); MAX_STRATEGIES];
+                for (a, e) in arms.iter_mut().zip(self.entries()) {
+                    *a = e.arm;
+                }
+                let i = ucb1::select(&arms[..self.len], self.cfg.ucb_c).unwrap_or(0);
+                (i, Choice::Bandit)
+            }
+        }
+    }
+
+    /// Records an epoch run with the strategy in `slot` at `cost` (lower is better): its mean cost
+    /// and bandit arm, and an ELO game against the previous epoch if that ran another strategy.
+    pub fn record(&mut self, slot: usize, cost: f64) {
+        let cost = if cost.is_finite() { cost.max(0.0) } else { 1e9 };
+        let id = self.entries[slot].id;
+        if let Some((prev_id, prev_cost)) = self.last {
+            if prev_id != id {
+                if let Some(p) = self.slot_of(prev_id) {
+                    let o = elo::outcome(cost, prev_cost, self.cfg.draw_margin);
+                    let mut a = self.entries[slot].elo;
+                    let mut b = self.entries[p].elo;
+                    elo::update(&mut a, &mut b, o);
+                    self.entries[slot].elo = a;
+                    self.entries[p].elo = b;
+                }
+            }
+        }
+        let e = &mut self.entries[slot];
+        e.samples = e.samples.saturating_add(1);
+        let w = 1.0 / (e.samples.min(16) as f64);
+        e.mean_cost += w * (cost - e.mean_cost);
+        e.arm.record(reward_of(cost));
+        self.last = Some((id, cost));
+        self.epochs += 1;
+    }
+
+    /// After a phase change: halves every rating's distance from the start rating and every
+    /// arm's pulls (keeping its mean), and restarts the warm-up, so new evidence counts double
+    /// without throwing the old away.
+    pub fn forget_half(&mut self) {
+        for e in self.entries[..self.len].iter_mut() {
+            e.elo.rating = elo::START + (e.elo.rating - elo::START) / 2.0;
+            let mean = e.arm.mean();
+            e.arm.pulls /= 2;
+            e.arm.reward_sum = mean * e.arm.pulls as f64;
+        }
+        self.warm_start = self.epochs;
+        self.last = None;
+    }
+
+    /// Adds `s` as a strategy derived from `parent` with ELO rating `rating` (a fresh arm), unless
+    /// it is already present; when full, the lowest-ranked strategy outside the top `keep` goes
+    /// first. Returns the slot, or None if it could not be added.
+    pub fn adopt(&mut self, s: Strategy, parent: u32, rating: f64) -> Option<usize> {
+        if !s.is_valid() {
+            return None;
+        }
+        if let Some(i) = self.find(&s) {
+            return Some(i);
+        }
+        if self.len == MAX_STRATEGIES {
+            let r = self.ranking();
+            let worst = r[self.len - 1] as usize;
+            if self.len <= self.cfg.keep {
+                return None;
+            }
+            self.remove(worst);
+        }
+        Some(self.push(s, parent, Rating::at(rating)))
+    }
+
+    /// One delta update: retires proven strategies ranked below the top `keep`, then adds one
+    /// challenger mutated from the leader or the runner-up (unless it duplicates a live one).
+    pub fn evolve(&mut self) -> Evolution {
+        let mut ev = Evolution::default();
+        let r = self.ranking();
+        let mut retire = [0u32; MAX_STRATEGIES];
+        let mut n = 0;
+        for &slot in &r[self.cfg.keep.min(self.len)..self.len] {
+            let e = &self.entries[slot as usize];
+            if e.samples >= self.cfg.trial_epochs {
+                retire[n] = e.id;
+                n += 1;
+            }
+        }
+        for &id in &retire[..n] {
+            if let Some(s) = self.slot_of(id) {
+                self.remove(s);
+                ev.retired += 1;
+            }
+        }
+        if self.len < MAX_STRATEGIES {
+            let r = self.ranking();
+            let pick = if self.len > 1 && self.rng.below(2) == 1 {
+                1
+            } else {
+                0
+            };
+            let parent = self.entries[r[pick] as usize];
+            for _ in 0..8 {
+                let c = mutate(&parent.strategy, &mut self.rng);
+                if self.find(&c).is_none() {
+                    let slot = self.push(c, parent.id, Rating::at(parent.elo.rating));
+                    ev.added = Some(self.entries[slot].id);
+                    break;
+                }
+            }
+        }
+        ev
+    }
+
+    /// Serialises the playbook into `buf`; returns the length used.
+    pub fn encode(&self, buf: &mut [u8; MAX_FILE_SIZE]) -> usize {
+        let mut w = Writer { buf, pos: 0 };
+        w.bytes(&MAGIC);
+        w.u32(VERSION);
+        w.u32(HEADER_SIZE as u32);
+        w.u32(ENTRY_SIZE as u32);
+        w.u32(KNOB_COUNT as u32);
+        w.u32(self.len as u32);
+        w.u32(self.next_id);
+        w.u64(self.epochs);
+        for e in self.entries() {
+            w.u32(e.id);
+            w.u32(e.parent);
+            for k in e.strategy.knobs() {
+                w.u64(k);
+            }
+            w.f64(e.elo.rating);
+            w.u32(e.elo.wins);
+            w.u32(e.elo.losses);
+            w.u32(e.elo.draws);
+            w.u32(e.samples);
+            w.f64(e.mean_cost);
+            w.u64(e.arm.pulls);
+            w.f64(e.arm.reward_sum);
+        }
+        let sum = fnv1a(&w.buf[..w.pos]);
+        w.u64(sum);
+        w.pos
+    }
+
+    /// Replaces the entries, ids and epoch count with those in `buf` (a whole file), keeping the
+    /// configuration, selector and random state. On error nothing changes.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<(), FileError> {
+        if buf.len() > MAX_FILE_SIZE {
+            return Err(FileError::TooLong);
+        }
+        if buf.len() < HEADER_SIZE + 8 {
+            return Err(if buf.len() >= 8 && buf[..8] != MAGIC {
+                FileError::BadMagic
+            } else {
+                FileError::Truncated
+            });
+        }
+        let mut r = Reader { buf, pos: 0 };
+        if r.take(8) != MAGIC {
+            return Err(FileError::BadMagic);
+        }
+        if r.u32() != VERSION {
+            return Err(FileError::BadVersion);
+        }
+        if r.u32() as usize != HEADER_SIZE
+            || r.u32() as usize != ENTRY_SIZE
+            || r.u32() as usize != KNOB_COUNT
+        {
+            return Err(FileError::BadLayout);
+        }
+        let count = r.u32() as usize;
+        if count == 0 || count > MAX_STRATEGIES {
+            return Err(FileError::BadLayout);
+        }
+        let want = HEADER_SIZE + count * ENTRY_SIZE + 8;
+        if buf.len() < want {
+            return Err(FileError::Truncated);
+        }
+        if buf.len() > want {
+            return Err(FileError::TooLong);
+        }
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&buf[want - 8..]);
+        if fnv1a(&buf[..want - 8]) != u64::from_le_bytes(tail) {
+            return Err(FileError::BadChecksum);
+        }
+        let next_id = r.u32();
+        let epochs = r.u64();
+        let mut entries = [Entry::EMPTY; MAX_STRATEGIES];
+        for i in 0..count {
+            let id = r.u32();
+            let parent = r.u32();
+            let mut knobs = [0u64; KNOB_COUNT];
+            for k in knobs.iter_mut() {
+                *k = r.u64();
+            }
+            let e = Entry {
+                id,
+                parent,
+                strategy: Strategy::from_knobs(&knobs),
+                elo: Rating {
+                    rating: r.f64(),
+                    wins: r.u32(),
+                    losses: r.u32(),
+                    draws: r.u32(),
+                },
+                samples: r.u32(),
+                mean_cost: r.f64(),
+                arm: Arm {
+                    pulls: r.u64(),
+                    reward_sum: r.f64(),
+                },
+            };
+            let dup = entries[..i]
+                .iter()
+                .any(|o| o.id == e.id || o.strategy == e.strategy);
+            if dup
+                || e.id == 0
+                || e.id >= next_id
+                || e.parent >= next_id
+                || !e.strategy.is_valid()
+                || !e.elo.rating.is_finite()
+                || !e.mean_cost.is_finite()
+                || !e.arm.reward_sum.is_finite()
+                || e.arm.reward_sum < 0.0
+                || e.arm.reward_sum > e.arm.pulls as f64
+            {
+                return Err(FileError::BadEntry);
+            }
+            entries[i] = e;
+        }
+        self.entries = entries;
+        self.len = count;
+        self.next_id = next_id;
+        self.epochs = epochs;
+        self.last = None;
+        self.warm_start = 0;
+        Ok(())
+    }
+
+    /// Writes the playbook to `path` (NUL-terminated) through a temporary file and a rename.
+    pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = self.encode(&mut buf);
+        let mut tmp = [0u8; MAX_PATH + 4];
+        let stem = path.len() - 1;
+        tmp[..stem].copy_from_slice(&path[..stem]);
+        tmp[stem..stem + 5].copy_from_slice(b".tmp\0");
+        let tmp = &tmp[..stem + 5];
+        // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
+        // initialised bytes.
+        unsafe {
+            let fd = libc::open(
+                tmp.as_ptr() as *const libc::c_char,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                return Err(FileError::Io(errno()));
+            }
+            let mut done = 0;
+            while done < n {
+                let w = libc::write(fd, buf[done..].as_ptr() as *const libc::c_void, n - done);
+                if w < 0 {
+                    let e = errno();
+                    if e == libc::EINTR {
+                        continue;
+                    }
+                    libc::close(fd);
+                    libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                    return Err(FileError::Io(e));
+                }
+                done += w as usize;
+            }
+            if libc::close(fd) != 0
+                || libc::rename(
+                    tmp.as_ptr() as *const libc::c_char,
+                    path.as_ptr() as *const libc::c_char,
+                ) != 0
+            {
+                let e = errno();
+                libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                return Err(FileError::Io(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the playbook from `path` (NUL-terminated); see `decode`.
+    pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        // One byte more than the largest valid file, to tell "too long" from "exactly full".
+        let mut buf = [0u8; MAX_FILE_SIZE + 1];
+        let mut n = 0;
+        // SAFETY: path is NUL-terminated; reads stay within buf.
+        unsafe {
+            let fd = libc::open(
+                path.as_ptr() as *const libc::c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(FileError::Io(errno()));
+            }
+            while n < buf.len() {
+                let r = libc::read(
+                    fd,
+                    buf[n..].as_mut_ptr() as *mut libc::c_void,
+                    buf.len() - n,
+                );
+                if r < 0 {
+                    let e = errno();
+                    if e == libc::EINTR {
+                        continue;
+                    }
+                    libc::close(fd);
+                    return Err(FileError::Io(e));
+                }
+                if r == 0 {
+                    break;
+                }
+                n += r as usize;
+            }
+            libc::close(fd);
+        }
+        self.decode(&buf[..n])
+    }
+}
+
+fn check_path(path: &[u8]) -> Result<(), FileError> {
+    match path.iter().position(|&b| b == 0) {
+        Some(i) if i > 0 && i + 1 == path.len() && path.len() <= MAX_PATH => Ok(()),
+        _ => Err(FileError::BadPath),
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8; MAX_FILE_SIZE],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+}
+
+/// Reads fields from a buffer whose length the caller has already checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+    fn u32(&mut self) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4));
+        u32::from_le_bytes(a)
+    }
+    fn u64(&mut self) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8));
+        u64::from_le_bytes(a)
+    }
+    fn f64(&mut self) -> f64 {
+        f64::from_bits(self.u64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::strategy::{BALANCED, DEFAULT_COUNT};
+
+    fn pb(selector: Selector) -> Playbook {
+        Playbook::new(selector, PlaybookConfig::DEFAULT, 1)
+    }
+
+    /// A playbook whose ratings are spread out: slot i plays and loses to slot i-1 a few times.
+    fn rated() -> Playbook {
+        let mut p = pb(Selector::Elo);
+        for _ in 0..5 {
+            for i in 0..p.len() {
+                p.record(i, 0.5 + 0.1 * i as f64);
+            }
+        }
+        p
+    }
+
+    fn temp_path(name: &str) -> Vec<u8> {
+        let mut v = std::env::temp_dir()
+            .join(format!("hakmem-learn-{}-{name}", std::process::id()))
+            .into_os_string()
+            .into_encoded_bytes();
+        v.push(0);
+        v
+    }
+
+    #[test]
+    fn starts_with_the_defaults() {
+        let p = pb(Selector::Elo);
+        assert_eq!(p.len(), DEFAULT_COUNT);
+        for (i, e) in p.entries().iter().enumerate() {
+            assert_eq!(e.id, i as u32 + 1);
+            assert_eq!(e.strategy, DEFAULTS[i].1);
+            assert_eq!(e.elo.rating, elo::START);
+        }
+        let q = Playbook::with_strategies(
+            Selector::Elo,
+            PlaybookConfig::DEFAULT,
+            1,
+            &[
+                BALANCED,
+                BALANCED,
+                Strategy {
+                    refill_batch: 5,
+                    ..BALANCED
+                },
+            ],
+        );
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn warm_up_is_round_robin_then_ratings_drive() {
+        let mut p = pb(Selector::Elo);
+        let mut seen = [0u32; DEFAULT_COUNT];
+        for _ in 0..50 {
+            let (s, c) = p.select();
+            assert!(c == Choice::Trial || c == Choice::WarmUp);
+            seen[s] += 1;
+            p.record(s, if s == 3 { 0.5 } else { 1.0 });
+        }
+        assert!(seen.iter().all(|&n| n == 5), "{seen:?}");
+        assert_eq!(p.leader(), 3);
+        let (s, c) = p.select();
+        assert!(c == Choice::Exploit || c == Choice::Explore);
+        if c == Choice::Exploit {
+            assert_eq!(s, 3);
+        }
+    }
+
+    #[test]
+    fn min_samples_is_configurable() {
+        let cfg = PlaybookConfig {
+            min_samples: 0,
+            trial_epochs: 0,
+            ..PlaybookConfig::DEFAULT
+        };
+        let mut p = Playbook::new(Selector::Elo, cfg, 3);
+        let (_, c) = p.select();
+        assert!(c == Choice::Exploit || c == Choice::Explore);
+    }
+
+    #[test]
+    fn epsilon_greedy_explores_at_the_configured_rate() {
+        let mut p = rated();
+        let leader = p.leader();
+        assert_eq!(leader, 0);
+        let n = 20_000;
+        let mut explore = 0;
+        let mut others = [0u32; MAX_STRATEGIES];
+        for _ in 0..n {
+            let (s, c) = p.select();
+            match c {
+                Choice::Explore => {
+                    explore += 1;
+                    assert_ne!(s, leader);
+                    others[s] += 1;
+                }
+                Choice::Exploit => assert_eq!(s, leader),
+                _ => panic!("{c:?}"),
+            }
+        }
+        // Binomial(20000, 0.1): sd = 42; allow 5 sd.
+        assert!((1790..=2210).contains(&explore), "{explore}");
+        // Exploration is spread over all non-leaders (about 222 each).
+        for (i, &o) in others[..p.len()].iter().enumerate() {
+            if i != leader {
+                assert!((120..=330).contains(&o), "{others:?}");
+            }
+        }
+        // Same seed, same choices.
+        let mut a = rated();
+        let mut b = rated();
+        for _ in 0..1000 {
+            assert_eq!(a.select(), b.select());
+        }
+    }
+
+    #[test]
+    fn adjacent_epochs_play_elo_games() {
+        let mut p = pb(Selector::Elo);
+        p.record(0, 1.0);
+        p.record(0, 1.0); // same strategy: no game
+        assert_eq!(p.entry(0).elo.games(), 0);
+        p.record(1, 0.5); // 1 beats 0
+        assert_eq!(p.entry(1).elo.rating, 1516.0);
+        assert_eq!(p.entry(0).elo.rating, 1484.0);
+        p.record(0, 0.995); // 0 loses to 1's 0.5 again
+        assert_eq!(p.entry(0).elo.losses, 2);
+        p.record(2, 1.0); // draw with 0.995
+        assert_eq!(p.entry(2).elo.draws, 1);
+        assert_eq!(p.entry(0).samples, 3);
+        assert!((p.entry(0).mean_cost - (1.0 + 1.0 + 0.995) / 3.0).abs() < 1e-12);
+        assert_eq!(p.epochs(), 5);
+    }
+
+    #[test]
+    fn evolve_keeps_the_top_and_adds_a_close_challenger() {
+        let mut p = rated();
+        let before: Vec<Entry> = p.ranked().copied().collect();
+        let ev = p.evolve();
+        assert_eq!(ev.retired as usize, DEFAULT_COUNT - 6);
+        let id = ev.added.unwrap();
+        // The top 6 are untouched, in order, with their ratings.
+        let after: Vec<Entry> = p.ranked().copied().collect();
+        for e in &before[..6] {
+            assert!(p.entries().contains(e));
+        }
+        assert_eq!(p.len(), 7);
+        let c = *p.entry(p.slot_of(id).unwrap());
+        let parent = *p.entry(p.slot_of(c.parent).unwrap());
+        assert!(before[..2].iter().any(|e| e.id == parent.id));
+        let d = c.strategy.knobs_differing(&parent.strategy);
+        assert!(d == 1 || d == 2);
+        assert_eq!(c.elo.rating, parent.elo.rating);
+        assert_eq!((c.samples, c.arm.pulls), (0, 0));
+        assert!(after.len() == 7);
+        // The challenger runs its trials next.
+        assert_eq!(p.select(), (p.slot_of(id).unwrap(), Choice::Trial));
+    }
+
+    #[test]
+    fn evolve_spares_unproven_challengers_and_never_resets() {
+        let mut p = rated();
+        p.evolve();
+        let first = p.evolve(); // the first challenger has no samples yet
+        assert_eq!(first.retired, 0);
+        assert_eq!(p.len(), 8);
+        for _ in 0..50 {
+            let ev = p.evolve();
+            assert!(p.len() >= 6 && p.len() <= MAX_STRATEGIES);
+            assert!(ev.retired as usize <= p.len());
+        }
+        // Full of unproven challengers: nothing is added, nothing of the top is lost.
+        assert!(p.entries().iter().any(|e| e.id == 1));
+    }
+
+    #[test]
+    fn ucb1_ranks_by_mean_reward_and_selects_by_bandit() {
+        let mut p = pb(Selector::Ucb1);
+        for _ in 0..60 {
+            let (s, _) = p.select();
+            p.record(s, if s == 4 { 0.6 } else { 1.2 });
+        }
+        assert_eq!(p.leader(), 4);
+        let mut n4 = 0;
+        for _ in 0..200 {
+            let (s, c) = p.select();
+            assert_eq!(c, Choice::Bandit);
+            if s == 4 {
+                n4 += 1;
+            }
+            p.record(s, if s == 4 { 0.6 } else { 1.2 });
+        }
+        assert!(n4 > 150, "{n4}");
+    }
+
+    #[test]
+    fn forget_half_compresses_ratings_and_restarts_warm_up() {
+        let mut p = rated();
+        let r0 = p.entry(0).elo.rating;
+        let m0 = p.entry(0).arm.mean();
+        p.forget_half();
+        assert!((p.entry(0).elo.rating - (1500.0 + (r0 - 1500.0) / 2.0)).abs() < 1e-9);
+        assert!((p.entry(0).arm.mean() - m0).abs() < 1e-9);
+        assert_eq!(p.entry(0).arm.pulls, 2);
+        for i in 0..p.len() {
+            assert_eq!(p.select(), (i, Choice::WarmUp));
+            p.record(i, 1.0);
+        }
+    }
+
+    #[test]
+    fn adopt_adds_and_replaces_the_worst_when_full() {
+        let mut p = rated();
+        let worst = p.ranked().last().unwrap().id;
+        let mut rng = Rng::new(5);
+        let mut added = 0;
+        while p.len() < MAX_STRATEGIES {
+            let c = mutate(&BALANCED, &mut rng);
+            if p.adopt(c, 1, 1500.0).is_some() {
+                added += 1;
+            }
+        }
+        assert!(added >= 6);
+        let c = loop {
+            let c = mutate(&DEFAULTS[1].1, &mut rng);
+            if p.find(&c).is_none() {
+                break c;
+            }
+        };
+        let s = p.adopt(c, 2, 1700.0).unwrap();
+        assert_eq!(p.entry(s).strategy, c);
+        assert_eq!(p.len(), MAX_STRATEGIES);
+        assert!(p.slot_of(worst).is_none() || p.entry(p.leader()).id != worst);
+        assert_eq!(p.adopt(c, 2, 1700.0), Some(s));
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut p = rated();
+        p.evolve();
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = p.encode(&mut buf);
+        assert_eq!(n, HEADER_SIZE + p.len() * ENTRY_SIZE + 8);
+        let mut q = pb(Selector::Elo);
+        q.decode(&buf[..n]).unwrap();
+        assert_eq!(q.entries(), p.entries());
+        assert_eq!(q.epochs(), p.epochs());
+        assert_eq!(q.next_id, p.next_id);
+    }
+
+    #[test]
+    fn every_corrupt_byte_truncation_and_foreign_file_is_rejected() {
+        let p = rated();
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = p.encode(&mut buf);
+        let mut q = pb(Selector::Elo);
+        let fresh: Vec<Entry> = q.entries().to_vec();
+        for i in 0..n {
+            let mut b = buf;
+            b[i] ^= 0x10;
+            assert!(q.decode(&b[..n]).is_err(), "flip at byte {i}");
+        }
+        for len in 0..n {
+            assert!(q.decode(&buf[..len]).is_err(), "truncated to {len}");
+        }
+        assert_eq!(q.entries(), &fresh[..], "a rejected file changed nothing");
+        let mut b = buf;
+        b[0] = b'X';
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadMagic));
+        let mut b = buf;
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadVersion));
+        let mut b = buf;
+        b[16..20].copy_from_slice(&999u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadLayout));
+        assert_eq!(q.decode(&buf[..n - 1]), Err(FileError::Truncated));
+        assert_eq!(q.decode(&buf[..n + 1]), Err(FileError::TooLong));
+        let mut b = buf;
+        b[HEADER_SIZE + 5] ^= 1;
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadChecksum));
+        assert_eq!(
+            q.decode(b"#!/bin/sh\necho hello\n"),
+            Err(FileError::BadMagic)
+        );
+        // A valid checksum over an invalid entry (knob off its ladder).
+        let mut b = buf;
+        b[HEADER_SIZE + 8..HEADER_SIZE + 16].copy_from_slice(&12345u64.to_le_bytes());
+        let sum = fnv1a(&b[..n - 8]);
+        b[n - 8..n].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadEntry));
+    }
+
+    #[test]
+    fn file_round_trip_and_bad_files() {
+        let path = temp_path("roundtrip");
+        let mut p = rated();
+        p.evolve();
+        p.save(&path).unwrap();
+        let mut q = pb(Selector::Elo);
+        q.load(&path).unwrap();
+        assert_eq!(q.entries(), p.entries());
+        // Saving again replaces the file atomically.
+        p.record(0, 0.1);
+        p.save(&path).unwrap();
+        q.load(&path).unwrap();
+        assert_eq!(q.epochs(), p.epochs());
+        // Truncated and corrupt files on disk.
+        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
+        let mut bytes = std::fs::read(&os_path).unwrap();
+        std::fs::write(&os_path, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::Truncated));
+        bytes[HEADER_SIZE + 3] ^= 0xff;
+        std::fs::write(&os_path, &bytes).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::BadChecksum));
+        bytes.resize(5000, 0);
+        std::fs::write(&os_path, &bytes).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::TooLong));
+        std::fs::remove_file(&os_path).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
+        assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
+        assert_eq!(q.save(b"a\0b\0"), Err(FileError::BadPath));
+        assert!(matches!(
+            p.save(b"/nonexistent-dir/x\0"),
+            Err(FileError::Io(_))
+        ));
+    }
+}
