@@ -37,10 +37,6 @@ impl<T: Linked> List<T> {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.head.is_null()
-    }
-
     /// # Safety
     /// `item` is valid and in no list.
     pub unsafe fn push_front(&mut self, item: *mut T) {
@@ -134,7 +130,7 @@ mod tests {
             assert_eq!((*list.pop_back()).v, 0);
             assert_eq!((*list.pop_back()).v, 1);
             assert!(list.pop_front().is_null());
-            assert!(list.is_empty());
+            assert!(list.head.is_null() && list.tail.is_null());
             assert_eq!(list.len, 0);
         }
     }

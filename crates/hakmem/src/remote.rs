@@ -18,6 +18,7 @@ pub struct RemoteList {
 }
 
 impl RemoteList {
+    #[cfg(test)]
     pub const fn new() -> Self {
         RemoteList {
             head: AtomicPtr::new(null_mut()),

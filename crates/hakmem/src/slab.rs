@@ -137,11 +137,6 @@ impl Slab {
         self.used -= 1;
     }
 
-    /// Whether the slab can give blocks without draining remote frees.
-    pub fn has_local_room(&self) -> bool {
-        !self.free.is_null() || self.carved.load(Ordering::Relaxed) < self.capacity
-    }
-
     /// Whether `p` is the start of one of this slab's carved blocks.
     pub fn is_block_start(&self, p: usize) -> bool {
         if self.class == NO_CLASS || p < self.start {
@@ -180,7 +175,7 @@ mod tests {
         assert_eq!(slab.used, 99);
         assert_eq!(slab.take_batch(&mut bin, 60), 1);
         assert_eq!(slab.take_batch(&mut bin, 60), 0);
-        assert!(!slab.has_local_room());
+        assert!(slab.free.is_null() && slab.carved.load(Ordering::Relaxed) == slab.capacity);
         drop(mem);
     }
 }
