@@ -1,8 +1,10 @@
 //! The learner's lifecycle: LEARN -> FROZEN <-> CANARY, and back to LEARN on a phase change.
 //!
-//! - LEARN: the playbook chooses strategies. When the same leader has kept its rank value (ELO
-//!   rating or mean reward) within `freeze_tolerance` of where it started for `freeze_window`
-//!   consecutive epochs, the ratings have converged: the leader is frozen.
+//! - LEARN: the playbook chooses strategies. When the same leader has kept its standing (a number
+//!   the caller computes: in ELO mode its expected score against the runner-up, since a dominant
+//!   leader's raw rating keeps creeping up; in UCB1 mode its mean reward) within
+//!   `freeze_tolerance` of where it started for `freeze_window` consecutive epochs, the ratings have
+//!   converged: the leader is frozen.
 //! - FROZEN: the frozen strategy runs every epoch; its mean cost is tracked. Every
 //!   `canary_period`-th epoch is a CANARY epoch that runs a challenger instead.
 //! - CANARY: one epoch of the challenger. Worse than the frozen mean by more than
@@ -131,7 +133,8 @@ impl Default for EventLog {
 pub struct LifecycleConfig {
     /// Consecutive LEARN epochs the leader must hold steady to freeze.
     pub freeze_window: u32,
-    /// Largest change of the leader's rank value over the window (ELO points, or reward).
+    /// Largest change of the leader's standing over the window (see `Learner`: its expected
+    /// score against the runner-up in ELO mode, its mean reward in UCB1 mode).
     pub freeze_tolerance: f64,
     /// One epoch in this many is a canary epoch while frozen.
     pub canary_period: u32,
@@ -150,10 +153,10 @@ pub struct LifecycleConfig {
 }
 
 impl LifecycleConfig {
-    /// For ELO rank values (points).
+    /// For ELO mode (the standing is an expected score in [0, 1]).
     pub const ELO: LifecycleConfig = LifecycleConfig {
         freeze_window: 48,
-        freeze_tolerance: 24.0,
+        freeze_tolerance: 0.05,
         canary_period: 16,
         canary_trials: 3,
         canary_gain: 0.08,
@@ -162,7 +165,7 @@ impl LifecycleConfig {
         rate_shift: 4.0,
         shift_confirm: 2,
     };
-    /// For UCB1 rank values (mean rewards in [0, 1]).
+    /// For UCB1 mode (the standing is a mean reward in [0, 1]).
     pub const UCB1: LifecycleConfig = LifecycleConfig {
         freeze_tolerance: 0.03,
         ..LifecycleConfig::ELO
@@ -496,6 +499,7 @@ mod tests {
     fn cfg() -> LifecycleConfig {
         LifecycleConfig {
             freeze_window: 5,
+            freeze_tolerance: 24.0,
             ..LifecycleConfig::ELO
         }
     }
@@ -626,7 +630,7 @@ mod tests {
                 }
             );
             for _ in 0..15 {
-                l.frozen_epoch(0.8);
+                l.frozen_epoch(1.0);
             }
         }
         assert_eq!(l.frozen(), (&FAST, 0));

@@ -2,7 +2,8 @@
 //! and its file.
 //!
 //! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; until
-//! `min_samples` epochs are recorded, the strategies take turns (round robin), so ratings drive
+//! `min_samples` epochs are recorded, the strategies take turns (round robin, in a new random order
+//! each round so each meets varied opponents), so ratings drive
 //! nothing before they mean something; then ELO mode is epsilon-greedy (the leader, or with
 //! probability epsilon a uniformly chosen other strategy) and UCB1 mode asks the bandit.
 //!
@@ -11,8 +12,9 @@
 //! drifting workload affects both alike); consecutive epochs of one strategy play no game.
 //!
 //! Evolving (`evolve`) is a delta update, never a reset: the generator mutates one or two knobs of
-//! the leader or the runner-up into a challenger (it inherits its parent's ELO rating and gets a
-//! fresh bandit arm); the curator retires proven strategies ranked below the top `keep`. The top
+//! the leader or the runner-up into a challenger (it starts at the start rating with a fresh
+//! bandit arm, like any newcomer: it cannot lead on its parent's merit, and the games it loses do
+//! not inflate the leader's rating); the curator retires proven strategies ranked below the top `keep`. The top
 //! `keep` are never touched.
 //!
 //! The file (`save`/`load`, raw libc, caller-given NUL-terminated path) is little-endian: a header
@@ -166,6 +168,8 @@ pub struct Playbook {
     last: Option<(u32, f64)>,
     /// Epoch count at which the current warm-up started (0, or the last `forget_half`).
     warm_start: u64,
+    /// This warm-up round's order of slots (shuffled every round, so opponents vary).
+    order: [u8; MAX_STRATEGIES],
 }
 
 impl Playbook {
@@ -195,6 +199,7 @@ impl Playbook {
             rng: Rng::new(seed),
             last: None,
             warm_start: 0,
+            order: [0; MAX_STRATEGIES],
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -329,8 +334,18 @@ impl Playbook {
             return (i, Choice::Trial);
         }
         if self.epochs < self.warm_start + self.cfg.min_samples {
-            let i = ((self.epochs - self.warm_start) % self.len as u64) as usize;
-            return (i, Choice::WarmUp);
+            let k = ((self.epochs - self.warm_start) % self.len as u64) as usize;
+            if k == 0 {
+                // A new round: a fresh Fisher-Yates shuffle of the slots.
+                for i in 0..self.len {
+                    self.order[i] = i as u8;
+                }
+                for i in (1..self.len).rev() {
+                    let j = self.rng.below(i as u64 + 1) as usize;
+                    self.order.swap(i, j);
+                }
+            }
+            return (self.order[k] as usize, Choice::WarmUp);
         }
         match self.selector {
             Selector::Elo => {
@@ -448,7 +463,7 @@ impl Playbook {
             for _ in 0..8 {
                 let c = mutate(&parent.strategy, &mut self.rng);
                 if self.find(&c).is_none() {
-                    let slot = self.push(c, parent.id, Rating::at(parent.elo.rating));
+                    let slot = self.push(c, parent.id, Rating::new());
                     ev.added = Some(self.entries[slot].id);
                     break;
                 }
@@ -900,7 +915,7 @@ mod tests {
         assert!(before[..2].iter().any(|e| e.id == parent.id));
         let d = c.strategy.knobs_differing(&parent.strategy);
         assert!(d == 1 || d == 2);
-        assert_eq!(c.elo.rating, parent.elo.rating);
+        assert_eq!(c.elo.rating, elo::START);
         assert_eq!((c.samples, c.arm.pulls), (0, 0));
         assert!(after.len() == 7);
         // The challenger runs its trials next.
@@ -911,9 +926,13 @@ mod tests {
     fn evolve_spares_unproven_challengers_and_never_resets() {
         let mut p = rated();
         p.evolve();
-        let first = p.evolve(); // the first challenger has no samples yet
-        assert_eq!(first.retired, 0);
-        assert_eq!(p.len(), 8);
+        let first = p.entries()[p.len() - 1].id;
+        let ev = p.evolve(); // the first challenger has no samples yet: it stays
+        assert!(p.slot_of(first).is_some());
+        assert_eq!(
+            p.len(),
+            7 + ev.added.is_some() as usize - ev.retired as usize
+        );
         for _ in 0..50 {
             let ev = p.evolve();
             assert!(p.len() >= 6 && p.len() <= MAX_STRATEGIES);
@@ -952,9 +971,13 @@ mod tests {
         assert!((p.entry(0).elo.rating - (1500.0 + (r0 - 1500.0) / 2.0)).abs() < 1e-9);
         assert!((p.entry(0).arm.mean() - m0).abs() < 1e-9);
         assert_eq!(p.entry(0).arm.pulls, 2);
-        for i in 0..p.len() {
-            assert_eq!(p.select(), (i, Choice::WarmUp));
-            p.record(i, 1.0);
+        let mut seen = [false; MAX_STRATEGIES];
+        for _ in 0..p.len() {
+            let (s, c) = p.select();
+            assert_eq!(c, Choice::WarmUp);
+            assert!(!seen[s]);
+            seen[s] = true;
+            p.record(s, 1.0);
         }
     }
 

@@ -318,7 +318,7 @@ mod tests {
         let a = t.get(0x40_1000).unwrap();
         assert_eq!((a.allocs, a.bytes), (100, 100 * 64 + 150));
         assert_eq!(a.mean_size(), 65);
-        assert_eq!(a.sizes.p50(), Some(65));
+        assert!((64..=67).contains(&a.sizes.p50().unwrap()));
         let b = t.get(0x40_2000).unwrap();
         assert_eq!(b.allocs, 50);
         assert_eq!(b.sizes.p95(), Some(1 << 20));
