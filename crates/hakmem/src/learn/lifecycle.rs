@@ -369,7 +369,9 @@ impl Lifecycle {
         if self.phase != Phase::Learn {
             return false;
         }
-        if id != self.leader || !((value - self.anchor).abs() <= self.cfg.freeze_tolerance) {
+        // False while the anchor is NaN (no leader yet).
+        let steady = (value - self.anchor).abs() <= self.cfg.freeze_tolerance;
+        if id != self.leader || !steady {
             self.leader = id;
             self.anchor = value;
             self.stable = 0;

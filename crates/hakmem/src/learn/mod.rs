@@ -181,7 +181,7 @@ impl Learner {
         if !warm {
             return;
         }
-        if self.cfg.evolve_every > 0 && self.epoch % self.cfg.evolve_every as u64 == 0 {
+        if self.cfg.evolve_every > 0 && self.epoch.is_multiple_of(self.cfg.evolve_every as u64) {
             self.playbook.evolve();
         }
         let r = self.playbook.ranking();
@@ -265,17 +265,31 @@ mod tests {
         }
     }
 
-    /// Runs `epochs` epochs; returns the first epoch from which `best()` was the target until the
-    /// end, and how often the target ran in the last 100 epochs.
-    fn run(l: &mut Learner, epochs: u64, seed: u64) -> (u64, u32) {
+    /// What a run showed: the first epoch from which `best()` was the target until the end, the
+    /// first epoch at which the target had run in 8 of the last 10 epochs (the learner exploits
+    /// it), and how often the target ran in the last 100 epochs.
+    struct Run {
+        best_since: u64,
+        exploits_at: u64,
+        recent: u32,
+    }
+
+    fn run(l: &mut Learner, epochs: u64, seed: u64) -> Run {
         let mut noise = Rng::new(seed);
         let target = DEFAULTS[TARGET].1;
         let mut since = None;
+        let mut exploits_at = None;
+        let mut window = 0u32; // bit i: the target ran i epochs ago
         let mut recent = 0;
         for e in 0..epochs {
             let m = measure(l.current(), &mut noise);
-            if e >= epochs - 100 && *l.current() == target {
+            let hit = *l.current() == target;
+            if e >= epochs - 100 && hit {
                 recent += 1;
+            }
+            window = ((window << 1) | hit as u32) & 0x3ff;
+            if window.count_ones() >= 8 && exploits_at.is_none() {
+                exploits_at = Some(e + 1);
             }
             l.on_epoch_end(&m);
             if *l.best() == target {
@@ -284,7 +298,11 @@ mod tests {
                 since = None;
             }
         }
-        (since.unwrap_or(u64::MAX), recent)
+        Run {
+            best_since: since.unwrap_or(u64::MAX),
+            exploits_at: exploits_at.unwrap_or(u64::MAX),
+            recent,
+        }
     }
 
     fn temp_path(name: &str) -> Vec<u8> {
@@ -315,12 +333,22 @@ mod tests {
     #[test]
     fn elo_learner_converges_to_the_best_strategy_and_freezes() {
         let mut l = Learner::new(Mode::Balanced, Selector::Elo, 11);
-        let (since, recent) = run(&mut l, 400, 3);
+        let r = run(&mut l, 400, 3);
         assert!(
-            since <= 120,
-            "best() settled on the target only at epoch {since}"
+            r.best_since <= 120,
+            "best() settled at epoch {}",
+            r.best_since
         );
-        assert!(recent >= 85, "target ran {recent} of the last 100 epochs");
+        assert!(
+            r.exploits_at <= 150,
+            "exploits from epoch {}",
+            r.exploits_at
+        );
+        assert!(
+            r.recent >= 85,
+            "target ran {} of the last 100 epochs",
+            r.recent
+        );
         assert_ne!(l.phase(), Phase::Learn);
         let names: Vec<&str> = l.events().iter().map(|r| r.event.name()).collect();
         assert_eq!(names[0], "froze");
@@ -334,12 +362,22 @@ mod tests {
     #[test]
     fn ucb1_learner_converges_to_the_best_strategy() {
         let mut l = Learner::new(Mode::Balanced, Selector::Ucb1, 11);
-        let (since, recent) = run(&mut l, 400, 4);
+        let r = run(&mut l, 400, 4);
         assert!(
-            since <= 150,
-            "best() settled on the target only at epoch {since}"
+            r.best_since <= 150,
+            "best() settled at epoch {}",
+            r.best_since
         );
-        assert!(recent >= 80, "target ran {recent} of the last 100 epochs");
+        assert!(
+            r.exploits_at <= 150,
+            "exploits from epoch {}",
+            r.exploits_at
+        );
+        assert!(
+            r.recent >= 80,
+            "target ran {} of the last 100 epochs",
+            r.recent
+        );
     }
 
     #[test]
@@ -347,8 +385,9 @@ mod tests {
         for mode in [Mode::Fast, Mode::Lean] {
             for sel in [Selector::Elo, Selector::Ucb1] {
                 let mut l = Learner::new(mode, sel, 5);
-                let (since, _) = run(&mut l, 300, 6);
-                assert!(since <= 200, "{mode:?} {sel:?}: {since}");
+                let r = run(&mut l, 300, 6);
+                assert!(r.best_since <= 200, "{mode:?} {sel:?}: {}", r.best_since);
+                assert!(r.recent >= 75, "{mode:?} {sel:?}: {}", r.recent);
             }
         }
     }
@@ -362,14 +401,19 @@ mod tests {
             teacher.save(&path).unwrap();
 
             let mut cold = Learner::new(Mode::Balanced, sel, 22);
-            let (cold_since, _) = run(&mut cold, 150, 9);
+            let cold_run = run(&mut cold, 150, 9);
             let mut warm = Learner::new(Mode::Balanced, sel, 22);
             warm.load(&path).unwrap();
-            let (warm_since, _) = run(&mut warm, 150, 9);
-            assert!(
-                warm_since < cold_since && warm_since <= 5,
-                "{sel:?}: warm {warm_since} cold {cold_since}"
+            let warm_run = run(&mut warm, 150, 9);
+            eprintln!(
+                "{sel:?}: best() settles at epoch {} warm, {} cold; exploits from {} warm, {} cold",
+                warm_run.best_since,
+                cold_run.best_since,
+                warm_run.exploits_at,
+                cold_run.exploits_at
             );
+            assert!(warm_run.best_since <= cold_run.best_since && warm_run.best_since <= 5);
+            assert!(warm_run.exploits_at < cold_run.exploits_at && warm_run.exploits_at <= 20);
             let os = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
             std::fs::remove_file(os).unwrap();
             // A bad file leaves the learner as it was.

@@ -380,8 +380,8 @@ mod tests {
                 assert!(a.knobs_differing(b) >= 3, "{n} vs {m}");
             }
         }
-        assert!(FAST.bigcache_bytes > LEAN.bigcache_bytes);
-        assert!(FAST.purge_delay_ms > LEAN.purge_delay_ms);
+        const { assert!(FAST.bigcache_bytes > LEAN.bigcache_bytes) };
+        const { assert!(FAST.purge_delay_ms > LEAN.purge_delay_ms) };
         assert_eq!(LEAN.purge_delay_ms, 0);
     }
 
