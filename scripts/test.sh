@@ -21,4 +21,10 @@ fi
 # The heavy tests (stress, 1 GiB memory return, 10,000 threads, real programs) are sized for 2 cores;
 # two test threads per binary keeps them from starving each other.
 cargo test --release --workspace --no-fail-fast -- --test-threads="${HAKMEM_TEST_THREADS:-2}"
+# loom model checks of the remote-free list and slab adoption (crates/hakmem/src/remote.rs). Built with
+# --cfg loom, so in a target dir of their own: the main build above is not invalidated.
+loom_start=$(date +%s)
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" CARGO_TARGET_DIR=target/loom \
+    cargo test --release -p hakmem --lib loom
+echo "scripts/test.sh: loom checks took $(( $(date +%s) - loom_start ))s"
 echo "scripts/test.sh: all tests passed in $(( $(date +%s) - start ))s"

@@ -23,6 +23,7 @@ mod remote;
 pub mod size_class;
 mod slab;
 mod superslab;
+mod sync;
 mod thread_cache;
 
 pub mod abi;

@@ -4,8 +4,8 @@
 //! an orphan slab under the orphan lock) swaps the head for null and walks what it got. Since nobody
 //! pops single nodes, there is no ABA problem.
 
+use crate::sync::{AtomicPtr, Ordering};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// A free block: its first word links to the next free block.
 #[repr(C)]
@@ -105,5 +105,218 @@ mod tests {
         }
         assert_eq!(consumer.join().unwrap(), THREADS * PER);
         assert!(list.is_empty());
+    }
+}
+
+/// Model checks of the remote-free protocol with loom: every interleaving of a few threads (up to
+/// the preemption bound `LOOM_MAX_PREEMPTIONS`, scripts/test.sh sets 3). Run with
+/// `RUSTFLAGS="--cfg loom" cargo test --release -p hakmem --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    /// Blocks with stable addresses for one model run; index = position in the array.
+    struct Blocks(Box<[Block]>);
+    // SAFETY: the blocks are handed between threads the way the allocator hands free blocks.
+    unsafe impl Send for Blocks {}
+    unsafe impl Sync for Blocks {}
+    impl Blocks {
+        fn new(n: usize) -> Arc<Blocks> {
+            Arc::new(Blocks((0..n).map(|_| Block { next: null_mut() }).collect()))
+        }
+        fn ptr(&self, i: usize) -> *mut Block {
+            &self.0[i] as *const Block as *mut Block
+        }
+        fn index(&self, b: *mut Block) -> usize {
+            let base = self.0.as_ptr() as usize;
+            let i = (b as usize - base) / core::mem::size_of::<Block>();
+            assert!(i < self.0.len(), "foreign block {b:?} on the list");
+            i
+        }
+    }
+
+    /// Creates the list's loom atomic (crate::sync does it on first use) in the model's main
+    /// thread, before any thread is spawned: loom does not see the lazy creation as synchronised.
+    fn touch(list: &RemoteList) {
+        assert!(list.is_empty());
+    }
+
+    /// Walks a list taken with `take_all`, counting each block in `seen`.
+    fn walk(blocks: &Blocks, mut b: *mut Block, seen: &mut [u32]) -> usize {
+        let mut n = 0;
+        while !b.is_null() {
+            seen[blocks.index(b)] += 1;
+            n += 1;
+            // SAFETY: the taker owns every block of the taken list.
+            b = unsafe { (*b).next };
+        }
+        n
+    }
+
+    /// Two pushers of two blocks each, a consumer taking the list twice while they push; whatever
+    /// is left is taken at the end. Every block is seen exactly once.
+    #[test]
+    fn loom_pushers_and_consumer_see_each_block_once() {
+        loom::model(|| {
+            const PUSHERS: usize = 2;
+            const PER: usize = 2;
+            let blocks = Blocks::new(PUSHERS * PER);
+            let list = Arc::new(RemoteList::new());
+            touch(&list);
+            let mut hs = Vec::new();
+            for t in 0..PUSHERS {
+                let (blocks, list) = (blocks.clone(), list.clone());
+                hs.push(thread::spawn(move || {
+                    for i in 0..PER {
+                        list.push(blocks.ptr(t * PER + i));
+                    }
+                }));
+            }
+            let consumer = {
+                let (blocks, list) = (blocks.clone(), list.clone());
+                thread::spawn(move || {
+                    let mut seen = vec![0u32; PUSHERS * PER];
+                    for _ in 0..2 {
+                        walk(&blocks, list.take_all(), &mut seen);
+                    }
+                    seen
+                })
+            };
+            for h in hs {
+                h.join().unwrap();
+            }
+            let mut seen = consumer.join().unwrap();
+            walk(&blocks, list.take_all(), &mut seen);
+            assert!(seen.iter().all(|&s| s == 1), "seen counts {seen:?}");
+            assert!(list.is_empty());
+        });
+    }
+
+    /// A model of slab retirement and adoption (heap.rs `retire_slab`, `adopt_orphan`,
+    /// `free_remote`) over the real `RemoteList`. The slab has 3 blocks out: the owner frees one
+    /// locally and retires (drains the remote list, releases the slab if nothing is out, else sets
+    /// owner = null and publishes it on the orphan list under the lock); another thread frees the
+    /// other two remotely, concurrently; an adopter takes the orphan (owner = itself) and drains.
+    /// `used` and `released` are loom cells, so two holders touching the slab at once is a failure.
+    /// At the end every block came back exactly once and the slab is released exactly once or
+    /// still held with nothing missing.
+    struct Slab {
+        owner: AtomicUsize,
+        remote: RemoteList,
+        used: UnsafeCell<usize>,
+        seen: UnsafeCell<Vec<u32>>,
+        released: UnsafeCell<u32>,
+    }
+    // SAFETY: the non-atomic fields are only touched by the slab's holder; loom checks that.
+    unsafe impl Sync for Slab {}
+    unsafe impl Send for Slab {}
+
+    const OWNER: usize = 1;
+    const ADOPTER: usize = 3;
+
+    impl Slab {
+        /// The holder drains its remote list (slab.rs `drain_remote`).
+        fn drain(&self, blocks: &Blocks) {
+            let b = self.remote.take_all();
+            let n = self.seen.with_mut(|s| walk(blocks, b, unsafe { &mut *s }));
+            self.used.with_mut(|u| unsafe { *u -= n });
+        }
+        fn used(&self) -> usize {
+            self.used.with(|u| unsafe { *u })
+        }
+        fn release(&self) {
+            self.released.with_mut(|r| unsafe { *r += 1 });
+        }
+    }
+
+    #[test]
+    fn loom_orphan_adoption_loses_no_block() {
+        loom::model(|| {
+            let blocks = Blocks::new(3);
+            let slab = Arc::new(Slab {
+                owner: AtomicUsize::new(OWNER),
+                remote: RemoteList::new(),
+                used: UnsafeCell::new(3),
+                seen: UnsafeCell::new(vec![0; 3]),
+                released: UnsafeCell::new(0),
+            });
+            touch(&slab.remote);
+            // The orphan list: slabs waiting for an adopter (at most this one).
+            let orphans: Arc<Mutex<Option<Arc<Slab>>>> = Arc::new(Mutex::new(None));
+            let remote_frees_to_orphan = Arc::new(AtomicUsize::new(0));
+
+            let freer = {
+                let (blocks, slab, rf) =
+                    (blocks.clone(), slab.clone(), remote_frees_to_orphan.clone());
+                thread::spawn(move || {
+                    for i in 1..3 {
+                        // free_remote: read the owner, then push (the slab is not touched after).
+                        let owner = slab.owner.load(Ordering::SeqCst);
+                        slab.remote.push(blocks.ptr(i));
+                        if owner == 0 {
+                            rf.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            };
+            let owner = {
+                let (blocks, slab, orphans) = (blocks.clone(), slab.clone(), orphans.clone());
+                thread::spawn(move || {
+                    // local free of block 0 (flush to the slab), then retire_slab
+                    slab.seen.with_mut(|s| unsafe { (&mut *s)[0] += 1 });
+                    slab.used.with_mut(|u| unsafe { *u -= 1 });
+                    slab.drain(&blocks);
+                    if slab.used() == 0 {
+                        slab.release();
+                        return;
+                    }
+                    slab.owner.store(0, Ordering::SeqCst);
+                    *orphans.lock().unwrap() = Some(slab);
+                })
+            };
+            let adopter = {
+                let (blocks, orphans) = (blocks.clone(), orphans.clone());
+                thread::spawn(move || {
+                    let s = orphans.lock().unwrap().take();
+                    if let Some(s) = s {
+                        s.owner.store(ADOPTER, Ordering::SeqCst);
+                        s.drain(&blocks);
+                        if s.used() == 0 {
+                            s.release();
+                            return None;
+                        }
+                        return Some(s);
+                    }
+                    None
+                })
+            };
+            freer.join().unwrap();
+            owner.join().unwrap();
+            let adopted = adopter.join().unwrap();
+            // Whoever holds the slab now (the adopter, or the orphan list) drains the rest.
+            let holder = adopted.or_else(|| orphans.lock().unwrap().take());
+            if let Some(s) = holder {
+                s.drain(&blocks);
+                assert_eq!(s.used(), 0, "blocks still out after every free");
+                s.release();
+            }
+            let seen = slab.seen.with(|s| unsafe { (*s).clone() });
+            assert_eq!(
+                seen,
+                vec![1, 1, 1],
+                "each block must come back exactly once"
+            );
+            assert_eq!(slab.used(), 0);
+            assert_eq!(
+                slab.released.with(|r| unsafe { *r }),
+                1,
+                "released exactly once"
+            );
+            assert!(slab.remote.is_empty());
+        });
     }
 }
