@@ -56,6 +56,7 @@ pub fn take(len: usize) -> *mut LargeHeader {
             h = (*h).links.next;
         }
         if !best.is_null() {
+            (*best).cached = false;
             c.blocks.remove(best);
             if !(*best).purged {
                 c.warm_bytes -= (*best).map_len;
@@ -81,6 +82,7 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
     {
         let c = &mut *GLOBAL.c.get();
         (*h).purged = false;
+        (*h).cached = true;
         (*h).cached_ms = os::now_ms();
         c.blocks.push_front(h);
         c.warm_bytes += (*h).map_len;

@@ -7,6 +7,7 @@
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
 //! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
+//! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
 
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
@@ -18,6 +19,7 @@ pub struct Config {
     pub ss_cold_max: usize,
     pub bigcache_bytes: usize,
     pub bigcache_enabled: bool,
+    pub safe_free: bool,
 }
 
 const DEFAULT: Config = Config {
@@ -26,6 +28,7 @@ const DEFAULT: Config = Config {
     ss_cold_max: 64,
     bigcache_bytes: 64 << 20,
     bigcache_enabled: true,
+    safe_free: false,
 };
 
 struct Cell(UnsafeCell<Config>);
@@ -71,6 +74,9 @@ fn init() {
         }
         if var_number(b"HAKMEM_DISABLE_BIGCACHE") == Some(1) {
             c.bigcache_enabled = false;
+        }
+        if var_number(b"HAKMEM_SAFE_FREE") == Some(1) {
+            c.safe_free = true;
         }
         STATE.store(2, Ordering::Release);
     } else {

@@ -69,8 +69,10 @@ fn purge_if_due() {
 
 impl Heap {
     fn init(&mut self) {
+        // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
+        let safe = crate::check::safe_mode();
         for c in 0..NUM_CLASSES {
-            self.bins[c] = Bin::new(cache_cap(c));
+            self.bins[c] = Bin::new(if safe { 0 } else { cache_cap(c) });
             self.classes[c] = ClassSlabs {
                 current: null_mut(),
                 partial: List::new(),
@@ -97,7 +99,11 @@ impl Heap {
     #[cold]
     pub fn refill(&mut self, c: usize) -> bool {
         self.count_slow_call();
-        let batch = refill_batch(c);
+        let batch = if self.bins[c].cap == 0 {
+            1
+        } else {
+            refill_batch(c)
+        };
         loop {
             let cur = self.classes[c].current;
             if !cur.is_null() {

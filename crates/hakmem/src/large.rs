@@ -34,6 +34,8 @@ pub struct LargeHeader {
     pub purged: bool,
     /// When it was cached (ms, `os::now_ms`).
     pub cached_ms: u64,
+    /// Set while the block sits in BigCache (freed): a second free is a double free.
+    pub cached: bool,
     pub links: crate::list::Links<LargeHeader>,
 }
 
@@ -108,6 +110,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             standard,
             purged: false,
             cached_ms: 0,
+            cached: false,
             links: crate::list::Links::new(),
         });
     }

@@ -11,6 +11,7 @@
 //! so it can sit under `LD_PRELOAD` and under Rust's `#[global_allocator]`.
 
 mod bigcache;
+mod check;
 pub mod config;
 mod heap;
 mod large;
@@ -53,19 +54,49 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
                 return b as *mut u8;
             }
         }
-        return alloc_class_slow(c);
+        return alloc_class_slow(c, size);
     }
     alloc_large(size, MIN_ALIGN).0
 }
 
-/// Refills this thread's cache for class `c` (creating the thread's heap if needed) and allocates.
+/// Refills this thread's cache for class `c` (creating the thread's heap if needed) and allocates
+/// a block for a request of `size` bytes. In safe mode (where the caches stay empty, so every
+/// allocation comes here) the block is one class up if needed to hold the canary.
 #[cold]
-unsafe fn alloc_class_slow(c: usize) -> *mut u8 {
+unsafe fn alloc_class_slow(c: usize, size: usize) -> *mut u8 {
+    if check::safe_mode() {
+        if size + check::SAFE_EXTRA > MID_MAX {
+            return alloc_large(size, MIN_ALIGN).0;
+        }
+        return alloc_checked(class_of(size + check::SAFE_EXTRA), size);
+    }
+    alloc_from_class(c)
+}
+
+/// A block of class `c` from this thread's cache, refilled if empty.
+unsafe fn alloc_from_class(c: usize) -> *mut u8 {
     let heap = heap::current_or_create();
-    if heap.is_null() || !(*heap).refill(c) {
+    if heap.is_null() {
+        return out_of_memory();
+    }
+    let b = (*heap).bins[c].pop();
+    if !b.is_null() {
+        return b as *mut u8;
+    }
+    if !(*heap).refill(c) {
         return out_of_memory();
     }
     (*heap).bins[c].pop() as *mut u8
+}
+
+/// Safe mode: a block of class `c` armed for a request of `size` bytes.
+#[cold]
+unsafe fn alloc_checked(c: usize, size: usize) -> *mut u8 {
+    let p = alloc_from_class(c);
+    if !p.is_null() {
+        check::arm(p, size, class_size(c));
+    }
+    p
 }
 
 #[cold]
@@ -88,8 +119,9 @@ fn out_of_memory() -> *mut u8 {
     null_mut()
 }
 
-/// Frees a block from `malloc` and friends. Null is ignored; a pointer hakmem did not hand out
-/// is reported on stderr and the process aborts.
+/// Frees a block from `malloc` and friends. Null is ignored; a pointer hakmem did not hand out,
+/// or one inside a block, or a block just freed, is reported on stderr and the process aborts
+/// (see `check.rs`).
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
@@ -104,8 +136,14 @@ pub unsafe fn free(p: *mut u8) {
             let slab = superslab::slab_of(addr);
             let heap = thread_cache::current();
             if (*slab).owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
+                if !(*slab).is_at_block_boundary(addr) {
+                    check::report("free", "interior pointer", addr);
+                }
                 let c = (*slab).class as usize;
                 let bin = &mut (*heap).bins[c];
+                if bin.head == p as *mut Block {
+                    check::report("free", "double free", addr);
+                }
                 if bin.count < bin.cap {
                     bin.push(p as *mut Block);
                     return;
@@ -115,12 +153,19 @@ pub unsafe fn free(p: *mut u8) {
             free_foreign_slab(slab, p)
         }
         Kind::Large | Kind::LargeAligned => free_large(addr),
-        Kind::None => invalid_pointer("free", p),
+        Kind::None => check::report("free", "invalid pointer", addr),
     }
 }
 
+/// The bin of class `c` is full (always, in safe mode): flush it, with `p`.
 #[cold]
 unsafe fn free_and_flush(heap: *mut heap::Heap, c: usize, p: *mut u8) {
+    if check::safe_mode() {
+        check::disarm("free", p, class_size(c));
+        (*heap).bins[c].push(p as *mut Block);
+        (*heap).flush(c);
+        return;
+    }
     (*heap).flush(c);
     (*heap).bins[c].push(p as *mut Block);
 }
@@ -128,46 +173,48 @@ unsafe fn free_and_flush(heap: *mut heap::Heap, c: usize, p: *mut u8) {
 /// Frees a block of a slab this thread does not own.
 #[cold]
 unsafe fn free_foreign_slab(slab: *mut slab::Slab, p: *mut u8) {
-    if !(*slab).is_block_start(p as usize) {
-        invalid_pointer("free", p);
+    check_block_start("free", slab, p as usize);
+    if check::safe_mode() {
+        check::disarm("free", p, (*slab).block_size as usize);
     }
     heap::free_remote(slab, p as *mut Block);
 }
 
-#[cold]
-unsafe fn free_large(addr: usize) {
-    let h = large::header_of(addr, registry::kind_of(addr));
-    if h.is_null() {
-        invalid_pointer("free", addr as *mut u8);
+/// Reports `p` unless it is the start of a block of `slab`.
+unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
+    if !(*slab).is_block_start(p) {
+        let what = if (*slab).class != slab::NO_CLASS && p >= (*slab).start {
+            "interior pointer"
+        } else {
+            "invalid pointer"
+        };
+        check::report(op, what, p);
     }
-    large::free(h);
 }
 
-/// Reports a pointer hakmem did not hand out, and aborts.
+/// The header of the large block at `addr`, or a report (interior pointer, or freed).
+unsafe fn large_header(op: &str, addr: usize) -> *mut large::LargeHeader {
+    let h = large::header_of(addr, registry::kind_of(addr));
+    if h.is_null() {
+        check::report(op, "interior pointer", addr);
+    }
+    if (*h).cached {
+        check::report(
+            op,
+            if op == "free" {
+                "double free"
+            } else {
+                "use after free"
+            },
+            addr,
+        );
+    }
+    h
+}
+
 #[cold]
-fn invalid_pointer(what: &str, p: *mut u8) -> ! {
-    let mut buf = [0u8; 96];
-    let mut n = 0;
-    for &b in b"hakmem: "
-        .iter()
-        .chain(what.as_bytes())
-        .chain(b"(): invalid pointer 0x")
-    {
-        buf[n] = b;
-        n += 1;
-    }
-    let addr = p as usize;
-    for i in (0..16).rev() {
-        buf[n] = b"0123456789abcdef"[(addr >> (i * 4)) & 15];
-        n += 1;
-    }
-    buf[n] = b'\n';
-    n += 1;
-    // SAFETY: writing our own buffer to stderr, then aborting.
-    unsafe {
-        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
-        libc::abort();
-    }
+unsafe fn free_large(addr: usize) {
+    large::free(large_header("free", addr));
 }
 
 /// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.
@@ -204,8 +251,14 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
     if align <= MIN_ALIGN {
         return malloc(size);
     }
+    if check::safe_mode() {
+        if let Some(c) = size_class::class_for_aligned(size + check::SAFE_EXTRA, align) {
+            return alloc_checked(c, size);
+        }
+        return alloc_large(size, align).0;
+    }
     match size_class::class_for_aligned(size, align) {
-        Some(c) => malloc(class_size(c)),
+        Some(c) => alloc_from_class(c),
         None => alloc_large(size, align).0,
     }
 }
@@ -223,20 +276,25 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     let old = match registry::kind_of(addr) {
         Kind::SuperSlab => {
             let slab = superslab::slab_of(addr);
-            if !(*slab).is_block_start(addr) {
-                invalid_pointer("realloc", p);
+            check_block_start("realloc", slab, addr);
+            let block = (*slab).block_size as usize;
+            if check::safe_mode() {
+                if (p.add(8) as *const u64).read() == check::cookie(addr) {
+                    check::report("realloc", "use after free", addr);
+                }
+                match check::requested_size(p, block) {
+                    Some(n) => n,
+                    None => check::report("realloc", "buffer overflow", addr),
+                }
+            } else {
+                if size <= block && (size > block / 2 || block <= 64) {
+                    return p;
+                }
+                block
             }
-            let old = (*slab).block_size as usize;
-            if size <= old && (size > old / 2 || old <= 64) {
-                return p;
-            }
-            old
         }
         Kind::Large | Kind::LargeAligned => {
-            let h = large::header_of(addr, registry::kind_of(addr));
-            if h.is_null() {
-                invalid_pointer("realloc", p);
-            }
+            let h = large_header("realloc", addr);
             if size > MID_MAX {
                 let r = large::resize(h, size);
                 if !r.is_null() {
@@ -245,7 +303,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             }
             large::usable_size(h)
         }
-        Kind::None => invalid_pointer("realloc", p),
+        Kind::None => check::report("realloc", "invalid pointer", addr),
     };
     let q = malloc(size);
     if !q.is_null() {
@@ -267,19 +325,20 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     match registry::kind_of(addr) {
         Kind::SuperSlab => {
             let slab = superslab::slab_of(addr);
-            if !(*slab).is_block_start(addr) {
-                invalid_pointer("malloc_usable_size", p);
+            check_block_start("malloc_usable_size", slab, addr);
+            let block = (*slab).block_size as usize;
+            if check::safe_mode() {
+                return match check::requested_size(p, block) {
+                    Some(n) => n,
+                    None => check::report("malloc_usable_size", "buffer overflow", addr),
+                };
             }
-            (*slab).block_size as usize
+            block
         }
         Kind::Large | Kind::LargeAligned => {
-            let h = large::header_of(addr, registry::kind_of(addr));
-            if h.is_null() {
-                invalid_pointer("malloc_usable_size", p);
-            }
-            large::usable_size(h)
+            large::usable_size(large_header("malloc_usable_size", addr))
         }
-        Kind::None => invalid_pointer("malloc_usable_size", p),
+        Kind::None => check::report("malloc_usable_size", "invalid pointer", addr),
     }
 }
 

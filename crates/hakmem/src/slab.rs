@@ -10,6 +10,7 @@
 //! whoever holds the orphan lock). `remote` sits on its own cache line so that remote frees do not
 //! slow down the owner's reads of `owner`.
 
+use crate::check;
 use crate::heap::Heap;
 use crate::list::{Linked, Links};
 use crate::remote::{Block, RemoteList};
@@ -36,19 +37,22 @@ pub struct CacheLine<T>(pub T);
 
 #[repr(C, align(64))]
 pub struct Slab {
-    pub free: *mut Block,
+    /// The heap that owns the slab; null while it is orphaned or unused.
+    pub owner: AtomicPtr<Heap>,
     pub start: usize,
+    /// ceil(2^40 / block_size): `(offset * inv_size) >> 40` is `offset / block_size` for every
+    /// offset inside a SuperSlab, without a division.
+    pub inv_size: u64,
     pub block_size: u32,
+    pub class: u8,
+    pub place: Place,
+    pub free: *mut Block,
     pub capacity: u32,
     /// Blocks carved so far. Atomic (relaxed) only because other threads read it to validate a
     /// pointer they free; only the owner writes it.
     pub carved: AtomicU32,
     pub used: u32,
-    pub class: u8,
-    pub place: Place,
     pub links: Links<Slab>,
-    /// The heap that owns the slab; null while it is orphaned or unused.
-    pub owner: AtomicPtr<Heap>,
     pub remote: CacheLine<RemoteList>,
 }
 
@@ -64,6 +68,7 @@ impl Slab {
         self.free = null_mut();
         self.start = start;
         self.block_size = crate::size_class::class_size(class) as u32;
+        self.inv_size = (1u64 << 40) / self.block_size as u64 + 1;
         self.capacity = capacity;
         self.carved.store(0, Ordering::Relaxed);
         self.used = 0;
@@ -84,17 +89,53 @@ impl Slab {
     /// Moves blocks other threads freed onto the local free list. Returns how many.
     pub fn drain_remote(&mut self) -> u32 {
         let mut b = self.remote.0.take_all();
+        let safe = check::safe_mode();
         let mut n = 0;
         while !b.is_null() {
             // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.
             let next = unsafe { (*b).next };
-            unsafe { (*b).next = self.free };
-            self.free = b;
+            if safe && !next.is_null() && !self.is_block_start(next as usize) {
+                check::report("free", "use after free", b as usize);
+            }
+            self.put_free(b);
             n += 1;
             b = next;
         }
         self.used -= n;
         n
+    }
+
+    /// Links a block into the local free list (encoded in safe mode).
+    #[inline]
+    fn put_free(&mut self, b: *mut Block) {
+        let link = if check::safe_mode() {
+            check::encode_link(b as usize, self.free as usize) as *mut Block
+        } else {
+            self.free
+        };
+        // SAFETY: `b` is a free block of this slab; its first word is the link.
+        unsafe { (*b).next = link };
+        self.free = b;
+    }
+
+    /// Unlinks the first block of the local free list (checked in safe mode).
+    #[inline]
+    fn pop_free(&mut self) -> *mut Block {
+        let b = self.free;
+        // SAFETY: `b` is the first free block of this slab.
+        let link = unsafe { (*b).next };
+        if check::safe_mode() {
+            // SAFETY: as above; a freed block carries its cookie.
+            unsafe { check::verify_freed(b as *mut u8) };
+            let next = check::encode_link(b as usize, link as usize);
+            if next != 0 && !self.is_block_start(next) {
+                check::report("malloc", "use after free", b as usize);
+            }
+            self.free = next as *mut Block;
+        } else {
+            self.free = link;
+        }
+        b
     }
 
     /// Moves up to `max` blocks into `bin`: local free list first, then remote frees, then fresh
@@ -105,9 +146,7 @@ impl Slab {
         }
         let mut n = 0;
         while n < max && !self.free.is_null() {
-            let b = self.free;
-            // SAFETY: `b` is a free block of this slab.
-            self.free = unsafe { (*b).next };
+            let b = self.pop_free();
             bin.push(b);
             n += 1;
         }
@@ -131,10 +170,15 @@ impl Slab {
     /// Puts back one block the owner freed.
     #[inline]
     pub fn put_local(&mut self, b: *mut Block) {
-        // SAFETY: `b` is a block of this slab that nobody uses any more.
-        unsafe { (*b).next = self.free };
-        self.free = b;
+        self.put_free(b);
         self.used -= 1;
+    }
+
+    /// Whether `p` is at a block boundary of this (formatted) slab: the check on the fast path.
+    #[inline(always)]
+    pub fn is_at_block_boundary(&self, p: usize) -> bool {
+        let off = p.wrapping_sub(self.start) as u64;
+        ((off * self.inv_size) >> 40) * self.block_size as u64 == off
     }
 
     /// Whether `p` is the start of one of this slab's carved blocks.
@@ -142,9 +186,9 @@ impl Slab {
         if self.class == NO_CLASS || p < self.start {
             return false;
         }
-        let off = p - self.start;
-        let carved = self.carved.load(Ordering::Relaxed) as usize;
-        off % self.block_size as usize == 0 && off / (self.block_size as usize) < carved
+        let idx = ((p - self.start) as u64 * self.inv_size) >> 40;
+        let carved = self.carved.load(Ordering::Relaxed) as u64;
+        self.is_at_block_boundary(p) && idx < carved
     }
 }
 
@@ -166,6 +210,8 @@ mod tests {
         assert!(slab.is_block_start(start + 16 * 59));
         assert!(!slab.is_block_start(start + 16 * 60));
         assert!(!slab.is_block_start(start + 8));
+        assert!(slab.is_at_block_boundary(start + 16 * 99));
+        assert!(!slab.is_at_block_boundary(start + 16 * 99 + 1));
         let b = bin.pop();
         slab.put_local(b);
         slab.remote.0.push(start as *mut Block);
@@ -177,5 +223,25 @@ mod tests {
         assert_eq!(slab.take_batch(&mut bin, 60), 0);
         assert!(slab.free.is_null() && slab.carved.load(Ordering::Relaxed) == slab.capacity);
         drop(mem);
+    }
+
+    #[test]
+    fn boundary_check_is_exact_for_every_class() {
+        let mut slab: Slab = unsafe { core::mem::zeroed() };
+        for c in 0..crate::size_class::NUM_CLASSES {
+            let start = 1usize << 30;
+            slab.format(c, start, 8, null_mut());
+            let bs = slab.block_size as usize;
+            for off in (0..(2usize << 20))
+                .step_by(7)
+                .chain([bs, 2 * bs, (2 << 20) / bs * bs])
+            {
+                assert_eq!(
+                    slab.is_at_block_boundary(start + off),
+                    off % bs == 0,
+                    "class {c} off {off}"
+                );
+            }
+        }
     }
 }
