@@ -1,0 +1,14 @@
+/* Writes one byte past the requested size, then frees the block. */
+#include "bug.h"
+int main(int argc, char **argv) {
+    bug_init(argc, argv);
+    size_t n = 24;
+    char *p = malloc(n);
+    memset(p, 1, n);
+    if (!ok_mode) {
+        p[n] = 0x41;
+        expect_addr(p);
+    }
+    free(p);
+    return bug_end();
+}

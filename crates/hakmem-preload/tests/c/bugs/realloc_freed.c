@@ -1,0 +1,15 @@
+/* realloc() of a block already freed. */
+#include "bug.h"
+int main(int argc, char **argv) {
+    bug_init(argc, argv);
+    char *p = malloc(40);
+    memset(p, 1, 40);
+    char *keep = malloc(40); /* p is not the only block around */
+    free(p);
+    if (ok_mode) p = malloc(40);
+    else expect_addr(p);
+    p = realloc(p, 80);
+    free(p);
+    free(keep);
+    return bug_end();
+}
