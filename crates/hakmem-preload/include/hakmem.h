@@ -20,6 +20,56 @@ extern "C" {
 /* The ABI version the loaded library implements. */
 uint32_t hak_abi_version(void);
 
+/* hak_abi_check results. */
+#define HAK_ABI_OK 0
+#define HAK_ABI_VERSION_MISMATCH 1
+#define HAK_ABI_STRUCT_MISMATCH 2
+
+/* 0 (HAK_ABI_OK) if this library serves programs built against `version` whose struct hak_stats
+ * is `struct_size` bytes: call as hak_abi_check(HAKMEM_ABI_VERSION, sizeof(struct hak_stats)). */
+int hak_abi_check(uint32_t version, size_t struct_size);
+
+/* Exported structs start with their size and ABI version so they can grow: set struct_size to
+ * sizeof the struct before a call; the library fills at most that many bytes. */
+struct hak_stats {
+    size_t struct_size;
+    uint32_t abi_version;
+    uint32_t reserved;
+    uint64_t refills;             /* thread-cache refills from slabs */
+    uint64_t flushes;             /* thread-cache flushes back to slabs */
+    uint64_t remote_frees;        /* frees of blocks owned by another thread */
+    uint64_t slabs_acquired;
+    uint64_t slabs_released;
+    uint64_t superslabs_mapped;   /* total mapped from the OS so far */
+    uint64_t superslabs_unmapped;
+    uint64_t superslabs_live;     /* mapped now (in use or cached) */
+    uint64_t large_allocs;
+    uint64_t large_frees;
+    uint64_t bigcache_hits;
+    uint64_t bigcache_blocks;     /* cached now */
+    uint64_t bigcache_warm_bytes; /* cached now with their pages */
+    uint64_t purged_bytes;        /* returned to the OS with MADV_DONTNEED so far */
+    uint64_t mmap_failures;
+};
+
+/* Fills *out; returns 0, or HAK_ABI_STRUCT_MISMATCH if out is NULL or struct_size too small. */
+int hak_stats_get(struct hak_stats *out);
+
+struct hak_config {
+    size_t struct_size;
+    uint32_t abi_version;
+    uint32_t reserved;
+    uint64_t purge_delay_ms;      /* HAKMEM_PURGE_DELAY_MS */
+    uint64_t ss_warm_max;         /* HAKMEM_SS_WARM */
+    uint64_t ss_cold_max;         /* HAKMEM_SS_COLD */
+    uint64_t bigcache_bytes;      /* HAKMEM_BIGCACHE_MB in bytes */
+    uint32_t bigcache_enabled;    /* !HAKMEM_DISABLE_BIGCACHE */
+    uint32_t safe_free;           /* HAKMEM_SAFE_FREE */
+};
+
+/* Fills *out with the configuration in force; returns 0 or HAK_ABI_STRUCT_MISMATCH. */
+int hak_config_get(struct hak_config *out);
+
 /* malloc(size), recording `site` (any stable value, usually a return address) as the call site. */
 void *hak_alloc_at(size_t size, uintptr_t site);
 

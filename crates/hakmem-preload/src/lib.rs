@@ -138,6 +138,35 @@ pub extern "C" fn hak_abi_version() -> u32 {
     hakmem::abi::ABI_VERSION
 }
 
+/// 0 if a program built against ABI `version` whose `struct hak_stats` is `struct_size` bytes can
+/// use this library; else `HAK_ABI_VERSION_MISMATCH` (1) or `HAK_ABI_STRUCT_MISMATCH` (2).
+#[unsafe(no_mangle)]
+pub extern "C" fn hak_abi_check(version: u32, struct_size: usize) -> c_int {
+    hakmem::abi::check(version, struct_size)
+}
+
+/// Fills `*out` (whose `struct_size` the caller sets) with the counters; returns 0, or
+/// `HAK_ABI_STRUCT_MISMATCH` if `out` is null or too small for even the header.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hak_stats_get(out: *mut hakmem::abi::HakStats) -> c_int {
+    hakmem::abi::stats_get(out)
+}
+
+/// Fills `*out` (whose `struct_size` the caller sets) with the configuration in force.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hak_config_get(out: *mut hakmem::abi::HakConfig) -> c_int {
+    hakmem::abi::config_get(out)
+}
+
+/// At exit: the counters on stderr if `HAKMEM_STATS` asks for them.
+extern "C" fn print_stats_at_exit() {
+    hakmem::abi::print_stats_if_asked();
+}
+
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;
+
 /// malloc with an explicit call site. Sites are not profiled yet (the learning layer will).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hak_alloc_at(size: usize, _site: usize) -> *mut c_void {

@@ -1,4 +1,150 @@
-//! The C ABI version. Bump it on any incompatible change of an exported function or struct.
+//! The versioned C ABI: the version number, the exported structs (which begin with their size
+//! and version so that they can grow), and the checks behind `hak_abi_check` and `hak_*_get`.
+//! include/hakmem.h declares the same layouts.
 
 /// Must match `HAKMEM_ABI_VERSION` in include/hakmem.h.
 pub const ABI_VERSION: u32 = 1;
+pub const ABI_OK: i32 = 0;
+pub const ABI_VERSION_MISMATCH: i32 = 1;
+pub const ABI_STRUCT_MISMATCH: i32 = 2;
+
+/// `struct hak_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct HakStats {
+    pub struct_size: usize,
+    pub abi_version: u32,
+    pub reserved: u32,
+    pub counters: crate::stats::Snapshot,
+}
+
+/// `struct hak_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct HakConfig {
+    pub struct_size: usize,
+    pub abi_version: u32,
+    pub reserved: u32,
+    pub purge_delay_ms: u64,
+    pub ss_warm_max: u64,
+    pub ss_cold_max: u64,
+    pub bigcache_bytes: u64,
+    pub bigcache_enabled: u32,
+    pub safe_free: u32,
+}
+
+const HEADER: usize = core::mem::size_of::<usize>() + 8;
+
+/// A caller built against `version` with a `struct hak_stats` of `struct_size` bytes: same major
+/// version, and a struct no larger than ours (an older, shorter one is fine).
+pub fn check(version: u32, struct_size: usize) -> i32 {
+    if version != ABI_VERSION {
+        ABI_VERSION_MISMATCH
+    } else if struct_size < HEADER || struct_size > core::mem::size_of::<HakStats>() {
+        ABI_STRUCT_MISMATCH
+    } else {
+        ABI_OK
+    }
+}
+
+/// Copies `value` into `*out`, at most `out.struct_size` bytes, keeping the caller's size.
+unsafe fn fill<T: Copy>(out: *mut T, value: T) -> i32 {
+    if out.is_null() {
+        return ABI_STRUCT_MISMATCH;
+    }
+    let want = (out as *const usize).read();
+    if want < HEADER {
+        return ABI_STRUCT_MISMATCH;
+    }
+    let n = want.min(core::mem::size_of::<T>());
+    core::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, n);
+    (out as *mut usize).write(want);
+    ABI_OK
+}
+
+/// # Safety
+/// `out` is null or points at `out.struct_size` writable bytes.
+pub unsafe fn stats_get(out: *mut HakStats) -> i32 {
+    let v = HakStats {
+        struct_size: core::mem::size_of::<HakStats>(),
+        abi_version: ABI_VERSION,
+        reserved: 0,
+        counters: crate::stats::snapshot(),
+    };
+    fill(out, v)
+}
+
+/// # Safety
+/// `out` is null or points at `out.struct_size` writable bytes.
+pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
+    let c = crate::config::get();
+    let v = HakConfig {
+        struct_size: core::mem::size_of::<HakConfig>(),
+        abi_version: ABI_VERSION,
+        reserved: 0,
+        purge_delay_ms: c.purge_delay_ms,
+        ss_warm_max: c.ss_warm_max as u64,
+        ss_cold_max: c.ss_cold_max as u64,
+        bigcache_bytes: c.bigcache_bytes as u64,
+        bigcache_enabled: c.bigcache_enabled as u32,
+        safe_free: c.safe_free as u32,
+    };
+    fill(out, v)
+}
+
+/// `HAKMEM_STATS=1` (text) or `json`: prints the counters to stderr.
+pub fn print_stats_if_asked() {
+    match crate::config::get().stats {
+        1 => crate::stats::print(2, false),
+        2 => crate::stats::print(2, true),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_and_size_checks() {
+        assert_eq!(check(ABI_VERSION, core::mem::size_of::<HakStats>()), ABI_OK);
+        assert_eq!(check(ABI_VERSION, HEADER + 8), ABI_OK);
+        assert_eq!(
+            check(ABI_VERSION + 1, core::mem::size_of::<HakStats>()),
+            ABI_VERSION_MISMATCH
+        );
+        assert_eq!(
+            check(ABI_VERSION, core::mem::size_of::<HakStats>() + 8),
+            ABI_STRUCT_MISMATCH
+        );
+        assert_eq!(check(ABI_VERSION, 4), ABI_STRUCT_MISMATCH);
+    }
+
+    #[test]
+    fn a_shorter_struct_gets_a_prefix() {
+        // A caller whose struct has the header and two counters.
+        let mut short = [0u64; 4];
+        short[0] = 32;
+        assert_eq!(
+            unsafe { stats_get(short.as_mut_ptr() as *mut HakStats) },
+            ABI_OK
+        );
+        assert_eq!(short[0], 32);
+        assert_eq!(short[1] as u32, ABI_VERSION);
+        let mut too_small = [4u64, 0];
+        assert_eq!(
+            unsafe { stats_get(too_small.as_mut_ptr() as *mut HakStats) },
+            ABI_STRUCT_MISMATCH
+        );
+        assert_eq!(
+            unsafe { stats_get(core::ptr::null_mut()) },
+            ABI_STRUCT_MISMATCH
+        );
+        let mut c = HakConfig {
+            struct_size: core::mem::size_of::<HakConfig>(),
+            ..Default::default()
+        };
+        assert_eq!(unsafe { config_get(&mut c) }, ABI_OK);
+        assert_eq!(c.purge_delay_ms, crate::config::get().purge_delay_ms);
+    }
+}

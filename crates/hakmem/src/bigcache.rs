@@ -112,6 +112,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
         }
         if !(*t).purged {
             os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
+            crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);
             (*t).purged = true;
             c.warm_bytes -= (*t).map_len;
         }

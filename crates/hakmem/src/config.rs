@@ -8,6 +8,8 @@
 //! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
+//! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) to stderr at exit; `json`: as JSON |
+//! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | test hook: mappings N+1..N+M fail |
 
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
@@ -20,6 +22,10 @@ pub struct Config {
     pub bigcache_bytes: usize,
     pub bigcache_enabled: bool,
     pub safe_free: bool,
+    /// 0: off, 1: text, 2: JSON.
+    pub stats: u8,
+    pub fail_mmap_after: Option<u64>,
+    pub fail_mmap_times: u64,
 }
 
 const DEFAULT: Config = Config {
@@ -29,6 +35,9 @@ const DEFAULT: Config = Config {
     bigcache_bytes: 64 << 20,
     bigcache_enabled: true,
     safe_free: false,
+    stats: 0,
+    fail_mmap_after: None,
+    fail_mmap_times: 1,
 };
 
 struct Cell(UnsafeCell<Config>);
@@ -77,6 +86,15 @@ fn init() {
         }
         if var_number(b"HAKMEM_SAFE_FREE") == Some(1) {
             c.safe_free = true;
+        }
+        c.stats = match var(b"HAKMEM_STATS") {
+            Some(b"1") => 1,
+            Some(b"json") => 2,
+            _ => 0,
+        };
+        c.fail_mmap_after = var_number(b"HAKMEM_FAIL_MMAP_AFTER").map(|v| v as u64);
+        if let Some(v) = var_number(b"HAKMEM_FAIL_MMAP_TIMES") {
+            c.fail_mmap_times = v as u64;
         }
         STATE.store(2, Ordering::Release);
     } else {

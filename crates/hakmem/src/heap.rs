@@ -22,7 +22,7 @@ use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 struct ClassSlabs {
     current: *mut Slab,
@@ -39,6 +39,9 @@ pub struct Heap {
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
     slow_calls: u32,
     pool_next: *mut Heap,
+    /// Next in the list of every heap ever made (for summing counters); never changes once set.
+    all_next: *mut Heap,
+    pub counters: crate::stats::HeapCounters,
 }
 
 /// Every this many slow-path calls a heap collects the remote frees of all its classes, so
@@ -99,6 +102,7 @@ impl Heap {
     #[cold]
     pub fn refill(&mut self, c: usize) -> bool {
         self.count_slow_call();
+        crate::stats::bump(&self.counters.refills);
         let batch = if self.bins[c].cap == 0 {
             1
         } else {
@@ -203,6 +207,7 @@ impl Heap {
     #[cold]
     pub fn flush(&mut self, c: usize) {
         self.count_slow_call();
+        crate::stats::bump(&self.counters.flushes);
         let keep = self.bins[c].cap / 2;
         let rest = self.bins[c].split_off(keep);
         self.return_blocks(c, rest);
@@ -364,6 +369,10 @@ fn reap_orphans() {
 /// `b` is a live block of `slab`.
 #[inline]
 pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
+    let me = thread_cache::current();
+    if !me.is_null() {
+        crate::stats::bump(&(*me).counters.remote_frees);
+    }
     let owner = (*slab).owner.load(Ordering::SeqCst);
     let bit = 1u64 << (*slab).class;
     (*slab).remote.0.push(b);
@@ -397,6 +406,21 @@ static POOL: Pool = Pool {
 
 const POOL_CHUNK: usize = 256 * 1024;
 
+/// The most recently made heap; with `all_next`, every heap ever made (heaps are never unmapped).
+static ALL_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(null_mut());
+
+/// Calls `f` with the counters of every heap ever made.
+pub fn for_each_heap(mut f: impl FnMut(&crate::stats::HeapCounters)) {
+    let mut h = ALL_HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are never unmapped and `all_next` never changes once published.
+        unsafe {
+            f(&(*h).counters);
+            h = (*h).all_next;
+        }
+    }
+}
+
 fn pool_take() -> *mut Heap {
     POOL.lock.lock();
     let mut h = POOL.free.get();
@@ -415,6 +439,9 @@ fn pool_take() -> *mut Heap {
         if POOL.carve.get() + size <= POOL.carve_end.get() {
             h = POOL.carve.get() as *mut Heap;
             POOL.carve.set(POOL.carve.get() + size);
+            // SAFETY: fresh zeroed memory for one heap; published once its link is set.
+            unsafe { (*h).all_next = ALL_HEAPS.load(Ordering::Relaxed) };
+            ALL_HEAPS.store(h, Ordering::Release);
         }
     }
     POOL.lock.unlock();

@@ -56,10 +56,12 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if size > MAX_REQUEST || align > MAX_REQUEST {
         return (null_mut(), false);
     }
+    crate::stats::add(&crate::stats::LARGE_ALLOCS, 1);
     if align <= PAGE {
         let len = standard_len(size);
         let h = bigcache::take(len);
         if !h.is_null() {
+            crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
             return unsafe { ((*h).user as *mut u8, (*h).purged) };
         }
@@ -145,6 +147,7 @@ pub fn header_of(p: usize, kind: Kind) -> *mut LargeHeader {
 /// # Safety
 /// `h` is the header of a live large block that nothing uses any more.
 pub unsafe fn free(h: *mut LargeHeader) {
+    crate::stats::add(&crate::stats::LARGE_FREES, 1);
     if (*h).standard && bigcache::put(h) {
         return;
     }

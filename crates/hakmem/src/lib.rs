@@ -23,6 +23,7 @@ mod registry;
 mod remote;
 pub mod size_class;
 mod slab;
+pub mod stats;
 mod superslab;
 mod sync;
 mod thread_cache;

@@ -15,6 +15,10 @@ pub const fn align_up(x: usize, align: usize) -> usize {
 
 /// Maps `len` bytes of fresh zeroed read-write memory anywhere.
 pub fn map(len: usize) -> *mut u8 {
+    if crate::config::get().fail_mmap_after.is_some() && injected_failure() {
+        crate::stats::add(&crate::stats::MMAP_FAILURES, 1);
+        return null_mut();
+    }
     // SAFETY: anonymous private mapping with no address hint; no existing memory is affected.
     let p = unsafe {
         libc::mmap(
@@ -27,10 +31,23 @@ pub fn map(len: usize) -> *mut u8 {
         )
     };
     if p == libc::MAP_FAILED {
+        crate::stats::add(&crate::stats::MMAP_FAILURES, 1);
         null_mut()
     } else {
         p as *mut u8
     }
+}
+
+/// Test hook (`HAKMEM_FAIL_MMAP_AFTER=N`, `HAKMEM_FAIL_MMAP_TIMES=M`): mappings number N+1 to
+/// N+M made by hakmem fail, as if the address space were exhausted.
+#[cold]
+fn injected_failure() -> bool {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static MAPS: AtomicU64 = AtomicU64::new(0);
+    let cfg = crate::config::get();
+    let n = MAPS.fetch_add(1, Ordering::Relaxed) + 1;
+    let after = cfg.fail_mmap_after.unwrap_or(u64::MAX);
+    n > after && n - after <= cfg.fail_mmap_times
 }
 
 /// Unmaps a range this module mapped.

@@ -149,6 +149,7 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         if (*ss).free_mask == 0 {
             m.partial.remove(ss);
         }
+        crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
         let slab = &mut (*ss).slabs[idx];
         let start = ss as usize + (idx << SMALL_SLAB_SHIFT);
         slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
@@ -161,6 +162,7 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         (*ss).slab_shift = MID_SLAB_SHIFT;
         (*ss).free_mask = 0;
         (*ss).used_slabs = 1;
+        crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
         let slab = &mut (*ss).slabs[0];
         let start = ss as usize + HEADER_SIZE;
         slab.format(class, start, ((SS_SIZE - HEADER_SIZE) / size) as u32, owner);
@@ -195,6 +197,7 @@ unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
             s.class = NO_CLASS;
         }
         m.mapped += 1;
+        crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
         registry::set(p as usize, Kind::SuperSlab);
     }
     (*ss).purged = false;
@@ -214,6 +217,7 @@ pub unsafe fn release_slab(slab: *mut Slab) {
     GLOBAL.lock.lock();
     {
         let m = &mut *GLOBAL.m.get();
+        crate::stats::add(&crate::stats::SLABS_RELEASED, 1);
         (*ss).used_slabs -= 1;
         (*ss).released_ms = now;
         if (*ss).slab_shift == SMALL_SLAB_SHIFT {
@@ -260,6 +264,7 @@ unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
         }
         m.warm.remove(old);
         os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
+        crate::stats::add(&crate::stats::PURGED_BYTES, (SS_SIZE - HEADER_SIZE) as u64);
         (*old).purged = true;
         m.cold.push_front(old);
     }
@@ -293,6 +298,10 @@ unsafe fn discard_free_slabs(ss: *mut SuperSlab) {
         let run = (dirty_free >> first).trailing_ones();
         let start = ss as usize + ((first as usize) << SMALL_SLAB_SHIFT);
         os::discard(start as *mut u8, (run as usize) << SMALL_SLAB_SHIFT);
+        crate::stats::add(
+            &crate::stats::PURGED_BYTES,
+            (run as u64) << SMALL_SLAB_SHIFT,
+        );
         dirty_free &= !(((1u64 << run) - 1) << first) as u32;
     }
 }
@@ -318,6 +327,7 @@ impl UnmapBatch {
         self.len += 1;
     }
     fn run(&self) {
+        crate::stats::add(&crate::stats::SUPERSLABS_UNMAPPED, self.len as u64);
         for &ss in &self.items[..self.len] {
             os::unmap(ss as *mut u8, SS_SIZE);
         }
@@ -345,6 +355,7 @@ pub fn release_empty() {
         if ss.is_null() {
             return;
         }
+        crate::stats::add(&crate::stats::SUPERSLABS_UNMAPPED, 1);
         os::unmap(ss as *mut u8, SS_SIZE);
     }
 }
