@@ -1,7 +1,9 @@
 //! Multi-threaded stress of the rlib API: random sizes 0..1 MiB (90% <= 1 KiB, 9% <= 64 KiB, 1% <= 1 MiB),
 //! malloc / calloc / memalign / realloc, a large share of frees done by another thread (blocks travel
 //! through channels), every block filled with an address-derived pattern and fully checked before it is
-//! freed or reallocated. HAKMEM_STRESS_OPS (default 10^7) and HAKMEM_STRESS_THREADS (default 4).
+//! freed or reallocated. HAKMEM_STRESS_OPS (default 10^7) and HAKMEM_STRESS_THREADS (default 4);
+//! HAKMEM_STRESS_SECS, if set, runs for that many seconds instead of a number of operations
+//! (scripts/soak.sh uses it).
 mod common;
 use common::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +140,14 @@ unsafe fn release(b: Block, what: &str) {
 fn stress_multithreaded_cross_thread_frees() {
     let threads = env_u64("HAKMEM_STRESS_THREADS", 4).max(2) as usize;
     let total_ops = env_u64("HAKMEM_STRESS_OPS", 10_000_000);
-    let per_thread = total_ops / threads as u64;
+    let secs = env_u64("HAKMEM_STRESS_SECS", 0);
+    let deadline =
+        (secs > 0).then(|| std::time::Instant::now() + std::time::Duration::from_secs(secs));
+    let per_thread = if deadline.is_some() {
+        u64::MAX
+    } else {
+        total_ops / threads as u64
+    };
     let slots = 2048usize;
     let t0 = std::time::Instant::now();
 
@@ -194,6 +203,9 @@ fn stress_multithreaded_cross_thread_frees() {
                     }
                 }
                 ops += 1;
+                if ops % 1024 == 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break;
+                }
                 if ops % 64 == 0 {
                     while let Ok(v) = rx.try_recv() {
                         for b in v {
@@ -240,7 +252,9 @@ fn stress_multithreaded_cross_thread_frees() {
         "stress: {} threads, {} ops ({} malloc, {} calloc, {} memalign, {} realloc, {} cross-thread frees) in {:.1}s",
         threads, ops, counts[0], counts[1], counts[2], counts[3], remote, t0.elapsed().as_secs_f64()
     );
-    assert!(ops >= total_ops, "only {} operations done", ops);
+    if deadline.is_none() {
+        assert!(ops >= total_ops, "only {} operations done", ops);
+    }
     let allocs = counts[0] + counts[1] + counts[2];
     assert!(
         remote * 4 >= allocs,
