@@ -50,7 +50,8 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
         let c = class_of(size);
         let heap = thread_cache::current();
         if !heap.is_null() {
-            let b = (*heap).bins[c].pop();
+            // SAFETY: class_of(size) < NUM_CLASSES for size <= MID_MAX.
+            let b = (*heap).bins.get_unchecked_mut(c).pop();
             if !b.is_null() {
                 return b as *mut u8;
             }
@@ -128,9 +129,14 @@ fn out_of_memory() -> *mut u8 {
 /// `p` is null or a live block from this allocator.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
-    if p.is_null() {
-        return;
+    if !p.is_null() {
+        free_non_null(p);
     }
+}
+
+/// `free` of a pointer known not to be null (GlobalAlloc::dealloc never passes null).
+#[inline]
+unsafe fn free_non_null(p: *mut u8) {
     let addr = p as usize;
     match registry::kind_of(addr) {
         Kind::SuperSlab => {
@@ -141,7 +147,8 @@ pub unsafe fn free(p: *mut u8) {
                     check::report("free", "interior pointer", addr);
                 }
                 let c = (*slab).class as usize;
-                let bin = &mut (*heap).bins[c];
+                // SAFETY: a slab this heap owns is formatted for a valid class.
+                let bin = (*heap).bins.get_unchecked_mut(c);
                 if bin.head == p as *mut Block {
                     check::report("free", "double free", addr);
                 }
@@ -374,7 +381,7 @@ unsafe impl GlobalAlloc for Hakmem {
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        free(p)
+        free_non_null(p)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {

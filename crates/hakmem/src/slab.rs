@@ -43,6 +43,9 @@ pub struct Slab {
     /// ceil(2^40 / block_size): `(offset * inv_size) >> 40` is `offset / block_size` for every
     /// offset inside a SuperSlab, without a division.
     pub inv_size: u64,
+    /// ceil(2^64 / block_size): `offset * divides_magic < divides_magic` (wrapping) exactly when
+    /// `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets are below 2^32).
+    pub divides_magic: u64,
     pub block_size: u32,
     pub class: u8,
     pub place: Place,
@@ -69,6 +72,7 @@ impl Slab {
         self.start = start;
         self.block_size = crate::size_class::class_size(class) as u32;
         self.inv_size = (1u64 << 40) / self.block_size as u64 + 1;
+        self.divides_magic = u64::MAX / self.block_size as u64 + 1;
         self.capacity = capacity;
         self.carved.store(0, Ordering::Relaxed);
         self.used = 0;
@@ -178,7 +182,7 @@ impl Slab {
     #[inline(always)]
     pub fn is_at_block_boundary(&self, p: usize) -> bool {
         let off = p.wrapping_sub(self.start) as u64;
-        ((off * self.inv_size) >> 40) * self.block_size as u64 == off
+        off < 1 << 32 && off.wrapping_mul(self.divides_magic) < self.divides_magic
     }
 
     /// Whether `p` is the start of one of this slab's carved blocks.
