@@ -3,7 +3,8 @@
 # the workspace in release mode. The LD_PRELOAD tests find the library at target/release/libhakmem.so,
 # or at $HAKMEM_LIB if set (e.g. HAKMEM_LIB=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 to check the
 # tests themselves against another allocator).
-# Soak knobs: HAKMEM_STRESS_OPS (default 10^7), HAKMEM_STRESS_THREADS (4), HAKMEM_CHURN_THREADS (10000).
+# Soak knobs: HAKMEM_STRESS_OPS (default 10^7), HAKMEM_STRESS_THREADS (4), HAKMEM_CHURN_THREADS (10000);
+# scripts/soak.sh SECONDS runs the stress test for a duration and prints RSS samples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
