@@ -7,6 +7,7 @@
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
 //! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
+//! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more; 0: never |
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) to stderr at exit; `json`: as JSON |
 //! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | test hook: mappings N+1..N+M fail |
@@ -22,6 +23,7 @@ pub struct Config {
     pub bigcache_bytes: usize,
     pub bigcache_enabled: bool,
     pub safe_free: bool,
+    pub thp: bool,
     /// 0: off, 1: text, 2: JSON.
     pub stats: u8,
     pub fail_mmap_after: Option<u64>,
@@ -35,6 +37,7 @@ const DEFAULT: Config = Config {
     bigcache_bytes: 64 << 20,
     bigcache_enabled: true,
     safe_free: false,
+    thp: true,
     stats: 0,
     fail_mmap_after: None,
     fail_mmap_times: 1,
@@ -83,6 +86,9 @@ fn init() {
         }
         if var_number(b"HAKMEM_DISABLE_BIGCACHE") == Some(1) {
             c.bigcache_enabled = false;
+        }
+        if let Some(v) = var_number(b"HAKMEM_THP") {
+            c.thp = v != 0;
         }
         if var_number(b"HAKMEM_SAFE_FREE") == Some(1) {
             c.safe_free = true;

@@ -101,6 +101,9 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
         os::unmap(start, len);
         return null_mut();
     }
+    if crate::config::get().thp && len >= CHUNK {
+        os::advise_huge(start, len);
+    }
     let h = header_location(user, kind);
     // SAFETY: the header page is the start of (or inside) our fresh mapping.
     unsafe {
