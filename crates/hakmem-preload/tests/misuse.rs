@@ -25,6 +25,9 @@
 //! | overflow_mid.c (p[20000] = 0x41 on malloc(20000), then free) | safe | `free(): buffer overflow` |
 //! | use_after_free.c (free(p); memset(p, 0x41, 16); malloc(48) x 8) | safe | `malloc(): use after free` |
 //! | realloc_freed.c (free(p); realloc(p, 80)) | safe | `realloc(): use after free` |
+//! | double_free_remote.c (another thread frees a block twice in a row) | default | `free(): double free` |
+//! | free_slab_tail.c (free of the slack after a slab's last 48 B block) | default | `free(): interior pointer` |
+//! | use_after_free_deep.c (write at offsets 16..55 of a freed 64 B block) | safe | `malloc(): use after free` |
 //!
 //! "safe" = `HAKMEM_SAFE_FREE=1`. Skipped (with a note) when `HAKMEM_LIB` points at another
 //! allocator, whose reports differ.
@@ -325,6 +328,27 @@ bug!(
 bug!(
     use_after_free_write,
     "use_after_free",
+    Safe,
+    "malloc",
+    "use after free"
+);
+bug!(
+    double_free_by_another_thread_in_a_row,
+    "double_free_remote",
+    Default,
+    "free",
+    "double free"
+);
+bug!(
+    free_of_slab_tail_slack,
+    "free_slab_tail",
+    Default,
+    "free",
+    "interior pointer"
+);
+bug!(
+    use_after_free_write_past_the_cookie,
+    "use_after_free_deep",
     Safe,
     "malloc",
     "use after free"

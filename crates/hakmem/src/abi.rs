@@ -56,9 +56,10 @@ unsafe fn fill<T: Copy>(out: *mut T, value: T) -> i32 {
     if want < HEADER {
         return ABI_STRUCT_MISMATCH;
     }
-    let n = want.min(core::mem::size_of::<T>());
+    // Whole 8-byte fields only, and no more than we have: struct_size then says what was filled.
+    let n = (want.min(core::mem::size_of::<T>()) - HEADER) / 8 * 8 + HEADER;
     core::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, n);
-    (out as *mut usize).write(want);
+    (out as *mut usize).write(n);
     ABI_OK
 }
 

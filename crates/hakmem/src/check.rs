@@ -9,7 +9,8 @@
 //!   allocation clears: freeing a block that carries its cookie is a double free, however long ago;
 //! - each small block gets room for a canary of 8 bytes right after the requested size and the
 //!   requested size (keyed) in its last 4 bytes: a damaged canary at free is a buffer overflow;
-//! - links in slab free lists are stored encoded with a secret: a write into a freed block is
+//! - links in slab free lists are stored encoded with a secret, and a freed block's bytes after
+//!   the cookie (up to `FREED_FILL_MAX`) are filled with a pattern: a write into a freed block is
 //!   found when the block is handed out again (or its slab drained), reported as use after free.
 //!
 //! A finding is one line on stderr, `hakmem: <op>(): <what> 0x<address>`, then `abort()`.
@@ -19,6 +20,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Bytes a block needs beyond the request in safe mode: the canary and the recorded size.
 pub const SAFE_EXTRA: usize = 12;
 const CANARY_LEN: usize = 8;
+/// Bytes of a freed block (from offset 16) filled with `FREED_FILL` and checked at reuse.
+pub const FREED_FILL_MAX: usize = 4096;
+const FREED_FILL: u8 = 0xdf;
 
 static SECRET: AtomicU64 = AtomicU64::new(0);
 
@@ -143,14 +147,23 @@ pub unsafe fn disarm(op: &str, p: *mut u8, block_size: usize) {
         }
     }
     (p.add(8) as *mut u64).write(cookie(p as usize));
+    core::ptr::write_bytes(p.add(16), FREED_FILL, freed_fill_len(block_size));
+}
+
+fn freed_fill_len(block_size: usize) -> usize {
+    block_size.min(16 + FREED_FILL_MAX) - 16
 }
 
 /// Safe mode, when a freed block `p` leaves a free list: is it still as free() left it?
 ///
 /// # Safety
-/// `p` is a freed block of one of our slabs.
-pub unsafe fn verify_freed(p: *mut u8) {
+/// `p` is a freed block of `block_size` bytes of one of our slabs.
+pub unsafe fn verify_freed(p: *mut u8, block_size: usize) {
     if (p.add(8) as *const u64).read() != cookie(p as usize) {
+        report("malloc", "use after free", p as usize);
+    }
+    let fill = core::slice::from_raw_parts(p.add(16), freed_fill_len(block_size));
+    if fill.iter().any(|&b| b != FREED_FILL) {
         report("malloc", "use after free", p as usize);
     }
 }
@@ -179,7 +192,7 @@ mod tests {
             assert_eq!(requested_size(p, 64), Some(20));
             core::ptr::write_bytes(p, 0x55, 20);
             disarm("free", p, 64);
-            verify_freed(p);
+            verify_freed(p, 64);
         }
         assert_eq!(encode_link(4096, encode_link(4096, 1234)), 1234);
         assert_ne!(cookie(16), cookie(32));

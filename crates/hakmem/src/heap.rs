@@ -375,6 +375,9 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     }
     let owner = (*slab).owner.load(Ordering::SeqCst);
     let bit = 1u64 << (*slab).class;
+    if (*slab).remote.0.head() == b {
+        crate::check::report("free", "double free", b as usize);
+    }
     (*slab).remote.0.push(b);
     let hint = if owner.is_null() {
         &ORPHAN_HINT

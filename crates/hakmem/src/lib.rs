@@ -143,7 +143,7 @@ unsafe fn free_non_null(p: *mut u8) {
             let slab = superslab::slab_of(addr);
             let heap = thread_cache::current();
             if (*slab).owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
-                if !(*slab).is_at_block_boundary(addr) {
+                if !(*slab).is_carved_block_start(addr) {
                     check::report("free", "interior pointer", addr);
                 }
                 let c = (*slab).class as usize;

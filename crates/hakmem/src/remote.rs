@@ -42,6 +42,12 @@ impl RemoteList {
         }
     }
 
+    /// The most recently pushed block (a snapshot; for the double-free check).
+    #[inline]
+    pub fn head(&self) -> *mut Block {
+        self.head.load(Ordering::Relaxed)
+    }
+
     /// Takes the whole list, most recently pushed first. Only the list's consumer calls this.
     #[inline]
     pub fn take_all(&self) -> *mut Block {

@@ -40,13 +40,13 @@ pub struct Slab {
     /// The heap that owns the slab; null while it is orphaned or unused.
     pub owner: AtomicPtr<Heap>,
     pub start: usize,
-    /// ceil(2^40 / block_size): `(offset * inv_size) >> 40` is `offset / block_size` for every
-    /// offset inside a SuperSlab, without a division.
-    pub inv_size: u64,
     /// ceil(2^64 / block_size): `offset * divides_magic < divides_magic` (wrapping) exactly when
     /// `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets are below 2^32).
     pub divides_magic: u64,
     pub block_size: u32,
+    /// `carved * block_size`: offsets below it are blocks handed out at some time. Owner only (the
+    /// fast path's bound check); other threads use `carved`.
+    pub carved_bytes: u32,
     pub class: u8,
     pub place: Place,
     pub free: *mut Block,
@@ -71,10 +71,10 @@ impl Slab {
         self.free = null_mut();
         self.start = start;
         self.block_size = crate::size_class::class_size(class) as u32;
-        self.inv_size = (1u64 << 40) / self.block_size as u64 + 1;
         self.divides_magic = u64::MAX / self.block_size as u64 + 1;
         self.capacity = capacity;
         self.carved.store(0, Ordering::Relaxed);
+        self.carved_bytes = 0;
         self.used = 0;
         self.class = class as u8;
         self.place = Place::None;
@@ -98,6 +98,9 @@ impl Slab {
         while !b.is_null() {
             // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.
             let next = unsafe { (*b).next };
+            if next == b {
+                check::report("free", "double free", b as usize);
+            }
             if safe && !next.is_null() && !self.is_block_start(next as usize) {
                 check::report("free", "use after free", b as usize);
             }
@@ -130,7 +133,7 @@ impl Slab {
         let link = unsafe { (*b).next };
         if check::safe_mode() {
             // SAFETY: as above; a freed block carries its cookie.
-            unsafe { check::verify_freed(b as *mut u8) };
+            unsafe { check::verify_freed(b as *mut u8, self.block_size as usize) };
             let next = check::encode_link(b as usize, link as usize);
             if next != 0 && !self.is_block_start(next) {
                 check::report("malloc", "use after free", b as usize);
@@ -165,6 +168,7 @@ impl Slab {
                 bin.push((first + i as usize * self.block_size as usize) as *mut Block);
             }
             self.carved.store(carved + fresh, Ordering::Relaxed);
+            self.carved_bytes = (carved + fresh) * self.block_size;
             n += fresh;
         }
         self.used += n;
@@ -178,11 +182,23 @@ impl Slab {
         self.used -= 1;
     }
 
-    /// Whether `p` is at a block boundary of this (formatted) slab: the check on the fast path.
+    /// Whether `p` is at a block boundary of this (formatted) slab, below `limit` bytes from its
+    /// start.
     #[inline(always)]
-    pub fn is_at_block_boundary(&self, p: usize) -> bool {
+    fn is_boundary_below(&self, p: usize, limit: u64) -> bool {
         let off = p.wrapping_sub(self.start) as u64;
-        off < 1 << 32 && off.wrapping_mul(self.divides_magic) < self.divides_magic
+        off < limit && off.wrapping_mul(self.divides_magic) < self.divides_magic
+    }
+
+    /// The owner's check on the fast path: `p` is the start of a carved block.
+    #[inline(always)]
+    pub fn is_carved_block_start(&self, p: usize) -> bool {
+        self.is_boundary_below(p, self.carved_bytes as u64)
+    }
+
+    /// Whether `p` is at a block boundary anywhere in the slab's span.
+    pub fn is_at_block_boundary(&self, p: usize) -> bool {
+        self.is_boundary_below(p, self.capacity as u64 * self.block_size as u64)
     }
 
     /// Whether `p` is the start of one of this slab's carved blocks.
@@ -190,9 +206,8 @@ impl Slab {
         if self.class == NO_CLASS || p < self.start {
             return false;
         }
-        let idx = ((p - self.start) as u64 * self.inv_size) >> 40;
         let carved = self.carved.load(Ordering::Relaxed) as u64;
-        self.is_at_block_boundary(p) && idx < carved
+        self.is_boundary_below(p, carved * self.block_size as u64)
     }
 }
 
@@ -234,18 +249,32 @@ mod tests {
         let mut slab: Slab = unsafe { core::mem::zeroed() };
         for c in 0..crate::size_class::NUM_CLASSES {
             let start = 1usize << 30;
-            slab.format(c, start, 8, null_mut());
-            let bs = slab.block_size as usize;
+            let bs = crate::size_class::class_size(c);
+            let capacity = (2usize << 20) / bs;
+            slab.format(c, start, capacity as u32, null_mut());
+            let span = capacity * bs;
             for off in (0..(2usize << 20))
                 .step_by(7)
-                .chain([bs, 2 * bs, (2 << 20) / bs * bs])
+                .chain([bs, 2 * bs, span - bs, span])
             {
+                let expected = off % bs == 0 && off < span;
                 assert_eq!(
                     slab.is_at_block_boundary(start + off),
-                    off % bs == 0,
+                    expected,
                     "class {c} off {off}"
                 );
             }
+            assert!(!slab.is_at_block_boundary(start - bs), "below the start");
         }
+        // Only carved blocks pass the owner's check.
+        let mut mem = vec![0u64; 64];
+        let start = mem.as_mut_ptr() as usize;
+        slab.format(0, start, 32, null_mut());
+        let mut bin = Bin::new(4);
+        slab.take_batch(&mut bin, 2);
+        assert!(slab.is_carved_block_start(start + 16));
+        assert!(!slab.is_carved_block_start(start + 32));
+        assert!(!slab.is_carved_block_start(start + 8));
+        drop(mem);
     }
 }
