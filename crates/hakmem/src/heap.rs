@@ -533,23 +533,31 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     pool_put(h);
 }
 
+/// Every global lock, in the order they nest (orphans before the SuperSlab manager; the others
+/// never nest). The fork handlers take them all, so the child never inherits a held one.
+fn global_locks() -> [&'static Lock; 4] {
+    [
+        &POOL.lock,
+        &ORPHANS.lock,
+        crate::bigcache::lock(),
+        superslab::lock(),
+    ]
+}
+
 extern "C" fn fork_prepare() {
-    POOL.lock.lock();
-    ORPHANS.lock.lock();
-    crate::large::fork_prepare();
-    superslab::fork_prepare();
+    for l in global_locks() {
+        l.lock();
+    }
 }
 
 extern "C" fn fork_parent() {
-    superslab::fork_parent();
-    crate::large::fork_parent();
-    ORPHANS.lock.unlock();
-    POOL.lock.unlock();
+    for l in global_locks().iter().rev() {
+        l.unlock();
+    }
 }
 
 extern "C" fn fork_child() {
-    superslab::fork_child();
-    crate::large::fork_child();
-    ORPHANS.lock.reset();
-    POOL.lock.reset();
+    for l in global_locks() {
+        l.reset();
+    }
 }

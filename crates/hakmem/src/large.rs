@@ -229,16 +229,6 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
     (*nh).user as *mut u8
 }
 
-pub fn fork_prepare() {
-    bigcache::fork_prepare();
-}
-pub fn fork_parent() {
-    bigcache::fork_parent();
-}
-pub fn fork_child() {
-    bigcache::fork_child();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

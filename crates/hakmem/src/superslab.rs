@@ -365,14 +365,9 @@ pub fn mapped_count() -> usize {
     GLOBAL.lock.with(|| unsafe { (*GLOBAL.m.get()).mapped })
 }
 
-pub fn fork_prepare() {
-    GLOBAL.lock.lock();
-}
-pub fn fork_parent() {
-    GLOBAL.lock.unlock();
-}
-pub fn fork_child() {
-    GLOBAL.lock.reset();
+/// The lock the fork handlers hold across `fork()` (see `heap.rs`).
+pub fn lock() -> &'static Lock {
+    &GLOBAL.lock
 }
 
 #[cfg(test)]
