@@ -197,6 +197,7 @@ impl Slab {
     }
 
     /// Whether `p` is at a block boundary anywhere in the slab's span.
+    #[cfg(test)]
     pub fn is_at_block_boundary(&self, p: usize) -> bool {
         self.is_boundary_below(p, self.capacity as u64 * self.block_size as u64)
     }
