@@ -128,6 +128,21 @@ pub unsafe fn requested_size(p: *mut u8, block_size: usize) -> Option<usize> {
     }
 }
 
+/// Safe mode: the size requested for live block `p`, reporting a block that was freed ("use
+/// after free") or whose size record was overwritten ("buffer overflow").
+///
+/// # Safety
+/// `p` is the start of a block of `block_size` bytes of one of our slabs.
+pub unsafe fn live_requested_size(op: &str, p: *mut u8, block_size: usize) -> usize {
+    if (p.add(8) as *const u64).read() == cookie(p as usize) {
+        report(op, "use after free", p as usize);
+    }
+    match requested_size(p, block_size) {
+        Some(n) => n,
+        None => report(op, "buffer overflow", p as usize),
+    }
+}
+
 /// Safe mode, at free of block `p`: double free, overflow; then marks it freed.
 ///
 /// # Safety

@@ -20,7 +20,7 @@ const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
 /// Largest mapping BigCache keeps; bigger ones are unmapped on free.
 pub const MAX_CACHED_LEN: usize = 256 << 20;
 /// Requests above this cannot be satisfied (they would overflow the size arithmetic).
-const MAX_REQUEST: usize = isize::MAX as usize - 2 * (MAX_CACHED_LEN + CHUNK);
+pub const MAX_REQUEST: usize = isize::MAX as usize - 2 * (MAX_CACHED_LEN + CHUNK);
 
 #[repr(C)]
 pub struct LargeHeader {

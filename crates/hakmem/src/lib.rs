@@ -103,6 +103,10 @@ unsafe fn alloc_checked(c: usize, size: usize) -> *mut u8 {
 
 #[cold]
 fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
+    if size > large::MAX_REQUEST {
+        // Impossible whatever the caches hold: do not empty them trying.
+        return (out_of_memory(), false);
+    }
     heap::ensure_init();
     let (mut p, mut zeroed) = large::alloc(size, align);
     if p.is_null() {
@@ -287,13 +291,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             check_block_start("realloc", slab, addr);
             let block = (*slab).block_size as usize;
             if check::safe_mode() {
-                if (p.add(8) as *const u64).read() == check::cookie(addr) {
-                    check::report("realloc", "use after free", addr);
-                }
-                match check::requested_size(p, block) {
-                    Some(n) => n,
-                    None => check::report("realloc", "buffer overflow", addr),
-                }
+                check::live_requested_size("realloc", p, block)
             } else {
                 if size <= block && (size > block / 2 || block <= 64) {
                     return p;
@@ -336,10 +334,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
             check_block_start("malloc_usable_size", slab, addr);
             let block = (*slab).block_size as usize;
             if check::safe_mode() {
-                return match check::requested_size(p, block) {
-                    Some(n) => n,
-                    None => check::report("malloc_usable_size", "buffer overflow", addr),
-                };
+                return check::live_requested_size("malloc_usable_size", p, block);
             }
             block
         }
