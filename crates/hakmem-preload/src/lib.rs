@@ -158,8 +158,10 @@ pub unsafe extern "C" fn hak_config_get(out: *mut hakmem::abi::HakConfig) -> c_i
     hakmem::abi::config_get(out)
 }
 
-/// At exit: the counters on stderr if `HAKMEM_STATS` asks for them.
+/// At exit: saves the learned playbook (`HAKMEM_PLAYBOOK`), then the report if `HAKMEM_STATS`
+/// asks for it.
 extern "C" fn print_stats_at_exit() {
+    hakmem::tuning::finish();
     hakmem::abi::print_stats_if_asked();
 }
 

@@ -79,26 +79,61 @@ pub unsafe fn stats_get(out: *mut HakStats) -> i32 {
 /// `out` is null or points at `out.struct_size` writable bytes.
 pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
     let c = crate::config::get();
+    let k = crate::knobs::live();
     let v = HakConfig {
         struct_size: core::mem::size_of::<HakConfig>(),
         abi_version: ABI_VERSION,
         reserved: 0,
-        purge_delay_ms: c.purge_delay_ms,
-        ss_warm_max: c.ss_warm_max as u64,
+        purge_delay_ms: k.purge_delay_ms,
+        ss_warm_max: k.warm_superslabs,
         ss_cold_max: c.ss_cold_max as u64,
-        bigcache_bytes: c.bigcache_bytes as u64,
+        bigcache_bytes: k.bigcache_bytes,
         bigcache_enabled: c.bigcache_enabled as u32,
         safe_free: c.safe_free as u32,
     };
     fill(out, v)
 }
 
-/// `HAKMEM_STATS=1` (text) or `json`: prints the counters to stderr.
+/// `HAKMEM_STATS=1` (text) or `json`: writes the exit report (counters, learner, call sites) to
+/// `HAKMEM_STATS_FILE` or stderr. Never allocates.
 pub fn print_stats_if_asked() {
-    match crate::config::get().stats {
-        1 => crate::stats::print(2, false),
-        2 => crate::stats::print(2, true),
-        _ => {}
+    let cfg = crate::config::get();
+    if cfg.stats == 0 {
+        return;
+    }
+    let json = cfg.stats == 2;
+    let mut out = crate::text::Text::new();
+    if json {
+        out.str("{\"hakmem_stats\":{");
+    }
+    crate::stats::write(&mut out, json);
+    if json {
+        out.str("},\"tuning\":");
+    }
+    crate::tuning::write(&mut out, json);
+    if json {
+        out.str("}\n");
+    }
+    let mut fd = 2;
+    if let Some(path) = cfg.stats_file {
+        // SAFETY: `path` is NUL-terminated (config.rs).
+        let f = unsafe {
+            libc::open(
+                path.as_ptr() as *const libc::c_char,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if f >= 0 {
+            fd = f;
+        } else {
+            crate::config::warn(b"cannot open HAKMEM_STATS_FILE; writing to stderr");
+        }
+    }
+    out.write_to(fd);
+    if fd != 2 {
+        // SAFETY: closes the file we opened.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -146,6 +181,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(unsafe { config_get(&mut c) }, ABI_OK);
-        assert_eq!(c.purge_delay_ms, crate::config::get().purge_delay_ms);
+        assert_eq!(c.purge_delay_ms, crate::knobs::purge_delay_ms());
     }
 }

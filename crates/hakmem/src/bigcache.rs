@@ -6,6 +6,7 @@
 //! blocks the oldest are unmapped. A hit saves the mmap and, for a warm block, every page fault of
 //! touching it again. Purging happens under the lock, so nobody takes a block while its pages go.
 
+use crate::knobs;
 use crate::large::{self, LargeHeader, MAX_CACHED_LEN};
 use crate::list::List;
 use crate::lock::Lock;
@@ -103,11 +104,14 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
 
 /// Purges, oldest first, the warm blocks cached longer than the purge delay or past the budget.
 unsafe fn purge_locked(c: &mut Cache, now: u64) {
-    let cfg = crate::config::get();
+    let delay = knobs::purge_delay_ms();
+    let budget = knobs::bigcache_bytes();
+    let batch = knobs::madvise_batch();
     let mut t = c.blocks.tail;
     while !t.is_null() {
-        let expired = (*t).cached_ms + cfg.purge_delay_ms <= now;
-        if !expired && c.warm_bytes <= cfg.bigcache_bytes {
+        // Expired blocks go only while more than the batch is warm; the budget always holds.
+        let expired = (*t).cached_ms + delay <= now && c.warm_bytes > batch;
+        if !expired && c.warm_bytes <= budget {
             break;
         }
         if !(*t).purged {
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn freed_blocks_are_reused_and_purged_past_the_budget() {
         let _serial = crate::tests::serial();
-        let budget = crate::config::get().bigcache_bytes;
+        let budget = knobs::bigcache_bytes();
         let size = 3 << 20;
         let len = large::standard_len(size);
         let (p, zeroed) = large::alloc(size, 16);

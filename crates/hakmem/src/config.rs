@@ -2,6 +2,10 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
+//! | `HAKMEM_STRATEGY` | `default` | the fixed strategy (knob vector) to run: a name from `learn::strategy::DEFAULTS` |
+//! | `HAKMEM_LEARN` | `off` | `elo` or `ucb1`: tune the knobs online with that selector (`tuning.rs`) |
+//! | `HAKMEM_MODE` | `balanced` | what learning optimises: `fast` (CPU), `balanced`, `lean` (memory) |
+//! | `HAKMEM_PLAYBOOK` | unset | file the learned playbook is loaded from at start and saved to at exit |
 //! | `HAKMEM_PURGE_DELAY_MS` | 50 | how long freed memory keeps its pages before they go back to the OS |
 //! | `HAKMEM_SS_WARM` | 32 | most empty SuperSlabs (2 MiB each) keeping their pages, whatever their age |
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
@@ -9,18 +13,32 @@
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
 //! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more; 0: never |
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
-//! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) to stderr at exit; `json`: as JSON |
+//! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) and the learner's state to stderr at exit; `json`: as JSON |
+//! | `HAKMEM_STATS_FILE` | stderr | where `HAKMEM_STATS` output goes |
 //! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | test hook: mappings N+1..N+M fail |
+//!
+//! The purge delay, warm SuperSlabs and BigCache size are knobs of the strategy (`knobs.rs`): their
+//! variables override the fixed strategy's values, and are ignored while learning.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 pub struct Config {
-    pub purge_delay_ms: u64,
-    pub ss_warm_max: usize,
+    /// Index in `learn::strategy::DEFAULTS` of the fixed strategy.
+    pub strategy: usize,
+    /// 0: off, 1: ELO, 2: UCB1.
+    pub learn: u8,
+    /// 0: fast, 1: balanced, 2: lean.
+    pub mode: u8,
+    /// The playbook file's path, NUL-terminated.
+    pub playbook: Option<&'static [u8]>,
+    /// The stats file's path, NUL-terminated.
+    pub stats_file: Option<&'static [u8]>,
+    pub purge_delay_ms: Option<u64>,
+    pub ss_warm_max: Option<usize>,
     pub ss_cold_max: usize,
-    pub bigcache_bytes: usize,
+    pub bigcache_bytes: Option<usize>,
     pub bigcache_enabled: bool,
     pub safe_free: bool,
     pub thp: bool,
@@ -31,10 +49,15 @@ pub struct Config {
 }
 
 const DEFAULT: Config = Config {
-    purge_delay_ms: 50,
-    ss_warm_max: 32,
+    strategy: 0,
+    learn: 0,
+    mode: 1,
+    playbook: None,
+    stats_file: None,
+    purge_delay_ms: None,
+    ss_warm_max: None,
     ss_cold_max: 64,
-    bigcache_bytes: 64 << 20,
+    bigcache_bytes: None,
     bigcache_enabled: true,
     safe_free: false,
     thp: true,
@@ -72,18 +95,41 @@ fn init() {
     {
         // SAFETY: we won the race; nobody reads CONFIG until STATE is 2.
         let c = unsafe { &mut *CONFIG.0.get() };
-        if let Some(v) = var_number(b"HAKMEM_PURGE_DELAY_MS") {
-            c.purge_delay_ms = v as u64;
+        if let Some(name) = var(b"HAKMEM_STRATEGY") {
+            match crate::learn::strategy::DEFAULTS
+                .iter()
+                .position(|(n, _)| n.as_bytes() == name)
+            {
+                Some(i) => c.strategy = i,
+                None => warn(b"HAKMEM_STRATEGY names no strategy; running `default`"),
+            }
         }
-        if let Some(v) = var_number(b"HAKMEM_SS_WARM") {
-            c.ss_warm_max = v;
-        }
+        c.learn = match var(b"HAKMEM_LEARN") {
+            None | Some(b"off") | Some(b"0") => 0,
+            Some(b"elo") | Some(b"1") => 1,
+            Some(b"ucb1") => 2,
+            Some(_) => {
+                warn(b"HAKMEM_LEARN is not off, elo or ucb1; learning stays off");
+                0
+            }
+        };
+        c.mode = match var(b"HAKMEM_MODE") {
+            Some(b"fast") => 0,
+            None | Some(b"balanced") => 1,
+            Some(b"lean") => 2,
+            Some(_) => {
+                warn(b"HAKMEM_MODE is not fast, balanced or lean; using balanced");
+                1
+            }
+        };
+        c.playbook = var_path(b"HAKMEM_PLAYBOOK");
+        c.stats_file = var_path(b"HAKMEM_STATS_FILE");
+        c.purge_delay_ms = var_number(b"HAKMEM_PURGE_DELAY_MS").map(|v| v as u64);
+        c.ss_warm_max = var_number(b"HAKMEM_SS_WARM");
         if let Some(v) = var_number(b"HAKMEM_SS_COLD") {
             c.ss_cold_max = v;
         }
-        if let Some(v) = var_number(b"HAKMEM_BIGCACHE_MB") {
-            c.bigcache_bytes = v.saturating_mul(1 << 20);
-        }
+        c.bigcache_bytes = var_number(b"HAKMEM_BIGCACHE_MB").map(|v| v.saturating_mul(1 << 20));
         if var_number(b"HAKMEM_DISABLE_BIGCACHE") == Some(1) {
             c.bigcache_enabled = false;
         }
@@ -127,6 +173,26 @@ pub fn var(name: &[u8]) -> Option<&'static [u8]> {
         }
     }
     None
+}
+
+/// The value of environment variable `name` with its terminating NUL, if set and not empty.
+fn var_path(name: &[u8]) -> Option<&'static [u8]> {
+    let v = var(name)?;
+    if v.is_empty() {
+        return None;
+    }
+    // SAFETY: the value lives in environ and is followed by its NUL terminator.
+    Some(unsafe { core::slice::from_raw_parts(v.as_ptr(), v.len() + 1) })
+}
+
+/// Writes `hakmem: <msg>` to stderr (no allocation).
+pub fn warn(msg: &[u8]) {
+    // SAFETY: plain writes of our own buffers.
+    unsafe {
+        libc::write(2, b"hakmem: ".as_ptr() as *const libc::c_void, 8);
+        libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
+        libc::write(2, b"\n".as_ptr() as *const libc::c_void, 1);
+    }
 }
 
 /// A decimal number from environment variable `name`; None if unset or not a number.

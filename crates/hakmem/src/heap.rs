@@ -12,11 +12,12 @@
 //! Heaps are never unmapped: a finished heap goes to a pool for the next thread, so a stale
 //! `owner` pointer read by a remote free always points at valid memory.
 
+use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
 use crate::lock::Lock;
 use crate::os;
 use crate::remote::Block;
-use crate::size_class::{cache_cap, refill_batch, NUM_CLASSES};
+use crate::size_class::NUM_CLASSES;
 use crate::slab::{Place, Slab};
 use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
@@ -60,7 +61,7 @@ fn purge_if_due() {
     if now < due {
         return;
     }
-    let next = now + (crate::config::get().purge_delay_ms / 2).max(1);
+    let next = now + (crate::knobs::purge_delay_ms() / 2).max(1);
     if NEXT_PURGE_MS
         .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
@@ -98,14 +99,28 @@ impl Heap {
         }
     }
 
+    /// Whether this slow call is one the tuner samples.
+    fn sampled(&self) -> bool {
+        self.slow_calls as u64 % crate::tuning::SAMPLE_PERIOD == 0
+    }
+
     /// Refills the bin of class `c`. Returns false only when no memory can be had.
     #[cold]
     pub fn refill(&mut self, c: usize) -> bool {
+        let timer = crate::tuning::Timer::start(self.sampled());
+        let ok = self.refill_untimed(c);
+        timer.stop(crate::size_class::class_size(c));
+        ok
+    }
+
+    fn refill_untimed(&mut self, c: usize) -> bool {
         self.count_slow_call();
         crate::stats::bump(&self.counters.refills);
+        // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
         let batch = if self.bins[c].cap == 0 {
             1
         } else {
+            self.bins[c].cap = cache_cap(c);
             refill_batch(c)
         };
         loop {
@@ -206,11 +221,16 @@ impl Heap {
     /// Flushes half of class `c`'s bin (the older half) back to the slabs.
     #[cold]
     pub fn flush(&mut self, c: usize) {
+        let timer = crate::tuning::Timer::start(self.sampled());
         self.count_slow_call();
         crate::stats::bump(&self.counters.flushes);
+        if self.bins[c].cap != 0 {
+            self.bins[c].cap = cache_cap(c);
+        }
         let keep = self.bins[c].cap / 2;
         let rest = self.bins[c].split_off(keep);
         self.return_blocks(c, rest);
+        timer.stop(crate::size_class::class_size(c));
     }
 
     fn return_blocks(&mut self, c: usize, mut b: *mut Block) {
@@ -479,6 +499,7 @@ pub fn ensure_init() {
     {
         INITIALISING.set(true);
         crate::config::get();
+        crate::tuning::init();
         // SAFETY: plain libc calls with valid arguments; EXIT_KEY is written once, here.
         unsafe {
             let key = &raw mut EXIT_KEY;
@@ -535,8 +556,9 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
 
 /// Every global lock, in the order they nest (orphans before the SuperSlab manager; the others
 /// never nest). The fork handlers take them all, so the child never inherits a held one.
-fn global_locks() -> [&'static Lock; 4] {
+fn global_locks() -> [&'static Lock; 5] {
     [
+        crate::tuning::lock(),
         &POOL.lock,
         &ORPHANS.lock,
         crate::bigcache::lock(),

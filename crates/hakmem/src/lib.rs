@@ -14,6 +14,7 @@ mod bigcache;
 mod check;
 pub mod config;
 mod heap;
+pub mod knobs;
 mod large;
 pub mod learn;
 mod list;
@@ -26,7 +27,9 @@ mod slab;
 pub mod stats;
 mod superslab;
 mod sync;
+mod text;
 mod thread_cache;
+pub mod tuning;
 
 pub mod abi;
 
@@ -72,6 +75,10 @@ unsafe fn alloc_class_slow(c: usize, size: usize) -> *mut u8 {
         }
         return alloc_checked(class_of(size + check::SAFE_EXTRA), size);
     }
+    if size > knobs::large_threshold() {
+        // The strategy maps mid sizes above its threshold individually (and caches them).
+        return alloc_large(size, MIN_ALIGN).0;
+    }
     alloc_from_class(c)
 }
 
@@ -108,6 +115,7 @@ fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
         return (out_of_memory(), false);
     }
     heap::ensure_init();
+    let timer = tuning::Timer::start_large();
     let (mut p, mut zeroed) = large::alloc(size, align);
     if p.is_null() {
         release_cached_memory();
@@ -116,6 +124,7 @@ fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
             return (out_of_memory(), false);
         }
     }
+    timer.stop(size);
     (p, zeroed)
 }
 
@@ -226,7 +235,11 @@ unsafe fn large_header(op: &str, addr: usize) -> *mut large::LargeHeader {
 
 #[cold]
 unsafe fn free_large(addr: usize) {
-    large::free(large_header("free", addr));
+    let timer = tuning::Timer::start_large();
+    let h = large_header("free", addr);
+    let size = (*h).map_len;
+    large::free(h);
+    timer.stop(size);
 }
 
 /// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.

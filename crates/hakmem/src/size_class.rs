@@ -63,22 +63,6 @@ pub fn is_small(c: usize) -> bool {
     c < NUM_SMALL_CLASSES
 }
 
-/// Blocks moved from a slab to a thread cache at once: about 16 KiB worth for small classes,
-/// 128 KiB worth for mid classes, at least one.
-pub fn refill_batch(c: usize) -> u32 {
-    let size = class_size(c);
-    if is_small(c) {
-        (16 * 1024 / size).clamp(8, 128) as u32
-    } else {
-        (128 * 1024 / size).clamp(1, 8) as u32
-    }
-}
-
-/// Most blocks a thread cache holds for class `c` before it flushes half back to their slabs.
-pub fn cache_cap(c: usize) -> u32 {
-    (2 * refill_batch(c)).max(2)
-}
-
 /// Smallest class whose size is at least `size` and a multiple of `align` (a power of two), so that
 /// every block of it is `align`-aligned (slab data starts 64 KiB-aligned). None if above `MID_MAX`.
 pub fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
@@ -140,13 +124,5 @@ mod tests {
         }
         assert!(class_for_aligned(MID_MAX + 1, 16).is_none());
         assert!(class_for_aligned(16, 128 * 1024).is_none());
-    }
-
-    #[test]
-    fn caches_hold_at_least_one_batch() {
-        for c in 0..NUM_CLASSES {
-            assert!(refill_batch(c) >= 1);
-            assert!(cache_cap(c) >= refill_batch(c));
-        }
     }
 }

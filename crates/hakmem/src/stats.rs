@@ -5,6 +5,7 @@
 //! are summed over every heap ever made when read; the rest are global atomics bumped on paths
 //! that already take a lock or make a system call.
 
+use crate::text::Text;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters kept in each heap; written only by the heap's thread.
@@ -106,67 +107,19 @@ impl Snapshot {
     }
 }
 
-/// Writes the counters to `fd`, one `hakmem: name value` line each, or as one JSON object when
-/// `json` is set. Never allocates.
-pub fn print(fd: i32, json: bool) {
+/// Appends the counters: one `hakmem: name value` line each, or the members of a JSON object
+/// (`"name":value,...`) when `json` is set. Never allocates.
+pub fn write(out: &mut Text, json: bool) {
     let s = snapshot();
-    let mut out = Buf::new();
-    if json {
-        out.push(b"{\"hakmem_stats\":{");
-    }
     for (i, (name, v)) in s.fields().iter().enumerate() {
         if json {
             if i > 0 {
-                out.push(b",");
+                out.str(",");
             }
-            out.push(b"\"");
-            out.push(name.as_bytes());
-            out.push(b"\":");
-            out.number(*v);
+            out.str("\"").str(name).str("\":").number(*v);
         } else {
-            out.push(b"hakmem: ");
-            out.push(name.as_bytes());
-            out.push(b" ");
-            out.number(*v);
-            out.push(b"\n");
+            out.str("hakmem: ").str(name).str(" ").number(*v).str("\n");
         }
-    }
-    if json {
-        out.push(b"}}\n");
-    }
-    // SAFETY: writes our own buffer.
-    unsafe { libc::write(fd, out.bytes.as_ptr() as *const libc::c_void, out.len) };
-}
-
-struct Buf {
-    bytes: [u8; 1024],
-    len: usize,
-}
-
-impl Buf {
-    fn new() -> Self {
-        Buf {
-            bytes: [0; 1024],
-            len: 0,
-        }
-    }
-    fn push(&mut self, s: &[u8]) {
-        let n = s.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
-    }
-    fn number(&mut self, mut v: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..]);
     }
 }
 
@@ -191,10 +144,8 @@ mod tests {
         assert!(after.flushes > before.flushes);
         assert!(after.large_allocs > before.large_allocs);
         assert!(after.large_frees > before.large_frees);
-        let mut b = Buf::new();
-        b.number(0);
-        b.push(b" ");
-        b.number(12345678901234567890);
-        assert_eq!(&b.bytes[..b.len], b"0 12345678901234567890");
+        let mut t = Text::new();
+        write(&mut t, false);
+        assert!(t.as_bytes().starts_with(b"hakmem: refills "));
     }
 }

@@ -13,6 +13,7 @@
 //! `HAKMEM_SS_COLD` empty SuperSlabs, they are unmapped.
 
 use crate::heap::Heap;
+use crate::knobs;
 use crate::list::{Linked, Links, List};
 use crate::lock::Lock;
 use crate::os;
@@ -256,10 +257,17 @@ pub fn purge_expired() {
 
 unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
     let cfg = crate::config::get();
-    let delay = cfg.purge_delay_ms;
+    let delay = knobs::purge_delay_ms();
+    let warm_max = knobs::warm_superslabs();
+    // Expired SuperSlabs go only while more than the batch is warm; the count bound always holds.
+    let batch = knobs::madvise_batch() / SS_SIZE;
     loop {
         let old = m.warm.tail;
-        if old.is_null() || ((*old).released_ms + delay > now && m.warm.len <= cfg.ss_warm_max) {
+        if old.is_null() {
+            break;
+        }
+        let expired = (*old).released_ms + delay <= now && m.warm.len > batch;
+        if !expired && m.warm.len <= warm_max {
             break;
         }
         m.warm.remove(old);
@@ -409,13 +417,13 @@ mod tests {
         let m = GLOBAL
             .lock
             .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
-        assert!(m.0 <= cfg.ss_warm_max && m.1 <= cfg.ss_cold_max);
+        assert!(m.0 <= knobs::warm_superslabs() && m.1 <= cfg.ss_cold_max);
     }
 
     #[test]
     fn freed_memory_keeps_its_pages_until_the_purge_delay_is_over() {
         let _serial = crate::tests::serial();
-        let delay = crate::config::get().purge_delay_ms;
+        let delay = knobs::purge_delay_ms();
         let small = class_of(64);
         // Two slabs of one SuperSlab: one stays in use, one is freed.
         let a = acquire_slab(small, null_mut());

@@ -243,7 +243,7 @@ mod tests {
     use super::*;
     use strategy::DEFAULTS;
 
-    /// The strategy the synthetic workload rewards: "pooled-large".
+    /// The strategy the synthetic workload rewards: "big-blocks-cached".
     const TARGET: usize = 6;
 
     /// A synthetic workload: every cost grows with the strategy's distance (in ladder rungs) from

@@ -804,7 +804,7 @@ mod tests {
                 BALANCED,
                 BALANCED,
                 Strategy {
-                    refill_batch: 5,
+                    refill_bytes: 5,
                     ..BALANCED
                 },
             ],

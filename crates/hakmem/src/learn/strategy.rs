@@ -13,21 +13,24 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
 /// One tunable, in the order of `Strategy`'s fields (and of the playbook file's knob array).
+/// `crate::knobs` holds the live values and says where the allocator reads each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Knob {
-    /// Bytes: requests at or above it get their own mapping; below it they are pooled.
+    /// Bytes: requests above it get their own mapping (and BigCache); at or below it they come
+    /// from the mid-size pools. Only the pools' range (64..256 KiB) can move.
     LargeThreshold,
-    /// Bytes of freed large blocks BigCache keeps warm.
+    /// Bytes of freed large blocks BigCache keeps with their pages.
     BigCacheBytes,
-    /// Bytes of freed memory gathered before one batched madvise(MADV_DONTNEED); 0 = at once.
+    /// Bytes of freed memory kept with its pages even past the purge delay; purges only take
+    /// what is above it, in one batch (0: every expired byte goes back).
     MadviseBatch,
-    /// Milliseconds freed memory waits before its pages are returned; 0 = immediately.
+    /// Milliseconds freed memory waits before its pages are returned; 0 = at the next check.
     PurgeDelayMs,
-    /// Multiplier of the thread cache's per-class cap.
+    /// Thread-cache cap per class, in refill batches.
     CacheCapMultiplier,
-    /// Blocks moved per thread-cache refill (and flush).
-    RefillBatch,
-    /// Empty SuperSlabs kept with their pages for reuse.
+    /// Bytes moved per thread-cache refill (the block count follows from the class size).
+    RefillBytes,
+    /// Empty SuperSlabs kept with their pages for reuse, whatever their age.
     WarmSuperSlabs,
 }
 
@@ -41,7 +44,7 @@ impl Knob {
         Knob::MadviseBatch,
         Knob::PurgeDelayMs,
         Knob::CacheCapMultiplier,
-        Knob::RefillBatch,
+        Knob::RefillBytes,
         Knob::WarmSuperSlabs,
     ];
 
@@ -52,42 +55,21 @@ impl Knob {
             Knob::MadviseBatch => "madvise_batch",
             Knob::PurgeDelayMs => "purge_delay_ms",
             Knob::CacheCapMultiplier => "cache_cap_mult",
-            Knob::RefillBatch => "refill_batch",
+            Knob::RefillBytes => "refill_bytes",
             Knob::WarmSuperSlabs => "warm_superslabs",
         }
     }
 
-    /// The legal values, ascending. The ranges follow DESIGN.md section 3 (thresholds 64 KiB..32
-    /// MiB geometric) and the current defaults in `config.rs` (8 warm SuperSlabs, 64 MiB BigCache).
+    /// The legal values, ascending: the ranges over which each knob changes what the allocator
+    /// does (DESIGN.md section 3), with the built-in default (`DEFAULT`) on every ladder.
     pub const fn ladder(self) -> &'static [u64] {
         match self {
-            Knob::LargeThreshold => &[
-                64 * KIB,
-                128 * KIB,
-                256 * KIB,
-                512 * KIB,
-                MIB,
-                2 * MIB,
-                4 * MIB,
-                8 * MIB,
-                16 * MIB,
-                32 * MIB,
-            ],
-            Knob::BigCacheBytes => &[
-                0,
-                4 * MIB,
-                16 * MIB,
-                32 * MIB,
-                64 * MIB,
-                128 * MIB,
-                256 * MIB,
-                512 * MIB,
-                GIB,
-            ],
-            Knob::MadviseBatch => &[0, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB],
-            Knob::PurgeDelayMs => &[0, 1, 10, 50, 100, 500, 1000, 5000, 10_000],
-            Knob::CacheCapMultiplier => &[1, 2, 3, 4, 6, 8],
-            Knob::RefillBatch => &[4, 8, 16, 32, 64, 128],
+            Knob::LargeThreshold => &[64 * KIB, 128 * KIB, 256 * KIB],
+            Knob::BigCacheBytes => &[0, 16 * MIB, 64 * MIB, 256 * MIB, GIB],
+            Knob::MadviseBatch => &[0, MIB, 4 * MIB, 16 * MIB, 64 * MIB],
+            Knob::PurgeDelayMs => &[0, 10, 50, 100, 500, 1000, 5000],
+            Knob::CacheCapMultiplier => &[1, 2, 4, 8],
+            Knob::RefillBytes => &[4 * KIB, 8 * KIB, 16 * KIB, 32 * KIB, 64 * KIB],
             Knob::WarmSuperSlabs => &[0, 1, 2, 4, 8, 16, 32],
         }
     }
@@ -118,7 +100,7 @@ pub struct Strategy {
     pub madvise_batch: u64,
     pub purge_delay_ms: u64,
     pub cache_cap_mult: u64,
-    pub refill_batch: u64,
+    pub refill_bytes: u64,
     pub warm_superslabs: u64,
 }
 
@@ -130,7 +112,7 @@ impl Strategy {
             Knob::MadviseBatch => self.madvise_batch,
             Knob::PurgeDelayMs => self.purge_delay_ms,
             Knob::CacheCapMultiplier => self.cache_cap_mult,
-            Knob::RefillBatch => self.refill_batch,
+            Knob::RefillBytes => self.refill_bytes,
             Knob::WarmSuperSlabs => self.warm_superslabs,
         }
     }
@@ -142,7 +124,7 @@ impl Strategy {
             Knob::MadviseBatch => self.madvise_batch = v,
             Knob::PurgeDelayMs => self.purge_delay_ms = v,
             Knob::CacheCapMultiplier => self.cache_cap_mult = v,
-            Knob::RefillBatch => self.refill_batch = v,
+            Knob::RefillBytes => self.refill_bytes = v,
             Knob::WarmSuperSlabs => self.warm_superslabs = v,
         }
     }
@@ -225,25 +207,36 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
     s
 }
 
-/// The middle of the road, close to the allocator's built-in defaults.
-pub const BALANCED: Strategy = Strategy {
-    large_threshold: 2 * MIB,
+/// The allocator's built-in behaviour (the `config.rs` defaults): what runs unless told otherwise.
+pub const DEFAULT: Strategy = Strategy {
+    large_threshold: 256 * KIB,
     bigcache_bytes: 64 * MIB,
-    madvise_batch: MIB,
+    madvise_batch: 0,
+    purge_delay_ms: 50,
+    cache_cap_mult: 2,
+    refill_bytes: 16 * KIB,
+    warm_superslabs: 32,
+};
+
+/// The middle of the road: the default with batched purges and fewer warm SuperSlabs.
+pub const BALANCED: Strategy = Strategy {
+    large_threshold: 256 * KIB,
+    bigcache_bytes: 64 * MIB,
+    madvise_batch: 4 * MIB,
     purge_delay_ms: 100,
     cache_cap_mult: 2,
-    refill_batch: 32,
+    refill_bytes: 16 * KIB,
     warm_superslabs: 8,
 };
 
 /// Speed first: big caches, long purge delay, deep thread caches.
 pub const FAST: Strategy = Strategy {
-    large_threshold: 32 * MIB,
+    large_threshold: 256 * KIB,
     bigcache_bytes: GIB,
     madvise_batch: 64 * MIB,
-    purge_delay_ms: 10_000,
+    purge_delay_ms: 5000,
     cache_cap_mult: 8,
-    refill_batch: 128,
+    refill_bytes: 64 * KIB,
     warm_superslabs: 32,
 };
 
@@ -254,88 +247,78 @@ pub const LEAN: Strategy = Strategy {
     madvise_batch: 0,
     purge_delay_ms: 0,
     cache_cap_mult: 1,
-    refill_batch: 4,
+    refill_bytes: 4 * KIB,
     warm_superslabs: 0,
 };
 
 /// Maximum number of default candidates.
 pub const DEFAULT_COUNT: usize = 10;
 
-/// The starting candidates, with names for the leaderboard. They differ in several knobs each, so
-/// the first epochs sample the space broadly; the generator refines from there.
+/// The starting candidates, with names for the leaderboard and `HAKMEM_STRATEGY`. They differ in
+/// several knobs each, so the first epochs sample the space broadly; the generator refines from
+/// there.
 pub const DEFAULTS: [(&str, Strategy); DEFAULT_COUNT] = [
+    ("default", DEFAULT),
     ("balanced", BALANCED),
     ("fast", FAST),
     ("lean", LEAN),
     (
         "fast-small",
         Strategy {
-            large_threshold: 4 * MIB,
-            bigcache_bytes: 128 * MIB,
-            madvise_batch: 4 * MIB,
+            large_threshold: 256 * KIB,
+            bigcache_bytes: 256 * MIB,
+            madvise_batch: 16 * MIB,
             purge_delay_ms: 1000,
-            cache_cap_mult: 6,
-            refill_batch: 64,
+            cache_cap_mult: 4,
+            refill_bytes: 32 * KIB,
             warm_superslabs: 16,
         },
     ),
     (
         "lean-small",
         Strategy {
-            large_threshold: 512 * KIB,
+            large_threshold: 128 * KIB,
             bigcache_bytes: 16 * MIB,
-            madvise_batch: 256 * KIB,
+            madvise_batch: MIB,
             purge_delay_ms: 10,
             cache_cap_mult: 1,
-            refill_batch: 16,
+            refill_bytes: 8 * KIB,
             warm_superslabs: 2,
         },
     ),
     (
         "big-blocks-cached",
         Strategy {
-            large_threshold: 256 * KIB,
-            bigcache_bytes: 512 * MIB,
+            large_threshold: 64 * KIB,
+            bigcache_bytes: GIB,
             madvise_batch: 16 * MIB,
             purge_delay_ms: 5000,
             cache_cap_mult: 2,
-            refill_batch: 32,
+            refill_bytes: 16 * KIB,
             warm_superslabs: 4,
-        },
-    ),
-    (
-        "pooled-large",
-        Strategy {
-            large_threshold: 16 * MIB,
-            bigcache_bytes: 32 * MIB,
-            madvise_batch: MIB,
-            purge_delay_ms: 500,
-            cache_cap_mult: 3,
-            refill_batch: 32,
-            warm_superslabs: 8,
         },
     ),
     (
         "small-objects",
         Strategy {
-            large_threshold: MIB,
+            large_threshold: 256 * KIB,
             bigcache_bytes: 16 * MIB,
             madvise_batch: 4 * MIB,
             purge_delay_ms: 100,
             cache_cap_mult: 8,
-            refill_batch: 128,
+            refill_bytes: 64 * KIB,
             warm_superslabs: 16,
         },
     ),
     (
         "batched-purge",
         Strategy {
-            large_threshold: 2 * MIB,
+            large_threshold: 256 * KIB,
             bigcache_bytes: 64 * MIB,
             madvise_batch: 64 * MIB,
             purge_delay_ms: 50,
             cache_cap_mult: 2,
-            refill_batch: 16,
+            refill_bytes: 8 * KIB,
             warm_superslabs: 1,
         },
     ),
@@ -343,11 +326,11 @@ pub const DEFAULTS: [(&str, Strategy); DEFAULT_COUNT] = [
         "mmap-early",
         Strategy {
             large_threshold: 128 * KIB,
-            bigcache_bytes: 4 * MIB,
+            bigcache_bytes: 16 * MIB,
             madvise_batch: 0,
-            purge_delay_ms: 1,
+            purge_delay_ms: 10,
             cache_cap_mult: 4,
-            refill_batch: 8,
+            refill_bytes: 8 * KIB,
             warm_superslabs: 4,
         },
     ),
@@ -393,21 +376,22 @@ mod tests {
             madvise_batch: 1,
             purge_delay_ms: 7,
             cache_cap_mult: 5,
-            refill_batch: 0,
+            refill_bytes: 0,
             warm_superslabs: 1000,
         };
         assert!(!wild.is_valid());
         let c = wild.clamp();
         assert!(c.is_valid());
-        assert_eq!(c.large_threshold, 4 * MIB);
+        assert_eq!(c.large_threshold, 256 * KIB);
         assert_eq!(c.bigcache_bytes, GIB);
-        assert_eq!(c.madvise_batch, 256 * KIB);
+        assert_eq!(c.madvise_batch, MIB);
         assert_eq!(c.purge_delay_ms, 10);
-        assert_eq!(c.cache_cap_mult, 6);
-        assert_eq!(c.refill_batch, 4);
+        assert_eq!(c.cache_cap_mult, 8);
+        assert_eq!(c.refill_bytes, 4 * KIB);
         assert_eq!(c.warm_superslabs, 32);
         assert_eq!(c.clamp(), c);
         assert_eq!(BALANCED.clamp(), BALANCED);
+        assert_eq!(DEFAULT.clamp(), DEFAULT);
     }
 
     #[test]

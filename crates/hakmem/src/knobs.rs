@@ -1,0 +1,107 @@
+//! The live values of the workload-dependent knobs (`learn::Knob`), read by the slow paths.
+//!
+//! One relaxed atomic per knob. They start from the fixed strategy (`HAKMEM_STRATEGY`, else the
+//! built-in `default`, with the `HAKMEM_PURGE_DELAY_MS` / `_SS_WARM` / `_BIGCACHE_MB` overrides
+//! applied) and, with learning on, `tuning.rs` stores the strategy of each new epoch. Nothing on
+//! the fast paths reads them. Where each knob acts:
+//! - `large_threshold`: `lib.rs`, on a thread-cache miss of a mid-size class;
+//! - `bigcache_bytes`: `bigcache.rs`, the warm budget;
+//! - `madvise_batch`: `bigcache.rs` and `superslab.rs`, the dirty bytes kept past the delay;
+//! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs` and `heap.rs` (how often purges run);
+//! - `cache_cap_mult`, `refill_bytes`: `heap.rs` (`Heap::refill`, `Heap::flush`);
+//! - `warm_superslabs`: `superslab.rs`.
+
+use crate::learn::Strategy;
+use crate::size_class::{class_size, is_small};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static LARGE_THRESHOLD: AtomicU64 = AtomicU64::new(256 << 10);
+static BIGCACHE_BYTES: AtomicU64 = AtomicU64::new(64 << 20);
+static MADVISE_BATCH: AtomicU64 = AtomicU64::new(0);
+static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(50);
+static CACHE_CAP_MULT: AtomicU64 = AtomicU64::new(2);
+static REFILL_BYTES: AtomicU64 = AtomicU64::new(16 << 10);
+static WARM_SUPERSLABS: AtomicU64 = AtomicU64::new(32);
+
+/// Makes `s` the live strategy (each knob is stored separately; a reader may briefly see a mix
+/// of the old and the new, which is also a valid configuration).
+pub fn apply(s: &Strategy) {
+    LARGE_THRESHOLD.store(s.large_threshold, Ordering::Relaxed);
+    BIGCACHE_BYTES.store(s.bigcache_bytes, Ordering::Relaxed);
+    MADVISE_BATCH.store(s.madvise_batch, Ordering::Relaxed);
+    PURGE_DELAY_MS.store(s.purge_delay_ms, Ordering::Relaxed);
+    CACHE_CAP_MULT.store(s.cache_cap_mult.max(1), Ordering::Relaxed);
+    REFILL_BYTES.store(s.refill_bytes.max(1), Ordering::Relaxed);
+    WARM_SUPERSLABS.store(s.warm_superslabs, Ordering::Relaxed);
+}
+
+/// The live strategy.
+pub fn live() -> Strategy {
+    Strategy {
+        large_threshold: large_threshold() as u64,
+        bigcache_bytes: bigcache_bytes() as u64,
+        madvise_batch: madvise_batch() as u64,
+        purge_delay_ms: purge_delay_ms(),
+        cache_cap_mult: CACHE_CAP_MULT.load(Ordering::Relaxed),
+        refill_bytes: REFILL_BYTES.load(Ordering::Relaxed),
+        warm_superslabs: warm_superslabs() as u64,
+    }
+}
+
+pub fn large_threshold() -> usize {
+    LARGE_THRESHOLD.load(Ordering::Relaxed) as usize
+}
+
+pub fn bigcache_bytes() -> usize {
+    BIGCACHE_BYTES.load(Ordering::Relaxed) as usize
+}
+
+pub fn madvise_batch() -> usize {
+    MADVISE_BATCH.load(Ordering::Relaxed) as usize
+}
+
+pub fn purge_delay_ms() -> u64 {
+    PURGE_DELAY_MS.load(Ordering::Relaxed)
+}
+
+pub fn warm_superslabs() -> usize {
+    WARM_SUPERSLABS.load(Ordering::Relaxed) as usize
+}
+
+/// Blocks moved from a slab to a thread cache at once: `refill_bytes` worth for small classes
+/// (8 to 128 blocks), eight times that for mid classes (1 to 8 blocks).
+pub fn refill_batch(c: usize) -> u32 {
+    let size = class_size(c) as u64;
+    let bytes = REFILL_BYTES.load(Ordering::Relaxed);
+    if is_small(c) {
+        (bytes / size).clamp(8, 128) as u32
+    } else {
+        (8 * bytes / size).clamp(1, 8) as u32
+    }
+}
+
+/// Most blocks a thread cache holds for class `c` before it flushes half back to their slabs.
+pub fn cache_cap(c: usize) -> u32 {
+    (CACHE_CAP_MULT.load(Ordering::Relaxed) as u32 * refill_batch(c)).max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::strategy::DEFAULT;
+    use crate::size_class::NUM_CLASSES;
+
+    #[test]
+    fn the_built_in_values_are_the_default_strategy_and_caches_hold_a_batch() {
+        let _g = crate::tests::serial();
+        apply(&DEFAULT);
+        assert_eq!(live(), DEFAULT);
+        for c in 0..NUM_CLASSES {
+            assert!(refill_batch(c) >= 1);
+            assert!(cache_cap(c) >= refill_batch(c));
+        }
+        assert_eq!(refill_batch(0), 128);
+        assert_eq!(refill_batch(crate::size_class::class_of(1024)), 16);
+        assert_eq!(refill_batch(NUM_CLASSES - 1), 1);
+    }
+}
