@@ -236,7 +236,10 @@ pub fn finish() {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Status {
     pub learning: bool,
+    /// Epochs ended in this process.
     pub epochs: u64,
+    /// Epochs the playbook has learned from, including those of earlier runs (warm start).
+    pub trained_epochs: u64,
     /// "learn", "frozen" or "canary"; "fixed" when learning is off.
     pub phase: &'static str,
     /// The strategy running now.
@@ -252,6 +255,7 @@ pub fn status() -> Status {
     let mut s = Status {
         learning: false,
         epochs: 0,
+        trained_epochs: 0,
         phase: "fixed",
         current: knobs::live(),
         name: None,
@@ -263,6 +267,7 @@ pub fn status() -> Status {
         let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() };
         s.learning = true;
         s.epochs = l.epoch();
+        s.trained_epochs = l.playbook().epochs();
         s.phase = phase_name(l.phase());
         s.current = *l.current();
         s.best = *l.best();
