@@ -17,6 +17,22 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// malloc passes its caller's return address on as the call site (`hakmem::malloc_at`): two
+/// instructions, and the site is only looked at when the allocation takes a slow path.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    // At entry [rsp] is the return address; it becomes the second argument.
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {0}", sym malloc_from)
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" fn malloc_from(size: usize, site: usize) -> *mut c_void {
+    hakmem::malloc_at(size, site) as *mut c_void
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     hakmem::malloc(size) as *mut c_void
@@ -169,14 +185,14 @@ extern "C" fn print_stats_at_exit() {
 #[unsafe(link_section = ".fini_array")]
 static STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;
 
-/// malloc with an explicit call site. Sites are not profiled yet (the learning layer will).
+/// malloc with an explicit call site, profiled (sampled) on every call when profiling is on.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hak_alloc_at(size: usize, _site: usize) -> *mut c_void {
-    hakmem::malloc(size) as *mut c_void
+pub unsafe extern "C" fn hak_alloc_at(size: usize, site: usize) -> *mut c_void {
+    hakmem::alloc_at(size, site) as *mut c_void
 }
 
-/// free with an explicit call site. Sites are not profiled yet (the learning layer will).
+/// free with the call site given to hak_alloc_at (its frees give the site's lifetimes).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hak_free_at(p: *mut c_void, _site: usize) {
-    hakmem::free(p as *mut u8)
+pub unsafe extern "C" fn hak_free_at(p: *mut c_void, site: usize) {
+    hakmem::free_at(p as *mut u8, site)
 }

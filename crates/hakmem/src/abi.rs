@@ -112,6 +112,10 @@ pub fn print_stats_if_asked() {
     }
     crate::tuning::write(&mut out, json);
     if json {
+        out.str(",\"call_sites\":");
+    }
+    crate::sites::write(&mut out, json, 10);
+    if json {
         out.str("}\n");
     }
     let mut fd = 2;

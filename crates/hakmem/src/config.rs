@@ -15,6 +15,7 @@
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) and the learner's state to stderr at exit; `json`: as JSON |
 //! | `HAKMEM_STATS_FILE` | stderr | where `HAKMEM_STATS` output goes |
+//! | `HAKMEM_SITES` | 0 | 1: profile call sites (`sites.rs`); on anyway with learning or stats |
 //! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | test hook: mappings N+1..N+M fail |
 //!
 //! The purge delay, warm SuperSlabs and BigCache size are knobs of the strategy (`knobs.rs`): their
@@ -33,6 +34,8 @@ pub struct Config {
     pub mode: u8,
     /// The playbook file's path, NUL-terminated.
     pub playbook: Option<&'static [u8]>,
+    /// `HAKMEM_SITES=1`: profile call sites even without learning or stats.
+    pub sites: bool,
     /// The stats file's path, NUL-terminated.
     pub stats_file: Option<&'static [u8]>,
     pub purge_delay_ms: Option<u64>,
@@ -53,6 +56,7 @@ const DEFAULT: Config = Config {
     learn: 0,
     mode: 1,
     playbook: None,
+    sites: false,
     stats_file: None,
     purge_delay_ms: None,
     ss_warm_max: None,
@@ -124,6 +128,7 @@ fn init() {
         };
         c.playbook = var_path(b"HAKMEM_PLAYBOOK");
         c.stats_file = var_path(b"HAKMEM_STATS_FILE");
+        c.sites = var_number(b"HAKMEM_SITES") == Some(1);
         c.purge_delay_ms = var_number(b"HAKMEM_PURGE_DELAY_MS").map(|v| v as u64);
         c.ss_warm_max = var_number(b"HAKMEM_SS_WARM");
         if let Some(v) = var_number(b"HAKMEM_SS_COLD") {

@@ -500,6 +500,7 @@ pub fn ensure_init() {
         INITIALISING.set(true);
         crate::config::get();
         crate::tuning::init();
+        crate::sites::init();
         // SAFETY: plain libc calls with valid arguments; EXIT_KEY is written once, here.
         unsafe {
             let key = &raw mut EXIT_KEY;
@@ -556,9 +557,10 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
 
 /// Every global lock, in the order they nest (orphans before the SuperSlab manager; the others
 /// never nest). The fork handlers take them all, so the child never inherits a held one.
-fn global_locks() -> [&'static Lock; 5] {
+fn global_locks() -> [&'static Lock; 6] {
     [
         crate::tuning::lock(),
+        crate::sites::lock(),
         &POOL.lock,
         &ORPHANS.lock,
         crate::bigcache::lock(),

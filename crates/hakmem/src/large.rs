@@ -36,6 +36,8 @@ pub struct LargeHeader {
     pub cached_ms: u64,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
     pub cached: bool,
+    /// The call site of its allocation when `sites` recorded it, else 0.
+    pub site: usize,
     pub links: crate::list::Links<LargeHeader>,
 }
 
@@ -116,6 +118,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             purged: false,
             cached_ms: 0,
             cached: false,
+            site: 0,
             links: crate::list::Links::new(),
         });
     }

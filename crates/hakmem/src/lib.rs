@@ -22,6 +22,7 @@ mod lock;
 mod os;
 mod registry;
 mod remote;
+pub mod sites;
 pub mod size_class;
 mod slab;
 pub mod stats;
@@ -49,6 +50,16 @@ pub struct Hakmem;
 /// Always safe to call; unsafe because it returns raw memory.
 #[inline]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
+    malloc_at(size, 0)
+}
+
+/// `malloc` called from `site` (the caller's return address, or any id; 0: unknown). The site
+/// is only looked at on the slow paths, where `sites.rs` may sample it.
+///
+/// # Safety
+/// Always safe to call; unsafe because it returns raw memory.
+#[inline]
+pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
     if size <= MID_MAX {
         let c = class_of(size);
         let heap = thread_cache::current();
@@ -59,16 +70,31 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
                 return b as *mut u8;
             }
         }
-        return alloc_class_slow(c, size);
+        return alloc_class_slow(c, size, site);
     }
-    alloc_large(size, MIN_ALIGN).0
+    alloc_large_at(size, site)
+}
+
+/// A large block for `malloc_at`, its site recorded when sampled.
+#[cold]
+unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
+    let p = alloc_large(size, MIN_ALIGN).0;
+    if !p.is_null() && sites::enabled() {
+        let h = large::header_of(p as usize, Kind::Large);
+        (*h).site = if sites::alloc(site, size, true) {
+            site
+        } else {
+            0
+        };
+    }
+    p
 }
 
 /// Refills this thread's cache for class `c` (creating the thread's heap if needed) and allocates
 /// a block for a request of `size` bytes. In safe mode (where the caches stay empty, so every
 /// allocation comes here) the block is one class up if needed to hold the canary.
 #[cold]
-unsafe fn alloc_class_slow(c: usize, size: usize) -> *mut u8 {
+unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
     if check::safe_mode() {
         if size + check::SAFE_EXTRA > MID_MAX {
             return alloc_large(size, MIN_ALIGN).0;
@@ -77,8 +103,9 @@ unsafe fn alloc_class_slow(c: usize, size: usize) -> *mut u8 {
     }
     if size > knobs::large_threshold() {
         // The strategy maps mid sizes above its threshold individually (and caches them).
-        return alloc_large(size, MIN_ALIGN).0;
+        return alloc_large_at(size, site);
     }
+    sites::alloc(site, size, false);
     alloc_from_class(c)
 }
 
@@ -238,6 +265,10 @@ unsafe fn free_large(addr: usize) {
     let timer = tuning::Timer::start_large();
     let h = large_header("free", addr);
     let size = (*h).map_len;
+    if (*h).site != 0 {
+        sites::free((*h).site);
+        (*h).site = 0;
+    }
     large::free(h);
     timer.stop(size);
 }
@@ -356,6 +387,28 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
         }
         Kind::None => check::report("malloc_usable_size", "invalid pointer", addr),
     }
+}
+
+/// `malloc` on behalf of call site `site` (any nonzero id), for `hak_alloc_at`: the site's
+/// profile (`sites.rs`) samples every call, fast path or not.
+///
+/// # Safety
+/// Always safe to call; unsafe because it returns raw memory.
+pub unsafe fn alloc_at(size: usize, site: usize) -> *mut u8 {
+    let p = malloc(size);
+    sites::alloc_block(p as usize, site, size);
+    p
+}
+
+/// `free` of a block from `alloc_at(_, site)`, for `hak_free_at`.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_at(p: *mut u8, site: usize) {
+    if !p.is_null() {
+        sites::free_block(p as usize, site);
+    }
+    free(p)
 }
 
 /// Process-wide set-up (thread-exit hook, fork handlers). Runs by itself on first use; a library

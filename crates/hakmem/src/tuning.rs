@@ -512,7 +512,7 @@ fn resident_bytes() -> u64 {
 
 /// A cheap, monotonic tick count: the TSC on x86_64, else nanoseconds.
 #[inline]
-fn ticks() -> u64 {
+pub fn ticks() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: rdtsc has no preconditions on x86_64.

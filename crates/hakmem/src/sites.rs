@@ -1,0 +1,349 @@
+//! Call-site profiles (telemetry): which call sites allocate, how much, what sizes, and how long
+//! their blocks live (`learn::site`).
+//!
+//! On with `HAKMEM_SITES=1`, or whenever learning or `HAKMEM_STATS` is on. Sites come from
+//! `hak_alloc_at(size, site)` / `hak_free_at(p, site)`, and from `malloc`'s caller (the return
+//! address the preload passes in) on allocations that take a slow path: thread-cache refills and
+//! large blocks. Fast-path allocations are never looked at. Of those events, 1 in 2^k is
+//! recorded, under a try-lock (a busy lock skips the sample); k adapts so that recording costs
+//! under `BUDGET_PPM` of the time between adjustments. A free is recorded exactly when its
+//! allocation was, so each site's live count (and so its Little's-law lifetime) is exact for the
+//! sampled blocks: a sampled large block remembers its site in its header; a sampled
+//! `hak_alloc_at` block is remembered in a small table of tracked blocks (`TRACKED`; when it is
+//! full, no more are sampled until some are freed) that `hak_free_at` consults. A small block
+//! from `malloc` is freed by `free`, which names no site, so those sites report no lifetime.
+
+use crate::learn::site::{Sampler, SiteTable};
+use crate::lock::Lock;
+use crate::text::Text;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+/// Recording may cost this share of the time, in parts per million (1 %).
+pub const BUDGET_PPM: u64 = 10_000;
+/// The sampling rate is reconsidered after this many recorded events.
+const ADJUST_EVERY: u32 = 256;
+
+/// Most `hak_alloc_at` blocks tracked at once (open addressing, a power of two).
+const TRACKED: usize = 1024;
+
+struct State {
+    table: SiteTable,
+    /// Addresses of sampled `hak_alloc_at` blocks not yet freed (0: empty slot, 1: deleted).
+    tracked: [usize; TRACKED],
+    tracked_len: usize,
+    /// Deleted slots (1s); past a quarter of the table it is rebuilt without them.
+    tombstones: usize,
+    sampler: Sampler,
+    /// Ticks spent recording since the window started, and when it started.
+    spent: u64,
+    window_start: u64,
+    recorded: u32,
+}
+
+struct Global {
+    lock: Lock,
+    state: UnsafeCell<State>,
+}
+
+// SAFETY: `state` is only touched with `lock` held.
+unsafe impl Sync for Global {}
+
+static GLOBAL: Global = Global {
+    lock: Lock::new(),
+    state: UnsafeCell::new(State {
+        table: SiteTable::new(),
+        tracked: [0; TRACKED],
+        tracked_len: 0,
+        tombstones: 0,
+        sampler: Sampler::new(4, 0, 20),
+        spent: 0,
+        window_start: 0,
+        recorded: 0,
+    }),
+};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Events seen (a racy count: it only spaces the samples out).
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+/// The sampling period's mask (2^k - 1), read without the lock.
+static MASK: AtomicU64 = AtomicU64::new(15);
+static SAMPLES: AtomicU32 = AtomicU32::new(0);
+/// Blocks in `State::tracked`, read without the lock so `hak_free_at` skips it when empty.
+static TRACKED_LEN: AtomicU32 = AtomicU32::new(0);
+/// Ticks and monotonic nanoseconds at `init`, to turn tick lifetimes into microseconds.
+static START_TICKS: AtomicU64 = AtomicU64::new(0);
+static START_NS: AtomicU64 = AtomicU64::new(0);
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Turns profiling on if the configuration asks for it. Called once, from `heap::ensure_init`.
+pub fn init() {
+    let c = crate::config::get();
+    if c.sites || c.learn != 0 || c.stats != 0 {
+        START_TICKS.store(crate::tuning::ticks(), Ordering::Relaxed);
+        START_NS.store(monotonic_ns(), Ordering::Relaxed);
+        ENABLED.store(true, Ordering::Relaxed);
+    }
+}
+
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whether this event is one of the sampled 1 in 2^k.
+#[inline]
+fn sampled() -> bool {
+    let n = EVENTS.load(Ordering::Relaxed);
+    EVENTS.store(n.wrapping_add(1), Ordering::Relaxed);
+    n & MASK.load(Ordering::Relaxed) == 0
+}
+
+/// Large blocks are sampled at least 1 in this many: each costs a microsecond or more anyway.
+const LARGE_MAX_PERIOD: u64 = 64;
+static LARGE_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path; `large` for a
+/// block with its own mapping. Returns whether it was recorded, so that its free can be too.
+#[inline]
+pub fn alloc(site: usize, size: usize, large: bool) -> bool {
+    if !enabled() || site == 0 {
+        return false;
+    }
+    let hit = if large {
+        let n = LARGE_EVENTS.load(Ordering::Relaxed);
+        LARGE_EVENTS.store(n.wrapping_add(1), Ordering::Relaxed);
+        n & MASK.load(Ordering::Relaxed).min(LARGE_MAX_PERIOD - 1) == 0
+    } else {
+        sampled()
+    };
+    if !hit {
+        return false;
+    }
+    record(|st, now| {
+        st.table.record_alloc(site, size as u64, now);
+        true
+    })
+}
+
+/// The free of a large block whose allocation was recorded at `site`.
+pub fn free(site: usize) {
+    if enabled() && site != 0 {
+        record_now(|st, now| {
+            st.table.record_free(site, now);
+        });
+    }
+}
+
+fn slot_of(p: usize) -> usize {
+    ((p as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TRACKED.trailing_zeros()))
+        as usize
+}
+
+/// `hak_alloc_at`: samples the allocation of block `p` (`size` bytes) from `site`, tracking `p`
+/// so that its `hak_free_at` is recorded too.
+pub fn alloc_block(p: usize, site: usize, size: usize) {
+    if !enabled() || site == 0 || p == 0 || !sampled() {
+        return;
+    }
+    record(|st, now| {
+        if st.tracked_len >= TRACKED / 2 {
+            return false;
+        }
+        insert(&mut st.tracked, p);
+        st.tracked_len += 1;
+        TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
+        st.table.record_alloc(site, size as u64, now);
+        true
+    });
+}
+
+fn insert(table: &mut [usize; TRACKED], p: usize) {
+    let mut i = slot_of(p);
+    while table[i] > 1 {
+        i = (i + 1) % TRACKED;
+    }
+    table[i] = p;
+}
+
+/// Re-inserts the tracked blocks into a table without deleted slots.
+fn rebuild(st: &mut State) {
+    let old = st.tracked;
+    st.tracked = [0; TRACKED];
+    for p in old {
+        if p > 1 {
+            insert(&mut st.tracked, p);
+        }
+    }
+    st.tombstones = 0;
+}
+
+/// `hak_free_at`: records the free of `p` from `site` if its allocation was sampled.
+pub fn free_block(p: usize, site: usize) {
+    if !enabled() || TRACKED_LEN.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    record_now(|st, now| {
+        let mut i = slot_of(p);
+        for _ in 0..TRACKED {
+            match st.tracked[i] {
+                0 => return,
+                x if x == p => {
+                    st.tracked[i] = 1;
+                    st.tracked_len -= 1;
+                    st.tombstones += 1;
+                    if st.tombstones > TRACKED / 4 {
+                        rebuild(st);
+                    }
+                    TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
+                    st.table.record_free(site, now);
+                    return;
+                }
+                _ => i = (i + 1) % TRACKED,
+            }
+        }
+    });
+}
+
+/// Records a sampled allocation under the lock if it is free (a busy lock skips the sample).
+#[cold]
+fn record(f: impl FnOnce(&mut State, u64) -> bool) -> bool {
+    if !GLOBAL.lock.try_lock() {
+        return false;
+    }
+    record_locked(f)
+}
+
+/// Records a free whose allocation was recorded: it must not be skipped, so it waits.
+#[cold]
+fn record_now(f: impl FnOnce(&mut State, u64)) {
+    GLOBAL.lock.lock();
+    record_locked(|st, now| {
+        f(st, now);
+        true
+    });
+}
+
+fn record_locked(f: impl FnOnce(&mut State, u64) -> bool) -> bool {
+    let t0 = crate::tuning::ticks();
+    // SAFETY: the lock is held.
+    let st = unsafe { &mut *GLOBAL.state.get() };
+    if st.window_start == 0 {
+        st.window_start = t0;
+    }
+    let done = f(st, t0);
+    st.recorded += 1;
+    SAMPLES.fetch_add(1, Ordering::Relaxed);
+    let t1 = crate::tuning::ticks();
+    st.spent += t1.saturating_sub(t0);
+    if st.recorded >= ADJUST_EVERY {
+        // Each recorded event stands for 2^k events' worth of checks; the checks themselves are
+        // a counter and a mask, so the recording is what the budget bounds.
+        st.sampler
+            .adjust(st.spent, t1.saturating_sub(st.window_start), BUDGET_PPM);
+        MASK.store(st.sampler.period() - 1, Ordering::Relaxed);
+        st.recorded = 0;
+        st.spent = 0;
+        st.window_start = t1;
+    }
+    GLOBAL.lock.unlock();
+    done
+}
+
+/// Appends the top `n` sites by allocations: text lines, or a JSON array.
+pub fn write(out: &mut Text, json: bool, n: usize) {
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held.
+    let st = unsafe { &*GLOBAL.state.get() };
+    let now = crate::tuning::ticks();
+    let ns = monotonic_ns().saturating_sub(START_NS.load(Ordering::Relaxed)) as f64;
+    let ticks = now
+        .saturating_sub(START_TICKS.load(Ordering::Relaxed))
+        .max(1) as f64;
+    let us_per_tick = ns / ticks / 1000.0;
+    let mut refs: [Option<&crate::learn::site::SiteProfile>; crate::learn::site::MAX_SITES] =
+        [None; crate::learn::site::MAX_SITES];
+    let mut len = 0;
+    for p in st.table.iter() {
+        refs[len] = Some(p);
+        len += 1;
+    }
+    refs[..len].sort_unstable_by_key(|p| core::cmp::Reverse(p.map_or(0, |p| p.allocs)));
+    let period = st.sampler.period();
+    if json {
+        out.str("{\"sample_period\":").number(period);
+        out.str(",\"samples\":")
+            .number(SAMPLES.load(Ordering::Relaxed) as u64);
+        out.str(",\"sites\":[");
+    } else {
+        out.str("hakmem: call sites: 1 in ")
+            .number(period)
+            .str(" slow-path events sampled, ");
+        out.number(SAMPLES.load(Ordering::Relaxed) as u64);
+        out.str(" samples (site allocs frees size_p50 size_p95 mean_lifetime_us)\n");
+    }
+    for (rank, p) in refs[..len.min(n)].iter().flatten().enumerate() {
+        let p50 = p.sizes.p50().unwrap_or(0);
+        let p95 = p.sizes.p95().unwrap_or(0);
+        let life = match p.frees {
+            0 => None,
+            _ => p.lifetime(now).map(|t| (t as f64 * us_per_tick) as u64),
+        };
+        if json {
+            if rank > 0 {
+                out.str(",");
+            }
+            out.str("{\"site\":\"")
+                .hex(p.site as u64)
+                .str("\",\"allocs\":")
+                .number(p.allocs);
+            out.str(",\"frees\":")
+                .number(p.frees)
+                .str(",\"size_p50\":")
+                .number(p50);
+            out.str(",\"size_p95\":")
+                .number(p95)
+                .str(",\"lifetime_us\":");
+            match life {
+                Some(l) => out.number(l),
+                None => out.str("null"),
+            };
+            out.str("}");
+        } else {
+            out.str("hakmem:   ")
+                .hex(p.site as u64)
+                .str(" ")
+                .number(p.allocs)
+                .str(" ");
+            out.number(p.frees)
+                .str(" ")
+                .number(p50)
+                .str(" ")
+                .number(p95)
+                .str(" ");
+            match life {
+                Some(l) => out.number(l),
+                None => out.str("-"),
+            };
+            out.str("\n");
+        }
+    }
+    if json {
+        out.str("]}");
+    }
+    GLOBAL.lock.unlock();
+}
+
+/// The lock the fork handlers hold across `fork()` (see `heap.rs`).
+pub fn lock() -> &'static Lock {
+    &GLOBAL.lock
+}
