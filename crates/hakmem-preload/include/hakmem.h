@@ -76,6 +76,11 @@ void *hak_alloc_at(size_t size, uintptr_t site);
 /* free(ptr), recording `site` as the call site. */
 void hak_free_at(void *ptr, uintptr_t site);
 
+/* With learning on (HAKMEM_LEARN=elo|ucb1): one playbook evolution step now (the curator retires
+ * proven strategies below the top 6, the generator adds a one- or two-knob challenger). Returns
+ * how many were retired, or -1 when learning is off. Epochs also evolve the playbook by themselves. */
+int hak_evolve_playbook(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -196,3 +196,13 @@ pub unsafe extern "C" fn hak_alloc_at(size: usize, site: usize) -> *mut c_void {
 pub unsafe extern "C" fn hak_free_at(p: *mut c_void, site: usize) {
     hakmem::free_at(p as *mut u8, site)
 }
+
+/// One playbook evolution step now: the curator retires proven strategies below the top 6 and the
+/// generator adds a challenger. Returns the number retired, or -1 when learning is off.
+#[unsafe(no_mangle)]
+pub extern "C" fn hak_evolve_playbook() -> c_int {
+    match hakmem::tuning::evolve_playbook() {
+        Some((retired, _)) => retired as c_int,
+        None => -1,
+    }
+}

@@ -76,6 +76,17 @@ assert big and big[0]["frees"] > 0 and int(big[0]["site"], 16) > 0x10000, sites
 print("sites ok:", sorted(sites))
 "#,
     );
+    // With learning on, hak_evolve_playbook works (sites.c checks its result).
+    let r = Child::new(&exe)
+        .preload(true)
+        .env(
+            "LD_LIBRARY_PATH",
+            lib_path().parent().unwrap().to_str().unwrap(),
+        )
+        .env("HAKMEM_LEARN", "elo")
+        .timeout(120)
+        .run_ok("sites with learning");
+    assert!(r.stdout.contains("sites: 0 failures"), "{}", r.describe());
 }
 
 #[test]

@@ -232,6 +232,20 @@ pub fn finish() {
     GLOBAL.lock.unlock();
 }
 
+/// One playbook evolution step now (`hak_evolve_playbook`): (strategies retired, challenger
+/// added), or None when learning is off.
+pub fn evolve_playbook() -> Option<(u32, bool)> {
+    if !learning() {
+        return None;
+    }
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
+    let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_mut() };
+    let ev = l.evolve();
+    GLOBAL.lock.unlock();
+    Some((ev.retired, ev.added.is_some()))
+}
+
 /// What the tuner is doing, for programs and the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Status {

@@ -223,6 +223,12 @@ impl Learner {
         }
     }
 
+    /// One curator step now (`hak_evolve_playbook`): retires proven strategies below the top
+    /// `keep` and adds a challenger mutated from a leader. Epochs also do this on their own.
+    pub fn evolve(&mut self) -> playbook::Evolution {
+        self.playbook.evolve()
+    }
+
     /// Writes the playbook to `path` (NUL-terminated).
     pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
         self.playbook.save(path)

@@ -54,6 +54,12 @@ int main(void) {
         }
     }
     for (unsigned s = 0; s < KEEP; s++) hak_free_at(ring[s], 0x2000);
+    int evolved = hak_evolve_playbook();
+    const char *learn = getenv("HAKMEM_LEARN");
+    if ((learn == NULL) != (evolved == -1)) {
+        printf("hak_evolve_playbook returned %d with HAKMEM_LEARN=%s\n", evolved, learn ? learn : "(unset)");
+        failures++;
+    }
     printf("sites: %d failures\n", failures);
     return failures != 0;
 }
