@@ -101,7 +101,7 @@ impl Heap {
 
     /// Whether this slow call is one the tuner samples.
     fn sampled(&self) -> bool {
-        self.slow_calls as u64 % crate::tuning::SAMPLE_PERIOD == 0
+        (self.slow_calls as u64).is_multiple_of(crate::tuning::SAMPLE_PERIOD)
     }
 
     /// Refills the bin of class `c`. Returns false only when no memory can be had.

@@ -75,22 +75,12 @@ static TRACKED_LEN: AtomicU32 = AtomicU32::new(0);
 static START_TICKS: AtomicU64 = AtomicU64::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Turns profiling on if the configuration asks for it. Called once, from `heap::ensure_init`.
 pub fn init() {
     let c = crate::config::get();
     if c.sites || c.learn != 0 || c.stats != 0 {
         START_TICKS.store(crate::tuning::ticks(), Ordering::Relaxed);
-        START_NS.store(monotonic_ns(), Ordering::Relaxed);
+        START_NS.store(crate::os::monotonic_ns(), Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -265,7 +255,7 @@ pub fn write(out: &mut Text, json: bool, n: usize) {
     // SAFETY: the lock is held.
     let st = unsafe { &*GLOBAL.state.get() };
     let now = crate::tuning::ticks();
-    let ns = monotonic_ns().saturating_sub(START_NS.load(Ordering::Relaxed)) as f64;
+    let ns = crate::os::monotonic_ns().saturating_sub(START_NS.load(Ordering::Relaxed)) as f64;
     let ticks = now
         .saturating_sub(START_TICKS.load(Ordering::Relaxed))
         .max(1) as f64;

@@ -139,7 +139,7 @@ impl Timer {
         // A racy count is fine: it only spaces the samples out.
         let n = LARGE_OPS.load(Ordering::Relaxed);
         LARGE_OPS.store(n.wrapping_add(1), Ordering::Relaxed);
-        Timer::start(n as u64 % SAMPLE_PERIOD == 0)
+        Timer::start((n as u64).is_multiple_of(SAMPLE_PERIOD))
     }
 
     /// Charges the event (scaled by the sampling period) and samples its size.
@@ -471,19 +471,13 @@ impl Sample {
     };
 
     fn now() -> Sample {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec we pass.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         // SAFETY: an all-zero rusage is valid; getrusage fills it.
         let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
         // SAFETY: getrusage writes the struct we pass.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
         Sample {
-            wall_ns: ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+            wall_ns: os::monotonic_ns(),
             tsc: ticks(),
             cpu_us: us(ru.ru_utime) + us(ru.ru_stime),
             minor_faults: ru.ru_minflt as u64,
@@ -534,13 +528,7 @@ pub fn ticks() -> u64 {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec we pass.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        os::monotonic_ns()
     }
 }
 
