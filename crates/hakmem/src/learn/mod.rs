@@ -460,4 +460,47 @@ mod tests {
         assert!(relearned_at.is_some(), "never re-learned");
         assert_eq!(*l.best(), lean);
     }
+
+    /// The learner runs inside the allocator, where a panic aborts the program: whatever the
+    /// measurements (zeros, huge values, wild swings), it never panics, and every strategy it
+    /// hands out is valid.
+    #[test]
+    fn any_measurements_keep_the_learner_sane() {
+        use proptest::prelude::*;
+        let big = prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), 0u64..1 << 40];
+        let m = (
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big.clone(),
+        )
+            .prop_map(|(a, b, c, d, e, f)| Measurements {
+                slow_path_ns: a,
+                minor_faults: b,
+                live_bytes: c,
+                mapped_bytes: d,
+                ops: e,
+                elapsed_ns: f,
+                size_p50: a ^ f,
+                size_p95: b ^ e,
+            });
+        let cfg = ProptestConfig {
+            cases: 24,
+            ..ProptestConfig::default()
+        };
+        proptest!(cfg, |(epochs in proptest::collection::vec(m, 1..400), ucb in any::<bool>())| {
+            let sel = if ucb { Selector::Ucb1 } else { Selector::Elo };
+            let mut l = Learner::new(Mode::Balanced, sel, 3);
+            for (i, m) in epochs.iter().enumerate() {
+                let s = *l.on_epoch_end(m);
+                prop_assert!(s.is_valid(), "epoch {}: {:?}", i, s);
+                prop_assert!(l.best().is_valid());
+                if i % 50 == 0 {
+                    l.evolve();
+                }
+            }
+        });
+    }
 }
