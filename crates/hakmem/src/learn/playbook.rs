@@ -599,16 +599,34 @@ impl Playbook {
         Ok(())
     }
 
-    /// Writes the playbook to `path` (NUL-terminated) through a temporary file and a rename.
+    /// Writes the playbook to `path` (NUL-terminated) through a temporary file (named after the
+    /// process, so processes saving at once never share one) and a rename.
     pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
         check_path(path)?;
         let mut buf = [0u8; MAX_FILE_SIZE];
         let n = self.encode(&mut buf);
-        let mut tmp = [0u8; MAX_PATH + 4];
+        let mut tmp = [0u8; MAX_PATH + 32];
         let stem = path.len() - 1;
         tmp[..stem].copy_from_slice(&path[..stem]);
-        tmp[stem..stem + 5].copy_from_slice(b".tmp\0");
-        let tmp = &tmp[..stem + 5];
+        let mut len = stem;
+        tmp[len] = b'.';
+        len += 1;
+        // SAFETY: getpid has no preconditions.
+        let mut pid = unsafe { libc::getpid() } as u32;
+        let mut digits = [0u8; 10];
+        let mut d = digits.len();
+        loop {
+            d -= 1;
+            digits[d] = b'0' + (pid % 10) as u8;
+            pid /= 10;
+            if pid == 0 {
+                break;
+            }
+        }
+        tmp[len..len + digits.len() - d].copy_from_slice(&digits[d..]);
+        len += digits.len() - d;
+        tmp[len..len + 5].copy_from_slice(b".tmp\0");
+        let tmp = &tmp[..len + 5];
         // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
         // initialised bytes.
         unsafe {
