@@ -1,5 +1,6 @@
 //! Fast-path work: malloc+free pairs of 16..1024 B in batches of 64, freed in reverse (LIFO) or random
-//! order, on one thread or N threads at once; ns per pair.
+//! order, on one thread or N threads at once; ns per pair. And the cross-thread case: blocks
+//! allocated on one thread and freed on another.
 
 use super::{check_mark, mark, must, tag, Outcome, Params};
 use crate::alloc::Alloc;
@@ -90,4 +91,87 @@ fn worker<A: Alloc>(a: &A, order: Order, batches: usize, seed: u64, barrier: &Ba
         }
     }
     sum
+}
+
+/// Slots in the producer -> consumer ring of `cross_thread`.
+const RING: usize = 8;
+
+/// One batch of blocks in flight from the producer to the consumer.
+struct Slot {
+    full: std::sync::atomic::AtomicBool,
+    blocks: std::cell::UnsafeCell<[(usize, usize); BATCH]>,
+}
+
+// SAFETY: `full` hands `blocks` from one thread to the other (release/acquire), so only one of
+// them touches it at a time.
+unsafe impl Sync for Slot {}
+
+/// Cross-thread frees: one thread allocates batches of 64 blocks (16..1024 B) and marks them, the
+/// other checks and frees them (every free is a remote free); batches go through a ring of 8.
+/// Time per block (one malloc and its free on another thread).
+pub fn cross_thread<A: Alloc>(a: &A, p: &Params) -> Outcome {
+    use std::sync::atomic::Ordering::{Acquire, Release};
+    let batches = p.n(PAIRS / 2) / BATCH + 1;
+    let ring: Vec<Slot> = (0..RING)
+        .map(|_| Slot {
+            full: false.into(),
+            blocks: [(0, 0); BATCH].into(),
+        })
+        .collect();
+    let mut rng = Rng::new(0xC0055);
+    let sizes: Vec<usize> = (0..SIZES).map(|_| rng.range(16, 1024)).collect();
+    let start = Instant::now();
+    let sum = std::thread::scope(|s| {
+        let ring = &ring;
+        let sizes = &sizes;
+        s.spawn(move || {
+            let mut k = 0;
+            for b in 0..batches {
+                let slot = &ring[b % RING];
+                while slot.full.load(Acquire) {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: the slot is empty, so the consumer is done with it.
+                let blocks = unsafe { &mut *slot.blocks.get() };
+                for x in blocks.iter_mut() {
+                    let size = sizes[k % SIZES];
+                    k += 1;
+                    // SAFETY: size >= 16, align 8; the consumer frees it with the same layout.
+                    let q = unsafe { must(a.alloc(size, 8), "fastpath", size) };
+                    // SAFETY: q is valid for size bytes.
+                    unsafe { mark(q, size, tag(b)) };
+                    *x = (q as usize, size);
+                }
+                slot.full.store(true, Release);
+            }
+        });
+        let consumer = s.spawn(move || {
+            let mut sum = 0u64;
+            for b in 0..batches {
+                let slot = &ring[b % RING];
+                while !slot.full.load(Acquire) {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: the slot is full, so the producer is done with it.
+                let blocks = unsafe { &*slot.blocks.get() };
+                for &(q, size) in blocks.iter() {
+                    // SAFETY: allocated by the producer with (size, 8), freed exactly once.
+                    unsafe {
+                        sum = sum.wrapping_add(check_mark(q as *mut u8, size, tag(b)));
+                        a.dealloc(q as *mut u8, size, 8);
+                    }
+                }
+                slot.full.store(false, Release);
+            }
+            sum
+        });
+        consumer.join().expect("fastpath consumer")
+    });
+    Outcome {
+        ops: (batches * BATCH) as u64,
+        elapsed_ns: start.elapsed().as_nanos() as u64,
+        per_op_ns: None,
+        throughput: true,
+        checksum: sum,
+    }
 }

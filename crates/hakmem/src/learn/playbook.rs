@@ -170,7 +170,18 @@ pub struct Playbook {
     warm_start: u64,
     /// This warm-up round's order of slots (shuffled every round, so opponents vary).
     order: [u8; MAX_STRATEGIES],
+    /// Per slot: the cost of its last epoch and the epoch count then (NaN: not run since the
+    /// last reset). A strategy whose last epoch cost `VETO_FACTOR` times the cheapest one's is
+    /// not explored again for `VETO_EPOCHS`: one epoch of a catastrophic strategy (no caches on
+    /// a large-block workload) can cost more than everything exploration gains. Not saved.
+    recent: [(f64, u64); MAX_STRATEGIES],
 }
+
+/// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
+pub const VETO_FACTOR: f64 = 2.0;
+/// Epochs a veto lasts (then the strategy may be explored again).
+pub const VETO_EPOCHS: u64 = 256;
+const UNKNOWN: (f64, u64) = (f64::NAN, 0);
 
 impl Playbook {
     /// A playbook holding `DEFAULTS`.
@@ -200,6 +211,7 @@ impl Playbook {
             last: None,
             warm_start: 0,
             order: [0; MAX_STRATEGIES],
+            recent: [UNKNOWN; MAX_STRATEGIES],
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -258,6 +270,7 @@ impl Playbook {
             samples: 0,
             mean_cost: 0.0,
         };
+        self.recent[i] = UNKNOWN;
         self.next_id += 1;
         self.len += 1;
         i
@@ -265,7 +278,22 @@ impl Playbook {
 
     fn remove(&mut self, slot: usize) {
         self.entries.copy_within(slot + 1..self.len, slot);
+        self.recent.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
+    }
+
+    /// Whether exploration skips `slot` (see `recent`). The leader is never vetoed.
+    pub fn vetoed(&self, slot: usize) -> bool {
+        let (cost, at) = self.recent[slot];
+        if !cost.is_finite() || self.epochs.saturating_sub(at) >= VETO_EPOCHS {
+            return false;
+        }
+        let cheapest = self.recent[..self.len]
+            .iter()
+            .filter(|r| r.0.is_finite() && self.epochs.saturating_sub(r.1) < VETO_EPOCHS)
+            .map(|r| r.0)
+            .fold(f64::INFINITY, f64::min);
+        cost > VETO_FACTOR * cheapest.max(1e-3) && slot != self.leader()
     }
 
     /// The value that ranks an entry: its ELO rating, or its mean reward in UCB1 mode.
@@ -326,11 +354,10 @@ impl Playbook {
 
     /// The slot to run next, and why.
     pub fn select(&mut self) -> (usize, Choice) {
-        if let Some(i) = self
-            .entries()
-            .iter()
-            .position(|e| e.parent != 0 && e.samples < self.cfg.trial_epochs)
-        {
+        if let Some(i) = (0..self.len).find(|&i| {
+            let e = &self.entries[i];
+            e.parent != 0 && e.samples < self.cfg.trial_epochs && !self.vetoed(i)
+        }) {
             return (i, Choice::Trial);
         }
         if self.epochs < self.warm_start + self.cfg.min_samples {
@@ -345,15 +372,32 @@ impl Playbook {
                     self.order.swap(i, j);
                 }
             }
-            return (self.order[k] as usize, Choice::WarmUp);
+            // This round's next slot that is not vetoed (the leader if all are).
+            for j in k..self.len {
+                let slot = self.order[j] as usize;
+                if !self.vetoed(slot) {
+                    self.order.swap(k, j);
+                    return (slot, Choice::WarmUp);
+                }
+            }
+            return (self.leader(), Choice::WarmUp);
+        }
+        // The candidates exploration may pick.
+        let mut open = [0u8; MAX_STRATEGIES];
+        let mut n = 0;
+        for i in 0..self.len {
+            if !self.vetoed(i) {
+                open[n] = i as u8;
+                n += 1;
+            }
         }
         match self.selector {
             Selector::Elo => {
                 let leader = self.leader();
-                if self.len > 1 && self.rng.chance(self.cfg.epsilon) {
-                    let mut k = self.rng.below(self.len as u64 - 1) as usize;
-                    if k >= leader {
-                        k += 1;
+                if n > 1 && self.rng.chance(self.cfg.epsilon) {
+                    let mut k = open[self.rng.below(n as u64 - 1) as usize] as usize;
+                    if k == leader {
+                        k = open[n - 1] as usize;
                     }
                     (k, Choice::Explore)
                 } else {
@@ -362,11 +406,11 @@ impl Playbook {
             }
             Selector::Ucb1 => {
                 let mut arms = [Arm::new(); MAX_STRATEGIES];
-                for (a, e) in arms.iter_mut().zip(self.entries()) {
-                    *a = e.arm;
+                for (a, &i) in arms.iter_mut().zip(&open[..n]) {
+                    *a = self.entries[i as usize].arm;
                 }
-                let i = ucb1::select(&arms[..self.len], self.cfg.ucb_c).unwrap_or(0);
-                (i, Choice::Bandit)
+                let i = ucb1::select(&arms[..n], self.cfg.ucb_c).unwrap_or(0);
+                (open[i] as usize, Choice::Bandit)
             }
         }
     }
@@ -393,6 +437,7 @@ impl Playbook {
         let w = 1.0 / (e.samples.min(16) as f64);
         e.mean_cost += w * (cost - e.mean_cost);
         e.arm.record(reward_of(cost));
+        self.recent[slot] = (cost, self.epochs);
         self.last = Some((id, cost));
         self.epochs += 1;
     }
@@ -408,6 +453,7 @@ impl Playbook {
             e.arm.reward_sum = mean * e.arm.pulls as f64;
         }
         self.warm_start = self.epochs;
+        self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.last = None;
     }
 
@@ -596,6 +642,7 @@ impl Playbook {
         self.epochs = epochs;
         self.last = None;
         self.warm_start = 0;
+        self.recent = [UNKNOWN; MAX_STRATEGIES];
         Ok(())
     }
 
@@ -790,10 +837,50 @@ mod tests {
         let mut p = pb(Selector::Elo);
         for _ in 0..5 {
             for i in 0..p.len() {
-                p.record(i, 0.5 + 0.1 * i as f64);
+                p.record(i, 0.5 + 0.05 * i as f64);
             }
         }
         p
+    }
+
+    #[test]
+    fn catastrophic_strategies_are_not_explored_until_the_veto_expires() {
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let cfg = PlaybookConfig {
+                min_samples: 20,
+                ..PlaybookConfig::DEFAULT
+            };
+            let mut p = Playbook::new(sel, cfg, 5);
+            // Slot 3 costs 10x the others whenever it runs.
+            let cost = |s: usize| if s == 3 { 10.0 } else { 0.9 + 0.01 * s as f64 };
+            let mut runs_of_3 = 0;
+            for e in 0..VETO_EPOCHS - 40 {
+                let (s, _) = p.select();
+                if s == 3 {
+                    runs_of_3 += 1;
+                    assert!(e < 20, "{sel:?}: vetoed strategy explored at epoch {e}");
+                }
+                p.record(s, cost(s));
+            }
+            assert_eq!(
+                runs_of_3, 1,
+                "{sel:?}: run once in the warm-up, then vetoed"
+            );
+            assert!(p.vetoed(3) && !p.vetoed(p.leader()));
+            // The veto expires: it may be tried once more (and is vetoed again).
+            let mut again = 0;
+            for _ in 0..80 {
+                let (s, _) = p.select();
+                again += (s == 3) as u32;
+                p.record(s, cost(s));
+            }
+            assert!(again <= 1, "{sel:?}: {again}");
+            p.record(3, 10.0);
+            assert!(p.vetoed(3));
+            // A phase change lifts every veto at once.
+            p.forget_half();
+            assert!(!p.vetoed(3));
+        }
     }
 
     fn temp_path(name: &str) -> Vec<u8> {
