@@ -91,8 +91,10 @@ pub fn variants() -> Vec<Variant> {
 pub struct Cell {
     pub variant: String,
     pub score: f64,
-    pub wall_ms: f64,
-    pub cpu_ms: f64,
+    /// Wall and CPU time per operation.
+    pub ns_per_op: f64,
+    pub cpu_ns_per_op: f64,
+    /// Minor faults of the whole worker process (start-up included).
     pub minflt: f64,
     pub mean_rss_kib: f64,
     pub peak_rss_kib: f64,
@@ -113,10 +115,12 @@ pub struct Row {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WarmRun {
     pub epochs: u64,
+    /// Epochs the playbook had learned from at the end, earlier runs included.
+    pub trained_epochs: u64,
     pub settled_epoch: Option<u64>,
     pub phase: String,
     pub choice: String,
-    pub wall_ms: f64,
+    pub ns_per_op: f64,
     /// On the workload's scale in the main table (when it ran there).
     pub score: Option<f64>,
 }
@@ -324,9 +328,9 @@ pub fn run(cfg: &Config, res: &mut Results) {
                 Cell {
                     variant: v.label.clone(),
                     score: f64::NAN,
-                    wall_ms: m(&|s| s.elapsed_ns as f64 / 1e6),
-                    cpu_ms: m(&|s| s.cpu_ns.unwrap_or(0) as f64 / 1e6),
-                    minflt: m(&|s| s.minflt as f64),
+                    ns_per_op: m(&|s| s.ns_per_op),
+                    cpu_ns_per_op: m(&|s| s.cpu_ns.unwrap_or(0) as f64 / s.ops.max(1) as f64),
+                    minflt: m(&|s| s.minflt_total.unwrap_or(s.minflt) as f64),
                     mean_rss_kib: m(&|s| s.mean_rss_kib.unwrap_or(f64::NAN)),
                     peak_rss_kib: m(&|s| s.peak_rss_kib as f64),
                     choices: ss
@@ -339,7 +343,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
             .collect();
         let vals: Vec<[f64; 3]> = cells
             .iter()
-            .map(|c| [c.wall_ms, c.minflt, c.mean_rss_kib])
+            .map(|c| [c.ns_per_op, c.minflt, c.mean_rss_kib])
             .collect();
         let best = lowest(&vals);
         bests.push((id.clone(), best));
@@ -372,23 +376,28 @@ pub fn run(cfg: &Config, res: &mut Results) {
                 let l = s.learn.clone().unwrap_or(LearnInfo {
                     learning: false,
                     epochs: 0,
+                    trained_epochs: 0,
                     phase: "?".into(),
                     choice: "?".into(),
                     settled_epoch: None,
                 });
-                let wall_ms = s.elapsed_ns as f64 / 1e6;
                 let score = bests.iter().find(|(id, _)| id == WARM_ON).map(|(_, b)| {
                     scores(
-                        &[[wall_ms, s.minflt as f64, s.mean_rss_kib.unwrap_or(f64::NAN)]],
+                        &[[
+                            s.ns_per_op,
+                            s.minflt_total.unwrap_or(s.minflt) as f64,
+                            s.mean_rss_kib.unwrap_or(f64::NAN),
+                        ]],
                         Some(*b),
                     )[0]
                 });
                 WarmRun {
                     epochs: l.epochs,
+                    trained_epochs: l.trained_epochs,
                     settled_epoch: l.settled_epoch,
                     phase: l.phase,
                     choice: l.choice,
-                    wall_ms,
+                    ns_per_op: s.ns_per_op,
                     score,
                 }
             }));
@@ -465,16 +474,6 @@ fn row(scenario: String, cells: Vec<Cell>) -> Row {
     }
 }
 
-fn fmt_ms(ms: f64) -> String {
-    if !ms.is_finite() {
-        "-".into()
-    } else if ms >= 1000.0 {
-        format!("{:.2}s", ms / 1000.0)
-    } else {
-        format!("{ms:.0}ms")
-    }
-}
-
 fn fmt_gap(g: Option<f64>) -> String {
     match g {
         Some(g) if g.is_finite() => format!("{g:+.1}%"),
@@ -506,7 +505,7 @@ impl Summary {
         for r in &self.rows {
             let short = r.scenario.trim_start_matches("learn/").to_string();
             let mut score = vec![short, "score".into()];
-            let mut time = vec![String::new(), "time".into()];
+            let mut time = vec![String::new(), "time/op".into()];
             for c in &r.cells {
                 let star = if r.best_fixed.as_deref() == Some(&c.variant) {
                     "*"
@@ -518,7 +517,11 @@ impl Summary {
                 } else {
                     "-".into()
                 });
-                time.push(fmt_ms(c.wall_ms));
+                time.push(if c.ns_per_op.is_finite() {
+                    fmt_ns(c.ns_per_op)
+                } else {
+                    "-".into()
+                });
             }
             score.push(r.best_fixed.clone().unwrap_or_else(|| "-".into()));
             time.push(String::new());
@@ -598,14 +601,15 @@ impl Summary {
         for (which, r) in [("cold", &w.cold), ("warm", &w.warm)] {
             let _ = writeln!(
                 s,
-                "- {which}: {} epochs, {}, final choice {}, time {}, score {}",
+                "- {which}: {} epochs ({} in the playbook at the end), {}, final choice {}, time/op {}, score {}",
                 r.epochs,
+                r.trained_epochs,
                 match r.settled_epoch {
                     Some(e) => format!("left LEARN for good at epoch {e} (phase {})", r.phase),
                     None => format!("never settled (phase at the end: {})", r.phase),
                 },
                 r.choice,
-                fmt_ms(r.wall_ms),
+                fmt_ns(r.ns_per_op),
                 r.score
                     .map(|x| format!("{x:.3}"))
                     .unwrap_or_else(|| "-".into())
@@ -655,7 +659,7 @@ impl Summary {
 
     fn legend(&self) -> String {
         format!(
-            "score = {} x time + {} x minor faults + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); medians of {} repetitions; time = wall time of the workload; * = best fixed candidate; gap = score / best fixed score - 1.",
+            "score = {} x time/op + {} x minor faults + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time; faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
             WEIGHTS[0], WEIGHTS[1], WEIGHTS[2], self.reps
         )
     }
@@ -690,8 +694,8 @@ mod tests {
         let cell = |v: &str, score| Cell {
             variant: v.into(),
             score,
-            wall_ms: 1.0,
-            cpu_ms: 1.0,
+            ns_per_op: 1.0,
+            cpu_ns_per_op: 1.0,
             minflt: 0.0,
             mean_rss_kib: 1.0,
             peak_rss_kib: 1.0,

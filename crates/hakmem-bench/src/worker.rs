@@ -42,8 +42,10 @@ pub const LEARN_ENV: [&str; 4] = [
 pub struct LearnInfo {
     pub learning: bool,
     pub epochs: u64,
+    /// Epochs the playbook has learned from, earlier runs included (a warm start).
+    pub trained_epochs: u64,
     pub phase: String,
-    /// The candidate's name, or the knobs of an evolved strategy.
+    /// The best strategy known at the end: a candidate's name, or the knobs of an evolved one.
     pub choice: String,
     /// The epoch at which the learner last left LEARN (froze on its final choice), if it did.
     pub settled_epoch: Option<u64>,
@@ -69,6 +71,9 @@ pub struct Sample {
     /// `learn` suite only: user + system CPU time of the worker during the scenario.
     #[serde(default)]
     pub cpu_ns: Option<u64>,
+    /// `learn` suite only: minor page faults of the whole worker process so far (start-up included).
+    #[serde(default)]
+    pub minflt_total: Option<u64>,
     /// `learn` suite only: mean RSS, /proc/self/statm sampled every 5 ms during the scenario.
     #[serde(default)]
     pub mean_rss_kib: Option<f64>,
@@ -121,9 +126,10 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
             learning: st.learning,
             epochs: st.epochs,
             phase: st.phase.to_string(),
-            choice: match st.name {
+            trained_epochs: st.trained_epochs,
+            choice: match hakmem::learn::strategy::default_name(&st.best) {
                 Some(n) => n.to_string(),
-                None => crate::learnapi::describe(&st.current),
+                None => crate::learnapi::describe(&st.best),
             },
             settled_epoch: settled_epoch.filter(|_| st.learning && !is_learn(st.phase)),
         }
@@ -154,6 +160,7 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
         base_rss_kib: before.ru_maxrss.max(0) as u64,
         checksum: std::hint::black_box(out.checksum),
         cpu_ns: learn.then(|| cpu(&after).saturating_sub(cpu(&before))),
+        minflt_total: learn.then(|| after.ru_minflt.max(0) as u64),
         mean_rss_kib,
         learn: learn_info,
     };
