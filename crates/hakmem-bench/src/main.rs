@@ -352,3 +352,30 @@ fn default_out_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"))
         .join("hakmem-bench")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learn_runs_only_when_asked_for() {
+        let c = config(&RunArgs::default()).unwrap();
+        assert!(c.learn.is_empty());
+        assert!(c.scenarios.iter().all(|s| s.suite != "learn"));
+        let a = RunArgs {
+            suite: vec!["learn".into()],
+            ..RunArgs::default()
+        };
+        let c = config(&a).unwrap();
+        assert!(c.scenarios.is_empty());
+        assert_eq!(c.learn.len(), 6);
+        assert_eq!(c.allocators, vec![AllocKind::Hakmem]);
+        let a = RunArgs {
+            scenario: vec!["learn/vm".into(), "seed/json".into()],
+            ..RunArgs::default()
+        };
+        let c = config(&a).unwrap();
+        assert_eq!(c.learn.len(), 1);
+        assert_eq!(c.scenarios.len(), 1);
+    }
+}

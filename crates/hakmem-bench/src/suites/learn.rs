@@ -121,9 +121,9 @@ fn replace<A: Alloc>(
     sum
 }
 
-/// Memory pressure in waves of ~0.4 s: a crest builds a live set of ~40 MiB of 64..256 KiB blocks
+/// Memory pressure in waves of ~0.5 s: a crest builds a live set of ~40 MiB of 64..256 KiB blocks
 /// (every page touched), churns it once over and frees it all; a long, nearly idle trough follows
-/// (computation over a 64 KiB buffer, a small block allocated now and then). Keeping the crest's
+/// (computation over a 64 KiB buffer, a 512 KiB block allocated and freed about every ms). Keeping the crest's
 /// memory saves page faults at the next crest; giving it back makes the trough's RSS small.
 /// An operation is a crest allocation or 1000 steps of trough computation.
 pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
@@ -153,8 +153,8 @@ pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
         }
         sum += free_all(a, &mut big, true);
         ops += 2 * big.len() as u64;
-        // The trough: ~0.35 s of work on 2 cores' worth of a noisy machine, whatever the strategy.
-        for step in 0..300_000u64 {
+        // The trough: ~0.4 s of computation (about 4 us per step), whatever the strategy.
+        for step in 0..100_000u64 {
             for _ in 0..1000 {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -167,8 +167,10 @@ pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
                 }
             }
             ops += 1;
-            if step % 64 == 0 {
-                let b = new_block(a, rng.range(16, 512), tag(step as usize), false);
+            // A 512 KiB block (above every large-block threshold) about every millisecond: a slow
+            // event, so that the learner's epochs go on ending in the trough.
+            if step % 256 == 0 {
+                let b = new_block(a, 512 * KIB, tag(step as usize), false);
                 sum += free_block(a, b, false);
                 if Instant::now() >= end {
                     break 'run;
