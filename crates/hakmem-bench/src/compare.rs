@@ -566,6 +566,7 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
         records: col.finish(),
         errors,
         notes,
+        learn: None,
     };
     for t in table::tables(&res, &COLUMNS, results::WALL_MS) {
         println!("{}", t.render_text());

@@ -7,6 +7,8 @@ mod alloc;
 mod chart;
 mod compare;
 mod elf;
+mod learn;
+mod learnapi;
 mod report;
 mod results;
 mod rng;
@@ -61,7 +63,8 @@ struct RunArgs {
     /// Larger workloads and 10 repetitions: longer, steadier figures.
     #[arg(long)]
     full: bool,
-    /// Suites to run, comma-separated: seed, fastpath, larson, extended (default: all).
+    /// Suites to run, comma-separated: seed, fastpath, larson, extended, learn (default: all but
+    /// learn, which compares hakmem's own strategies and runs only when named).
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
     /// Scenarios to run, comma-separated ids such as `seed/json` or `larson/tput` (see `list`).
@@ -70,7 +73,7 @@ struct RunArgs {
     /// Allocators to compare, comma-separated (default: all four).
     #[arg(long, value_delimiter = ',', value_enum)]
     allocators: Vec<AllocKind>,
-    /// Repetitions per allocator (default: 3 quick, 5 default, 10 full).
+    /// Repetitions per allocator (default: 3 quick, 5 default, 10 full; learn: 2, 3, 5 per variant).
     #[arg(long)]
     reps: Option<usize>,
     /// Threads for the N-thread scenarios and Larson (default: the number of cores).
@@ -138,8 +141,18 @@ fn run_main(args: RunArgs) -> ExitCode {
         }
     };
     let out = args.out.clone().unwrap_or_else(default_out_dir);
+    let learn = if cfg.learn.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " + learn: {} parts, {} variants x {} repetitions",
+            cfg.learn.len(),
+            learn::variants().len(),
+            cfg.learn_reps
+        )
+    };
     eprintln!(
-        "hakmem-bench: {} scenarios x {} allocators x {} repetitions ({} mode), {} cores; results in {}",
+        "hakmem-bench: {} scenarios x {} allocators x {} repetitions{learn} ({} mode), {} cores; results in {}",
         cfg.scenarios.len(),
         cfg.allocators.len(),
         cfg.reps,
@@ -147,10 +160,16 @@ fn run_main(args: RunArgs) -> ExitCode {
         results::cores(),
         out.display()
     );
-    let res = runner::run(&cfg);
+    let mut res = runner::run(&cfg);
     if !cfg.progress {
         for t in table::tables(&res, &runner::COLUMNS, results::TIME_NS) {
             println!("{}", t.render_text());
+        }
+    }
+    if !cfg.learn.is_empty() {
+        learn::run(&cfg, &mut res);
+        if let Some(l) = &res.learn {
+            println!("{}", l.render_text());
         }
     }
     let time = table::summary(&res, "time_ns");
@@ -192,12 +211,12 @@ fn run_main(args: RunArgs) -> ExitCode {
 }
 
 fn config(a: &RunArgs) -> Result<runner::Config, String> {
-    let (mode, scale, reps, larson_secs) = if a.quick {
-        ("quick", 0.25, 3, 0.3)
+    let (mode, scale, reps, larson_secs, learn_reps) = if a.quick {
+        ("quick", 0.25, 3, 0.3, 2)
     } else if a.full {
-        ("full", 5.0, 10, 2.0)
+        ("full", 5.0, 10, 2.0, 5)
     } else {
-        ("default", 2.0, 5, 1.0)
+        ("default", 2.0, 5, 1.0, 3)
     };
     for s in &a.suite {
         if !suites::SUITES.contains(&s.as_str()) {
@@ -214,15 +233,21 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
             ));
         }
     }
-    let scenarios: Vec<&'static suites::Scenario> = suites::SCENARIOS
+    // The opt-in suites (learn) run only when --suite or --scenario names them.
+    let (learn, scenarios): (Vec<&'static suites::Scenario>, Vec<_>) = suites::SCENARIOS
         .iter()
         .filter(|s| a.suite.is_empty() || a.suite.iter().any(|x| x == s.suite))
         .filter(|s| a.scenario.is_empty() || a.scenario.contains(&s.id()))
-        .collect();
-    if scenarios.is_empty() {
+        .filter(|s| {
+            !(a.suite.is_empty() && a.scenario.is_empty() && suites::OPT_IN.contains(&s.suite))
+        })
+        .partition(|s| s.suite == "learn");
+    if scenarios.is_empty() && learn.is_empty() {
         return Err("no scenario matches --suite and --scenario together".into());
     }
-    let mut allocators = if a.allocators.is_empty() {
+    let mut allocators = if scenarios.is_empty() {
+        vec![AllocKind::Hakmem]
+    } else if a.allocators.is_empty() {
         AllocKind::ALL.to_vec()
     } else {
         a.allocators.clone()
@@ -286,6 +311,8 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
         command: std::env::args().collect(),
         progress: !a.no_progress,
         notes,
+        learn,
+        learn_reps: a.reps.unwrap_or(learn_reps),
     })
 }
 
@@ -324,4 +351,31 @@ fn default_out_dir() -> PathBuf {
     target
         .unwrap_or_else(|| PathBuf::from("target"))
         .join("hakmem-bench")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learn_runs_only_when_asked_for() {
+        let c = config(&RunArgs::default()).unwrap();
+        assert!(c.learn.is_empty());
+        assert!(c.scenarios.iter().all(|s| s.suite != "learn"));
+        let a = RunArgs {
+            suite: vec!["learn".into()],
+            ..RunArgs::default()
+        };
+        let c = config(&a).unwrap();
+        assert!(c.scenarios.is_empty());
+        assert_eq!(c.learn.len(), 6);
+        assert_eq!(c.allocators, vec![AllocKind::Hakmem]);
+        let a = RunArgs {
+            scenario: vec!["learn/vm".into(), "seed/json".into()],
+            ..RunArgs::default()
+        };
+        let c = config(&a).unwrap();
+        assert_eq!(c.learn.len(), 1);
+        assert_eq!(c.scenarios.len(), 1);
+    }
 }

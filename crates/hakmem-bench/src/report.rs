@@ -16,7 +16,12 @@ pub fn write(
     time: Metric,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let scenarios: Vec<String> = res.scenarios().into_iter().map(|(_, s)| s).collect();
+    let scenarios: Vec<String> = res
+        .scenarios()
+        .into_iter()
+        .filter(|(suite, _)| suite != "learn")
+        .map(|(_, s)| s)
+        .collect();
     let allocs = res.info.allocators.clone();
     let pick = |metric: &str, ratio: bool| -> Vec<Vec<Option<f64>>> {
         scenarios
@@ -79,8 +84,11 @@ pub fn write(
     };
     let ratio_svg = format!("{stem}-ratio.svg");
     let rss_svg = format!("{stem}-rss.svg");
-    std::fs::write(dir.join(&ratio_svg), ratio.to_svg())?;
-    std::fs::write(dir.join(&rss_svg), rss.to_svg())?;
+    let charts = !scenarios.is_empty();
+    if charts {
+        std::fs::write(dir.join(&ratio_svg), ratio.to_svg())?;
+        std::fs::write(dir.join(&rss_svg), rss.to_svg())?;
+    }
 
     let i = &res.info;
     let mut md = String::new();
@@ -141,17 +149,31 @@ pub fn write(
             );
         }
     }
-    let _ = writeln!(
-        md,
-        "\n## Time relative to {BASELINE}\n\n![ratio]({ratio_svg})\n"
-    );
-    let _ = writeln!(md, "## Peak RSS\n\n![rss]({rss_svg})\n");
+    if charts {
+        let _ = writeln!(
+            md,
+            "\n## Time relative to {BASELINE}\n\n![ratio]({ratio_svg})\n"
+        );
+        let _ = writeln!(md, "## Peak RSS\n\n![rss]({rss_svg})\n");
+    }
     for t in table::tables(res, columns, time) {
         let _ = writeln!(md, "## {}\n", t.title);
         if let Some(desc) = suite_description(&t.title) {
             let _ = writeln!(md, "{desc}\n");
         }
         md.push_str(&t.render_markdown());
+        md.push('\n');
+    }
+    if let Some(l) = &res.learn {
+        let _ = writeln!(md, "## learn\n");
+        if let Some(desc) = suite_description("learn") {
+            let _ = writeln!(md, "{desc}\n");
+        }
+        let _ = writeln!(
+            md,
+            "hakmem only: each fixed candidate strategy (`HAKMEM_STRATEGY=<name>`) and the learner (`HAKMEM_LEARN=elo|ucb1`, `HAKMEM_MODE=balanced`), one worker process per run.\n"
+        );
+        md.push_str(&l.render_markdown());
         md.push('\n');
     }
     let path = dir.join(format!("{stem}.md"));

@@ -116,6 +116,9 @@ pub struct Results {
     pub errors: Vec<Failure>,
     /// Things the reader should know (skipped allocators and the like).
     pub notes: Vec<String>,
+    /// The `learn` suite's scores, gaps, warm start and cost (its raw figures are in `records`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<crate::learn::Summary>,
 }
 
 /// Gathers repetitions into records, keeping the order of first appearance.
@@ -356,6 +359,7 @@ mod tests {
                 message: "x".into(),
             }],
             notes: vec![],
+            learn: None,
         }
     }
 

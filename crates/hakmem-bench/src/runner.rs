@@ -31,6 +31,10 @@ pub struct Config {
     pub progress: bool,
     /// Things the reader should know, carried into the results.
     pub notes: Vec<String>,
+    /// The `learn` suite's selected scenarios (run by `learn::run`, not here).
+    pub learn: Vec<&'static Scenario>,
+    /// Repetitions per variant in the `learn` suite.
+    pub learn_reps: usize,
 }
 
 pub fn run(cfg: &Config) -> Results {
@@ -85,6 +89,7 @@ pub fn run(cfg: &Config) -> Results {
                     scenario: id.clone(),
                     allocator: alloc,
                     params: cfg.params.clone(),
+                    env: vec![],
                 };
                 match worker::spawn(&cfg.exe, &job, cfg.timeout) {
                     Ok(s) => add_sample(&mut col, sc.suite, &id, alloc.name(), &s),
@@ -111,6 +116,7 @@ pub fn run(cfg: &Config) -> Results {
                 records: col.snapshot(),
                 errors: errors.clone(),
                 notes: vec![],
+                learn: None,
             };
             for t in crate::table::tables(&partial, &COLUMNS, results::TIME_NS) {
                 if t.title == sc.suite {
@@ -125,6 +131,7 @@ pub fn run(cfg: &Config) -> Results {
         records: col.finish(),
         errors,
         notes: cfg.notes.clone(),
+        learn: None,
     }
 }
 

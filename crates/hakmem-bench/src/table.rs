@@ -70,11 +70,12 @@ pub fn fmt_ratio(r: Option<f64>) -> String {
     }
 }
 
-/// One table per suite. `spread_on` is the metric whose spread over repetitions is shown.
+/// One table per suite (but `learn`, which has its own: `learn::Summary`). `spread_on` is the metric
+/// whose spread over repetitions is shown.
 pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table> {
     let mut suites: Vec<String> = Vec::new();
     for (suite, _) in res.scenarios() {
-        if !suites.contains(&suite) {
+        if suite != "learn" && !suites.contains(&suite) {
             suites.push(suite);
         }
     }

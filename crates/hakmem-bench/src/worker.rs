@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const MARKER: &str = "HAKMEM_BENCH_SAMPLE ";
@@ -21,6 +23,32 @@ pub struct Job {
     pub scenario: String,
     pub allocator: AllocKind,
     pub params: Params,
+    /// Environment variables set for this worker (the `learn` suite's `HAKMEM_*`); when there are
+    /// any, the learning variables the runner has are not passed on.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+/// The learning variables a `learn` worker gets only from its job.
+pub const LEARN_ENV: [&str; 4] = [
+    "HAKMEM_STRATEGY",
+    "HAKMEM_LEARN",
+    "HAKMEM_MODE",
+    "HAKMEM_PLAYBOOK",
+];
+
+/// What the learner said at the end of a `learn` worker (`hakmem::tuning::status()`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LearnInfo {
+    pub learning: bool,
+    pub epochs: u64,
+    /// Epochs the playbook has learned from, earlier runs included (a warm start).
+    pub trained_epochs: u64,
+    pub phase: String,
+    /// The best strategy known at the end: a candidate's name, or the knobs of an evolved one.
+    pub choice: String,
+    /// The epoch at which the learner last left LEARN (froze on its final choice), if it did.
+    pub settled_epoch: Option<u64>,
 }
 
 /// What a worker reports for one repetition.
@@ -40,6 +68,17 @@ pub struct Sample {
     /// ru_maxrss before the scenario started: the worker's own baseline.
     pub base_rss_kib: u64,
     pub checksum: u64,
+    /// `learn` suite only: user + system CPU time of the worker during the scenario.
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
+    /// `learn` suite only: minor page faults of the whole worker process so far (start-up included).
+    #[serde(default)]
+    pub minflt_total: Option<u64>,
+    /// `learn` suite only: mean RSS, /proc/self/statm sampled every 5 ms during the scenario.
+    #[serde(default)]
+    pub mean_rss_kib: Option<f64>,
+    #[serde(default)]
+    pub learn: Option<LearnInfo>,
 }
 
 fn rusage() -> libc::rusage {
@@ -64,6 +103,8 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
     if suites::find(&job.scenario).is_none() {
         return Err(format!("unknown scenario `{}`", job.scenario));
     }
+    let learn = job.scenario.starts_with("learn/");
+    let sampler = learn.then(Sampler::start);
     let before = rusage();
     let out = crate::with_alloc!(job.allocator, |a| suites::run(
         a,
@@ -71,6 +112,32 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
         &job.params
     ))?;
     let after = rusage();
+    let (mean_rss_kib, settled_epoch) = match sampler {
+        Some(s) => {
+            let (m, e) = s.stop();
+            (Some(m), e)
+        }
+        None => (None, None),
+    };
+    let learn_info = learn.then(|| {
+        let st = crate::learnapi::status();
+        crate::learnapi::finish();
+        LearnInfo {
+            learning: st.learning,
+            epochs: st.epochs,
+            phase: st.phase.to_string(),
+            trained_epochs: st.trained_epochs,
+            choice: match hakmem::learn::strategy::default_name(&st.best) {
+                Some(n) => n.to_string(),
+                None => crate::learnapi::describe(&st.best),
+            },
+            settled_epoch: settled_epoch.filter(|_| st.learning && !is_learn(st.phase)),
+        }
+    });
+    let cpu = |r: &libc::rusage| {
+        let t = |v: libc::timeval| v.tv_sec as u64 * 1_000_000_000 + v.tv_usec as u64 * 1000;
+        t(r.ru_utime) + t(r.ru_stime)
+    };
     let ops = out.ops.max(1);
     let (ns_per_op, p95, p99) = match out.per_op_ns {
         Some(mut v) => match stats::summarize_ns(&mut v) {
@@ -92,6 +159,10 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
         peak_rss_kib: after.ru_maxrss.max(0) as u64,
         base_rss_kib: before.ru_maxrss.max(0) as u64,
         checksum: std::hint::black_box(out.checksum),
+        cpu_ns: learn.then(|| cpu(&after).saturating_sub(cpu(&before))),
+        minflt_total: learn.then(|| after.ru_minflt.max(0) as u64),
+        mean_rss_kib,
+        learn: learn_info,
     };
     println!(
         "{MARKER}{}",
@@ -100,10 +171,68 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn is_learn(phase: &str) -> bool {
+    phase.eq_ignore_ascii_case("learn")
+}
+
+/// Samples the RSS (and the learner's phase) from a thread every 5 ms while a `learn` scenario runs.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(f64, Option<u64>)>,
+}
+
+impl Sampler {
+    fn start() -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            // SAFETY: sysconf has no preconditions.
+            let page_kib = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) / 1024) as f64;
+            let (mut sum, mut n) = (0.0, 0u64);
+            let mut settled = None;
+            loop {
+                let done = flag.load(Ordering::Relaxed);
+                if let Some(pages) = std::fs::read_to_string("/proc/self/statm")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+                {
+                    sum += pages * page_kib;
+                    n += 1;
+                }
+                let st = crate::learnapi::status();
+                if is_learn(st.phase) {
+                    settled = None;
+                } else if settled.is_none() {
+                    settled = Some(st.epochs);
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (sum / n.max(1) as f64, settled)
+        });
+        Sampler { stop, handle }
+    }
+
+    /// Mean RSS in KiB and the epoch the learner last left LEARN at.
+    fn stop(self) -> (f64, Option<u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or((f64::NAN, None))
+    }
+}
+
 /// The runner side: run `job` in a fresh process of `exe`, with a time limit.
 pub fn spawn(exe: &Path, job: &Job, timeout: Duration) -> Result<Sample, String> {
     let json = serde_json::to_string(job).map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if !job.env.is_empty() {
+        for k in LEARN_ENV {
+            cmd.env_remove(k);
+        }
+        cmd.envs(job.env.iter().map(|(k, v)| (k, v)));
+    }
+    let mut child = cmd
         .arg("__worker")
         .arg(&json)
         .stdin(Stdio::null())

@@ -300,3 +300,80 @@ fn compare_reports_missing_and_unusable_libraries() {
     assert!(rss < 3072.0, "peak RSS of `true` is {rss} KiB");
     assert!(v["errors"].as_array().unwrap().len() >= 2);
 }
+
+#[test]
+fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
+    let out = tmp("learn");
+    let o = run(
+        &[
+            "--quick",
+            "--suite",
+            "learn",
+            "--reps",
+            "1",
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("== learn ==") && t.contains("Warm start on"),
+        "{t}"
+    );
+    let v = json(&out.join("results.json"));
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0, "{t}");
+    let l = &v["learn"];
+    let mut want: Vec<String> = hakmem::learn::strategy::DEFAULTS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    want.push("learn-elo".into());
+    want.push("learn-ucb1".into());
+    let cands: Vec<String> = l["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cands, want);
+    let rows = l["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "vm, mixed, pressure, phase");
+    for r in rows {
+        let cells = r["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), want.len());
+        for (c, name) in cells.iter().zip(&want) {
+            assert_eq!(c["variant"], name.as_str());
+            let s = c["score"].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                s.is_finite() && s >= 0.999,
+                "{} {name}: score {s}",
+                r["scenario"]
+            );
+            assert!(c["mean_rss_kib"].as_f64().unwrap() > 0.0);
+        }
+        assert!(r["best_fixed"].as_str().is_some());
+        // The table shows every candidate.
+        for name in &want {
+            assert!(
+                t.contains(name.as_str()),
+                "{name} missing from the table:\n{t}"
+            );
+        }
+        let sc = r["scenario"].as_str().unwrap();
+        assert_eq!(records(&v, sc, "hakmem:learn-elo", "epochs").len(), 1);
+    }
+    assert!(l["warm_start"]["warm"]["epochs"].as_u64().is_some());
+    let cost = l["cost"].as_array().unwrap();
+    assert_eq!(cost.len(), 4);
+    assert!(cost
+        .iter()
+        .all(|c| c["diff_pct"].as_f64().unwrap().is_finite()));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("## learn") && md.contains("| vm | score |"),
+        "{md}"
+    );
+}

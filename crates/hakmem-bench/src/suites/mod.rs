@@ -3,6 +3,7 @@
 pub mod extended;
 pub mod fastpath;
 pub mod larson;
+pub mod learn;
 pub mod seed;
 
 use crate::alloc::Alloc;
@@ -70,7 +71,10 @@ impl Scenario {
     }
 }
 
-pub const SUITES: [&str; 4] = ["seed", "fastpath", "larson", "extended"];
+pub const SUITES: [&str; 5] = ["seed", "fastpath", "larson", "extended", "learn"];
+
+/// Suites that run only when asked for by `--suite` or `--scenario` (not in the default run).
+pub const OPT_IN: [&str; 1] = ["learn"];
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario { suite: "seed", name: "json", what: "64 KiB x 1000: allocate, touch every page, free; ns per cycle" },
@@ -94,6 +98,12 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario { suite: "extended", name: "realloc-heavy", what: "50 % realloc (grow and shrink, contents checked), 50 % alloc/free" },
     Scenario { suite: "extended", name: "edge-cases", what: "1-byte blocks, alloc_zeroed of dirty memory, realloc to 1 B and back, huge request -> null" },
     Scenario { suite: "extended", name: "alignment", what: "blocks aligned to 64 B and 4 KiB, alignment checked, 16 B..8 KiB" },
+    Scenario { suite: "learn", name: "vm", what: "hakmem only, per strategy, for 0.75 s per unit: the seed VM cycle (2 MiB, every page touched)" },
+    Scenario { suite: "learn", name: "mixed", what: "hakmem only, per strategy, for 0.75 s per unit: the seed MIXED cycle list (64 KiB, 256 KiB, 2 MiB)" },
+    Scenario { suite: "learn", name: "pressure", what: "hakmem only, per strategy, for 0.75 s per unit: crests of ~40 MiB of 64..256 KiB blocks, idle-ish troughs" },
+    Scenario { suite: "learn", name: "phase", what: "hakmem only, per strategy, for 0.75 s per unit: small-object churn, then 256 KiB..4 MiB block churn" },
+    Scenario { suite: "learn", name: "warm-start", what: "hakmem, learner (elo) on learn/mixed twice with one HAKMEM_PLAYBOOK file: cold, then warm" },
+    Scenario { suite: "learn", name: "cost", what: "hakmem, the fastpath scenarios with HAKMEM_LEARN=off and elo: difference in time/op" },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
@@ -124,6 +134,10 @@ pub fn run<A: Alloc>(a: &A, id: &str, p: &Params) -> Result<Outcome, String> {
         "extended/realloc-heavy" => extended::realloc_heavy(a, p),
         "extended/edge-cases" => extended::edge_cases(a, p),
         "extended/alignment" => extended::alignment(a, p),
+        "learn/vm" => learn::vm(a, p),
+        "learn/mixed" => learn::mixed(a, p),
+        "learn/pressure" => learn::pressure(a, p),
+        "learn/phase" => learn::phase(a, p),
         _ => return Err(format!("unknown scenario `{id}`")),
     })
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 const JSON: usize = 64 * KIB;
 const MIR: usize = 256 * KIB;
-const VM: usize = 2 * MIB;
+pub const VM: usize = 2 * MIB;
 
 /// Rounds of the scenario's cycle list in the default run.
 const ROUNDS: usize = 20;
@@ -27,6 +27,11 @@ pub fn vm<A: Alloc>(a: &A, p: &Params) -> Outcome {
 
 /// The three interleaved: every cycle a JSON block, every 10th also a MIR block, every 100th a VM block.
 pub fn mixed<A: Alloc>(a: &A, p: &Params) -> Outcome {
+    cycles(a, &mixed_sizes(), p.n(ROUNDS))
+}
+
+/// The cycle list of `mixed`: 1000 JSON, 100 MIR and 10 VM blocks interleaved.
+pub fn mixed_sizes() -> Vec<usize> {
     let mut sizes = Vec::with_capacity(1110);
     for i in 0..1000 {
         sizes.push(JSON);
@@ -37,10 +42,11 @@ pub fn mixed<A: Alloc>(a: &A, p: &Params) -> Outcome {
             sizes.push(VM);
         }
     }
-    cycles(a, &sizes, p.n(ROUNDS))
+    sizes
 }
 
-fn cycles<A: Alloc>(a: &A, sizes: &[usize], rounds: usize) -> Outcome {
+/// Allocates, touches, checks and frees each size of `sizes` in turn, `rounds` times.
+pub fn cycles<A: Alloc>(a: &A, sizes: &[usize], rounds: usize) -> Outcome {
     let mut times: Vec<u64> = Vec::with_capacity(sizes.len() * rounds);
     let mut checksum = 0u64;
     let start = Instant::now();
