@@ -357,7 +357,12 @@ mod tests {
         );
         assert_ne!(l.phase(), Phase::Learn);
         let names: Vec<&str> = l.events().iter().map(|r| r.event.name()).collect();
-        assert_eq!(names[0], "froze");
+        // It froze first (the log keeps the last LOG_CAPACITY events, so "froze" may have
+        // scrolled out: then the log is full of canaries).
+        assert!(
+            names[0] == "froze" || names.len() == lifecycle::LOG_CAPACITY,
+            "{names:?}"
+        );
         assert!(names.contains(&"canary-rolled-back"), "{names:?}");
         assert!(!names.contains(&"canary-promoted"), "{names:?}");
         assert_eq!(l.leaderboard().next().unwrap().strategy, DEFAULTS[TARGET].1);

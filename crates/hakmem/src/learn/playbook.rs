@@ -45,9 +45,11 @@ pub enum Selector {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlaybookConfig {
-    /// Share of epochs that explore a non-leader in ELO mode (DESIGN.md: 0.1).
+    /// Share of epochs that explore a non-leader in ELO mode (DESIGN.md: 0.1; 0.05 measured
+    /// better in the allocator, where an epoch of a bad strategy also costs the next ones).
     pub epsilon: f64,
-    /// Epochs recorded before ratings drive choices (DESIGN.md: 50).
+    /// Epochs recorded before ratings drive choices (DESIGN.md: 50; 20, two rounds of the ten
+    /// defaults, measured better: learning on seed VM went from +40-70 % to +10-20 % time).
     pub min_samples: u64,
     /// Strategies the curator keeps (DESIGN.md: top 6 survive).
     pub keep: usize,
@@ -61,8 +63,8 @@ pub struct PlaybookConfig {
 
 impl PlaybookConfig {
     pub const DEFAULT: PlaybookConfig = PlaybookConfig {
-        epsilon: 0.1,
-        min_samples: 50,
+        epsilon: 0.05,
+        min_samples: 20,
         keep: 6,
         trial_epochs: 2,
         draw_margin: elo::DRAW_MARGIN,
@@ -921,13 +923,15 @@ mod tests {
     fn warm_up_is_round_robin_then_ratings_drive() {
         let mut p = pb(Selector::Elo);
         let mut seen = [0u32; DEFAULT_COUNT];
-        for _ in 0..50 {
+        let warm = p.config().min_samples;
+        for _ in 0..warm {
             let (s, c) = p.select();
             assert!(c == Choice::Trial || c == Choice::WarmUp);
             seen[s] += 1;
             p.record(s, if s == 3 { 0.5 } else { 1.0 });
         }
-        assert!(seen.iter().all(|&n| n == 5), "{seen:?}");
+        let rounds = (warm / DEFAULT_COUNT as u64) as u32;
+        assert!(rounds >= 2 && seen.iter().all(|&n| n == rounds), "{seen:?}");
         assert_eq!(p.leader(), 3);
         let (s, c) = p.select();
         assert!(c == Choice::Exploit || c == Choice::Explore);
@@ -968,12 +972,13 @@ mod tests {
                 _ => panic!("{c:?}"),
             }
         }
-        // Binomial(20000, 0.1): sd = 42; allow 5 sd.
-        assert!((1790..=2210).contains(&explore), "{explore}");
-        // Exploration is spread over all non-leaders (about 222 each).
+        // Binomial(20000, 0.05): sd = 31; allow 5 sd.
+        assert_eq!(p.config().epsilon, 0.05);
+        assert!((845..=1155).contains(&explore), "{explore}");
+        // Exploration is spread over all non-leaders (about 111 each).
         for (i, &o) in others[..p.len()].iter().enumerate() {
             if i != leader {
-                assert!((120..=330).contains(&o), "{others:?}");
+                assert!((45..=185).contains(&o), "{others:?}");
             }
         }
         // Same seed, same choices.
