@@ -5,7 +5,8 @@
 //! - every 8th slow call of a heap (refill, flush) and every 8th large allocation or free is
 //!   timed in TSC ticks and charged 8 times (`Timer`), and its request size goes into the epoch's
 //!   size sketch (`tick`, under a try-lock: a busy lock just skips the sample);
-//! - when `EPOCH_MS` have passed, the thread that holds the lock ends the epoch: it reads the
+//! - when `EPOCH_MS` have passed (`PROBE_MS` for the first epoch of a strategy never run yet),
+//!   the thread that holds the lock ends the epoch: it reads the
 //!   process's CPU time and minor faults (getrusage) and resident size (/proc/self/statm), hands
 //!   the learner the epoch's `Measurements`, and stores the strategy it returns in `knobs`.
 //!
@@ -27,6 +28,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Wall time of one epoch.
 pub const EPOCH_MS: u64 = 10;
+/// Wall time of a probe: the first epoch of a strategy that has not run yet (it may be
+/// catastrophic for this workload, and a probe is enough to tell).
+pub const PROBE_MS: u64 = 3;
 /// One slow event in this many is timed and sampled (a power of two).
 pub const SAMPLE_PERIOD: u64 = 8;
 
@@ -111,7 +115,7 @@ pub fn init() {
     }
     knobs::apply(learner.current());
     st.last = Sample::now();
-    st.next_epoch_ms = os::now_ms() + EPOCH_MS;
+    st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
     LEARNING.store(true, Ordering::Release);
     GLOBAL.lock.unlock();
 }
@@ -162,7 +166,7 @@ fn tick(size: usize) {
     // SAFETY: the lock is held.
     let st = unsafe { &mut *GLOBAL.state.get() };
     st.sizes.record(size as u64);
-    let now = os::now_ms();
+    let now = os::monotonic_ns() / 1_000_000;
     if now >= st.next_epoch_ms && !st.finished {
         end_epoch(st, now);
     }
@@ -191,7 +195,12 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     st.sizes.clear();
     st.last = s;
     st.slow_ticks_seen = slow;
-    st.next_epoch_ms = now_ms + EPOCH_MS;
+    st.next_epoch_ms = now_ms
+        + if learner.probing() {
+            PROBE_MS
+        } else {
+            EPOCH_MS
+        };
     if !st.finished && config::get().playbook.is_some() {
         register_exit_save();
     }

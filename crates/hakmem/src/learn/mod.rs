@@ -140,6 +140,16 @@ impl Learner {
         }
     }
 
+    /// Whether the current strategy is running for the first time (in LEARN): the caller may
+    /// make this epoch a short probe, so that a catastrophic candidate costs little.
+    pub fn probing(&self) -> bool {
+        self.lifecycle.phase() == Phase::Learn
+            && self
+                .playbook
+                .slot_of(self.running)
+                .is_some_and(|s| self.playbook.untried(s))
+    }
+
     fn choose_learning(&mut self) {
         let (slot, _) = self.playbook.select();
         let e = self.playbook.entry(slot);

@@ -284,6 +284,12 @@ impl Playbook {
         self.len -= 1;
     }
 
+    /// Whether `slot` has not run since the playbook started, was loaded or forgot half: its next
+    /// epoch is a probe.
+    pub fn untried(&self, slot: usize) -> bool {
+        !self.recent[slot].0.is_finite()
+    }
+
     /// Whether exploration skips `slot` (see `recent`). The leader is never vetoed.
     pub fn vetoed(&self, slot: usize) -> bool {
         let (cost, at) = self.recent[slot];
