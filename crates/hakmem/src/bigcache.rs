@@ -79,15 +79,16 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
         return false;
     }
     let mut evicted: *mut LargeHeader = null_mut();
+    let now = os::now_ms();
     GLOBAL.lock.lock();
     {
         let c = &mut *GLOBAL.c.get();
         (*h).purged = false;
         (*h).cached = true;
-        (*h).cached_ms = os::now_ms();
+        (*h).cached_ms = now;
         c.blocks.push_front(h);
         c.warm_bytes += (*h).map_len;
-        purge_locked(c, os::now_ms());
+        purge_locked(c, now);
         if c.blocks.len > MAX_ENTRIES {
             evicted = c.blocks.pop_back();
             if !(*evicted).purged {

@@ -93,6 +93,12 @@ pub fn advise_huge(p: *mut u8, len: usize) {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
 }
 
+/// Withdraws `advise_huge` from a range, so later faults take 4 KiB pages again.
+pub fn advise_no_huge(p: *mut u8, len: usize) {
+    // SAFETY: advice only; the range is ours.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
+}
+
 /// Resizes a mapping without moving it. Returns false when the pages after it are taken.
 pub fn resize_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
     // SAFETY: flags 0 never moves the mapping; the range is ours.

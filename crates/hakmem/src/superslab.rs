@@ -36,6 +36,11 @@ const ALL_SMALL_SLABS: u32 = !1;
 const PURGE_SCAN: usize = 64;
 /// Empty SuperSlabs unmapped per purge (the rest wait for the next one).
 const UNMAP_BATCH: usize = 8;
+/// Mid classes at least this big get transparent huge pages: a slab holds at most 31 of their
+/// blocks, each of which touches 16 pages or more, so the SuperSlab is used densely and one fault
+/// maps it whole. Smaller classes keep 4 KiB pages (a huge page would make a thread's slab of each
+/// class 2 MiB resident at once).
+const HUGE_MID_MIN: usize = 64 * 1024;
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -48,6 +53,8 @@ pub struct SuperSlab {
     dirty_mask: u32,
     used_slabs: u32,
     purged: bool,
+    /// Whether the range is advised for transparent huge pages (see `set_huge`).
+    huge: bool,
     /// When a slab of it was last released (ms, `os::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
@@ -128,7 +135,7 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
     if size_class::is_small(class) {
         let mut ss = m.partial.head;
         if ss.is_null() {
-            ss = take_empty(m);
+            ss = take_empty(m, false);
             if ss.is_null() {
                 return null_mut();
             }
@@ -156,7 +163,7 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
         slab
     } else {
-        let ss = take_empty(m);
+        let ss = take_empty(m, crate::config::get().thp && size >= HUGE_MID_MIN);
         if ss.is_null() {
             return null_mut();
         }
@@ -171,8 +178,22 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
     }
 }
 
-/// An empty SuperSlab from the cache, or a new one from the OS; null when the OS refuses.
-unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
+/// Advises (or stops advising) huge pages for an empty SuperSlab about to be used. The advice
+/// takes effect on a range with no pages yet; on a cached one it only lets khugepaged merge them.
+unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
+    if (*ss).huge != huge {
+        (*ss).huge = huge;
+        if huge {
+            os::advise_huge(ss as *mut u8, SS_SIZE);
+        } else {
+            os::advise_no_huge(ss as *mut u8, SS_SIZE);
+        }
+    }
+}
+
+/// An empty SuperSlab from the cache, or a new one from the OS, advised for huge pages or not;
+/// null when the OS refuses.
+unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
     let mut ss = m.warm.pop_front();
     if !ss.is_null() {
         // Its pages are still there: every slab may be dirty.
@@ -192,14 +213,21 @@ unsafe fn take_empty(m: &mut Manager) -> *mut SuperSlab {
             os::unmap(p, SS_SIZE);
             return null_mut();
         }
+        if huge {
+            // Before the first write, or the range already has 4 KiB pages.
+            os::advise_huge(p, SS_SIZE);
+        }
         ss = p as *mut SuperSlab;
         (*ss).magic = MAGIC;
+        (*ss).huge = huge;
         for s in (*ss).slabs.iter_mut() {
             s.class = NO_CLASS;
         }
         m.mapped += 1;
         crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
         registry::set(p as usize, Kind::SuperSlab);
+    } else {
+        set_huge(ss, huge);
     }
     (*ss).purged = false;
     (*ss).used_slabs = 0;

@@ -40,8 +40,10 @@ impl Bin {
         let b = self.head;
         if !b.is_null() {
             // SAFETY: `b` is the head block of this bin.
-            self.head = unsafe { (*b).next };
+            let next = unsafe { (*b).next };
+            self.head = next;
             self.count -= 1;
+            prefetch(next);
         }
         b
     }
@@ -68,6 +70,19 @@ impl Bin {
         self.count = keep;
         rest
     }
+}
+
+/// Starts loading the new head's cache line, whose link the next pop reads: blocks that came
+/// back from a slab or another thread are usually cold. Never faults, even on null.
+#[inline(always)]
+fn prefetch(b: *mut Block) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(b as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
 }
 
 // This thread's heap pointer lives in static TLS (initial-exec model): reading it is two
