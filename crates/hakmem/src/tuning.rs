@@ -261,7 +261,8 @@ pub struct Status {
     pub learning: bool,
     /// Epochs ended in this process.
     pub epochs: u64,
-    /// Epochs the playbook has learned from, including those of earlier runs (warm start).
+    /// Epochs the playbook has learned from (those run in LEARN: it stops growing while frozen),
+    /// including those of earlier runs (warm start).
     pub trained_epochs: u64,
     /// "learn", "frozen" or "canary"; "fixed" when learning is off.
     pub phase: &'static str,
