@@ -21,6 +21,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Recording may cost this share of the time, in parts per million (1 %).
 pub const BUDGET_PPM: u64 = 10_000;
+/// Sampling never gets sparser than 1 in 2^MAX_SHIFT slow-path events: at that rate recording
+/// costs nothing measurable, and sites with a few thousand events still show up.
+const MAX_SHIFT: u32 = 12;
 /// The sampling rate is reconsidered after this many recorded events.
 const ADJUST_EVERY: u32 = 256;
 
@@ -56,7 +59,7 @@ static GLOBAL: Global = Global {
         tracked: [0; TRACKED],
         tracked_len: 0,
         tombstones: 0,
-        sampler: Sampler::new(4, 0, 20),
+        sampler: Sampler::new(4, 0, MAX_SHIFT),
         spent: 0,
         window_start: 0,
         recorded: 0,
