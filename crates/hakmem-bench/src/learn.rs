@@ -10,7 +10,7 @@ use crate::stats;
 use crate::suites::Scenario;
 use crate::table::{fmt_ns, Table};
 use crate::worker::{self, Job, LearnInfo, Sample};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -301,16 +301,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
         } else {
             0
         };
-    let pb = if cfg.progress {
-        ProgressBar::new(total as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
-            .unwrap()
-            .progress_chars("=> "),
-    );
+    let pb = crate::runner::progress_bar(cfg, total as u64);
     let mut r = Runner {
         cfg,
         pb,

@@ -37,8 +37,8 @@ pub struct Config {
     pub learn_reps: usize,
 }
 
-pub fn run(cfg: &Config) -> Results {
-    let total = (cfg.scenarios.len() * cfg.allocators.len() * cfg.reps) as u64;
+/// The progress bar of a run of `total` measurements (hidden unless `cfg.progress`).
+pub fn progress_bar(cfg: &Config, total: u64) -> ProgressBar {
     let pb = if cfg.progress {
         ProgressBar::new(total)
     } else {
@@ -49,6 +49,12 @@ pub fn run(cfg: &Config) -> Results {
             .unwrap()
             .progress_chars("=> "),
     );
+    pb
+}
+
+pub fn run(cfg: &Config) -> Results {
+    let total = (cfg.scenarios.len() * cfg.allocators.len() * cfg.reps) as u64;
+    let pb = progress_bar(cfg, total);
     let mut col = Collector::default();
     let mut errors: Vec<Failure> = Vec::new();
     let mut suite_done: Vec<&str> = Vec::new();
