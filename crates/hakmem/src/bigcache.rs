@@ -37,7 +37,9 @@ static GLOBAL: Global = Global {
 };
 
 /// The cached block whose mapping is the shortest of those at least `len` and at most `len`
-/// + 25 % bytes long (the most recently freed among equals), or null.
+/// + 25 % bytes long (the most recently freed among equals), or null. With learning on, a warm
+/// hit is recorded with its age and depth (the warm bytes freed after it, and its own), which
+/// is what decides whether a stingier strategy would have kept it (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
     let max = len + len / 4;
     GLOBAL.lock.lock();
@@ -45,11 +47,17 @@ pub fn take(len: usize) -> *mut LargeHeader {
     let found = unsafe {
         let c = &mut *GLOBAL.c.get();
         let mut best: *mut LargeHeader = null_mut();
+        let mut depth = 0;
+        let mut warm_ahead = 0;
         let mut h = c.blocks.head;
         while !h.is_null() {
             let l = (*h).map_len;
+            if !(*h).purged {
+                warm_ahead += l;
+            }
             if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
                 best = h;
+                depth = warm_ahead;
                 if l == len {
                     break;
                 }
@@ -61,6 +69,10 @@ pub fn take(len: usize) -> *mut LargeHeader {
             c.blocks.remove(best);
             if !(*best).purged {
                 c.warm_bytes -= (*best).map_len;
+                if crate::tuning::learning() {
+                    let age = os::now_ms().saturating_sub((*best).cached_ms);
+                    crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len);
+                }
             }
         }
         best

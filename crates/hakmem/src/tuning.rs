@@ -17,6 +17,7 @@
 //! 1 MiB floor: the scorer compares it with its running baseline, which is what ranks strategies.
 //! The fast paths never look at any of this; the slow paths read one relaxed flag when off.
 
+use crate::learn::reuse::{self, Reuse};
 use crate::learn::sketch::SizeSketch;
 use crate::learn::{Learner, Measurements, Mode, Phase, Selector, Strategy};
 use crate::lock::Lock;
@@ -66,6 +67,9 @@ static GLOBAL: Global = Global {
 static LEARNING: AtomicBool = AtomicBool::new(false);
 static SLOW_TICKS: AtomicU64 = AtomicU64::new(0);
 static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
+/// The epoch's warm reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
+static REUSE_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
+static REUSE_SUPERSLAB: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
 
 /// Whether learning is on.
 #[inline]
@@ -157,6 +161,34 @@ impl Timer {
     }
 }
 
+/// Records that BigCache handed out a warm block of `bytes` (learning only: the caller checks
+/// `learning()`) that waited `age_ms`, with `depth` warm bytes newer than it or in it.
+pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
+    let a = reuse::age_bucket(age_ms);
+    let d = reuse::depth_bucket(depth, &reuse::BIG_DEPTH);
+    REUSE_BIG[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
+}
+
+/// Records that an empty SuperSlab of `bytes` was taken again with its pages (learning only),
+/// after `age_ms`, `depth` empty SuperSlabs deep (1: the most recently emptied).
+pub fn record_superslab_reuse(age_ms: u64, depth: u64, bytes: usize) {
+    let a = reuse::age_bucket(age_ms);
+    let d = reuse::depth_bucket(depth, &reuse::SS_DEPTH);
+    REUSE_SUPERSLAB[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
+}
+
+/// The warm reuses since the last call.
+fn take_reuse() -> Reuse {
+    let mut r = Reuse::ZERO;
+    for a in 0..7 {
+        for d in 0..7 {
+            r.big[a][d] = REUSE_BIG[a][d].swap(0, Ordering::Relaxed);
+            r.superslab[a][d] = REUSE_SUPERSLAB[a][d].swap(0, Ordering::Relaxed);
+        }
+    }
+    r
+}
+
 /// Samples `size` and ends the epoch if it is due. Never waits for the lock.
 #[cold]
 fn tick(size: usize) {
@@ -188,6 +220,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
         elapsed_ns: d_wall,
         size_p50: st.sizes.p50().unwrap_or(0),
         size_p95: st.sizes.p95().unwrap_or(0),
+        reuse: take_reuse(),
     };
     // SAFETY: LEARNING is set, so the learner is initialised; the lock is held.
     let learner = unsafe { st.learner.assume_init_mut() };

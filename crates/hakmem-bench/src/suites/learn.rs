@@ -121,14 +121,20 @@ fn replace<A: Alloc>(
     sum
 }
 
-/// Memory pressure in waves of ~0.5 s: a crest builds a live set of ~40 MiB of 64..256 KiB blocks
-/// (every page touched), churns it once over and frees it all; a long, nearly idle trough follows
-/// (computation over a 64 KiB buffer, a 512 KiB block allocated and freed about every ms). Keeping the crest's
-/// memory saves page faults at the next crest; giving it back makes the trough's RSS small.
+/// Memory pressure in waves of ~0.5 s: a crest builds a live set of ~40 MiB of 300 KiB..1 MiB
+/// blocks (every page touched), churns it once over and frees it all; a long, nearly idle trough
+/// follows (computation over a 64 KiB buffer, a 512 KiB block allocated and freed about every ms).
+/// The crest's blocks are above every large-block threshold and below the huge-page size, so every
+/// strategy maps them alike, 4 KiB pages: keeping them saves their page faults at the next crest,
+/// giving them back makes the trough's RSS small, and on the balanced score giving back wins.
 /// An operation is a crest allocation or 1000 steps of trough computation.
+/// Sizes of the `pressure` crest's blocks.
+pub const CREST_MIN: usize = 300 * KIB;
+pub const CREST_MAX: usize = MIB;
+
 pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
     let mut rng = Rng::new(0x9E55_0001);
-    let mut big = vec![Block::EMPTY; 256];
+    let mut big = vec![Block::EMPTY; 64];
     let buf = new_block(a, 64 * KIB, 1, true);
     let words = 64 * KIB / 8;
     let mut sum = 0u64;
@@ -139,13 +145,13 @@ pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
     let mut w = 0;
     'run: while Instant::now() < end {
         for (i, b) in big.iter_mut().enumerate() {
-            *b = new_block(a, rng.range(64 * KIB, 256 * KIB), tag(w + i), true);
+            *b = new_block(a, rng.range(CREST_MIN, CREST_MAX), tag(w + i), true);
         }
         for i in 0..big.len() {
             sum += replace(
                 a,
                 &mut big,
-                (64 * KIB, 256 * KIB),
+                (CREST_MIN, CREST_MAX),
                 true,
                 w + i + 1,
                 &mut rng,

@@ -100,7 +100,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario { suite: "extended", name: "alignment", what: "blocks aligned to 64 B and 4 KiB, alignment checked, 16 B..8 KiB" },
     Scenario { suite: "learn", name: "vm", what: "hakmem only, per strategy, for 0.75 s per unit: the seed VM cycle (2 MiB, every page touched)" },
     Scenario { suite: "learn", name: "mixed", what: "hakmem only, per strategy, for 0.75 s per unit: the seed MIXED cycle list (64 KiB, 256 KiB, 2 MiB)" },
-    Scenario { suite: "learn", name: "pressure", what: "hakmem only, per strategy, for 0.75 s per unit: crests of ~40 MiB of 64..256 KiB blocks, idle-ish troughs" },
+    Scenario { suite: "learn", name: "pressure", what: "hakmem only, per strategy, for 0.75 s per unit: crests of ~40 MiB of 300 KiB..1 MiB blocks, idle-ish troughs" },
     Scenario { suite: "learn", name: "phase", what: "hakmem only, per strategy, for 0.75 s per unit: small-object churn, then 256 KiB..4 MiB block churn" },
     Scenario { suite: "learn", name: "warm-start", what: "hakmem, learner (elo) on learn/mixed twice with one HAKMEM_PLAYBOOK file: cold, then warm" },
     Scenario { suite: "learn", name: "cost", what: "hakmem, the fastpath scenarios with HAKMEM_LEARN=off and elo: difference in time/op" },

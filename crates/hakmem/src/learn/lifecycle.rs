@@ -510,6 +510,7 @@ mod tests {
         Measurements {
             size_p50: p50,
             size_p95: p95,
+            reuse: Default::default(),
             ops,
             elapsed_ns: 1_000_000,
             ..Default::default()

@@ -15,6 +15,7 @@
 pub mod elo;
 pub mod lifecycle;
 pub mod playbook;
+pub mod reuse;
 pub mod rng;
 pub mod score;
 pub mod site;
@@ -67,7 +68,17 @@ pub struct Learner {
     running: u32,
     epoch: u64,
     last_cost: f64,
+    /// The last epoch's measurements, for predicting a canary challenger's cost.
+    last: Measurements,
 }
+
+/// What a page fault costs at least, in CPU nanoseconds: the fault, and zeroing a 4 KiB page
+/// (measured here: `lean` on the seed VM loop costs about 2 us per page, unmapping included).
+pub const FAULT_NS: f64 = 500.0;
+
+/// How many mutations of the frozen strategy a canary tries before it skips its turn, when each
+/// is predicted too dear (`predicted_cost`).
+const CANARY_DRAWS: u32 = 8;
 
 impl Learner {
     pub fn new(mode: Mode, selector: Selector, seed: u64) -> Self {
@@ -86,6 +97,7 @@ impl Learner {
             running: 0,
             epoch: 0,
             last_cost: 1.0,
+            last: Measurements::default(),
         };
         l.choose_learning();
         l
@@ -162,10 +174,16 @@ impl Learner {
     pub fn on_epoch_end(&mut self, m: &Measurements) -> &Strategy {
         self.epoch += 1;
         self.lifecycle.set_epoch(self.epoch);
+        // An epoch without a baseline (the first, or the first after a phase change) only sets
+        // it: its cost is 1.0 by definition, which says nothing about its strategy (and the very
+        // first epoch also carries the program's start-up).
+        let judged = self.scorer.baseline().is_some();
         let cost = self.scorer.score(m);
         self.last_cost = cost;
         let phase = self.lifecycle.phase();
-        if self.lifecycle.observe_shape(m).is_some() {
+        if !judged {
+            // Nothing to record; the same strategy runs again, now judged.
+        } else if self.lifecycle.observe_shape(m).is_some() {
             // The epoch belongs to the new workload, whose costs the old baseline cannot judge.
             self.scorer.reset();
             self.playbook.forget_half();
@@ -176,11 +194,42 @@ impl Learner {
                 Phase::Canary => self.canary_epoch(cost),
             }
         }
+        self.last = *m;
+        self.screen();
         match self.lifecycle.phase() {
             Phase::Learn => self.choose_learning(),
             _ => self.choose_frozen(),
         }
         &self.current
+    }
+
+    /// How many times as long the last epoch would have lasted with `s` instead: 1.0, plus
+    /// `FAULT_NS` for every page of a warm reuse `s` would have lost (`reuse`), over the epoch's
+    /// wall time (1.0 when that is unknown). Only losses are predicted (what `s` would save is
+    /// learned by running it), so this is a floor.
+    pub fn predicted_slowdown(&self, s: &Strategy) -> f64 {
+        let m = &self.last;
+        if m.elapsed_ns == 0 {
+            return 1.0;
+        }
+        1.0 + m.reuse.lost_pages(s) as f64 * FAULT_NS / m.elapsed_ns as f64
+    }
+
+    /// Whether `s` is predicted to make an epoch last more than `playbook::VETO_FACTOR` times
+    /// as long: a strategy so wrong for the workload that even one short probe of it costs more
+    /// than exploring it could ever win back.
+    fn too_dear(&self, s: &Strategy) -> bool {
+        self.predicted_slowdown(s) > playbook::VETO_FACTOR
+    }
+
+    /// Screens out the live strategies predicted too dear for this workload: exploration skips
+    /// them without ever running one (`Playbook::screen`).
+    fn screen(&mut self) {
+        for slot in 0..self.playbook.len() {
+            if self.too_dear(&self.playbook.entry(slot).strategy) {
+                self.playbook.screen(slot);
+            }
+        }
     }
 
     fn learn_epoch(&mut self, cost: f64) {
@@ -221,16 +270,22 @@ impl Learner {
     fn choose_frozen(&mut self) {
         self.running = 0;
         if self.lifecycle.canary_due() {
-            let challenger = if self.lifecycle.has_challenger() {
-                None
-            } else {
-                Some(strategy::mutate(self.lifecycle.frozen().0, &mut self.rng))
-            };
-            self.lifecycle.start_canary(challenger.as_ref());
-            self.current = *self.lifecycle.challenger();
-        } else {
-            self.current = *self.lifecycle.frozen().0;
+            if self.lifecycle.has_challenger() && !self.too_dear(self.lifecycle.challenger()) {
+                self.lifecycle.start_canary(None);
+                self.current = *self.lifecycle.challenger();
+                return;
+            }
+            // A fresh challenger, one not predicted too dear; none this time if every draw is.
+            for _ in 0..CANARY_DRAWS {
+                let c = strategy::mutate(self.lifecycle.frozen().0, &mut self.rng);
+                if !self.too_dear(&c) {
+                    self.lifecycle.start_canary(Some(&c));
+                    self.current = c;
+                    return;
+                }
+            }
         }
+        self.current = *self.lifecycle.frozen().0;
     }
 
     /// One curator step now (`hak_evolve_playbook`): retires proven strategies below the top
@@ -278,6 +333,7 @@ mod tests {
             elapsed_ns: 10_000_000,
             size_p50: 4096,
             size_p95: 1 << 20,
+            reuse: Default::default(),
         }
     }
 
@@ -476,6 +532,45 @@ mod tests {
         assert_eq!(*l.best(), lean);
     }
 
+    /// The seed VM loop: every operation takes a 2 MiB block back from BigCache at once. A
+    /// strategy without a cache (`lean`, or a mutation down to no cache or no delay) would fault
+    /// every page of every block, hundreds of times the cost of any other: the learner predicts
+    /// that from the reuse profile and never runs one, in warm-up, exploration, trials or canaries.
+    #[test]
+    fn strategies_predicted_catastrophic_never_run() {
+        use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
+        let mut loop_reuse = Reuse::ZERO;
+        loop_reuse.big[age_bucket(0)][depth_bucket((2 << 20) + 4096, &BIG_DEPTH)] = 1000 * 513;
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let mut l = Learner::new(Mode::Balanced, sel, 9);
+            let mut noise = Rng::new(4);
+            let mut kept = std::collections::HashSet::new(); // knob vectors that ran
+            for e in 0..600 {
+                let s = *l.current();
+                let lost = loop_reuse.lost_pages(&s);
+                assert_eq!(
+                    lost, 0,
+                    "{sel:?} epoch {e}: ran {s:?}, which loses every block"
+                );
+                kept.insert(s.knobs());
+                let mut m = measure(&s, &mut noise);
+                m.reuse = loop_reuse;
+                l.on_epoch_end(&m);
+                if e % 100 == 99 {
+                    l.evolve();
+                }
+            }
+            assert!(
+                kept.len() >= 8,
+                "{sel:?}: only {} strategies ran",
+                kept.len()
+            );
+            if let Some(slot) = l.playbook().find(&strategy::LEAN) {
+                assert!(l.playbook().screened(slot), "{sel:?}: lean is screened out");
+            }
+        }
+    }
+
     /// The learner runs inside the allocator, where a panic aborts the program: whatever the
     /// measurements (zeros, huge values, wild swings), it never panics, and every strategy it
     /// hands out is valid.
@@ -500,6 +595,7 @@ mod tests {
                 elapsed_ns: f,
                 size_p50: a ^ f,
                 size_p95: b ^ e,
+                reuse: Default::default(),
             });
         let cfg = ProptestConfig {
             cases: 24,

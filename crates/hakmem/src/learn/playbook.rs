@@ -177,6 +177,9 @@ pub struct Playbook {
     /// not explored again for `VETO_EPOCHS`: one epoch of a catastrophic strategy (no caches on
     /// a large-block workload) can cost more than everything exploration gains. Not saved.
     recent: [(f64, u64); MAX_STRATEGIES],
+    /// Per slot: the epoch count until which exploration skips it because the learner predicted
+    /// it too dear without running it (`screen`). Not saved.
+    screened: [u64; MAX_STRATEGIES],
 }
 
 /// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
@@ -214,6 +217,7 @@ impl Playbook {
             warm_start: 0,
             order: [0; MAX_STRATEGIES],
             recent: [UNKNOWN; MAX_STRATEGIES],
+            screened: [0; MAX_STRATEGIES],
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -273,6 +277,7 @@ impl Playbook {
             mean_cost: 0.0,
         };
         self.recent[i] = UNKNOWN;
+        self.screened[i] = 0;
         self.next_id += 1;
         self.len += 1;
         i
@@ -281,6 +286,7 @@ impl Playbook {
     fn remove(&mut self, slot: usize) {
         self.entries.copy_within(slot + 1..self.len, slot);
         self.recent.copy_within(slot + 1..self.len, slot);
+        self.screened.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
     }
 
@@ -290,8 +296,23 @@ impl Playbook {
         !self.recent[slot].0.is_finite()
     }
 
-    /// Whether exploration skips `slot` (see `recent`). The leader is never vetoed.
+    /// Marks `slot` as predicted too dear: exploration skips it for `VETO_EPOCHS`, as if it had
+    /// run and been vetoed, but it never has to run to learn that.
+    pub fn screen(&mut self, slot: usize) {
+        self.screened[slot] = self.epochs + VETO_EPOCHS;
+    }
+
+    /// Whether `slot` is screened out now (see `screen`).
+    pub fn screened(&self, slot: usize) -> bool {
+        self.epochs < self.screened[slot]
+    }
+
+    /// Whether the selection skips `slot`: it is screened (the leader too, unless every slot
+    /// is), or its last epoch was too dear (`recent`; never the leader).
     pub fn vetoed(&self, slot: usize) -> bool {
+        if self.screened(slot) {
+            return (0..self.len).any(|i| !self.screened(i));
+        }
         let (cost, at) = self.recent[slot];
         if !cost.is_finite() || self.epochs.saturating_sub(at) >= VETO_EPOCHS {
             return false;
@@ -379,6 +400,13 @@ impl Playbook {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     self.order.swap(i, j);
                 }
+                // The leader opens every round: on a fresh playbook that is `default`, the
+                // built-in behaviour, so the first epoch (the scorer's baseline) is a sane one
+                // and the others are judged against it.
+                let leader = self.leader() as u8;
+                if let Some(at) = self.order[..self.len].iter().position(|&x| x == leader) {
+                    self.order.swap(0, at);
+                }
             }
             // This round's next slot that is not vetoed (the leader if all are).
             for j in k..self.len {
@@ -401,7 +429,13 @@ impl Playbook {
         }
         match self.selector {
             Selector::Elo => {
-                let leader = self.leader();
+                // The best-ranked strategy not vetoed (a screened leader does not run).
+                let r = self.ranking();
+                let leader = r[..self.len]
+                    .iter()
+                    .map(|&i| i as usize)
+                    .find(|&i| !self.vetoed(i))
+                    .unwrap_or(r[0] as usize);
                 if n > 1 && self.rng.chance(self.cfg.epsilon) {
                     let mut k = open[self.rng.below(n as u64 - 1) as usize] as usize;
                     if k == leader {
@@ -462,6 +496,7 @@ impl Playbook {
         }
         self.warm_start = self.epochs;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
+        self.screened = [0; MAX_STRATEGIES];
         self.last = None;
     }
 
@@ -651,6 +686,7 @@ impl Playbook {
         self.last = None;
         self.warm_start = 0;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
+        self.screened = [0; MAX_STRATEGIES];
         Ok(())
     }
 

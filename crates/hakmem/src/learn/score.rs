@@ -31,6 +31,8 @@ pub struct Measurements {
     /// Median and 95th percentile of requested sizes in the epoch (from `sketch`); 0 = unknown.
     pub size_p50: u64,
     pub size_p95: u64,
+    /// Pages handed out again warm in the epoch, by age and depth (`reuse`).
+    pub reuse: super::reuse::Reuse,
 }
 
 /// What the learner optimises for (DESIGN.md section 5, `HAKMEM_MODE`).

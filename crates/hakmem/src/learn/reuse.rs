@@ -1,0 +1,142 @@
+//! The epoch's warm-reuse profile, and what another strategy would have lost of it.
+//!
+//! A "warm reuse" is memory the allocator kept with its pages (a BigCache block, an empty
+//! SuperSlab) and handed out again, saving a page fault per page. How long it waited (its age)
+//! and how much kept memory was newer than it (its depth: kept memory goes oldest first) decide
+//! whether another strategy would have kept it too: not if its depth exceeds that strategy's
+//! budget (`bigcache_bytes`, `warm_superslabs`), nor if its age reached that strategy's purge delay
+//! while its depth exceeds the madvise batch. A reuse that strategy would have lost costs its
+//! pages in faults. The learner uses this to refuse, without running it, a strategy predicted to
+//! be catastrophic for the workload at hand (no caches on a large-block loop: hundreds of faults
+//! per operation), which no short trial could make cheap.
+//!
+//! Buckets follow the knobs' ladders, so the prediction is exact per bucket: ages by the purge-delay
+//! ladder, BigCache depths by the union of the BigCache and batch ladders, SuperSlab depths by the
+//! warm-SuperSlab ladder. Pure data and arithmetic.
+
+use super::strategy::Strategy;
+
+/// Age buckets: [0, 10), [10, 50), ..., [5000, inf) ms (the purge-delay ladder's rungs).
+pub const AGE_LO_MS: [u64; 7] = [0, 10, 50, 100, 500, 1000, 5000];
+/// BigCache depth buckets: depth <= each bound (the last is "more").
+pub const BIG_DEPTH: [u64; 7] = [
+    1 << 20,
+    4 << 20,
+    16 << 20,
+    64 << 20,
+    256 << 20,
+    1 << 30,
+    u64::MAX,
+];
+/// SuperSlab depth buckets, in SuperSlabs: depth <= each bound.
+pub const SS_DEPTH: [u64; 7] = [1, 2, 4, 8, 16, 32, u64::MAX];
+/// Bytes of one SuperSlab (the batch knob is in bytes; SuperSlabs count whole).
+pub const SS_BYTES: u64 = 2 << 20;
+/// Bytes per page.
+pub const PAGE: u64 = 4096;
+
+/// Pages reused warm in one epoch, by [age bucket][depth bucket].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    pub big: [[u64; 7]; 7],
+    pub superslab: [[u64; 7]; 7],
+}
+
+/// The age bucket of `age_ms`.
+pub fn age_bucket(age_ms: u64) -> usize {
+    AGE_LO_MS.iter().rposition(|&lo| age_ms >= lo).unwrap_or(0)
+}
+
+/// The bucket of `depth` in `bounds`.
+pub fn depth_bucket(depth: u64, bounds: &[u64; 7]) -> usize {
+    bounds.iter().position(|&b| depth <= b).unwrap_or(6)
+}
+
+impl Reuse {
+    pub const ZERO: Reuse = Reuse {
+        big: [[0; 7]; 7],
+        superslab: [[0; 7]; 7],
+    };
+
+    /// Pages reused warm in all.
+    pub fn pages(&self) -> u64 {
+        self.big.iter().chain(&self.superslab).flatten().sum()
+    }
+
+    /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
+    /// (each a page fault to touch again).
+    pub fn lost_pages(&self, s: &Strategy) -> u64 {
+        let mut lost = 0;
+        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
+            let expired = lo >= s.purge_delay_ms;
+            for d in 0..7 {
+                let big = BIG_DEPTH[d];
+                if big > s.bigcache_bytes || (expired && big > s.madvise_batch) {
+                    lost += self.big[a][d];
+                }
+                let ss = SS_DEPTH[d];
+                if ss > s.warm_superslabs
+                    || (expired && ss.saturating_mul(SS_BYTES) > s.madvise_batch)
+                {
+                    lost += self.superslab[a][d];
+                }
+            }
+        }
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::strategy::{DEFAULT, DEFAULTS, FAST, LEAN};
+
+    #[test]
+    fn buckets_follow_the_ladders() {
+        assert_eq!(age_bucket(0), 0);
+        assert_eq!(age_bucket(9), 0);
+        assert_eq!(age_bucket(10), 1);
+        assert_eq!(age_bucket(4999), 5);
+        assert_eq!(age_bucket(u64::MAX), 6);
+        assert_eq!(depth_bucket(0, &BIG_DEPTH), 0);
+        assert_eq!(depth_bucket(2 << 20, &BIG_DEPTH), 1);
+        assert_eq!(depth_bucket(1 << 30, &BIG_DEPTH), 5);
+        assert_eq!(depth_bucket((1 << 30) + 1, &BIG_DEPTH), 6);
+        assert_eq!(depth_bucket(1, &SS_DEPTH), 0);
+        assert_eq!(depth_bucket(3, &SS_DEPTH), 2);
+        assert_eq!(depth_bucket(1000, &SS_DEPTH), 6);
+    }
+
+    #[test]
+    fn a_large_block_loop_is_lost_only_without_a_cache() {
+        // The seed VM loop: one 2 MiB block freed and taken again at once, 100 times.
+        let mut r = Reuse::ZERO;
+        r.big[age_bucket(0)][depth_bucket((2 << 20) + 4096, &BIG_DEPTH)] += 100 * 513;
+        assert_eq!(r.pages(), 100 * 513);
+        assert_eq!(r.lost_pages(&LEAN), 100 * 513);
+        for (name, s) in DEFAULTS.iter().filter(|(n, _)| *n != "lean") {
+            assert_eq!(r.lost_pages(s), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn old_reuses_are_lost_to_a_short_delay_unless_the_batch_keeps_them() {
+        // A 3 MiB block reused after 200 ms, and an empty SuperSlab reused after 20 ms.
+        let mut r = Reuse::ZERO;
+        r.big[age_bucket(200)][depth_bucket(3 << 20, &BIG_DEPTH)] = 768;
+        r.superslab[age_bucket(20)][depth_bucket(1, &SS_DEPTH)] = 512;
+        // default: 50 ms delay, no batch: both expired... the SuperSlab one is 20 ms old: kept.
+        assert_eq!(r.lost_pages(&DEFAULT), 768);
+        // fast: 5 s delay keeps both.
+        assert_eq!(r.lost_pages(&FAST), 0);
+        let mut s = DEFAULT;
+        s.madvise_batch = 4 << 20;
+        assert_eq!(r.lost_pages(&s), 0, "the batch keeps 4 MiB past the delay");
+        s.purge_delay_ms = 10;
+        s.madvise_batch = 0;
+        assert_eq!(r.lost_pages(&s), 768 + 512);
+        s.warm_superslabs = 0;
+        s.purge_delay_ms = 5000;
+        assert_eq!(r.lost_pages(&s), 512, "no warm SuperSlab kept at all");
+    }
+}
