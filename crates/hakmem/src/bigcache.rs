@@ -37,9 +37,10 @@ static GLOBAL: Global = Global {
 };
 
 /// The cached block whose mapping is the shortest of those at least `len` and at most `len`
-/// + 25 % bytes long (the most recently freed among equals), or null. With learning on, a warm
-/// hit is recorded with its age and depth (the warm bytes freed after it, and its own), which
-/// is what decides whether a stingier strategy would have kept it (`learn::reuse`).
+/// + 25 % bytes long (the most recently freed among equals), or null. With learning on, a hit
+/// is recorded with its age and depth (the warm bytes freed after it, and its own), which is
+/// what decides whether a stingier strategy would have lost it, or (a purged block) a more
+/// generous one would have kept it warm (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
     let max = len + len / 4;
     GLOBAL.lock.lock();
@@ -57,7 +58,7 @@ pub fn take(len: usize) -> *mut LargeHeader {
             }
             if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
                 best = h;
-                depth = warm_ahead;
+                depth = warm_ahead + if (*h).purged { l } else { 0 };
                 if l == len {
                     break;
                 }
@@ -67,12 +68,13 @@ pub fn take(len: usize) -> *mut LargeHeader {
         if !best.is_null() {
             (*best).cached = false;
             c.blocks.remove(best);
-            if !(*best).purged {
+            let cold = (*best).purged;
+            if !cold {
                 c.warm_bytes -= (*best).map_len;
-                if crate::tuning::learning() {
-                    let age = os::now_ms().saturating_sub((*best).cached_ms);
-                    crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len);
-                }
+            }
+            if crate::tuning::learning() {
+                let age = os::now_ms().saturating_sub((*best).cached_ms);
+                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, cold);
             }
         }
         best

@@ -70,6 +70,7 @@ static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
 /// The epoch's warm reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
 static REUSE_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
 static REUSE_SUPERSLAB: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
+static REUSE_COLD_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
 
 /// Whether learning is on.
 #[inline]
@@ -161,12 +162,14 @@ impl Timer {
     }
 }
 
-/// Records that BigCache handed out a warm block of `bytes` (learning only: the caller checks
-/// `learning()`) that waited `age_ms`, with `depth` warm bytes newer than it or in it.
-pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
+/// Records that BigCache handed out a block of `bytes` (learning only: the caller checks
+/// `learning()`), warm or purged (`cold`), that waited `age_ms`, with `depth` warm bytes newer
+/// than it or in it.
+pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, cold: bool) {
     let a = reuse::age_bucket(age_ms);
     let d = reuse::depth_bucket(depth, &reuse::BIG_DEPTH);
-    REUSE_BIG[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
+    let table = if cold { &REUSE_COLD_BIG } else { &REUSE_BIG };
+    table[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
 }
 
 /// Records that an empty SuperSlab of `bytes` was taken again with its pages (learning only),
@@ -184,6 +187,7 @@ fn take_reuse() -> Reuse {
         for d in 0..7 {
             r.big[a][d] = REUSE_BIG[a][d].swap(0, Ordering::Relaxed);
             r.superslab[a][d] = REUSE_SUPERSLAB[a][d].swap(0, Ordering::Relaxed);
+            r.cold_big[a][d] = REUSE_COLD_BIG[a][d].swap(0, Ordering::Relaxed);
         }
     }
     r

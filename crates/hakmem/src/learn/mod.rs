@@ -2,7 +2,9 @@
 //! boundaries from measured costs (DESIGN.md section 3).
 //!
 //! Layers, bottom up: `rng` (seeded SplitMix64), `strategy` (knobs, ladders, the generator),
-//! `score` (measurements -> cost, lower is better), `elo` and `ucb1` (the two raters), `sketch`
+//! `score` (measurements -> cost, lower is better), `reuse` (which page faults another strategy
+//! would have caused or saved: the learner screens out, or runs at once, strategies predicted
+//! far worse or far better without trying them), `elo` and `ucb1` (the two raters), `sketch`
 //! (size quantiles) and `site` (per-call-site profiles and the sampling rate), `playbook` (the live
 //! strategies: choice, rating, evolution, file), `lifecycle` (LEARN / FROZEN / CANARY and the
 //! event log), and here the `Learner` that ties them together.
@@ -72,9 +74,10 @@ pub struct Learner {
     last: Measurements,
 }
 
-/// What a page fault costs at least, in CPU nanoseconds: the fault, and zeroing a 4 KiB page
-/// (measured here: `lean` on the seed VM loop costs about 2 us per page, unmapping included).
-pub const FAULT_NS: f64 = 500.0;
+/// What a page lost to a purge costs at least, in nanoseconds: the fault and zeroing a 4 KiB
+/// page again (measured here: `lean` on the seed VM loop costs about 2 us per page, with the
+/// unmapping and mapping; half of that, to stay a floor).
+pub const FAULT_NS: f64 = 1000.0;
 
 /// How many mutations of the frozen strategy a canary tries before it skips its turn, when each
 /// is predicted too dear (`predicted_cost`).
@@ -147,7 +150,7 @@ impl Learner {
     /// The best strategy known: the frozen one outside LEARN, else the playbook's leader.
     pub fn best(&self) -> &Strategy {
         match self.lifecycle.phase() {
-            Phase::Learn => &self.playbook.entry(self.playbook.leader()).strategy,
+            Phase::Learn => &self.playbook.entry(self.playbook.open_leader()).strategy,
             _ => self.lifecycle.frozen().0,
         }
     }
@@ -196,6 +199,16 @@ impl Learner {
         }
         self.last = *m;
         self.screen();
+        if self.lifecycle.phase() != Phase::Learn {
+            // A frozen strategy now predicted too dear (the workload moved under it), or beaten by
+            // a promising one, is given up.
+            let f = *self.lifecycle.frozen().0;
+            let p = &self.playbook;
+            let promising = p.promising().is_some_and(|i| p.entry(i).strategy != f);
+            if promising || p.find(&f).is_some_and(|s| p.screened(s) && p.vetoed(s)) {
+                self.lifecycle.unfreeze();
+            }
+        }
         match self.lifecycle.phase() {
             Phase::Learn => self.choose_learning(),
             _ => self.choose_frozen(),
@@ -204,15 +217,16 @@ impl Learner {
     }
 
     /// How many times as long the last epoch would have lasted with `s` instead: 1.0, plus
-    /// `FAULT_NS` for every page of a warm reuse `s` would have lost (`reuse`), over the epoch's
-    /// wall time (1.0 when that is unknown). Only losses are predicted (what `s` would save is
-    /// learned by running it), so this is a floor.
+    /// `FAULT_NS` for every page of a warm reuse `s` would have lost, minus as much for every page
+    /// of a cold reuse it would have kept warm (`reuse`), over the epoch's wall time (1.0 when that
+    /// is unknown). Page faults only: what else `s` changes is learned by running it.
     pub fn predicted_slowdown(&self, s: &Strategy) -> f64 {
         let m = &self.last;
         if m.elapsed_ns == 0 {
             return 1.0;
         }
-        1.0 + m.reuse.lost_pages(s) as f64 * FAULT_NS / m.elapsed_ns as f64
+        let pages = m.reuse.lost_pages(s) as f64 - m.reuse.saved_pages(s) as f64;
+        1.0 + pages * FAULT_NS / m.elapsed_ns as f64
     }
 
     /// Whether `s` is predicted to make an epoch last more than `playbook::VETO_FACTOR` times
@@ -222,13 +236,15 @@ impl Learner {
         self.predicted_slowdown(s) > playbook::VETO_FACTOR
     }
 
-    /// Screens out the live strategies predicted too dear for this workload: exploration skips
-    /// them without ever running one (`Playbook::screen`).
+    /// Updates every live strategy's predicted loss (`Playbook::note_loss`): those predicted too
+    /// dear for this workload are screened out without ever running.
     fn screen(&mut self) {
+        if self.last.elapsed_ns == 0 {
+            return;
+        }
         for slot in 0..self.playbook.len() {
-            if self.too_dear(&self.playbook.entry(slot).strategy) {
-                self.playbook.screen(slot);
-            }
+            let extra = self.predicted_slowdown(&self.playbook.entry(slot).strategy) - 1.0;
+            self.playbook.note_loss(slot, extra);
         }
     }
 
@@ -243,12 +259,19 @@ impl Learner {
         if self.cfg.evolve_every > 0 && self.epoch.is_multiple_of(self.cfg.evolve_every as u64) {
             self.playbook.evolve();
         }
+        // The leader the lifecycle may freeze on: never a screened one.
+        let lead = self.playbook.open_leader();
+        let e = *self.playbook.entry(lead);
         let r = self.playbook.ranking();
-        let e = *self.playbook.entry(r[0] as usize);
+        let second = r[..self.playbook.len()]
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| i != lead);
         let standing = match self.playbook.selector() {
-            Selector::Elo if self.playbook.len() > 1 => {
-                elo::expected(e.elo.rating, self.playbook.entry(r[1] as usize).elo.rating)
-            }
+            Selector::Elo if second.is_some() => elo::expected(
+                e.elo.rating,
+                self.playbook.entry(second.unwrap_or(0)).elo.rating,
+            ),
             Selector::Elo => 1.0,
             Selector::Ucb1 => e.arm.mean(),
         };
@@ -568,6 +591,29 @@ mod tests {
             if let Some(slot) = l.playbook().find(&strategy::LEAN) {
                 assert!(l.playbook().screened(slot), "{sel:?}: lean is screened out");
             }
+        }
+        // A burst as large but rare (a memory crest once every 50 epochs, as much reuse as one
+        // epoch's wall time in faults) screens nothing: lean runs, and is judged by its costs.
+        let mut crest = Reuse::ZERO;
+        crest.big[age_bucket(300)][depth_bucket(40 << 20, &BIG_DEPTH)] = 10_000;
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let mut l = Learner::new(Mode::Balanced, sel, 9);
+            let mut noise = Rng::new(5);
+            let mut lean_ran = false;
+            for e in 0..300 {
+                lean_ran |= *l.current() == strategy::LEAN;
+                let mut m = measure(l.current(), &mut noise);
+                if e % 50 == 0 {
+                    m.reuse = crest;
+                }
+                l.on_epoch_end(&m);
+                let slot = l.playbook().find(&strategy::LEAN);
+                assert!(
+                    !slot.is_some_and(|s| l.playbook().screened(s)),
+                    "{sel:?} {e}"
+                );
+            }
+            assert!(lean_ran, "{sel:?}: lean never ran");
         }
     }
 

@@ -119,6 +119,8 @@ pub enum Choice {
     Explore,
     /// UCB1 mode: the bandit's pick.
     Bandit,
+    /// Predicted to save many page faults (`promising`).
+    Promising,
 }
 
 /// What `evolve` did.
@@ -177,13 +179,18 @@ pub struct Playbook {
     /// not explored again for `VETO_EPOCHS`: one epoch of a catastrophic strategy (no caches on
     /// a large-block workload) can cost more than everything exploration gains. Not saved.
     recent: [(f64, u64); MAX_STRATEGIES],
-    /// Per slot: the epoch count until which exploration skips it because the learner predicted
-    /// it too dear without running it (`screen`). Not saved.
-    screened: [u64; MAX_STRATEGIES],
+    /// Per slot: the share of wall time the learner predicts it would add in page faults (a
+    /// moving average over recent epochs, `note_loss`); above `VETO_FACTOR - 1` the slot is
+    /// screened out without ever running. Not saved.
+    loss: [f64; MAX_STRATEGIES],
 }
 
 /// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
 pub const VETO_FACTOR: f64 = 2.0;
+/// Share of the epochs' wall time a strategy must be predicted to save to be run at once.
+pub const PROMISE: f64 = 0.25;
+/// Weight of the newest epoch in a slot's predicted loss (`note_loss`): about 16 epochs.
+pub const LOSS_ALPHA: f64 = 1.0 / 16.0;
 /// Epochs a veto lasts (then the strategy may be explored again).
 pub const VETO_EPOCHS: u64 = 256;
 const UNKNOWN: (f64, u64) = (f64::NAN, 0);
@@ -217,7 +224,7 @@ impl Playbook {
             warm_start: 0,
             order: [0; MAX_STRATEGIES],
             recent: [UNKNOWN; MAX_STRATEGIES],
-            screened: [0; MAX_STRATEGIES],
+            loss: [0.0; MAX_STRATEGIES],
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -277,7 +284,7 @@ impl Playbook {
             mean_cost: 0.0,
         };
         self.recent[i] = UNKNOWN;
-        self.screened[i] = 0;
+        self.loss[i] = 0.0;
         self.next_id += 1;
         self.len += 1;
         i
@@ -286,7 +293,7 @@ impl Playbook {
     fn remove(&mut self, slot: usize) {
         self.entries.copy_within(slot + 1..self.len, slot);
         self.recent.copy_within(slot + 1..self.len, slot);
-        self.screened.copy_within(slot + 1..self.len, slot);
+        self.loss.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
     }
 
@@ -296,15 +303,31 @@ impl Playbook {
         !self.recent[slot].0.is_finite()
     }
 
-    /// Marks `slot` as predicted too dear: exploration skips it for `VETO_EPOCHS`, as if it had
-    /// run and been vetoed, but it never has to run to learn that.
-    pub fn screen(&mut self, slot: usize) {
-        self.screened[slot] = self.epochs + VETO_EPOCHS;
+    /// Folds one epoch's prediction for `slot` into its moving average: `extra` is the share of
+    /// the epoch's wall time its page faults would have added had `slot` run (negative: saved).
+    /// An average, so that a rare burst of reuse (a memory crest every few hundred epochs) does
+    /// not screen out, or push, a strategy on its own.
+    pub fn note_loss(&mut self, slot: usize, extra: f64) {
+        let x = if extra.is_finite() {
+            extra.clamp(-1.0, 1e9)
+        } else {
+            1e9
+        };
+        self.loss[slot] += LOSS_ALPHA * (x - self.loss[slot]);
     }
 
-    /// Whether `slot` is screened out now (see `screen`).
+    /// The slot predicted to save the most (at least `PROMISE` of the epochs' wall time in page
+    /// faults): it runs next, whatever the selector says, until the prediction fades.
+    pub fn promising(&self) -> Option<usize> {
+        (0..self.len)
+            .filter(|&i| self.loss[i] < -PROMISE)
+            .min_by(|&a, &b| self.loss[a].total_cmp(&self.loss[b]))
+    }
+
+    /// Whether `slot` is screened out: predicted to make epochs last `VETO_FACTOR` times as long.
+    /// Exploration skips it, as if it had run and been vetoed, but it never has to run.
     pub fn screened(&self, slot: usize) -> bool {
-        self.epochs < self.screened[slot]
+        self.loss[slot] > VETO_FACTOR - 1.0
     }
 
     /// Whether the selection skips `slot`: it is screened (the leader too, unless every slot
@@ -381,8 +404,21 @@ impl Playbook {
         self.ranking()[0] as usize
     }
 
+    /// The best-ranked slot that is not vetoed (a screened leader does not run), or the leader.
+    pub fn open_leader(&self) -> usize {
+        let r = self.ranking();
+        r[..self.len]
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| !self.vetoed(i))
+            .unwrap_or(r[0] as usize)
+    }
+
     /// The slot to run next, and why.
     pub fn select(&mut self) -> (usize, Choice) {
+        if let Some(i) = self.promising() {
+            return (i, Choice::Promising);
+        }
         if let Some(i) = (0..self.len).find(|&i| {
             let e = &self.entries[i];
             e.parent != 0 && e.samples < self.cfg.trial_epochs && !self.vetoed(i)
@@ -400,11 +436,18 @@ impl Playbook {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     self.order.swap(i, j);
                 }
-                // The leader opens every round: on a fresh playbook that is `default`, the
-                // built-in behaviour, so the first epoch (the scorer's baseline) is a sane one
-                // and the others are judged against it.
-                let leader = self.leader() as u8;
-                if let Some(at) = self.order[..self.len].iter().position(|&x| x == leader) {
+                // The most generous strategy (the best-ranked among equals) opens every round:
+                // its epoch shows every warm reuse a stingier one could lose, so the learner can
+                // screen the catastrophic ones out before they run.
+                let r = self.ranking();
+                let mut first = r[0];
+                for &i in &r[..self.len] {
+                    let g = |x: u8| self.entries[x as usize].strategy.generosity();
+                    if g(i) > g(first) {
+                        first = i;
+                    }
+                }
+                if let Some(at) = self.order[..self.len].iter().position(|&x| x == first) {
                     self.order.swap(0, at);
                 }
             }
@@ -429,13 +472,7 @@ impl Playbook {
         }
         match self.selector {
             Selector::Elo => {
-                // The best-ranked strategy not vetoed (a screened leader does not run).
-                let r = self.ranking();
-                let leader = r[..self.len]
-                    .iter()
-                    .map(|&i| i as usize)
-                    .find(|&i| !self.vetoed(i))
-                    .unwrap_or(r[0] as usize);
+                let leader = self.open_leader();
                 if n > 1 && self.rng.chance(self.cfg.epsilon) {
                     let mut k = open[self.rng.below(n as u64 - 1) as usize] as usize;
                     if k == leader {
@@ -496,7 +533,7 @@ impl Playbook {
         }
         self.warm_start = self.epochs;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
-        self.screened = [0; MAX_STRATEGIES];
+        self.loss = [0.0; MAX_STRATEGIES];
         self.last = None;
     }
 
@@ -686,7 +723,7 @@ impl Playbook {
         self.last = None;
         self.warm_start = 0;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
-        self.screened = [0; MAX_STRATEGIES];
+        self.loss = [0.0; MAX_STRATEGIES];
         Ok(())
     }
 
@@ -885,6 +922,51 @@ mod tests {
             }
         }
         p
+    }
+
+    #[test]
+    fn predicted_losses_screen_and_predicted_savings_promote() {
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let mut p = Playbook::new(sel, PlaybookConfig::DEFAULT, 8);
+            for e in 0..40 {
+                let (s, _) = p.select();
+                p.record(s, 1.0 + 0.01 * s as f64);
+                assert!(p.promising().is_none() && !p.screened(s), "{e}");
+            }
+            // Slot 3 is predicted to triple an epoch's time: screened, never selected, even as
+            // the leader (a rare large prediction is averaged away, a steady one is not).
+            let leader = p.leader();
+            p.note_loss(3, 8.0);
+            assert!(!p.screened(3), "one epoch's prediction is averaged");
+            for _ in 0..16 {
+                p.note_loss(3, 8.0);
+                p.note_loss(leader, 8.0);
+            }
+            assert!(p.screened(3) && p.vetoed(3) && p.vetoed(leader));
+            for _ in 0..200 {
+                let (s, _) = p.select();
+                assert!(s != 3 && s != leader, "{sel:?}: ran screened slot {s}");
+                p.record(s, 1.0);
+            }
+            // Slot 5 is predicted to save half of every epoch: it runs at once, until the
+            // prediction fades (its own epochs predict nothing more to save).
+            for _ in 0..16 {
+                p.note_loss(5, -0.5);
+            }
+            assert_eq!(p.promising(), Some(5));
+            assert_eq!(p.select(), (5, Choice::Promising));
+            for _ in 0..40 {
+                p.note_loss(5, 0.0);
+            }
+            assert_eq!(p.promising(), None);
+            // All screened: the selection falls back on the leader rather than on nothing.
+            for i in 0..p.len() {
+                for _ in 0..40 {
+                    p.note_loss(i, 8.0);
+                }
+            }
+            assert!(!p.vetoed(p.leader()));
+        }
     }
 
     #[test]

@@ -35,11 +35,13 @@ pub const SS_BYTES: u64 = 2 << 20;
 /// Bytes per page.
 pub const PAGE: u64 = 4096;
 
-/// Pages reused warm in one epoch, by [age bucket][depth bucket].
+/// Pages reused in one epoch, by [age bucket][depth bucket]: warm (BigCache blocks, empty
+/// SuperSlabs) and cold (BigCache blocks whose pages a purge had taken: each page faulted again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reuse {
     pub big: [[u64; 7]; 7],
     pub superslab: [[u64; 7]; 7],
+    pub cold_big: [[u64; 7]; 7],
 }
 
 /// The age bucket of `age_ms`.
@@ -56,11 +58,26 @@ impl Reuse {
     pub const ZERO: Reuse = Reuse {
         big: [[0; 7]; 7],
         superslab: [[0; 7]; 7],
+        cold_big: [[0; 7]; 7],
     };
 
     /// Pages reused warm in all.
     pub fn pages(&self) -> u64 {
         self.big.iter().chain(&self.superslab).flatten().sum()
+    }
+
+    /// Pages of this epoch's cold BigCache reuses that strategy `s` would have kept warm (each a
+    /// page fault saved).
+    pub fn saved_pages(&self, s: &Strategy) -> u64 {
+        let mut saved = 0;
+        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
+            for d in 0..7 {
+                if !big_lost(s, lo, BIG_DEPTH[d]) {
+                    saved += self.cold_big[a][d];
+                }
+            }
+        }
+        saved
     }
 
     /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
@@ -70,8 +87,7 @@ impl Reuse {
         for (a, &lo) in AGE_LO_MS.iter().enumerate() {
             let expired = lo >= s.purge_delay_ms;
             for d in 0..7 {
-                let big = BIG_DEPTH[d];
-                if big > s.bigcache_bytes || (expired && big > s.madvise_batch) {
+                if big_lost(s, lo, BIG_DEPTH[d]) {
                     lost += self.big[a][d];
                 }
                 let ss = SS_DEPTH[d];
@@ -84,6 +100,12 @@ impl Reuse {
         }
         lost
     }
+}
+
+/// Whether `s` purges a BigCache block `lo` ms old (the age bucket's floor) at `depth` before
+/// it is taken again.
+fn big_lost(s: &Strategy, lo: u64, depth: u64) -> bool {
+    depth > s.bigcache_bytes || (lo >= s.purge_delay_ms && depth > s.madvise_batch)
 }
 
 #[cfg(test)]
@@ -138,5 +160,16 @@ mod tests {
         s.warm_superslabs = 0;
         s.purge_delay_ms = 5000;
         assert_eq!(r.lost_pages(&s), 512, "no warm SuperSlab kept at all");
+    }
+
+    #[test]
+    fn cold_reuses_are_what_a_more_generous_strategy_saves() {
+        // 2 MiB blocks purged by default's 50 ms delay and reused cold after 200 ms.
+        let mut r = Reuse::ZERO;
+        r.cold_big[age_bucket(200)][depth_bucket(8 << 20, &BIG_DEPTH)] = 2048;
+        assert_eq!(r.saved_pages(&DEFAULT), 0);
+        assert_eq!(r.saved_pages(&LEAN), 0);
+        assert_eq!(r.saved_pages(&FAST), 2048);
+        assert_eq!(r.lost_pages(&FAST), 0);
     }
 }

@@ -169,6 +169,21 @@ impl Strategy {
             .count()
     }
 
+    /// How much freed memory this strategy keeps with its pages, in ladder rungs: the sum of the
+    /// rungs of BigCache's size, the madvise batch, the purge delay and the warm SuperSlabs. A
+    /// strategy at least as high on each of the four loses no warm reuse the other keeps.
+    pub fn generosity(&self) -> u32 {
+        [
+            Knob::BigCacheBytes,
+            Knob::MadviseBatch,
+            Knob::PurgeDelayMs,
+            Knob::WarmSuperSlabs,
+        ]
+        .iter()
+        .map(|&k| k.rung(self.get(k)).unwrap_or(0) as u32)
+        .sum()
+    }
+
     /// Sum over knobs of the distance in rungs (both must be valid).
     pub fn rung_distance(&self, other: &Strategy) -> u32 {
         let mut d = 0;
