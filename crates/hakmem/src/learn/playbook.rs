@@ -183,6 +183,8 @@ pub struct Playbook {
     /// moving average over recent epochs, `note_loss`); above `VETO_FACTOR - 1` the slot is
     /// screened out without ever running. Not saved.
     loss: [f64; MAX_STRATEGIES],
+    /// Per slot: predictions folded into `loss` (the first ones weigh more: see `note_loss`).
+    loss_n: [u32; MAX_STRATEGIES],
 }
 
 /// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
@@ -225,6 +227,7 @@ impl Playbook {
             order: [0; MAX_STRATEGIES],
             recent: [UNKNOWN; MAX_STRATEGIES],
             loss: [0.0; MAX_STRATEGIES],
+            loss_n: [0; MAX_STRATEGIES],
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -285,6 +288,7 @@ impl Playbook {
         };
         self.recent[i] = UNKNOWN;
         self.loss[i] = 0.0;
+        self.loss_n[i] = 0;
         self.next_id += 1;
         self.len += 1;
         i
@@ -294,6 +298,7 @@ impl Playbook {
         self.entries.copy_within(slot + 1..self.len, slot);
         self.recent.copy_within(slot + 1..self.len, slot);
         self.loss.copy_within(slot + 1..self.len, slot);
+        self.loss_n.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
     }
 
@@ -313,7 +318,12 @@ impl Playbook {
         } else {
             1e9
         };
-        self.loss[slot] += LOSS_ALPHA * (x - self.loss[slot]);
+        // The mean of the predictions so far, then a moving average over about 1 / LOSS_ALPHA:
+        // a start (or a warm start from a file) screens at once what its first epochs condemn.
+        let n = self.loss_n[slot].saturating_add(1);
+        self.loss_n[slot] = n;
+        let alpha = (1.0 / n as f64).max(LOSS_ALPHA);
+        self.loss[slot] += alpha * (x - self.loss[slot]);
     }
 
     /// The slot predicted to save the most (at least `PROMISE` of the epochs' wall time in page
@@ -534,6 +544,7 @@ impl Playbook {
         self.warm_start = self.epochs;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
+        self.loss_n = [0; MAX_STRATEGIES];
         self.last = None;
     }
 
@@ -724,6 +735,7 @@ impl Playbook {
         self.warm_start = 0;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
+        self.loss_n = [0; MAX_STRATEGIES];
         Ok(())
     }
 
@@ -936,8 +948,14 @@ mod tests {
             // Slot 3 is predicted to triple an epoch's time: screened, never selected, even as
             // the leader (a rare large prediction is averaged away, a steady one is not).
             let leader = p.leader();
+            for _ in 0..20 {
+                p.note_loss(3, 0.0);
+            }
             p.note_loss(3, 8.0);
-            assert!(!p.screened(3), "one epoch's prediction is averaged");
+            assert!(
+                !p.screened(3),
+                "one epoch's prediction is averaged with the past ones"
+            );
             for _ in 0..16 {
                 p.note_loss(3, 8.0);
                 p.note_loss(leader, 8.0);
@@ -953,6 +971,7 @@ mod tests {
             for _ in 0..16 {
                 p.note_loss(5, -0.5);
             }
+            assert!(p.promising().is_some());
             assert_eq!(p.promising(), Some(5));
             assert_eq!(p.select(), (5, Choice::Promising));
             for _ in 0..40 {
