@@ -1,8 +1,13 @@
 //! The lock-free list that other threads push freed blocks onto; the slab's owner takes it whole.
 //!
 //! Many producers push one block each with a CAS; the single consumer (the owner, or whoever holds
-//! an orphan slab under the orphan lock) swaps the head for null and walks what it got. Since nobody
+//! an orphan slab under the orphan lock) swaps the head for null and takes what it got. Since nobody
 //! pops single nodes, there is no ABA problem.
+//!
+//! The head word also counts the blocks on the list, in its top 16 bits (blocks live below 2^47,
+//! see `registry.rs`): the consumer learns the length without walking the list, whose blocks were
+//! just written by other threads and are cold in its cache. A count that would overflow sticks at
+//! `UNCOUNTED` and the consumer walks to count.
 
 use crate::sync::{AtomicPtr, Ordering};
 use core::ptr::null_mut;
@@ -14,7 +19,22 @@ pub struct Block {
 }
 
 pub struct RemoteList {
+    /// The most recently pushed block, with the list's length in the top `64 - COUNT_SHIFT` bits.
     head: AtomicPtr<Block>,
+}
+
+const COUNT_SHIFT: u32 = 48;
+const ADDR_MASK: usize = (1 << COUNT_SHIFT) - 1;
+/// The count of a list too long to count in the head word (more than any slab holds): walk it.
+pub const UNCOUNTED: u32 = (usize::MAX >> COUNT_SHIFT) as u32;
+
+/// The block pointer and the count of a head word.
+#[inline(always)]
+fn unpack(head: *mut Block) -> (*mut Block, u32) {
+    (
+        head.map_addr(|a| a & ADDR_MASK),
+        (head.addr() >> COUNT_SHIFT) as u32,
+    )
 }
 
 impl RemoteList {
@@ -25,16 +45,20 @@ impl RemoteList {
         }
     }
 
-    /// Pushes `block`, which the caller owns and no longer uses.
+    /// Pushes `block` (an address below 2^48), which the caller owns and no longer uses.
     #[inline]
     pub fn push(&self, block: *mut Block) {
+        debug_assert_eq!(block.addr() & !ADDR_MASK, 0);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
+            let (next, n) = unpack(head);
             // SAFETY: the caller hands us the block; nobody else reads it until the push is seen.
-            unsafe { (*block).next = head };
+            unsafe { (*block).next = next };
+            let n = if n == UNCOUNTED { n } else { n + 1 };
+            let new = block.map_addr(|a| a | (n as usize) << COUNT_SHIFT);
             match self
                 .head
-                .compare_exchange_weak(head, block, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(h) => head = h,
@@ -45,16 +69,23 @@ impl RemoteList {
     /// The most recently pushed block (a snapshot; for the double-free check).
     #[inline]
     pub fn head(&self) -> *mut Block {
-        self.head.load(Ordering::Relaxed)
+        unpack(self.head.load(Ordering::Relaxed)).0
     }
 
     /// Takes the whole list, most recently pushed first. Only the list's consumer calls this.
-    #[inline]
+    #[cfg(test)]
     pub fn take_all(&self) -> *mut Block {
+        self.take_counted().0
+    }
+
+    /// Takes the whole list and its length (`UNCOUNTED`: not known, walk it). Only the list's
+    /// consumer calls this.
+    #[inline]
+    pub fn take_counted(&self) -> (*mut Block, u32) {
         if self.head.load(Ordering::Relaxed).is_null() {
-            return null_mut();
+            return (null_mut(), 0);
         }
-        self.head.swap(null_mut(), Ordering::SeqCst)
+        unpack(self.head.swap(null_mut(), Ordering::SeqCst))
     }
 
     #[inline]
@@ -71,6 +102,33 @@ impl RemoteList {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn the_head_counts_the_list_until_the_count_would_overflow() {
+        let mut blocks: Vec<Block> = (0..UNCOUNTED as usize + 10)
+            .map(|_| Block { next: null_mut() })
+            .collect();
+        let list = RemoteList::new();
+        assert_eq!(list.take_counted(), (null_mut(), 0));
+        for b in blocks[..3].iter_mut() {
+            list.push(b);
+        }
+        assert_eq!(list.head(), &mut blocks[2] as *mut Block);
+        let (b, n) = list.take_counted();
+        assert_eq!((b, n), (&mut blocks[2] as *mut Block, 3));
+        assert!(list.is_empty());
+        for b in blocks.iter_mut() {
+            list.push(b);
+        }
+        let (mut b, n) = list.take_counted();
+        assert_eq!(n, UNCOUNTED);
+        let mut walked = 0;
+        while !b.is_null() {
+            walked += 1;
+            b = unsafe { (*b).next };
+        }
+        assert_eq!(walked, blocks.len());
+    }
 
     #[test]
     fn concurrent_pushes_are_all_taken_once() {

@@ -13,7 +13,7 @@
 use crate::check;
 use crate::heap::Heap;
 use crate::list::{Linked, Links};
-use crate::remote::{Block, RemoteList};
+use crate::remote::{Block, RemoteList, UNCOUNTED};
 use crate::thread_cache::Bin;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -92,8 +92,18 @@ impl Slab {
 
     /// Moves blocks other threads freed onto the local free list. Returns how many.
     pub fn drain_remote(&mut self) -> u32 {
-        let mut b = self.remote.0.take_all();
+        let (mut b, count) = self.remote.0.take_counted();
+        if b.is_null() {
+            return 0;
+        }
         let safe = check::safe_mode();
+        if self.free.is_null() && count != UNCOUNTED && !safe {
+            // The list becomes the free list as it is, without a walk: its blocks were just
+            // written by other threads, and a walk would take their cache misses one by one.
+            self.free = b;
+            self.used -= count;
+            return count;
+        }
         let mut n = 0;
         while !b.is_null() {
             // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.

@@ -39,8 +39,12 @@ const UNMAP_BATCH: usize = 8;
 /// Mid classes at least this big get transparent huge pages: a slab holds at most 31 of their
 /// blocks, each of which touches 16 pages or more, so the SuperSlab is used densely and one fault
 /// maps it whole. Smaller classes keep 4 KiB pages (a huge page would make a thread's slab of each
-/// class 2 MiB resident at once).
+/// class 2 MiB resident at once). A class's second and later live SuperSlabs get them; its first
+/// one only while fewer than `HUGE_FIRST_MAX` such first SuperSlabs are huge: a class with one
+/// SuperSlab may hold a single block (a buffer growing by realloc passes through every class
+/// once), and a huge page makes 2 MiB resident for it, so this bounds that waste to a constant.
 const HUGE_MID_MIN: usize = 64 * 1024;
+const HUGE_FIRST_MAX: u32 = 2;
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -55,6 +59,8 @@ pub struct SuperSlab {
     purged: bool,
     /// Whether the range is advised for transparent huge pages (see `set_huge`).
     huge: bool,
+    /// A mid SuperSlab that got huge pages as the first of its class (`Manager::huge_first`).
+    huge_first: bool,
     /// When a slab of it was last released (ms, `os::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
@@ -77,6 +83,10 @@ struct Manager {
     /// Empty SuperSlabs whose pages were returned.
     cold: List<SuperSlab>,
     mapped: usize,
+    /// Mid SuperSlabs in use, per class (whether the next one of the class gets huge pages).
+    mid_live: [u32; size_class::NUM_CLASSES],
+    /// Mid SuperSlabs in use that got huge pages as the first of their class.
+    huge_first: u32,
     /// Earliest time the next scan of partial SuperSlabs' free slabs is worth doing.
     next_scan_ms: u64,
 }
@@ -95,6 +105,8 @@ static GLOBAL: Global = Global {
         warm: List::new(),
         cold: List::new(),
         mapped: 0,
+        mid_live: [0; size_class::NUM_CLASSES],
+        huge_first: 0,
         next_scan_ms: 0,
     }),
 };
@@ -163,10 +175,17 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
         slab
     } else {
-        let ss = take_empty(m, crate::config::get().thp && size >= HUGE_MID_MIN);
+        let first = m.mid_live[class] == 0;
+        let huge = crate::config::get().thp
+            && size >= HUGE_MID_MIN
+            && (!first || m.huge_first < HUGE_FIRST_MAX);
+        let ss = take_empty(m, huge);
         if ss.is_null() {
             return null_mut();
         }
+        m.mid_live[class] += 1;
+        (*ss).huge_first = huge && first;
+        m.huge_first += (*ss).huge_first as u32;
         (*ss).slab_shift = MID_SLAB_SHIFT;
         (*ss).free_mask = 0;
         (*ss).used_slabs = 1;
@@ -244,6 +263,7 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
 /// # Safety
 /// The caller owns `slab` and nothing references its blocks.
 pub unsafe fn release_slab(slab: *mut Slab) {
+    let class = (*slab).class as usize;
     (*slab).clear();
     let ss = super_slab_of(slab);
     let now = os::now_ms();
@@ -266,6 +286,10 @@ pub unsafe fn release_slab(slab: *mut Slab) {
             } else if !was_partial {
                 m.partial.push_front(ss);
             }
+        } else {
+            m.mid_live[class] -= 1;
+            m.huge_first -= (*ss).huge_first as u32;
+            (*ss).huge_first = false;
         }
         if (*ss).used_slabs == 0 {
             m.warm.push_front(ss);
