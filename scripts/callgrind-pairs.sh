@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200000}
+rel="${CARGO_TARGET_DIR:-target}/release"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release -q -p hakmem-bench --bin pairs
 cargo build --release -q -p hakmem-preload
@@ -28,7 +29,7 @@ printf '%-26s %8s %8s %8s %8s\n' "allocator (instr/pair)" 16 64 256 1024
 for alloc in hakmem glibc mimalloc jemalloc; do
     row=$(printf '%-26s' "rust $alloc")
     for size in 16 64 256 1024; do
-        row+=$(printf ' %8s' "$(per_pair "$size" target/release/pairs "$alloc")")
+        row+=$(printf ' %8s' "$(per_pair "$size" "$rel/pairs" "$alloc")")
     done
     echo "$row"
 done
@@ -43,7 +44,7 @@ int main(int argc, char **argv) {
 }
 C
 gcc -O2 "$tmp/pairs.c" -o "$tmp/pairs"
-for lib in glibc target/release/libhakmem.so /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2; do
+for lib in glibc "$rel/libhakmem.so" /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2; do
     if [ "$lib" != glibc ] && [ ! -f "$lib" ]; then continue; fi
     pre=""; [ "$lib" != glibc ] && pre="$lib"
     row=$(printf '%-26s' "C $(basename "$lib")")
