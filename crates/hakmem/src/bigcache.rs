@@ -38,7 +38,9 @@ static GLOBAL: Global = Global {
 
 /// The cached block whose mapping is the shortest of those at least `len` and at most `len`
 /// + 25 % bytes long (the most recently freed among equals), or null. With learning on, a hit
-/// is recorded with its age and depth (the warm bytes freed after it, and its own), which is
+/// is recorded with its age and depth (the bytes freed after it, and its own: for a warm block
+/// only the warm ones count, for a purged one all, since a more generous strategy would have
+/// kept them all warm), which is
 /// what decides whether a stingier strategy would have lost it, or (a purged block) a more
 /// generous one would have kept it warm (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
@@ -50,15 +52,17 @@ pub fn take(len: usize) -> *mut LargeHeader {
         let mut best: *mut LargeHeader = null_mut();
         let mut depth = 0;
         let mut warm_ahead = 0;
+        let mut all_ahead = 0;
         let mut h = c.blocks.head;
         while !h.is_null() {
             let l = (*h).map_len;
             if !(*h).purged {
                 warm_ahead += l;
             }
+            all_ahead += l;
             if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
                 best = h;
-                depth = warm_ahead + if (*h).purged { l } else { 0 };
+                depth = if (*h).purged { all_ahead } else { warm_ahead };
                 if l == len {
                     break;
                 }

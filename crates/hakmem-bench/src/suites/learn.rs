@@ -121,6 +121,10 @@ fn replace<A: Alloc>(
     sum
 }
 
+/// Sizes of the `pressure` crest's blocks: above every large-block threshold, below huge pages.
+pub const CREST_MIN: usize = 300 * KIB;
+pub const CREST_MAX: usize = MIB;
+
 /// Memory pressure in waves of ~0.5 s: a crest builds a live set of ~40 MiB of 300 KiB..1 MiB
 /// blocks (every page touched), churns it once over and frees it all; a long, nearly idle trough
 /// follows (computation over a 64 KiB buffer, a 512 KiB block allocated and freed about every ms).
@@ -128,10 +132,6 @@ fn replace<A: Alloc>(
 /// strategy maps them alike, 4 KiB pages: keeping them saves their page faults at the next crest,
 /// giving them back makes the trough's RSS small, and on the balanced score giving back wins.
 /// An operation is a crest allocation or 1000 steps of trough computation.
-/// Sizes of the `pressure` crest's blocks.
-pub const CREST_MIN: usize = 300 * KIB;
-pub const CREST_MAX: usize = MIB;
-
 pub fn pressure<A: Alloc>(a: &A, p: &Params) -> Outcome {
     let mut rng = Rng::new(0x9E55_0001);
     let mut big = vec![Block::EMPTY; 64];

@@ -70,8 +70,10 @@ pub struct Learner {
     running: u32,
     epoch: u64,
     last_cost: f64,
-    /// The last epoch's measurements, for predicting a canary challenger's cost.
+    /// The last epoch's measurements and the strategy that ran it, for predictions
+    /// (`predicted_slowdown`: screening, promising strategies, canary challengers).
     last: Measurements,
+    ran: Strategy,
 }
 
 /// What a page lost to a purge costs at least, in nanoseconds: the fault and zeroing a 4 KiB
@@ -80,7 +82,7 @@ pub struct Learner {
 pub const FAULT_NS: f64 = 1000.0;
 
 /// How many mutations of the frozen strategy a canary tries before it skips its turn, when each
-/// is predicted too dear (`predicted_cost`).
+/// is predicted too dear (`too_dear`).
 const CANARY_DRAWS: u32 = 8;
 
 impl Learner {
@@ -101,6 +103,7 @@ impl Learner {
             epoch: 0,
             last_cost: 1.0,
             last: Measurements::default(),
+            ran: strategy::BALANCED,
         };
         l.choose_learning();
         l
@@ -198,14 +201,13 @@ impl Learner {
             }
         }
         self.last = *m;
+        self.ran = self.current;
         self.screen();
         if self.lifecycle.phase() != Phase::Learn {
-            // A frozen strategy now predicted too dear (the workload moved under it), or beaten by
-            // a promising one, is given up.
+            // A frozen strategy now predicted too dear (the workload moved under it) is given up.
             let f = *self.lifecycle.frozen().0;
             let p = &self.playbook;
-            let promising = p.promising().is_some_and(|i| p.entry(i).strategy != f);
-            if promising || p.find(&f).is_some_and(|s| p.screened(s) && p.vetoed(s)) {
+            if p.find(&f).is_some_and(|s| p.screened(s) && p.vetoed(s)) {
                 self.lifecycle.unfreeze();
             }
         }
@@ -216,7 +218,7 @@ impl Learner {
         &self.current
     }
 
-    /// How many times as long the last epoch would have lasted with `s` instead: 1.0, plus
+    /// How many times as long the last epoch would have lasted with `s` instead: about 1.0, plus
     /// `FAULT_NS` for every page of a warm reuse `s` would have lost, minus as much for every page
     /// of a cold reuse it would have kept warm (`reuse`), over the epoch's wall time (1.0 when that
     /// is unknown). Page faults only: what else `s` changes is learned by running it.
@@ -225,8 +227,9 @@ impl Learner {
         if m.elapsed_ns == 0 {
             return 1.0;
         }
-        let pages = m.reuse.lost_pages(s) as f64 - m.reuse.saved_pages(s) as f64;
-        1.0 + pages * FAULT_NS / m.elapsed_ns as f64
+        // Relative to the strategy that ran, which thereby predicts exactly 1.0 for itself.
+        let net = |x: &Strategy| m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64;
+        1.0 + (net(s) - net(&self.ran)) * FAULT_NS / m.elapsed_ns as f64
     }
 
     /// Whether `s` is predicted to make an epoch last more than `playbook::VETO_FACTOR` times
@@ -263,10 +266,17 @@ impl Learner {
         let lead = self.playbook.open_leader();
         let e = *self.playbook.entry(lead);
         let r = self.playbook.ranking();
-        let second = r[..self.playbook.len()]
+        let p = &self.playbook;
+        let second = r[..p.len()]
             .iter()
             .map(|&i| i as usize)
-            .find(|&i| i != lead);
+            .find(|&i| i != lead && !p.vetoed(i))
+            .or_else(|| {
+                r[..p.len()]
+                    .iter()
+                    .map(|&i| i as usize)
+                    .find(|&i| i != lead)
+            });
         let standing = match self.playbook.selector() {
             Selector::Elo if second.is_some() => elo::expected(
                 e.elo.rating,
@@ -293,6 +303,19 @@ impl Learner {
     fn choose_frozen(&mut self) {
         self.running = 0;
         if self.lifecycle.canary_due() {
+            // A promising strategy is the challenger of choice: the canary's verdict, measured,
+            // decides whether the prediction was right.
+            let frozen = *self.lifecycle.frozen().0;
+            let promising = self
+                .playbook
+                .promising()
+                .map(|i| self.playbook.entry(i).strategy)
+                .filter(|s| *s != frozen && *s != *self.lifecycle.challenger());
+            if let Some(c) = promising {
+                self.lifecycle.start_canary(Some(&c));
+                self.current = c;
+                return;
+            }
             if self.lifecycle.has_challenger() && !self.too_dear(self.lifecycle.challenger()) {
                 self.lifecycle.start_canary(None);
                 self.current = *self.lifecycle.challenger();
@@ -327,6 +350,7 @@ impl Learner {
     pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
         self.playbook.load(path)?;
         self.lifecycle.unfreeze();
+        self.screen();
         self.choose_learning();
         Ok(())
     }
@@ -592,10 +616,10 @@ mod tests {
                 assert!(l.playbook().screened(slot), "{sel:?}: lean is screened out");
             }
         }
-        // A burst as large but rare (a memory crest once every 50 epochs, as much reuse as one
-        // epoch's wall time in faults) screens nothing: lean runs, and is judged by its costs.
+        // A burst as large but rare (a memory crest once every 50 epochs, as much reuse as 1.2
+        // epochs' wall time in faults) screens nothing: lean runs, and is judged by its costs.
         let mut crest = Reuse::ZERO;
-        crest.big[age_bucket(300)][depth_bucket(40 << 20, &BIG_DEPTH)] = 10_000;
+        crest.big[age_bucket(300)][depth_bucket(40 << 20, &BIG_DEPTH)] = 12_000;
         for sel in [Selector::Elo, Selector::Ucb1] {
             let mut l = Learner::new(Mode::Balanced, sel, 9);
             let mut noise = Rng::new(5);
@@ -603,7 +627,7 @@ mod tests {
             for e in 0..300 {
                 lean_ran |= *l.current() == strategy::LEAN;
                 let mut m = measure(l.current(), &mut noise);
-                if e % 50 == 0 {
+                if e % 50 == 25 {
                     m.reuse = crest;
                 }
                 l.on_epoch_end(&m);

@@ -191,6 +191,8 @@ pub struct Playbook {
 pub const VETO_FACTOR: f64 = 2.0;
 /// Share of the epochs' wall time a strategy must be predicted to save to be run at once.
 pub const PROMISE: f64 = 0.25;
+/// Predictions a strategy needs before it can be promising (a single burst is not enough).
+pub const PROMISE_MIN: u32 = 4;
 /// Weight of the newest epoch in a slot's predicted loss (`note_loss`): about 16 epochs.
 pub const LOSS_ALPHA: f64 = 1.0 / 16.0;
 /// Epochs a veto lasts (then the strategy may be explored again).
@@ -311,7 +313,9 @@ impl Playbook {
     /// Folds one epoch's prediction for `slot` into its moving average: `extra` is the share of
     /// the epoch's wall time its page faults would have added had `slot` run (negative: saved).
     /// An average, so that a rare burst of reuse (a memory crest every few hundred epochs) does
-    /// not screen out, or push, a strategy on its own.
+    /// not screen out, or push, a strategy on its own for long: the first predictions are simply
+    /// averaged (so a start screens at once what its first epochs condemn, and a burst among the
+    /// very first epochs screens for a few epochs), then about the last 1 / `LOSS_ALPHA` count.
     pub fn note_loss(&mut self, slot: usize, extra: f64) {
         let x = if extra.is_finite() {
             extra.clamp(-1.0, 1e9)
@@ -327,10 +331,19 @@ impl Playbook {
     }
 
     /// The slot predicted to save the most (at least `PROMISE` of the epochs' wall time in page
-    /// faults): it runs next, whatever the selector says, until the prediction fades.
+    /// faults, over `PROMISE_MIN` predictions or more): it runs next, whatever the selector says,
+    /// until the prediction fades. Not one that is vetoed, nor one whose measured epochs cost more
+    /// on average than the leader's (the prediction sees page faults only; memory is measured).
     pub fn promising(&self) -> Option<usize> {
+        let lead = &self.entries[self.leader()];
         (0..self.len)
-            .filter(|&i| self.loss[i] < -PROMISE)
+            .filter(|&i| {
+                let e = &self.entries[i];
+                self.loss[i] < -PROMISE
+                    && self.loss_n[i] >= PROMISE_MIN
+                    && !self.vetoed(i)
+                    && (e.samples == 0 || lead.samples == 0 || e.mean_cost <= lead.mean_cost)
+            })
             .min_by(|&a, &b| self.loss[a].total_cmp(&self.loss[b]))
     }
 
@@ -415,12 +428,13 @@ impl Playbook {
     }
 
     /// The best-ranked slot that is not vetoed (a screened leader does not run), or the leader.
+    /// (When every slot is vetoed: the best-ranked one not screened, then the leader.)
     pub fn open_leader(&self) -> usize {
         let r = self.ranking();
-        r[..self.len]
-            .iter()
-            .map(|&i| i as usize)
+        let ranked = || r[..self.len].iter().map(|&i| i as usize);
+        ranked()
             .find(|&i| !self.vetoed(i))
+            .or_else(|| ranked().find(|&i| !self.screened(i)))
             .unwrap_or(r[0] as usize)
     }
 
@@ -469,7 +483,7 @@ impl Playbook {
                     return (slot, Choice::WarmUp);
                 }
             }
-            return (self.leader(), Choice::WarmUp);
+            return (self.open_leader(), Choice::WarmUp);
         }
         // The candidates exploration may pick.
         let mut open = [0u8; MAX_STRATEGIES];
@@ -971,7 +985,12 @@ mod tests {
             for _ in 0..16 {
                 p.note_loss(5, -0.5);
             }
-            assert!(p.promising().is_some());
+            // Not while its measured epochs cost more than the leader's (memory is measured).
+            p.record(5, 3.0);
+            assert_eq!(p.promising(), None);
+            for _ in 0..16 {
+                p.record(5, 0.5);
+            }
             assert_eq!(p.promising(), Some(5));
             assert_eq!(p.select(), (5, Choice::Promising));
             for _ in 0..40 {

@@ -1,4 +1,4 @@
-//! The epoch's warm-reuse profile, and what another strategy would have lost of it.
+//! The epoch's reuse profile, and what another strategy would have lost or saved of it.
 //!
 //! A "warm reuse" is memory the allocator kept with its pages (a BigCache block, an empty
 //! SuperSlab) and handed out again, saving a page fault per page. How long it waited (its age)
@@ -8,9 +8,12 @@
 //! while its depth exceeds the madvise batch. A reuse that strategy would have lost costs its
 //! pages in faults. The learner uses this to refuse, without running it, a strategy predicted to
 //! be catastrophic for the workload at hand (no caches on a large-block loop: hundreds of faults
-//! per operation), which no short trial could make cheap.
+//! per operation), which no short trial could make cheap. A "cold reuse" (a BigCache block whose
+//! pages a purge had taken) is the other way round: what a more generous strategy would have saved.
 //!
-//! Buckets follow the knobs' ladders, so the prediction is exact per bucket: ages by the purge-delay
+//! These are estimates: purges run when the allocator checks, not at the exact delay; a depth is
+//! taken when the block is reused, not at its deepest; a SuperSlab counts as all its pages. Buckets
+//! follow the knobs' ladders, so each bucket is on one side of every rung: ages by the purge-delay
 //! ladder, BigCache depths by the union of the BigCache and batch ladders, SuperSlab depths by the
 //! warm-SuperSlab ladder. Pure data and arithmetic.
 
