@@ -51,6 +51,9 @@ pub enum Event {
     CanaryPromoted,
     /// The workload changed; learning again.
     PhaseChanged { what: Shift },
+    /// The frozen strategy was given up without a phase change (predicted too dear for the
+    /// workload now, or a playbook loaded); learning again.
+    Unfrozen,
 }
 
 impl Event {
@@ -62,6 +65,7 @@ impl Event {
             Event::CanaryRejected => "canary-rejected",
             Event::CanaryPromoted => "canary-promoted",
             Event::PhaseChanged { .. } => "phase-changed",
+            Event::Unfrozen => "unfrozen",
         }
     }
 }
@@ -485,8 +489,14 @@ impl Lifecycle {
         self.frozen_id = id;
     }
 
-    /// Back to LEARN without a phase change (e.g. the caller wants to re-learn).
+    /// Back to LEARN without a phase change (e.g. the caller wants to re-learn); logged when it
+    /// leaves FROZEN or CANARY. A challenger mid-trial is dropped.
     pub fn unfreeze(&mut self) {
+        if self.phase != Phase::Learn {
+            self.emit(Event::Unfrozen);
+        }
+        self.canary_runs = 0;
+        self.canary_cost_sum = 0.0;
         self.phase = Phase::Learn;
         self.stable = 0;
         self.anchor = f64::NAN;
@@ -558,6 +568,17 @@ mod tests {
         assert_eq!(l.log().last().unwrap().event, Event::Froze { leader: 2 });
         // Frozen ignores leader updates.
         assert!(!l.observe_leader(9, 0.0, &LEAN));
+        // Given up: logged once, and learning again.
+        let logged = l.log().total();
+        l.unfreeze();
+        assert_eq!(l.phase(), Phase::Learn);
+        assert_eq!(l.log().last().unwrap().event, Event::Unfrozen);
+        l.unfreeze();
+        assert_eq!(
+            l.log().total(),
+            logged + 1,
+            "unfreezing in LEARN logs nothing"
+        );
     }
 
     #[test]
