@@ -8,6 +8,20 @@ pub struct Text {
 
 const CAPACITY: usize = 16 * 1024;
 
+/// The decimal digits of `v`, written at the end of `buf`.
+pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 impl Text {
     pub const fn new() -> Self {
         Text {
@@ -31,18 +45,9 @@ impl Text {
         self.push(s.as_bytes())
     }
 
-    pub fn number(&mut self, mut v: u64) -> &mut Self {
+    pub fn number(&mut self, v: u64) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..])
+        self.push(decimal(v, &mut digits))
     }
 
     /// `v` with `decimals` digits after the point (rounded); non-finite values print as 0.
@@ -103,6 +108,14 @@ impl Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_digits() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(4_194_304, &mut b), b"4194304");
+        assert_eq!(decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
 
     #[test]
     fn formats_numbers() {

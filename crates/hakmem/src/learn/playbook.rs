@@ -766,19 +766,11 @@ impl Playbook {
         tmp[len] = b'.';
         len += 1;
         // SAFETY: getpid has no preconditions.
-        let mut pid = unsafe { libc::getpid() } as u32;
-        let mut digits = [0u8; 10];
-        let mut d = digits.len();
-        loop {
-            d -= 1;
-            digits[d] = b'0' + (pid % 10) as u8;
-            pid /= 10;
-            if pid == 0 {
-                break;
-            }
-        }
-        tmp[len..len + digits.len() - d].copy_from_slice(&digits[d..]);
-        len += digits.len() - d;
+        let pid = unsafe { libc::getpid() } as u32;
+        let mut digits = [0u8; 20];
+        let pid = crate::text::decimal(pid as u64, &mut digits);
+        tmp[len..len + pid.len()].copy_from_slice(pid);
+        len += pid.len();
         tmp[len..len + 5].copy_from_slice(b".tmp\0");
         let tmp = &tmp[..len + 5];
         // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
