@@ -78,7 +78,8 @@ pub fn take(len: usize) -> *mut LargeHeader {
             }
             if crate::tuning::learning() {
                 let age = os::now_ms().saturating_sub((*best).cached_ms);
-                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, cold);
+                let purged_in = cold.then_some((*best).purged_epoch);
+                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, purged_in);
             }
         }
         best
@@ -137,6 +138,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
             os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
             crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);
             (*t).purged = true;
+            (*t).purged_epoch = crate::tuning::epoch();
             c.warm_bytes -= (*t).map_len;
         }
         t = (*t).links.prev;

@@ -34,6 +34,8 @@ pub struct LargeHeader {
     pub purged: bool,
     /// When it was cached (ms, `os::now_ms`).
     pub cached_ms: u64,
+    /// With learning on, the learner's epoch in which it was purged (`tuning::epoch`).
+    pub purged_epoch: u32,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
     pub cached: bool,
     /// The call site of its allocation when `sites` recorded it, else 0.
@@ -117,6 +119,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             standard,
             purged: false,
             cached_ms: 0,
+            purged_epoch: 0,
             cached: false,
             site: 0,
             links: crate::list::Links::new(),

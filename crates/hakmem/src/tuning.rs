@@ -71,6 +71,15 @@ static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
 static REUSE_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
 static REUSE_SUPERSLAB: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
 static REUSE_COLD_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
+static REUSE_COLD_FROM_LAST_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Epochs ended so far (wraps): which epoch a BigCache purge happened in.
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// The learner's current epoch number (wrapping; 0 while learning is off).
+#[inline]
+pub fn epoch() -> u32 {
+    EPOCH.load(Ordering::Relaxed)
+}
 
 /// Whether learning is on.
 #[inline]
@@ -163,13 +172,21 @@ impl Timer {
 }
 
 /// Records that BigCache handed out a block of `bytes` (learning only: the caller checks
-/// `learning()`), warm or purged (`cold`), that waited `age_ms`, with `depth` warm bytes newer
-/// than it or in it.
-pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, cold: bool) {
+/// `learning()`), warm or purged (`purged_in`: the epoch of its purge), that waited `age_ms`, with
+/// `depth` warm bytes newer than it or in it.
+pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, purged_in: Option<u32>) {
     let a = reuse::age_bucket(age_ms);
     let d = reuse::depth_bucket(depth, &reuse::BIG_DEPTH);
-    let table = if cold { &REUSE_COLD_BIG } else { &REUSE_BIG };
-    table[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
+    let pages = bytes as u64 / reuse::PAGE;
+    let table = if purged_in.is_some() {
+        &REUSE_COLD_BIG
+    } else {
+        &REUSE_BIG
+    };
+    table[a][d].fetch_add(pages, Ordering::Relaxed);
+    if purged_in.is_some_and(|e| epoch().wrapping_sub(e) == 1) {
+        REUSE_COLD_FROM_LAST_EPOCH.fetch_add(pages, Ordering::Relaxed);
+    }
 }
 
 /// Records that an empty SuperSlab of `bytes` was taken again with its pages (learning only),
@@ -180,8 +197,10 @@ pub fn record_superslab_reuse(age_ms: u64, depth: u64, bytes: usize) {
     REUSE_SUPERSLAB[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
 }
 
-/// The warm reuses since the last call.
+/// The reuses since the last call, which ends an epoch.
 fn take_reuse() -> Reuse {
+    // Purges from now on belong to the next epoch.
+    EPOCH.fetch_add(1, Ordering::Relaxed);
     let mut r = Reuse::ZERO;
     for a in 0..7 {
         for d in 0..7 {
@@ -190,6 +209,7 @@ fn take_reuse() -> Reuse {
             r.cold_big[a][d] = REUSE_COLD_BIG[a][d].swap(0, Ordering::Relaxed);
         }
     }
+    r.cold_from_last_epoch = REUSE_COLD_FROM_LAST_EPOCH.swap(0, Ordering::Relaxed);
     r
 }
 
@@ -597,5 +617,25 @@ mod tests {
         assert!(b.cpu_us >= a.cpu_us && b.minor_faults >= a.minor_faults);
         assert!(a.resident_bytes > 1 << 20, "{}", a.resident_bytes);
         assert_eq!(v.iter().map(|&x| x as usize).sum::<usize>(), 1 << 20);
+    }
+
+    /// A cold reuse is attributed to the epoch before only if its purge happened in that epoch.
+    #[test]
+    fn cold_reuses_know_the_epoch_of_their_purge() {
+        let bytes = 64 * reuse::PAGE as usize;
+        let _ = take_reuse();
+        let e = epoch();
+        record_big_reuse(20, 8 << 20, bytes, Some(e)); // purged and reused in this epoch
+        let r = take_reuse();
+        assert_eq!(r.cold_from_last_epoch, 0);
+        assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 64);
+        assert_eq!(epoch(), e.wrapping_add(1));
+        record_big_reuse(20, 8 << 20, bytes, Some(e)); // purged in the epoch before
+        record_big_reuse(20, 8 << 20, bytes, Some(e.wrapping_sub(1))); // two epochs before
+        record_big_reuse(20, 8 << 20, bytes, None); // warm
+        let r = take_reuse();
+        assert_eq!(r.cold_from_last_epoch, 64);
+        assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 128);
+        assert_eq!(r.big.iter().flatten().sum::<u64>(), 64);
     }
 }

@@ -321,23 +321,22 @@ impl Lifecycle {
         self.log.push(self.epoch, e);
     }
 
-    /// Feeds one epoch's workload shape. In LEARN it updates the running shape; in FROZEN and
-    /// CANARY it compares with the baseline and returns the shift when a phase change is
-    /// confirmed (the lifecycle is then in LEARN).
+    /// Feeds one epoch's workload shape and returns the shift when a phase change is confirmed
+    /// (the lifecycle is then in LEARN, with the new shape as its reference). In FROZEN and
+    /// CANARY the epoch is compared with the shape frozen with the strategy. In LEARN it is
+    /// compared with the running average of recent epochs, more strictly, since strategies under
+    /// trial move the operation rate and the mix of slow-path sizes themselves: both size
+    /// quantiles must move by the square of the size factor, over twice as many epochs.
     pub fn observe_shape(&mut self, m: &Measurements) -> Option<Shift> {
         let s = Shape::of(m);
-        if self.phase == Phase::Learn {
-            self.shape = Shape {
-                p50: mix(self.shape.p50, s.p50),
-                p95: mix(self.shape.p95, s.p95),
-                rate: mix(self.shape.rate, s.rate),
-            };
-            return None;
-        }
+        let learning = self.phase == Phase::Learn;
         let size_limit = self.cfg.size_shift.log2();
         let rate_limit = self.cfg.rate_shift.log2();
         // NaN on either side compares false: unknown values never signal a shift.
-        let what = if (s.p50 - self.baseline.p50).abs() > size_limit {
+        let what = if learning {
+            let moved = |a: f64, b: f64| (a - b).abs() > 2.0 * size_limit;
+            (moved(s.p50, self.shape.p50) && moved(s.p95, self.shape.p95)).then_some(Shift::SizeP50)
+        } else if (s.p50 - self.baseline.p50).abs() > size_limit {
             Some(Shift::SizeP50)
         } else if (s.p95 - self.baseline.p95).abs() > size_limit {
             Some(Shift::SizeP95)
@@ -346,14 +345,22 @@ impl Lifecycle {
         } else {
             None
         };
+        let confirm = self.cfg.shift_confirm * if learning { 2 } else { 1 };
         match what {
             None => {
                 self.shifted = 0;
+                if learning {
+                    self.shape = Shape {
+                        p50: mix(self.shape.p50, s.p50),
+                        p95: mix(self.shape.p95, s.p95),
+                        rate: mix(self.shape.rate, s.rate),
+                    };
+                }
                 None
             }
             Some(w) => {
                 self.shifted += 1;
-                if self.shifted < self.cfg.shift_confirm {
+                if self.shifted < confirm {
                     return None;
                 }
                 self.phase = Phase::Learn;
@@ -482,6 +489,14 @@ impl Lifecycle {
             self.canary_cost_sum = 0.0;
         }
         v
+    }
+
+    /// Adds `extra` to the challenger's canary cost while it is mid-trial: what its last canary
+    /// epoch's purges cost the frozen epoch after it (page faults on blocks it gave back).
+    pub fn amend_canary(&mut self, extra: f64) {
+        if self.canary_runs > 0 && extra.is_finite() {
+            self.canary_cost_sum += extra;
+        }
     }
 
     /// Records the playbook id a promoted strategy got.
@@ -659,6 +674,48 @@ mod tests {
         }
         assert_eq!(l.frozen(), (&FAST, 0));
         assert_eq!(l.log().last().unwrap().event, Event::CanaryPromoted);
+    }
+
+    #[test]
+    fn a_size_shift_in_learn_is_a_phase_change_over_twice_the_epochs() {
+        let mut l = Lifecycle::new(cfg());
+        let confirm = cfg().shift_confirm * 2;
+        for i in 0..20 {
+            assert_eq!(l.observe_shape(&shape(64 + i, 4096, 1000)), None);
+        }
+        // The operation rate is the strategies' doing in LEARN: never a phase change.
+        for _ in 0..10 {
+            assert_eq!(l.observe_shape(&shape(64, 4096, 100_000)), None);
+        }
+        // Nor the median alone moving, or both by less than the size factor squared.
+        for _ in 0..10 {
+            assert_eq!(l.observe_shape(&shape(64 * 16, 4096, 1000)), None);
+        }
+        for _ in 0..10 {
+            assert_eq!(l.observe_shape(&shape(64 * 3, 4096 * 3, 1000)), None);
+        }
+        // A blip one epoch short of confirmation, then back: nothing.
+        for _ in 1..confirm {
+            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+        }
+        assert_eq!(l.observe_shape(&shape(64, 4096, 1000)), None);
+        // The sizes move for good: confirmed on the `confirm`th epoch.
+        for _ in 1..confirm {
+            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+        }
+        assert_eq!(
+            l.observe_shape(&shape(1 << 20, 4 << 20, 1000)),
+            Some(Shift::SizeP50)
+        );
+        assert_eq!(l.phase(), Phase::Learn);
+        assert!(matches!(
+            l.log().last().unwrap().event,
+            Event::PhaseChanged { .. }
+        ));
+        // The new shape is the reference now.
+        for _ in 0..10 {
+            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+        }
     }
 
     #[test]

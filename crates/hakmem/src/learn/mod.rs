@@ -74,6 +74,10 @@ pub struct Learner {
     /// (`predicted_slowdown`: screening, promising strategies, canary challengers).
     last: Measurements,
     ran: Strategy,
+    /// The last LEARN epoch, rated one epoch late: (playbook id, cost, ops). Blocks its purges
+    /// gave back and the next epoch takes again cold fault in that next epoch (`inherited`); they
+    /// are charged back to it before it is rated, and taken off the epoch that paid them.
+    pending: Option<(u32, f64, u64)>,
 }
 
 /// What a page lost to a purge costs at least, in nanoseconds: the fault and zeroing a 4 KiB
@@ -104,6 +108,7 @@ impl Learner {
             last_cost: 1.0,
             last: Measurements::default(),
             ran: strategy::BALANCED,
+            pending: None,
         };
         l.choose_learning();
         l
@@ -187,17 +192,30 @@ impl Learner {
         let cost = self.scorer.score(m);
         self.last_cost = cost;
         let phase = self.lifecycle.phase();
+        // The faults this epoch paid for the previous epoch's purges are that epoch's cost.
+        let inherited = m.reuse.cold_from_last_epoch.min(m.minor_faults);
+        let shifted = cost - self.scorer.fault_cost(inherited, m.ops);
+        let debt = self.scorer.fault_cost(inherited, self.last.ops);
         if !judged {
             // Nothing to record; the same strategy runs again, now judged.
         } else if self.lifecycle.observe_shape(m).is_some() {
             // The epoch belongs to the new workload, whose costs the old baseline cannot judge.
+            self.flush_pending(0.0);
             self.scorer.reset();
             self.playbook.forget_half();
         } else {
             match phase {
-                Phase::Learn => self.learn_epoch(cost),
+                Phase::Learn if self.pending.is_some() => self.learn_epoch(shifted, debt, m.ops),
+                Phase::Learn => self.learn_epoch(cost, 0.0, m.ops),
+                // The first frozen epoch after a canary pays for the challenger's purges; the
+                // frozen strategy's own are paid by its next epoch, as ever.
+                Phase::Frozen if self.lifecycle.has_challenger() && self.ran != self.current => {
+                    self.lifecycle.amend_canary(debt);
+                    self.lifecycle.frozen_epoch(shifted)
+                }
                 Phase::Frozen => self.lifecycle.frozen_epoch(cost),
-                Phase::Canary => self.canary_epoch(cost),
+                // The frozen strategy's last purges are not the challenger's.
+                Phase::Canary => self.canary_epoch(shifted),
             }
         }
         self.last = *m;
@@ -216,6 +234,15 @@ impl Learner {
             _ => self.choose_frozen(),
         }
         &self.current
+    }
+
+    /// Rates the pending LEARN epoch, `debt` dearer (nothing when there is none).
+    fn flush_pending(&mut self, debt: f64) {
+        if let Some((id, cost, _)) = self.pending.take() {
+            if let Some(slot) = self.playbook.slot_of(id) {
+                self.playbook.record(slot, cost + debt);
+            }
+        }
     }
 
     /// How many times as long the last epoch would have lasted with `s` instead: about 1.0, plus
@@ -251,10 +278,18 @@ impl Learner {
         }
     }
 
-    fn learn_epoch(&mut self, cost: f64) {
-        if let Some(slot) = self.playbook.slot_of(self.running) {
-            self.playbook.record(slot, cost);
+    /// A LEARN epoch at `cost`, which owes the previous one `debt` (`inherited`): that one is
+    /// rated now, this one at the next epoch's end (or now, if the lifecycle leaves LEARN).
+    fn learn_epoch(&mut self, cost: f64, debt: f64, ops: u64) {
+        self.flush_pending(debt);
+        self.pending = Some((self.running, cost, ops));
+        self.judge_learning();
+        if self.lifecycle.phase() != Phase::Learn {
+            self.flush_pending(0.0);
         }
+    }
+
+    fn judge_learning(&mut self) {
         let warm = self.playbook.epochs() >= self.cfg.playbook.min_samples;
         if !warm {
             return;
@@ -349,6 +384,7 @@ impl Learner {
     /// to LEARN with it. On error nothing changes; the caller warns and carries on cold.
     pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
         self.playbook.load(path)?;
+        self.pending = None;
         self.lifecycle.unfreeze();
         self.screen();
         self.choose_learning();
@@ -638,6 +674,68 @@ mod tests {
                 );
             }
             assert!(lean_ran, "{sel:?}: lean never ran");
+        }
+    }
+
+    /// Large blocks freed in one epoch are taken again 20 ms later, in the next: whether they are
+    /// still warm depends on the strategy that ran while they waited. A stingy one (purging them
+    /// at 10 ms, or keeping no cache) makes the next epoch fault them all, whatever runs then;
+    /// its own epochs look cheap after a generous one (its blocks are warm, its RSS low). Rated
+    /// by adjacent epochs, stingy strategies would win every game against the strategies that
+    /// pay for them. Charged back (`inherited`), the generous ones win, as they do when run alone.
+    #[test]
+    fn faults_caused_by_a_purge_are_charged_to_the_strategy_that_purged() {
+        use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
+        const PAGES: u64 = 3000;
+        let (a, d) = (age_bucket(20), depth_bucket(8 << 20, &BIG_DEPTH));
+        let stingy = |s: &Strategy| {
+            let mut one = Reuse::ZERO;
+            one.big[a][d] = 1;
+            one.lost_pages(s) > 0
+        };
+        let n = DEFAULTS.iter().filter(|(_, s)| stingy(s)).count();
+        assert!((2..=4).contains(&n), "{n} stingy defaults");
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let mut l = Learner::new(Mode::Balanced, sel, 17);
+            let mut noise = Rng::new(6);
+            let mut prev = *l.current();
+            let mut stingy_recent = 0;
+            for e in 0..400 {
+                let s = *l.current();
+                let ops = 100_000;
+                let live = 64 << 20;
+                let mut m = Measurements {
+                    slow_path_ns: ops * 100 * (970 + noise.below(61)) / 1000,
+                    minor_faults: 1000,
+                    live_bytes: live,
+                    // Keeping costs memory: the generous strategies hold 30 % more.
+                    mapped_bytes: live + live * if stingy(&s) { 20 } else { 50 } / 100,
+                    ops,
+                    // Long epochs: the predictions (page faults against wall time) stay small,
+                    // so only the measured costs decide.
+                    elapsed_ns: 100_000_000,
+                    size_p50: 1 << 20,
+                    size_p95: 4 << 20,
+                    reuse: Reuse::ZERO,
+                };
+                if stingy(&prev) {
+                    m.reuse.cold_big[a][d] = PAGES;
+                    m.reuse.cold_from_last_epoch = PAGES;
+                    m.minor_faults += PAGES;
+                } else {
+                    m.reuse.big[a][d] = PAGES;
+                }
+                if e >= 300 && stingy(&s) {
+                    stingy_recent += 1;
+                }
+                prev = s;
+                l.on_epoch_end(&m);
+            }
+            assert!(!stingy(l.best()), "{sel:?}: best is {:?}", l.best());
+            assert!(
+                stingy_recent <= 15,
+                "{sel:?}: stingy strategies ran {stingy_recent} of the last 100 epochs"
+            );
         }
     }
 

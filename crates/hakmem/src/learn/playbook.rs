@@ -1,7 +1,10 @@
 //! The playbook: the live strategies with their ratings, which one runs next, how the set evolves,
 //! and its file.
 //!
-//! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; until
+//! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; the
+//! first `REVEAL_EPOCHS` epochs (at the start and after a phase change) run the most generous
+//! strategy, whose kept memory shows what the stingier ones would lose, so that the predictions
+//! screen the catastrophic ones out before their turn; until
 //! `min_samples` epochs are recorded, the strategies take turns (round robin, in a new random order
 //! each round so each meets varied opponents), so ratings drive
 //! nothing before they mean something; then ELO mode is epsilon-greedy (the leader, or with
@@ -111,7 +114,7 @@ impl Entry {
 pub enum Choice {
     /// A challenger's trial epochs.
     Trial,
-    /// Round robin before `min_samples`.
+    /// The most generous strategy first (`REVEAL_EPOCHS`), then round robin before `min_samples`.
     WarmUp,
     /// ELO mode: the leader.
     Exploit,
@@ -195,6 +198,10 @@ pub const PROMISE: f64 = 0.25;
 pub const PROMISE_MIN: u32 = 4;
 /// Weight of the newest epoch in a slot's predicted loss (`note_loss`): about 16 epochs.
 pub const LOSS_ALPHA: f64 = 1.0 / 16.0;
+/// Epochs recorded with the most generous strategy before the warm-up's round robin, at the
+/// start and after a phase change: long enough for its caches to fill with the new workload's
+/// blocks, so that what stingier strategies would lose shows in the predictions.
+pub const REVEAL_EPOCHS: u64 = 3;
 /// Epochs a veto lasts (then the strategy may be explored again).
 pub const VETO_EPOCHS: u64 = 256;
 const UNKNOWN: (f64, u64) = (f64::NAN, 0);
@@ -438,6 +445,21 @@ impl Playbook {
             .unwrap_or(r[0] as usize)
     }
 
+    /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show
+    /// every warm reuse a stingier one could lose, so the learner can screen the catastrophic
+    /// ones out before they run.
+    pub fn most_generous(&self) -> usize {
+        let r = self.ranking();
+        let g = |x: usize| self.entries[x].strategy.generosity();
+        let mut first = None;
+        for i in r[..self.len].iter().map(|&i| i as usize) {
+            if !self.vetoed(i) && first.is_none_or(|f| g(i) > g(f)) {
+                first = Some(i);
+            }
+        }
+        first.unwrap_or(r[0] as usize)
+    }
+
     /// The slot to run next, and why.
     pub fn select(&mut self) -> (usize, Choice) {
         if let Some(i) = self.promising() {
@@ -449,8 +471,14 @@ impl Playbook {
         }) {
             return (i, Choice::Trial);
         }
-        if self.epochs < self.warm_start + self.cfg.min_samples {
-            let k = ((self.epochs - self.warm_start) % self.len as u64) as usize;
+        let since = self.epochs - self.warm_start;
+        // No warm-up, no reveal either.
+        let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
+        if since < reveal {
+            return (self.most_generous(), Choice::WarmUp);
+        }
+        if since < reveal + self.cfg.min_samples {
+            let k = ((since - reveal) % self.len as u64) as usize;
             if k == 0 {
                 // A new round: a fresh Fisher-Yates shuffle of the slots.
                 for i in 0..self.len {
@@ -460,17 +488,8 @@ impl Playbook {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     self.order.swap(i, j);
                 }
-                // The most generous strategy (the best-ranked among equals) opens every round:
-                // its epoch shows every warm reuse a stingier one could lose, so the learner can
-                // screen the catastrophic ones out before they run.
-                let r = self.ranking();
-                let mut first = r[0];
-                for &i in &r[..self.len] {
-                    let g = |x: u8| self.entries[x as usize].strategy.generosity();
-                    if g(i) > g(first) {
-                        first = i;
-                    }
-                }
+                // The most generous strategy opens every round too.
+                let first = self.most_generous() as u8;
                 if let Some(at) = self.order[..self.len].iter().position(|&x| x == first) {
                     self.order.swap(0, at);
                 }
@@ -1078,6 +1097,12 @@ mod tests {
         let mut p = pb(Selector::Elo);
         let mut seen = [0u32; DEFAULT_COUNT];
         let warm = p.config().min_samples;
+        let generous = p.most_generous();
+        assert_eq!(p.entry(generous).strategy, crate::learn::strategy::FAST);
+        for _ in 0..REVEAL_EPOCHS {
+            assert_eq!(p.select(), (generous, Choice::WarmUp));
+            p.record(generous, 1.0);
+        }
         for _ in 0..warm {
             let (s, c) = p.select();
             assert!(c == Choice::Trial || c == Choice::WarmUp);
@@ -1235,6 +1260,10 @@ mod tests {
         assert!((p.entry(0).elo.rating - (1500.0 + (r0 - 1500.0) / 2.0)).abs() < 1e-9);
         assert!((p.entry(0).arm.mean() - m0).abs() < 1e-9);
         assert_eq!(p.entry(0).arm.pulls, 2);
+        for _ in 0..REVEAL_EPOCHS {
+            assert_eq!(p.select(), (p.most_generous(), Choice::WarmUp));
+            p.record(p.most_generous(), 1.0);
+        }
         let mut seen = [false; MAX_STRATEGIES];
         for _ in 0..p.len() {
             let (s, c) = p.select();

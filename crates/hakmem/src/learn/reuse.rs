@@ -45,6 +45,9 @@ pub struct Reuse {
     pub big: [[u64; 7]; 7],
     pub superslab: [[u64; 7]; 7],
     pub cold_big: [[u64; 7]; 7],
+    /// Pages of the cold reuses whose purge happened in the previous epoch: that epoch's
+    /// strategy gave them back, this epoch faulted them in again.
+    pub cold_from_last_epoch: u64,
 }
 
 /// The age bucket of `age_ms`.
@@ -62,6 +65,7 @@ impl Reuse {
         big: [[0; 7]; 7],
         superslab: [[0; 7]; 7],
         cold_big: [[0; 7]; 7],
+        cold_from_last_epoch: 0,
     };
 
     /// Pages reused warm in all.

@@ -157,6 +157,18 @@ impl Scorer {
             + w.memory * ratio(t.mapped_per_live, b.mapped_per_live, FLOOR.mapped_per_live)
     }
 
+    /// What `faults` more page faults over `ops` operations add to an epoch's cost against the
+    /// current baseline (`cost_of` is linear in each term); 0 without a baseline.
+    pub fn fault_cost(&self, faults: u64, ops: u64) -> f64 {
+        match self.baseline {
+            Some(b) => {
+                self.weights.faults * (faults as f64 / ops.max(1) as f64)
+                    / (b.faults_per_op + FLOOR.faults_per_op)
+            }
+            None => 0.0,
+        }
+    }
+
     /// The epoch's cost (lower is better; about 1.0 for an average epoch), then folds the epoch
     /// into the baseline.
     pub fn score(&mut self, m: &Measurements) -> f64 {
