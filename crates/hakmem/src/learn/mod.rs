@@ -7,7 +7,10 @@
 //! far worse or far better without trying them), `elo` and `ucb1` (the two raters), `sketch`
 //! (size quantiles) and `site` (per-call-site profiles and the sampling rate), `playbook` (the live
 //! strategies: choice, rating, evolution, file), `lifecycle` (LEARN / FROZEN / CANARY and the
-//! event log), and here the `Learner` that ties them together.
+//! event log), and here the `Learner` that ties them together. The `Learner` also settles which
+//! epoch pays for a purge: page faults on blocks purged in the previous epoch are charged to that
+//! epoch (LEARN rates each epoch one epoch late for this; a canary's challenger pays for the
+//! frozen epoch after it).
 //!
 //! Everything is deterministic given the seed and the measurements, allocates nothing, reads no
 //! clock and takes no lock: the caller keeps one `Learner` behind its own lock, measures an epoch,
@@ -290,8 +293,9 @@ impl Learner {
     }
 
     fn judge_learning(&mut self) {
-        let warm = self.playbook.epochs() >= self.cfg.playbook.min_samples;
-        if !warm {
+        // Neither evolution nor freezing on the ratings of a warm-up (after a phase change, the
+        // old phase's ratings, halved, still order the strategies).
+        if !self.playbook.warmed_up() {
             return;
         }
         if self.cfg.evolve_every > 0 && self.epoch.is_multiple_of(self.cfg.evolve_every as u64) {

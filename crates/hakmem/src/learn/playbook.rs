@@ -4,7 +4,8 @@
 //! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; the
 //! first `REVEAL_EPOCHS` epochs (at the start and after a phase change) run the most generous
 //! strategy, whose kept memory shows what the stingier ones would lose, so that the predictions
-//! screen the catastrophic ones out before their turn; until
+//! screen the catastrophic ones out before their turn, and the warm-up gives no turn to one
+//! predicted `PROMISE` slower; until
 //! `min_samples` epochs are recorded, the strategies take turns (round robin, in a new random order
 //! each round so each meets varied opponents), so ratings drive
 //! nothing before they mean something; then ELO mode is epsilon-greedy (the leader, or with
@@ -445,6 +446,19 @@ impl Playbook {
             .unwrap_or(r[0] as usize)
     }
 
+    /// Whether the warm-up gives `slot` no turn: it is vetoed, or predicted to make epochs
+    /// `PROMISE` longer in page faults (it may still be explored once warm-up is over).
+    fn skipped_in_warm_up(&self, slot: usize) -> bool {
+        self.vetoed(slot) || self.loss[slot] > PROMISE
+    }
+
+    /// Whether the warm-up (the reveal epochs and the round robin, at the start and after a
+    /// phase change) is over: ratings mean something from then on.
+    pub fn warmed_up(&self) -> bool {
+        let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
+        self.epochs >= self.warm_start + reveal + self.cfg.min_samples
+    }
+
     /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show
     /// every warm reuse a stingier one could lose, so the learner can screen the catastrophic
     /// ones out before they run.
@@ -472,7 +486,7 @@ impl Playbook {
             return (i, Choice::Trial);
         }
         let since = self.epochs - self.warm_start;
-        // No warm-up, no reveal either.
+        // No warm-up, no reveal either (`warmed_up`).
         let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
         if since < reveal {
             return (self.most_generous(), Choice::WarmUp);
@@ -494,15 +508,22 @@ impl Playbook {
                     self.order.swap(0, at);
                 }
             }
-            // This round's next slot that is not vetoed (the leader if all are).
-            for j in k..self.len {
-                let slot = self.order[j] as usize;
-                if !self.vetoed(slot) {
-                    self.order.swap(k, j);
-                    return (slot, Choice::WarmUp);
+            // The round's turns go to the slots worth one, in the round's order, as often as
+            // the round is long (the open leader if none is).
+            let mut turns = [0u8; MAX_STRATEGIES];
+            let mut n = 0;
+            for &slot in &self.order[..self.len] {
+                if !self.skipped_in_warm_up(slot as usize) {
+                    turns[n] = slot;
+                    n += 1;
                 }
             }
-            return (self.open_leader(), Choice::WarmUp);
+            let slot = if n == 0 {
+                self.open_leader()
+            } else {
+                turns[k % n] as usize
+            };
+            return (slot, Choice::WarmUp);
         }
         // The candidates exploration may pick.
         let mut open = [0u8; MAX_STRATEGIES];
@@ -959,6 +980,32 @@ mod tests {
             }
         }
         p
+    }
+
+    #[test]
+    fn the_warm_up_gives_no_turn_to_a_strategy_predicted_dear() {
+        let mut p = Playbook::new(Selector::Elo, PlaybookConfig::DEFAULT, 8);
+        // Slot 5 is predicted 40 % slower: not screened (that is 100 %), but not worth a turn.
+        p.note_loss(5, 0.4);
+        assert!(!p.screened(5) && !p.vetoed(5));
+        let mut turns = [0u32; MAX_STRATEGIES];
+        while !p.warmed_up() {
+            let (s, c) = p.select();
+            assert_eq!(c, Choice::WarmUp);
+            turns[s] += 1;
+            p.record(s, 1.0);
+        }
+        assert_eq!(turns[5], 0, "{turns:?}");
+        // The other slots share its turns.
+        let rest = (0..p.len()).filter(|&i| i != 5);
+        assert!(rest.clone().all(|i| turns[i] >= 2), "{turns:?}");
+        // Once warm, exploration may still pick it: predictions see page faults only.
+        let explored = (0..2000).any(|_| {
+            let (s, _) = p.select();
+            p.record(s, 1.0);
+            s == 5
+        });
+        assert!(explored);
     }
 
     #[test]
