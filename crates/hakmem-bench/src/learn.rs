@@ -104,6 +104,9 @@ pub struct Cell {
     pub cpu_ns_per_op: f64,
     /// Minor faults of the whole worker process (start-up included).
     pub minflt: f64,
+    /// The same per million operations (runs last the same wall time, not the same work).
+    #[serde(default)]
+    pub faults_per_mop: f64,
     pub mean_rss_kib: f64,
     pub peak_rss_kib: f64,
     /// Learners: what each repetition ended on ("name, N epochs").
@@ -166,8 +169,8 @@ pub struct Summary {
     pub cost: Vec<Cost>,
 }
 
-/// Composite scores of runs `[time, faults, mean RSS]`: each term divided by the lowest value among
-/// the runs (faults + 1, so a run without faults does not divide by zero), weighted by `WEIGHTS`. The
+/// Composite scores of runs `[time per op, faults per million ops, mean RSS]`: each term divided by
+/// the lowest value among the runs (faults + 1, so a run without faults does not divide by zero), weighted by `WEIGHTS`. The
 /// best possible score is 1.0. `best` gives the lowest values (`None`: those of `vals`).
 pub fn scores(vals: &[[f64; 3]], best: Option<[f64; 3]>) -> Vec<f64> {
     let best = best.unwrap_or_else(|| lowest(vals));
@@ -185,6 +188,11 @@ pub fn scores(vals: &[[f64; 3]], best: Option<[f64; 3]>) -> Vec<f64> {
                 .sum()
         })
         .collect()
+}
+
+/// Minor faults of a run (the whole worker process) per million operations.
+fn faults_per_mop(s: &Sample) -> f64 {
+    s.minflt_total.unwrap_or(s.minflt) as f64 * 1e6 / s.ops.max(1) as f64
 }
 
 fn lowest(vals: &[[f64; 3]]) -> [f64; 3] {
@@ -339,6 +347,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
                     ns_per_op: m(&|s| s.ns_per_op),
                     cpu_ns_per_op: m(&|s| s.cpu_ns.unwrap_or(0) as f64 / s.ops.max(1) as f64),
                     minflt: m(&|s| s.minflt_total.unwrap_or(s.minflt) as f64),
+                    faults_per_mop: m(&faults_per_mop),
                     mean_rss_kib: m(&|s| s.mean_rss_kib.unwrap_or(f64::NAN)),
                     peak_rss_kib: m(&|s| s.peak_rss_kib as f64),
                     choices: ss
@@ -351,7 +360,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
             .collect();
         let vals: Vec<[f64; 3]> = cells
             .iter()
-            .map(|c| [c.ns_per_op, c.minflt, c.mean_rss_kib])
+            .map(|c| [c.ns_per_op, c.faults_per_mop, c.mean_rss_kib])
             .collect();
         let best = lowest(&vals);
         bests.push((id.clone(), best));
@@ -393,7 +402,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
                     scores(
                         &[[
                             s.ns_per_op,
-                            s.minflt_total.unwrap_or(s.minflt) as f64,
+                            faults_per_mop(&s),
                             s.mean_rss_kib.unwrap_or(f64::NAN),
                         ]],
                         Some(*b),
@@ -517,6 +526,8 @@ impl Summary {
             let short = r.scenario.trim_start_matches("learn/").to_string();
             let mut score = vec![short, "score".into()];
             let mut time = vec![String::new(), "time/op".into()];
+            let mut faults = vec![String::new(), "faults/Mop".into()];
+            let mut rss = vec![String::new(), "mean RSS".into()];
             for c in &r.cells {
                 let star = if r.best_fixed.as_deref() == Some(&c.variant) {
                     "*"
@@ -533,16 +544,25 @@ impl Summary {
                 } else {
                     "-".into()
                 });
+                faults.push(format!("{:.0}", c.faults_per_mop));
+                rss.push(if c.mean_rss_kib.is_finite() {
+                    format!("{:.1} MiB", c.mean_rss_kib / 1024.0)
+                } else {
+                    "-".into()
+                });
             }
             score.push(r.best_fixed.clone().unwrap_or_else(|| "-".into()));
-            time.push(String::new());
             for g in &gaps {
                 let v = r.gap_pct.iter().find(|(n, _)| n == g).map(|(_, x)| *x);
                 score.push(fmt_gap(v));
-                time.push(String::new());
+            }
+            for other in [&mut time, &mut faults, &mut rss] {
+                other.resize(score.len(), String::new());
             }
             rows.push(score);
             rows.push(time);
+            rows.push(faults);
+            rows.push(rss);
         }
         Table {
             title: "learn".into(),
@@ -670,7 +690,7 @@ impl Summary {
 
     fn legend(&self) -> String {
         format!(
-            "score = {} x time/op + {} x minor faults + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time; faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
+            "score = {} x time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time (so faults are taken per operation, like time); faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
             WEIGHTS[0], WEIGHTS[1], WEIGHTS[2], self.reps
         )
     }
@@ -708,6 +728,7 @@ mod tests {
             ns_per_op: 1.0,
             cpu_ns_per_op: 1.0,
             minflt: 0.0,
+            faults_per_mop: 0.0,
             mean_rss_kib: 1.0,
             peak_rss_kib: 1.0,
             choices: vec![],
