@@ -190,6 +190,15 @@ pub fn scores(vals: &[[f64; 3]], best: Option<[f64; 3]>) -> Vec<f64> {
         .collect()
 }
 
+/// CPU time (user + sys, all threads) of a run per operation: unlike wall time, it does not grow
+/// when the worker waits for a core that other processes hold (wall time if unknown).
+fn cpu_ns_per_op(s: &Sample) -> f64 {
+    match s.cpu_ns {
+        Some(ns) if ns > 0 => ns as f64 / s.ops.max(1) as f64,
+        _ => s.ns_per_op,
+    }
+}
+
 /// Minor faults of a run (the whole worker process) per million operations.
 fn faults_per_mop(s: &Sample) -> f64 {
     s.minflt_total.unwrap_or(s.minflt) as f64 * 1e6 / s.ops.max(1) as f64
@@ -345,7 +354,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
                     variant: v.label.clone(),
                     score: f64::NAN,
                     ns_per_op: m(&|s| s.ns_per_op),
-                    cpu_ns_per_op: m(&|s| s.cpu_ns.unwrap_or(0) as f64 / s.ops.max(1) as f64),
+                    cpu_ns_per_op: m(&cpu_ns_per_op),
                     minflt: m(&|s| s.minflt_total.unwrap_or(s.minflt) as f64),
                     faults_per_mop: m(&faults_per_mop),
                     mean_rss_kib: m(&|s| s.mean_rss_kib.unwrap_or(f64::NAN)),
@@ -360,7 +369,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
             .collect();
         let vals: Vec<[f64; 3]> = cells
             .iter()
-            .map(|c| [c.ns_per_op, c.faults_per_mop, c.mean_rss_kib])
+            .map(|c| [c.cpu_ns_per_op, c.faults_per_mop, c.mean_rss_kib])
             .collect();
         let best = lowest(&vals);
         bests.push((id.clone(), best));
@@ -401,7 +410,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
                 let score = bests.iter().find(|(id, _)| id == WARM_ON).map(|(_, b)| {
                     scores(
                         &[[
-                            s.ns_per_op,
+                            cpu_ns_per_op(&s),
                             faults_per_mop(&s),
                             s.mean_rss_kib.unwrap_or(f64::NAN),
                         ]],
@@ -439,7 +448,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
                     let mut j = job(cfg, sc, e);
                     j.params.scale *= COST_SCALE;
                     if let Some(s) = r.run(&id, &format!("learn={l}"), &j) {
-                        t[k].push(s.ns_per_op);
+                        t[k].push(cpu_ns_per_op(&s));
                     }
                 }
             }
@@ -525,7 +534,7 @@ impl Summary {
         for r in &self.rows {
             let short = r.scenario.trim_start_matches("learn/").to_string();
             let mut score = vec![short, "score".into()];
-            let mut time = vec![String::new(), "time/op".into()];
+            let mut time = vec![String::new(), "CPU/op".into()];
             let mut faults = vec![String::new(), "faults/Mop".into()];
             let mut rss = vec![String::new(), "mean RSS".into()];
             for c in &r.cells {
@@ -539,8 +548,8 @@ impl Summary {
                 } else {
                     "-".into()
                 });
-                time.push(if c.ns_per_op.is_finite() {
-                    fmt_ns(c.ns_per_op)
+                time.push(if c.cpu_ns_per_op.is_finite() {
+                    fmt_ns(c.cpu_ns_per_op)
                 } else {
                     "-".into()
                 });
@@ -592,7 +601,7 @@ impl Summary {
 
     pub fn cost_table(&self) -> Table {
         Table {
-            title: "learn: the cost of learning on the fast path (time/op, median)".into(),
+            title: "learn: the cost of learning on the fast path (CPU time/op, median)".into(),
             headers: vec![
                 "scenario".into(),
                 String::new(),
@@ -690,7 +699,7 @@ impl Summary {
 
     fn legend(&self) -> String {
         format!(
-            "score = {} x time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time (so faults are taken per operation, like time); faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
+            "score = {} x CPU time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time (so time and faults are taken per operation); CPU time (user + sys), not wall time, so that a run does not pay for the cores other processes held; faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
             WEIGHTS[0], WEIGHTS[1], WEIGHTS[2], self.reps
         )
     }
