@@ -25,6 +25,12 @@ pub const WARM_ON: &str = "learn/mixed";
 /// The fast-path scenarios timed with learning off and on, with this many times the suite's work
 /// (the default run's fastpath measurements last ~0.1 s, too short for a 1 % question).
 pub const COST_SCALE: f64 = 4.0;
+/// The cost runs: everything off, learning on, the call-site telemetry on (label, variable, value).
+pub const COST_VARIANTS: [(&str, &str, &str); 3] = [
+    ("off", "HAKMEM_LEARN", "off"),
+    ("learn=elo", "HAKMEM_LEARN", "elo"),
+    ("sites=1", "HAKMEM_SITES", "1"),
+];
 /// The fast-path scenarios timed with learning off and on.
 pub const COST_ON: [&str; 4] = [
     "fastpath/lifo-1t",
@@ -146,7 +152,10 @@ pub struct WarmStart {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cost {
     pub scenario: String,
-    /// Median ns per pair with HAKMEM_LEARN=off and =elo.
+    /// What is on: `HAKMEM_LEARN=elo` (learning) or `HAKMEM_SITES=1` (the call-site telemetry).
+    #[serde(default)]
+    pub with: String,
+    /// Median CPU ns per operation with it off and on.
     pub off_ns: f64,
     pub on_ns: f64,
     /// on / off - 1, in percent.
@@ -314,7 +323,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
     let total = work.len() * vars.len() * reps
         + if warm { 2 } else { 0 }
         + if cost {
-            COST_ON.len() * 2 * cfg.reps
+            COST_ON.len() * COST_VARIANTS.len() * cfg.reps
         } else {
             0
         };
@@ -441,26 +450,30 @@ pub fn run(cfg: &Config, res: &mut Results) {
     if cost {
         for sc in COST_ON {
             let id = format!("learn/cost/{}", sc.trim_start_matches("fastpath/"));
-            let mut t: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            let mut t: Vec<Vec<f64>> = vec![Vec::new(); COST_VARIANTS.len()];
             for _ in 0..cfg.reps {
-                for (k, l) in ["off", "elo"].iter().enumerate() {
-                    let e = env(&[("HAKMEM_LEARN", l), ("HAKMEM_MODE", "balanced")]);
+                // Interleaved, so a noisy stretch of the machine hits every variant alike.
+                for (k, (label, var, val)) in COST_VARIANTS.iter().enumerate() {
+                    let e = env(&[(var, val), ("HAKMEM_MODE", "balanced")]);
                     let mut j = job(cfg, sc, e);
                     j.params.scale *= COST_SCALE;
-                    if let Some(s) = r.run(&id, &format!("learn={l}"), &j) {
+                    if let Some(s) = r.run(&id, label, &j) {
                         t[k].push(cpu_ns_per_op(&s));
                     }
                 }
             }
-            let (off, on) = (median_of(&t[0]), median_of(&t[1]));
-            sum.cost.push(Cost {
-                scenario: sc.into(),
-                off_ns: off,
-                on_ns: on,
-                diff_pct: (on / off - 1.0) * 100.0,
-                diff_min_pct: (min_of(&t[1]) / min_of(&t[0]) - 1.0) * 100.0,
-                spread_pct: stats::spread_pct(&t[0]).max(stats::spread_pct(&t[1])),
-            });
+            for k in 1..COST_VARIANTS.len() {
+                let (off, on) = (median_of(&t[0]), median_of(&t[k]));
+                sum.cost.push(Cost {
+                    scenario: sc.into(),
+                    with: COST_VARIANTS[k].0.into(),
+                    off_ns: off,
+                    on_ns: on,
+                    diff_pct: (on / off - 1.0) * 100.0,
+                    diff_min_pct: (min_of(&t[k]) / min_of(&t[0]) - 1.0) * 100.0,
+                    spread_pct: stats::spread_pct(&t[0]).max(stats::spread_pct(&t[k])),
+                });
+            }
         }
     }
 
@@ -601,12 +614,12 @@ impl Summary {
 
     pub fn cost_table(&self) -> Table {
         Table {
-            title: "learn: the cost of learning on the fast path (CPU time/op, median)".into(),
+            title: "learn: the cost of learning and of the call-site telemetry on the fast path (CPU time/op, median)".into(),
             headers: vec![
                 "scenario".into(),
-                String::new(),
-                "learn=off".into(),
-                "learn=elo".into(),
+                "with".into(),
+                "off".into(),
+                "on".into(),
                 "diff".into(),
                 "+-".into(),
                 "diff of min".into(),
@@ -617,7 +630,7 @@ impl Summary {
                 .map(|c| {
                     vec![
                         c.scenario.clone(),
-                        String::new(),
+                        c.with.clone(),
                         fmt_ns(c.off_ns),
                         fmt_ns(c.on_ns),
                         fmt_gap(Some(c.diff_pct)),

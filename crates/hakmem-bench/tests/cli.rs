@@ -367,10 +367,14 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
     }
     assert!(l["warm_start"]["warm"]["epochs"].as_u64().is_some());
     let cost = l["cost"].as_array().unwrap();
-    assert_eq!(cost.len(), 4);
+    // Four fastpath scenarios, each with learning and with the call-site telemetry against off.
+    assert_eq!(cost.len(), 8);
     assert!(cost
         .iter()
         .all(|c| c["diff_pct"].as_f64().unwrap().is_finite()));
+    for with in ["learn=elo", "sites=1"] {
+        assert_eq!(cost.iter().filter(|c| c["with"] == with).count(), 4);
+    }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("## learn") && md.contains("| vm | score |"),
