@@ -110,7 +110,8 @@ pub struct Cell {
     pub cpu_ns_per_op: f64,
     /// Minor faults of the whole worker process (start-up included).
     pub minflt: f64,
-    /// The same per million operations (runs last the same wall time, not the same work).
+    /// Minor faults of the run itself (start-up excluded) per million operations: runs last the
+    /// same wall time, not the same work.
     #[serde(default)]
     pub faults_per_mop: f64,
     pub mean_rss_kib: f64,
@@ -208,9 +209,27 @@ fn cpu_ns_per_op(s: &Sample) -> f64 {
     }
 }
 
-/// Minor faults of a run (the whole worker process) per million operations.
+/// Minor faults of a run (start-up excluded) per million operations.
 fn faults_per_mop(s: &Sample) -> f64 {
-    s.minflt_total.unwrap_or(s.minflt) as f64 * 1e6 / s.ops.max(1) as f64
+    s.minflt as f64 * 1e6 / s.ops.max(1) as f64
+}
+
+/// What the score adds to every run's faults per million operations on a workload: the worker's
+/// start-up faults (the same for every variant) spread over the median run's operations. As
+/// when whole runs' faults were compared, a handful of faults in a run that hardly faults is not
+/// a ratio of several times; but a faster run's own faults are no longer spread thinner.
+fn fault_floor_per_mop(samples: &[Sample]) -> f64 {
+    let startup: Vec<f64> = samples
+        .iter()
+        .map(|s| s.minflt_total.unwrap_or(s.minflt).saturating_sub(s.minflt) as f64)
+        .collect();
+    let ops: Vec<f64> = samples.iter().map(|s| s.ops as f64).collect();
+    let f = median_of(&startup) * 1e6 / median_of(&ops).max(1.0);
+    if f.is_finite() {
+        f
+    } else {
+        0.0
+    }
 }
 
 fn lowest(vals: &[[f64; 3]]) -> [f64; 3] {
@@ -341,7 +360,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
         ..Summary::default()
     };
     // Per workload: the lowest [time, faults, mean RSS] medians, to score the warm-start runs.
-    let mut bests: Vec<(String, [f64; 3])> = Vec::new();
+    let mut bests: Vec<(String, [f64; 3], f64)> = Vec::new();
 
     for sc in &work {
         let id = sc.id();
@@ -376,12 +395,13 @@ pub fn run(cfg: &Config, res: &mut Results) {
                 }
             })
             .collect();
+        let floor = fault_floor_per_mop(&samples.concat());
         let vals: Vec<[f64; 3]> = cells
             .iter()
-            .map(|c| [c.cpu_ns_per_op, c.faults_per_mop, c.mean_rss_kib])
+            .map(|c| [c.cpu_ns_per_op, c.faults_per_mop + floor, c.mean_rss_kib])
             .collect();
         let best = lowest(&vals);
-        bests.push((id.clone(), best));
+        bests.push((id.clone(), best, floor));
         for (c, s) in cells.iter_mut().zip(scores(&vals, Some(best))) {
             c.score = s;
             if s.is_finite() {
@@ -416,11 +436,11 @@ pub fn run(cfg: &Config, res: &mut Results) {
                     choice: "?".into(),
                     settled_epoch: None,
                 });
-                let score = bests.iter().find(|(id, _)| id == WARM_ON).map(|(_, b)| {
+                let score = bests.iter().find(|b| b.0 == WARM_ON).map(|(_, b, floor)| {
                     scores(
                         &[[
                             cpu_ns_per_op(&s),
-                            faults_per_mop(&s),
+                            faults_per_mop(&s) + floor,
                             s.mean_rss_kib.unwrap_or(f64::NAN),
                         ]],
                         Some(*b),
@@ -712,7 +732,7 @@ impl Summary {
 
     fn legend(&self) -> String {
         format!(
-            "score = {} x CPU time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time (so time and faults are taken per operation); CPU time (user + sys), not wall time, so that a run does not pay for the cores other processes held; faults and RSS are the worker process' (start-up included, the same for all); medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
+            "score = {} x CPU time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time, so time and faults are taken per operation; CPU time (user + sys), not wall time, so that a run does not pay for the cores other processes held; faults/Mop are the run's own per million operations, and the score adds to them the worker's start-up faults spread over the workload's median run (a floor, the same for all); RSS is the worker process'; medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
             WEIGHTS[0], WEIGHTS[1], WEIGHTS[2], self.reps
         )
     }
