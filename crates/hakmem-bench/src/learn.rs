@@ -18,6 +18,9 @@ use std::fmt::Write as _;
 pub const WEIGHTS: [f64; 3] = [0.4, 0.3, 0.3];
 /// The candidate the learner is judged against besides the best: the built-in behaviour.
 pub const DEFAULT_CANDIDATE: &str = "default";
+/// `default` run a second time, as its own column: how far apart two identical configurations
+/// land in the same run (the noise floor of every gap), never a candidate itself.
+pub const REPEAT: &str = "default-again";
 /// The learner variants, after the fixed candidates.
 pub const LEARNERS: [&str; 2] = ["elo", "ucb1"];
 /// The workload of the warm-start demonstration.
@@ -78,19 +81,21 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every fixed candidate, then `learn-elo` and `learn-ucb1`.
+/// Every fixed candidate, `default` again (`REPEAT`), then `learn-elo` and `learn-ucb1`.
 pub fn variants() -> Vec<Variant> {
+    let fixed = |label: &str, name: &str| Variant {
+        label: label.to_string(),
+        env: env(&[
+            ("HAKMEM_STRATEGY", name),
+            ("HAKMEM_LEARN", "off"),
+            ("HAKMEM_MODE", "balanced"),
+        ]),
+    };
     let mut v: Vec<Variant> = hakmem::learn::strategy::DEFAULTS
         .iter()
-        .map(|(name, _)| Variant {
-            label: name.to_string(),
-            env: env(&[
-                ("HAKMEM_STRATEGY", name),
-                ("HAKMEM_LEARN", "off"),
-                ("HAKMEM_MODE", "balanced"),
-            ]),
-        })
+        .map(|(name, _)| fixed(name, name))
         .collect();
+    v.push(fixed(REPEAT, DEFAULT_CANDIDATE));
     for l in LEARNERS {
         v.push(Variant {
             label: format!("learn-{l}"),
@@ -512,7 +517,7 @@ fn describe_run(l: &LearnInfo) -> String {
 
 /// The best fixed candidate of a row and the others' gaps to it.
 fn row(scenario: String, cells: Vec<Cell>) -> Row {
-    let fixed = |c: &&Cell| !c.variant.starts_with("learn-");
+    let fixed = |c: &&Cell| !c.variant.starts_with("learn-") && c.variant != REPEAT;
     let best = cells
         .iter()
         .filter(fixed)
@@ -526,6 +531,13 @@ fn row(scenario: String, cells: Vec<Cell>) -> Row {
             {
                 gap_pct.push((c.variant.clone(), (c.score / b.score - 1.0) * 100.0));
             }
+        }
+    }
+    // The repeat against the configuration it repeats.
+    let score_of = |v: &str| cells.iter().find(|c| c.variant == v).map(|c| c.score);
+    if let (Some(a), Some(d)) = (score_of(REPEAT), score_of(DEFAULT_CANDIDATE)) {
+        if a.is_finite() && d.is_finite() {
+            gap_pct.push((REPEAT.into(), (a / d - 1.0) * 100.0));
         }
     }
     Row {
@@ -556,12 +568,16 @@ impl Summary {
             .chain(
                 self.candidates
                     .iter()
-                    .filter(|c| *c == DEFAULT_CANDIDATE)
+                    .filter(|c| *c == DEFAULT_CANDIDATE || *c == REPEAT)
                     .cloned(),
             )
             .collect();
         for g in &gaps {
-            headers.push(format!("{} gap", g.trim_start_matches("learn-")));
+            headers.push(if g == REPEAT {
+                "noise (again vs default)".to_string()
+            } else {
+                format!("{} gap", g.trim_start_matches("learn-"))
+            });
         }
         let mut rows = Vec::new();
         for r in &self.rows {
@@ -732,7 +748,7 @@ impl Summary {
 
     fn legend(&self) -> String {
         format!(
-            "score = {} x CPU time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time, so time and faults are taken per operation; CPU time (user + sys), not wall time, so that a run does not pay for the cores other processes held; faults/Mop are the run's own per million operations, and the score adds to them the worker's start-up faults spread over the workload's median run (a floor, the same for all); RSS is the worker process'; medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1.",
+            "score = {} x CPU time/op + {} x minor faults/op + {} x mean RSS, each divided by the lowest among the runs of that workload (1.0 = best on all three); every run lasts the same wall time, so time and faults are taken per operation; CPU time (user + sys), not wall time, so that a run does not pay for the cores other processes held; faults/Mop are the run's own per million operations, and the score adds to them the worker's start-up faults spread over the workload's median run (a floor, the same for all); RSS is the worker process'; medians of {} repetitions; * = best fixed candidate; gap = score / best fixed score - 1; `default-again` runs `default` a second time, never a candidate: its score / `default`'s - 1 (the noise column) is how far two identical configurations land apart in this run.",
             WEIGHTS[0], WEIGHTS[1], WEIGHTS[2], self.reps
         )
     }
@@ -754,7 +770,12 @@ mod tests {
     #[test]
     fn variants_cover_every_candidate_and_both_learners() {
         let v = variants();
-        assert_eq!(v.len(), hakmem::learn::strategy::DEFAULTS.len() + 2);
+        assert_eq!(v.len(), hakmem::learn::strategy::DEFAULTS.len() + 3);
+        let again = v.iter().find(|x| x.label == REPEAT).unwrap();
+        assert!(again
+            .env
+            .iter()
+            .any(|(k, x)| k == "HAKMEM_STRATEGY" && x == DEFAULT_CANDIDATE));
         assert_eq!(v[v.len() - 1].label, "learn-ucb1");
         assert!(v[0]
             .env
@@ -779,6 +800,7 @@ mod tests {
             "learn/x".into(),
             vec![
                 cell("default", 1.5),
+                cell(REPEAT, 1.0),
                 cell("lean", 1.2),
                 cell("learn-elo", 1.0),
                 cell("learn-ucb1", 1.26),
@@ -789,5 +811,7 @@ mod tests {
         assert!((gap("default") - 25.0).abs() < 1e-9);
         assert!((gap("learn-ucb1") - 5.0).abs() < 1e-9);
         assert!(gap("learn-elo") < 0.0);
+        // The repeat is never the best fixed candidate; its gap is to `default`.
+        assert!((gap(REPEAT) + 100.0 / 3.0).abs() < 1e-9);
     }
 }

@@ -330,6 +330,7 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();
+    want.push("default-again".into());
     want.push("learn-elo".into());
     want.push("learn-ucb1".into());
     let cands: Vec<String> = l["candidates"]
