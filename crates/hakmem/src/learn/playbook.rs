@@ -1,14 +1,15 @@
 //! The playbook: the live strategies with their ratings, which one runs next, how the set evolves,
 //! and its file.
 //!
-//! Choosing (`select`): a challenger that has run fewer than `trial_epochs` epochs runs first; the
+//! Choosing (`select`): a strategy predicted to save many page faults runs first (`promising`); the
 //! first `REVEAL_EPOCHS` epochs (at the start and after a phase change) run the most generous
 //! strategy, whose kept memory shows what the stingier ones would lose, so that the predictions
 //! screen the catastrophic ones out before their turn, and the warm-up gives no turn to one
 //! predicted `PROMISE` slower; until
 //! `min_samples` epochs are recorded, the strategies take turns (round robin, in a new random order
 //! each round so each meets varied opponents), so ratings drive
-//! nothing before they mean something; then ELO mode is epsilon-greedy (the leader, or with
+//! nothing before they mean something; then a challenger that has run fewer than `trial_epochs`
+//! epochs runs; then ELO mode is epsilon-greedy (the leader, or with
 //! probability epsilon a uniformly chosen other strategy) and UCB1 mode asks the bandit.
 //!
 //! Rating (`record`): every epoch adds to its strategy's mean cost and bandit arm. An ELO game is
@@ -479,12 +480,6 @@ impl Playbook {
         if let Some(i) = self.promising() {
             return (i, Choice::Promising);
         }
-        if let Some(i) = (0..self.len).find(|&i| {
-            let e = &self.entries[i];
-            e.parent != 0 && e.samples < self.cfg.trial_epochs && !self.vetoed(i)
-        }) {
-            return (i, Choice::Trial);
-        }
         let since = self.epochs - self.warm_start;
         // No warm-up, no reveal either (`warmed_up`).
         let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
@@ -524,6 +519,14 @@ impl Playbook {
                 turns[k % n] as usize
             };
             return (slot, Choice::WarmUp);
+        }
+        // A challenger's trial comes after the warm-up (one mutated just before a phase change
+        // from the old phase's leader would otherwise run before the reveal).
+        if let Some(i) = (0..self.len).find(|&i| {
+            let e = &self.entries[i];
+            e.parent != 0 && e.samples < self.cfg.trial_epochs && !self.vetoed(i)
+        }) {
+            return (i, Choice::Trial);
         }
         // The candidates exploration may pick.
         let mut open = [0u8; MAX_STRATEGIES];
