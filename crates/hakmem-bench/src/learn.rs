@@ -24,7 +24,7 @@ pub const REPEAT: &str = "default-again";
 /// The learner variants, after the fixed candidates.
 pub const LEARNERS: [&str; 2] = ["elo", "ucb1"];
 /// The workload of the warm-start demonstration.
-pub const WARM_ON: &str = "learn/mixed";
+pub const WARM_ON: &str = "learn/pressure";
 /// The fast-path scenarios timed with learning off and on, with this many times the suite's work
 /// (the default run's fastpath measurements last ~0.1 s, too short for a 1 % question).
 pub const COST_SCALE: f64 = 4.0;
@@ -151,8 +151,9 @@ pub struct WarmRun {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WarmStart {
     pub scenario: String,
-    pub cold: WarmRun,
-    pub warm: WarmRun,
+    /// One cold run then one warm run from the playbook it saved, per repetition (a fresh file
+    /// each time).
+    pub pairs: Vec<[WarmRun; 2]>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -345,7 +346,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
     let vars = variants();
     let reps = cfg.learn_reps;
     let total = work.len() * vars.len() * reps
-        + if warm { 2 } else { 0 }
+        + if warm { 2 * reps } else { 0 }
         + if cost {
             COST_ON.len() * COST_VARIANTS.len() * cfg.reps
         } else {
@@ -419,55 +420,32 @@ pub fn run(cfg: &Config, res: &mut Results) {
     if warm {
         let playbook =
             std::env::temp_dir().join(format!("hakmem-bench-playbook-{}.bin", std::process::id()));
-        let _ = std::fs::remove_file(&playbook);
-        let mut runs = Vec::new();
-        for which in ["cold", "warm"] {
-            let e = env(&[
-                ("HAKMEM_LEARN", "elo"),
-                ("HAKMEM_MODE", "balanced"),
-                ("HAKMEM_PLAYBOOK", &playbook.to_string_lossy()),
-            ]);
-            let s = r.run(
-                "learn/warm-start",
-                &format!("learn-elo-{which}"),
-                &job(cfg, WARM_ON, e),
-            );
-            runs.push(s.map(|s| {
-                let l = s.learn.clone().unwrap_or(LearnInfo {
-                    learning: false,
-                    epochs: 0,
-                    trained_epochs: 0,
-                    phase: "?".into(),
-                    choice: "?".into(),
-                    settled_epoch: None,
-                });
-                let score = bests.iter().find(|b| b.0 == WARM_ON).map(|(_, b, floor)| {
-                    scores(
-                        &[[
-                            cpu_ns_per_op(&s),
-                            faults_per_mop(&s) + floor,
-                            s.mean_rss_kib.unwrap_or(f64::NAN),
-                        ]],
-                        Some(*b),
-                    )[0]
-                });
-                WarmRun {
-                    epochs: l.epochs,
-                    trained_epochs: l.trained_epochs,
-                    settled_epoch: l.settled_epoch,
-                    phase: l.phase,
-                    choice: l.choice,
-                    ns_per_op: s.ns_per_op,
-                    score,
-                }
-            }));
+        let mut pairs = Vec::new();
+        for _ in 0..reps {
+            let _ = std::fs::remove_file(&playbook);
+            let mut runs = Vec::new();
+            for which in ["cold", "warm"] {
+                let e = env(&[
+                    ("HAKMEM_LEARN", "elo"),
+                    ("HAKMEM_MODE", "balanced"),
+                    ("HAKMEM_PLAYBOOK", &playbook.to_string_lossy()),
+                ]);
+                let s = r.run(
+                    "learn/warm-start",
+                    &format!("learn-elo-{which}"),
+                    &job(cfg, WARM_ON, e),
+                );
+                runs.push(s.map(|s| warm_run(&s, bests.iter().find(|b| b.0 == WARM_ON))));
+            }
+            if let [Some(cold), Some(warm)] = &runs[..] {
+                pairs.push([cold.clone(), warm.clone()]);
+            }
         }
         let _ = std::fs::remove_file(&playbook);
-        if let [Some(cold), Some(warm)] = &runs[..] {
+        if !pairs.is_empty() {
             sum.warm_start = Some(WarmStart {
                 scenario: WARM_ON.into(),
-                cold: cold.clone(),
-                warm: warm.clone(),
+                pairs,
             });
         }
     }
@@ -506,6 +484,38 @@ pub fn run(cfg: &Config, res: &mut Results) {
     res.records.extend(r.col.finish());
     res.errors.extend(r.errors);
     res.learn = Some(sum);
+}
+
+/// A cold or warm learner's run, scored on the scale of its workload's row (`best`: the
+/// workload, its lowest values and its fault floor) when that workload ran.
+fn warm_run(s: &Sample, best: Option<&(String, [f64; 3], f64)>) -> WarmRun {
+    let l = s.learn.clone().unwrap_or(LearnInfo {
+        learning: false,
+        epochs: 0,
+        trained_epochs: 0,
+        phase: "?".into(),
+        choice: "?".into(),
+        settled_epoch: None,
+    });
+    let score = best.map(|(_, b, floor)| {
+        scores(
+            &[[
+                cpu_ns_per_op(s),
+                faults_per_mop(s) + floor,
+                s.mean_rss_kib.unwrap_or(f64::NAN),
+            ]],
+            Some(*b),
+        )[0]
+    });
+    WarmRun {
+        epochs: l.epochs,
+        trained_epochs: l.trained_epochs,
+        settled_epoch: l.settled_epoch,
+        phase: l.phase,
+        choice: l.choice,
+        ns_per_op: s.ns_per_op,
+        score,
+    }
 }
 
 fn describe_run(l: &LearnInfo) -> String {
@@ -684,26 +694,47 @@ impl Summary {
             return String::new();
         };
         let mut s = format!(
-            "Warm start on {} (HAKMEM_LEARN=elo, one HAKMEM_PLAYBOOK file, cold run then warm run):\n",
+            "Warm start on {} (HAKMEM_LEARN=elo; per pair, a cold run saves its playbook to a fresh HAKMEM_PLAYBOOK file and a warm run starts from it):\n",
             w.scenario
         );
-        for (which, r) in [("cold", &w.cold), ("warm", &w.warm)] {
-            let _ = writeln!(
-                s,
-                "- {which}: {} epochs ({} in the playbook at the end), {}, final choice {}, time/op {}, score {}",
-                r.epochs,
-                r.trained_epochs,
-                match r.settled_epoch {
-                    Some(e) => format!("left LEARN for good at epoch {e} (phase {})", r.phase),
-                    None => format!("never settled (phase at the end: {})", r.phase),
-                },
-                r.choice,
-                fmt_ns(r.ns_per_op),
-                r.score
-                    .map(|x| format!("{x:.3}"))
-                    .unwrap_or_else(|| "-".into())
-            );
+        for (i, pair) in w.pairs.iter().enumerate() {
+            for (which, r) in [("cold", &pair[0]), ("warm", &pair[1])] {
+                let _ = writeln!(
+                    s,
+                    "- pair {} {which}: {} epochs ({} in the playbook at the end), {}, final choice {}, score {}",
+                    i + 1,
+                    r.epochs,
+                    r.trained_epochs,
+                    match r.settled_epoch {
+                        Some(e) => format!("left LEARN for good at epoch {e} (phase {})", r.phase),
+                        None => format!("never settled (phase at the end: {})", r.phase),
+                    },
+                    r.choice,
+                    r.score
+                        .map(|x| format!("{x:.3}"))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
         }
+        let sooner = w
+            .pairs
+            .iter()
+            .filter(|p| match (p[0].settled_epoch, p[1].settled_epoch) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(c), Some(w)) => w < c,
+            })
+            .count();
+        let better = w
+            .pairs
+            .iter()
+            .filter(|p| matches!((p[0].score, p[1].score), (Some(c), Some(w)) if w < c))
+            .count();
+        let _ = writeln!(
+            s,
+            "The warm run settled sooner in {sooner} of {n} pairs and scored better in {better} of {n}.",
+            n = w.pairs.len()
+        );
         s
     }
 

@@ -366,7 +366,10 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
         let sc = r["scenario"].as_str().unwrap();
         assert_eq!(records(&v, sc, "hakmem:learn-elo", "epochs").len(), 1);
     }
-    assert!(l["warm_start"]["warm"]["epochs"].as_u64().is_some());
+    let pairs = l["warm_start"]["pairs"].as_array().unwrap();
+    assert!(!pairs.is_empty());
+    assert!(pairs.iter().all(|p| p[1]["epochs"].as_u64().is_some()
+        && p[1]["trained_epochs"].as_u64() > p[0]["trained_epochs"].as_u64()));
     let cost = l["cost"].as_array().unwrap();
     // Four fastpath scenarios, each with learning and with the call-site telemetry against off.
     assert_eq!(cost.len(), 8);
