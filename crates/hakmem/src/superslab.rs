@@ -68,6 +68,8 @@ pub struct SuperSlab {
 }
 
 const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);
+// The manager fits in its 512-byte alignment, so it never straddles a page.
+const _: () = assert!(core::mem::size_of::<Global>() <= 512);
 
 impl Linked for SuperSlab {
     fn links(&mut self) -> &mut Links<Self> {
@@ -91,6 +93,10 @@ struct Manager {
     next_scan_ms: u64,
 }
 
+/// Aligned so that it never straddles a page: the lock's write is then the first touch of the
+/// page holding the manager, where a first read of a field on a second, untouched page would map
+/// the zero page and fault again on the first write.
+#[repr(C, align(512))]
 struct Global {
     lock: Lock,
     m: UnsafeCell<Manager>,
