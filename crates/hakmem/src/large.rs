@@ -65,7 +65,13 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         if !h.is_null() {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
-            return unsafe { ((*h).user as *mut u8, (*h).purged) };
+            unsafe {
+                if (*h).purged && (*h).map_len >= CHUNK && crate::config::get().thp {
+                    // The purge split the first huge page, whose first page is the header.
+                    os::collapse_huge((*h).map_start as *mut u8, CHUNK);
+                }
+                return ((*h).user as *mut u8, (*h).purged);
+            }
         }
         let start = os::map_aligned(len, CHUNK, 0);
         return (
