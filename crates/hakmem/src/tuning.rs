@@ -259,9 +259,15 @@ fn register_exit_save() {
 /// Ends learning for this process: saves the playbook to `HAKMEM_PLAYBOOK` (if set) and stops
 /// the epochs. Safe to call more than once; the preload calls it at exit.
 pub fn finish() {
-    if !learning() {
-        return;
+    if learning() {
+        finish_learning();
     }
+}
+
+/// Out of line, so that a process not learning does not probe (fault in) its large stack frame.
+#[cold]
+#[inline(never)]
+fn finish_learning() {
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
     let st = unsafe { &mut *GLOBAL.state.get() };
