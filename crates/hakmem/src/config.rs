@@ -11,7 +11,7 @@
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
 //! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
-//! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); 0: never |
+//! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more (`large.rs`: rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); 0: never |
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) and the learner's state to stderr at exit; `json`: as JSON |
 //! | `HAKMEM_STATS_FILE` | stderr | where `HAKMEM_STATS` output goes |
