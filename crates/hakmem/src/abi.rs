@@ -98,9 +98,16 @@ pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
 /// `HAKMEM_STATS_FILE` or stderr. Never allocates.
 pub fn print_stats_if_asked() {
     let cfg = crate::config::get();
-    if cfg.stats == 0 {
-        return;
+    if cfg.stats != 0 {
+        print_stats(cfg);
     }
+}
+
+/// Out of line: its 16 KiB text buffer is probed page by page on entry, which every process
+/// would otherwise pay for in stack page faults at exit.
+#[cold]
+#[inline(never)]
+fn print_stats(cfg: &crate::config::Config) {
     let json = cfg.stats == 2;
     let mut out = crate::text::Text::new();
     if json {

@@ -11,7 +11,7 @@
 //! | `HAKMEM_SS_COLD` | 64 | further empty SuperSlabs kept as address space only (pages returned) |
 //! | `HAKMEM_BIGCACHE_MB` | 64 | most MiB of freed large blocks BigCache keeps with their pages |
 //! | `HAKMEM_DISABLE_BIGCACHE` | 0 | 1: every large free unmaps at once |
-//! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); 0: never |
+//! | `HAKMEM_THP` | 1 | 1: ask for transparent huge pages on large blocks of 2 MiB or more (`large.rs`: rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); 0: never |
 //! | `HAKMEM_SAFE_FREE` | 0 | 1: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | unset | `1`: print the counters (`stats.rs`) and the learner's state to stderr at exit; `json`: as JSON |
 //! | `HAKMEM_STATS_FILE` | stderr | where `HAKMEM_STATS` output goes |
@@ -23,6 +23,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 pub struct Config {
@@ -70,11 +71,14 @@ const DEFAULT: Config = Config {
     fail_mmap_times: 1,
 };
 
-struct Cell(UnsafeCell<Config>);
+/// Uninitialised until `init`, so that it sits in `.bss` beside the allocator's other statics
+/// (pages the first allocation touches anyway) rather than alone on a `.data` page whose first
+/// write would cost a page fault of its own.
+struct Cell(UnsafeCell<MaybeUninit<Config>>);
 // SAFETY: written once by the thread that wins STATE 0 -> 1, read only after STATE is 2.
 unsafe impl Sync for Cell {}
 
-static CONFIG: Cell = Cell(UnsafeCell::new(DEFAULT));
+static CONFIG: Cell = Cell(UnsafeCell::new(MaybeUninit::uninit()));
 static STATE: AtomicU8 = AtomicU8::new(0);
 
 extern "C" {
@@ -88,7 +92,7 @@ pub fn get() -> &'static Config {
         init();
     }
     // SAFETY: STATE is 2, so CONFIG is written and never changes again.
-    unsafe { &*CONFIG.0.get() }
+    unsafe { (*CONFIG.0.get()).assume_init_ref() }
 }
 
 #[cold]
@@ -98,7 +102,7 @@ fn init() {
         .is_ok()
     {
         // SAFETY: we won the race; nobody reads CONFIG until STATE is 2.
-        let c = unsafe { &mut *CONFIG.0.get() };
+        let c = unsafe { (*CONFIG.0.get()).write(DEFAULT) };
         if let Some(name) = var(b"HAKMEM_STRATEGY") {
             match crate::learn::strategy::DEFAULTS
                 .iter()

@@ -493,6 +493,14 @@ pub fn ensure_init() {
     if INIT.load(Ordering::Acquire) == 2 || INITIALISING.get() {
         return;
     }
+    init_once();
+}
+
+/// The set-up itself, out of line: its frame (the learner's set-up, over 10 KiB) is probed page by
+/// page on entry, and a fresh thread's stack would fault those pages in on its first allocation.
+#[cold]
+#[inline(never)]
+fn init_once() {
     if INIT
         .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
         .is_ok()

@@ -56,18 +56,36 @@ pub fn standard_len(size: usize) -> usize {
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
 /// and whether its memory is known to be zero, or null when the OS has no memory.
+/// `len` rounded up to whole huge pages when that wastes at most an eighth of the mapping and
+/// huge pages are on: the last, partial 2 MiB of a mapping can never be a huge page, so it
+/// would fault 4 KiB at a time (a block of 1.8 MiB: 470 faults instead of one).
+fn huge_rounded(len: usize) -> usize {
+    let up = os::align_up(len, CHUNK);
+    if up - len <= up / 8 && crate::config::get().thp {
+        up
+    } else {
+        len
+    }
+}
+
 pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if size > MAX_REQUEST || align > MAX_REQUEST {
         return (null_mut(), false);
     }
     crate::stats::add(&crate::stats::LARGE_ALLOCS, 1);
     if align <= PAGE {
-        let len = standard_len(size);
+        let len = huge_rounded(standard_len(size));
         let h = bigcache::take(len);
         if !h.is_null() {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
-            return unsafe { ((*h).user as *mut u8, (*h).purged) };
+            unsafe {
+                if (*h).purged && (*h).map_len >= CHUNK && crate::config::get().thp {
+                    // The purge split the first huge page, whose first page is the header.
+                    os::collapse_huge((*h).map_start as *mut u8, CHUNK);
+                }
+                return ((*h).user as *mut u8, (*h).purged);
+            }
         }
         let start = os::map_aligned(len, CHUNK, 0);
         return (

@@ -93,6 +93,18 @@ pub fn advise_huge(p: *mut u8, len: usize) {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
 }
 
+/// Maps a range advised for huge pages (2 MiB-aligned, whole huge pages) as huge pages now.
+/// Discarding all but the first page of a huge page (a large block's or a SuperSlab's header
+/// stays) splits it, and touching the rest again would fault 4 KiB at a time; collapsing makes
+/// it one huge page again, as a fresh mapping's first touch would. Harmless where the kernel
+/// lacks MADV_COLLAPSE (Linux 6.1) or has no huge page to spare.
+pub fn collapse_huge(p: *mut u8, len: usize) {
+    // SAFETY: advice only; the range is ours and its contents are kept.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, MADV_COLLAPSE) };
+}
+
+const MADV_COLLAPSE: libc::c_int = 25;
+
 /// Withdraws `advise_huge` from a range, so later faults take 4 KiB pages again.
 pub fn advise_no_huge(p: *mut u8, len: usize) {
     // SAFETY: advice only; the range is ours.

@@ -68,6 +68,8 @@ pub struct SuperSlab {
 }
 
 const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);
+// The manager fits in its 512-byte alignment, so it never straddles a page.
+const _: () = assert!(core::mem::size_of::<Global>() <= 512);
 
 impl Linked for SuperSlab {
     fn links(&mut self) -> &mut Links<Self> {
@@ -91,6 +93,10 @@ struct Manager {
     next_scan_ms: u64,
 }
 
+/// Aligned so that it never straddles a page: the lock's write is then the first touch of the
+/// page holding the manager, where a first read of a field on a second, untouched page would map
+/// the zero page and fault again on the first write.
+#[repr(C, align(512))]
 struct Global {
     lock: Lock,
     m: UnsafeCell<Manager>,
@@ -252,6 +258,10 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
         registry::set(p as usize, Kind::SuperSlab);
     } else {
         set_huge(ss, huge);
+        if huge && (*ss).purged {
+            // The purge kept the header's pages and split the huge page around them.
+            os::collapse_huge(ss as *mut u8, SS_SIZE);
+        }
     }
     (*ss).purged = false;
     (*ss).used_slabs = 0;

@@ -46,14 +46,20 @@ struct State {
 
 struct Global {
     lock: Lock,
+    /// Whether learning is on. Here, in `.data` with the learner's state, rather than a `.bss`
+    /// flag of its own: it is read on slow paths from the first allocation on and written only
+    /// when learning starts, and the first read of a `.bss` page nothing wrote maps the zero page
+    /// (a fault), where `.data` pages are mapped with their neighbours.
+    learning: AtomicBool,
     state: UnsafeCell<State>,
 }
 
-// SAFETY: `state` is only touched with `lock` held, and `learner` only once LEARNING is set.
+// SAFETY: `state` is only touched with `lock` held, and `learner` only once `learning` is set.
 unsafe impl Sync for Global {}
 
 static GLOBAL: Global = Global {
     lock: Lock::new(),
+    learning: AtomicBool::new(false),
     state: UnsafeCell::new(State {
         learner: MaybeUninit::uninit(),
         sizes: SizeSketch::new(),
@@ -64,7 +70,6 @@ static GLOBAL: Global = Global {
     }),
 };
 
-static LEARNING: AtomicBool = AtomicBool::new(false);
 static SLOW_TICKS: AtomicU64 = AtomicU64::new(0);
 static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
 /// The epoch's warm reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
@@ -84,7 +89,7 @@ pub fn epoch() -> u32 {
 /// Whether learning is on.
 #[inline]
 pub fn learning() -> bool {
-    LEARNING.load(Ordering::Relaxed)
+    GLOBAL.learning.load(Ordering::Relaxed)
 }
 
 /// Applies the starting strategy and, with learning on, sets up the learner (loading the
@@ -117,7 +122,7 @@ pub fn init() {
     };
     let seed = Sample::now().wall_ns ^ (unsafe { libc::getpid() } as u64).rotate_left(32);
     GLOBAL.lock.lock();
-    // SAFETY: the lock is held; LEARNING is not set yet, so nobody else reads the learner.
+    // SAFETY: the lock is held; `learning` is not set yet, so nobody else reads the learner.
     let st = unsafe { &mut *GLOBAL.state.get() };
     let learner = st.learner.write(Learner::new(mode, selector, seed));
     if let Some(path) = cfg.playbook {
@@ -130,7 +135,7 @@ pub fn init() {
     knobs::apply(learner.current());
     st.last = Sample::now();
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
-    LEARNING.store(true, Ordering::Release);
+    GLOBAL.learning.store(true, Ordering::Release);
     GLOBAL.lock.unlock();
 }
 
@@ -246,7 +251,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
         size_p95: st.sizes.p95().unwrap_or(0),
         reuse: take_reuse(),
     };
-    // SAFETY: LEARNING is set, so the learner is initialised; the lock is held.
+    // SAFETY: `learning` is set, so the learner is initialised; the lock is held.
     let learner = unsafe { st.learner.assume_init_mut() };
     knobs::apply(learner.on_epoch_end(&m));
     st.sizes.clear();
@@ -279,11 +284,17 @@ fn register_exit_save() {
 /// Ends learning for this process: saves the playbook to `HAKMEM_PLAYBOOK` (if set) and stops
 /// the epochs. Safe to call more than once; the preload calls it at exit.
 pub fn finish() {
-    if !learning() {
-        return;
+    if learning() {
+        finish_learning();
     }
+}
+
+/// Out of line, so that a process not learning does not probe (fault in) its large stack frame.
+#[cold]
+#[inline(never)]
+fn finish_learning() {
     GLOBAL.lock.lock();
-    // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
+    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
     let st = unsafe { &mut *GLOBAL.state.get() };
     if !st.finished {
         st.finished = true;
@@ -305,7 +316,7 @@ pub fn evolve_playbook() -> Option<(u32, bool)> {
         return None;
     }
     GLOBAL.lock.lock();
-    // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
+    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
     let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_mut() };
     let ev = l.evolve();
     GLOBAL.lock.unlock();
@@ -344,7 +355,7 @@ pub fn status() -> Status {
     };
     if learning() {
         GLOBAL.lock.lock();
-        // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
+        // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
         let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() };
         s.learning = true;
         s.epochs = l.epoch();
@@ -387,7 +398,7 @@ pub fn write(out: &mut Text, json: bool) {
         return;
     }
     GLOBAL.lock.lock();
-    // SAFETY: the lock is held; LEARNING is set, so the learner is initialised.
+    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
     let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() };
     let selector = match l.selector() {
         Selector::Elo => "elo",
