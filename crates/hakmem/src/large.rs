@@ -54,8 +54,6 @@ pub fn standard_len(size: usize) -> usize {
     os::align_up(size + PAGE, PAGE)
 }
 
-/// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
-/// and whether its memory is known to be zero, or null when the OS has no memory.
 /// `len` rounded up to whole huge pages when that wastes at most an eighth of the mapping and
 /// huge pages are on: the last, partial 2 MiB of a mapping can never be a huge page, so it
 /// would fault 4 KiB at a time (a block of 1.8 MiB: 470 faults instead of one).
@@ -68,6 +66,8 @@ fn huge_rounded(len: usize) -> usize {
     }
 }
 
+/// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
+/// and whether its memory is known to be zero, or null when the OS has no memory.
 pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if size > MAX_REQUEST || align > MAX_REQUEST {
         return (null_mut(), false);
