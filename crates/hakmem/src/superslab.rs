@@ -258,10 +258,6 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
         registry::set(p as usize, Kind::SuperSlab);
     } else {
         set_huge(ss, huge);
-        if huge && (*ss).purged {
-            // The purge kept the header's pages and split the huge page around them.
-            os::collapse_huge(ss as *mut u8, SS_SIZE);
-        }
     }
     (*ss).purged = false;
     (*ss).used_slabs = 0;
