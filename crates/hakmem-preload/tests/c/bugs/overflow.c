@@ -6,7 +6,7 @@ int main(int argc, char **argv) {
     char *p = malloc(n);
     memset(p, 1, n);
     if (!ok_mode) {
-        p[n] = 0x41;
+        p[n] = (char)~p[n]; /* a byte sure to differ from what was there (a fixed one matches a random canary 1 time in 256) */
         expect_addr(p);
     }
     free(p);
