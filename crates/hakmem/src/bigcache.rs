@@ -78,8 +78,8 @@ pub fn take(len: usize) -> *mut LargeHeader {
             }
             if crate::tuning::learning() {
                 let age = os::now_ms().saturating_sub((*best).cached_ms);
-                let purged_in = cold.then_some((*best).purged_epoch);
-                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, purged_in);
+                let purge = cold.then(|| ((*best).purged_epoch, large::refaults((*best).map_len)));
+                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, purge);
             }
         }
         best

@@ -66,6 +66,18 @@ fn huge_rounded(len: usize) -> usize {
     }
 }
 
+/// About how many page faults touching every page of a purged standard block of `map_len` bytes
+/// again costs: one per huge page where `alloc` advised huge pages (2 MiB and more), one per
+/// 4 KiB page in the partial rest and elsewhere.
+pub fn refaults(map_len: usize) -> u64 {
+    let pages = |b: usize| (b / PAGE) as u64;
+    if map_len >= CHUNK && crate::config::get().thp {
+        (map_len / CHUNK) as u64 + pages(map_len % CHUNK)
+    } else {
+        pages(map_len)
+    }
+}
+
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
 /// and whether its memory is known to be zero, or null when the OS has no memory.
 pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {

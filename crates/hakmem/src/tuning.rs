@@ -177,20 +177,24 @@ impl Timer {
 }
 
 /// Records that BigCache handed out a block of `bytes` (learning only: the caller checks
-/// `learning()`), warm or purged (`purged_in`: the epoch of its purge), that waited `age_ms`, with
-/// `depth` warm bytes newer than it or in it.
-pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, purged_in: Option<u32>) {
+/// `learning()`), warm or purged (`purge`: the epoch of its purge and the page faults touching it
+/// again costs, `large::refaults`), that waited `age_ms`, with `depth` warm bytes newer than it or
+/// in it. (An epoch ending on another thread meanwhile may count a reuse in the wrong epoch: a
+/// window of microseconds per 10 ms epoch.)
+pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, purge: Option<(u32, u64)>) {
     let a = reuse::age_bucket(age_ms);
     let d = reuse::depth_bucket(depth, &reuse::BIG_DEPTH);
     let pages = bytes as u64 / reuse::PAGE;
-    let table = if purged_in.is_some() {
+    let table = if purge.is_some() {
         &REUSE_COLD_BIG
     } else {
         &REUSE_BIG
     };
     table[a][d].fetch_add(pages, Ordering::Relaxed);
-    if purged_in.is_some_and(|e| epoch().wrapping_sub(e) == 1) {
-        REUSE_COLD_FROM_LAST_EPOCH.fetch_add(pages, Ordering::Relaxed);
+    if let Some((e, faults)) = purge {
+        if epoch().wrapping_sub(e) == 1 {
+            REUSE_COLD_FROM_LAST_EPOCH.fetch_add(faults, Ordering::Relaxed);
+        }
     }
 }
 
@@ -636,16 +640,17 @@ mod tests {
         let bytes = 64 * reuse::PAGE as usize;
         let _ = take_reuse();
         let e = epoch();
-        record_big_reuse(20, 8 << 20, bytes, Some(e)); // purged and reused in this epoch
+        record_big_reuse(20, 8 << 20, bytes, Some((e, 64))); // purged and reused in this epoch
         let r = take_reuse();
         assert_eq!(r.cold_from_last_epoch, 0);
         assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 64);
         assert_eq!(epoch(), e.wrapping_add(1));
-        record_big_reuse(20, 8 << 20, bytes, Some(e)); // purged in the epoch before
-        record_big_reuse(20, 8 << 20, bytes, Some(e.wrapping_sub(1))); // two epochs before
+        // Purged in the epoch before: its faults (3: say, huge pages) are the last epoch's.
+        record_big_reuse(20, 8 << 20, bytes, Some((e, 3)));
+        record_big_reuse(20, 8 << 20, bytes, Some((e.wrapping_sub(1), 64))); // two epochs before
         record_big_reuse(20, 8 << 20, bytes, None); // warm
         let r = take_reuse();
-        assert_eq!(r.cold_from_last_epoch, 64);
+        assert_eq!(r.cold_from_last_epoch, 3);
         assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 128);
         assert_eq!(r.big.iter().flatten().sum::<u64>(), 64);
     }

@@ -7,13 +7,16 @@
 //!   converged: the leader is frozen.
 //! - FROZEN: the frozen strategy runs every epoch; its mean cost is tracked. Every
 //!   `canary_period`-th epoch is a CANARY epoch that runs a challenger instead.
-//! - CANARY: one epoch of the challenger. Worse than the frozen mean by more than
-//!   `rollback_margin`: rolled back at once. After `canary_trials` epochs, promoted when its mean
-//!   cost beats the frozen mean by `canary_gain` (DESIGN.md: an 8 % gain seen 3 times), otherwise
-//!   rejected. Either way the next epoch is FROZEN again.
+//! - CANARY: one epoch of the challenger; the next epoch is FROZEN again, and the verdict comes at
+//!   its end (`judge_canary`: the caller charges the challenger what its purges cost that epoch).
+//!   Worse than the frozen mean by more than `rollback_margin`: rolled back at once. After
+//!   `canary_trials` epochs, promoted when its mean cost beats the frozen mean by `canary_gain`
+//!   (DESIGN.md: an 8 % gain seen 3 times), otherwise rejected.
 //! - Phase change: in FROZEN or CANARY, when the size median, the size P95 or the operation rate
 //!   differs from the baseline captured at freezing by more than a factor (`size_shift`,
 //!   `rate_shift`) for `shift_confirm` consecutive epochs, the workload has changed: back to LEARN.
+//!   In LEARN, when both size quantiles differ from their running average by the factor squared
+//!   for twice as many epochs (reported as a median shift): the caller starts learning afresh.
 //!
 //! Every transition is an `Event`, kept in a fixed ring (`EventLog`) for later printing. The
 //! caller (the `Learner`) feeds costs and measurements in and decides which strategy runs. No
@@ -253,6 +256,8 @@ pub struct Lifecycle {
     challenger: Strategy,
     canary_runs: u32,
     canary_cost_sum: f64,
+    /// A challenger's epoch has ended and waits for its verdict (`judge_canary`).
+    canary_awaiting: bool,
     // Phase-change detection.
     shape: Shape,
     baseline: Shape,
@@ -277,6 +282,7 @@ impl Lifecycle {
             challenger: super::strategy::BALANCED,
             canary_runs: 0,
             canary_cost_sum: 0.0,
+            canary_awaiting: false,
             shape: UNKNOWN,
             baseline: UNKNOWN,
             shifted: 0,
@@ -367,6 +373,7 @@ impl Lifecycle {
                 self.shifted = 0;
                 self.stable = 0;
                 self.anchor = f64::NAN;
+                self.canary_awaiting = false;
                 self.shape = s;
                 self.emit(Event::PhaseChanged { what: w });
                 Some(w)
@@ -407,6 +414,7 @@ impl Lifecycle {
         self.since_canary = 0;
         self.canary_runs = 0;
         self.canary_cost_sum = 0.0;
+        self.canary_awaiting = false;
         self.baseline = self.shape;
         self.shifted = 0;
         self.emit(Event::Froze { leader: id });
@@ -452,12 +460,33 @@ impl Lifecycle {
         self.since_canary = 0;
     }
 
-    /// In CANARY, the challenger's epoch cost; back to FROZEN with the verdict.
+    /// In CANARY, the challenger's epoch cost; back to FROZEN with the verdict (`end_canary_run`
+    /// then `judge_canary`).
     pub fn canary_epoch(&mut self, cost: f64) -> Verdict {
         if self.phase != Phase::Canary {
             return Verdict::Continue;
         }
-        self.phase = Phase::Frozen;
+        self.end_canary_run();
+        self.judge_canary(cost)
+    }
+
+    /// In CANARY, after the challenger's epoch: back to FROZEN, the verdict waiting for
+    /// `judge_canary` (the caller charges the challenger what its purges cost the epoch after).
+    pub fn end_canary_run(&mut self) {
+        if self.phase == Phase::Canary {
+            self.phase = Phase::Frozen;
+            self.canary_awaiting = true;
+        }
+    }
+
+    /// The verdict on the challenger's last epoch, at `cost`; Continue (nothing) when no epoch
+    /// awaits one (a phase change or an unfreeze came between).
+    pub fn judge_canary(&mut self, cost: f64) -> Verdict {
+        if !self.canary_awaiting || self.phase != Phase::Frozen {
+            self.canary_awaiting = false;
+            return Verdict::Continue;
+        }
+        self.canary_awaiting = false;
         self.canary_runs += 1;
         self.canary_cost_sum += cost;
         let f = self.frozen_cost;
@@ -491,14 +520,6 @@ impl Lifecycle {
         v
     }
 
-    /// Adds `extra` to the challenger's canary cost while it is mid-trial: what its last canary
-    /// epoch's purges cost the frozen epoch after it (page faults on blocks it gave back).
-    pub fn amend_canary(&mut self, extra: f64) {
-        if self.canary_runs > 0 && extra.is_finite() {
-            self.canary_cost_sum += extra;
-        }
-    }
-
     /// Records the playbook id a promoted strategy got.
     pub fn set_frozen_id(&mut self, id: u32) {
         self.frozen_id = id;
@@ -512,6 +533,7 @@ impl Lifecycle {
         }
         self.canary_runs = 0;
         self.canary_cost_sum = 0.0;
+        self.canary_awaiting = false;
         self.phase = Phase::Learn;
         self.stable = 0;
         self.anchor = f64::NAN;
@@ -629,6 +651,35 @@ mod tests {
                 "canary-rolled-back"
             ]
         );
+    }
+
+    #[test]
+    fn a_canary_verdict_can_wait_for_the_epoch_after() {
+        let mut l = frozen();
+        for _ in 0..15 {
+            l.frozen_epoch(1.0);
+        }
+        // The challenger's epoch looks 20 % cheaper, but its purges cost the next epoch: charged
+        // before the verdict, it is rolled back.
+        l.start_canary(Some(&LEAN));
+        l.end_canary_run();
+        assert_eq!(l.phase(), Phase::Frozen);
+        assert!(!l.canary_due());
+        assert_eq!(l.judge_canary(0.8 + 0.5), Verdict::RolledBack);
+        // Judged once only.
+        assert_eq!(l.judge_canary(0.5), Verdict::Continue);
+        // A phase change between the run and the verdict drops the verdict.
+        for _ in 0..15 {
+            l.frozen_epoch(1.0);
+        }
+        l.start_canary(Some(&FAST));
+        l.end_canary_run();
+        for _ in 0..cfg().shift_confirm {
+            l.observe_shape(&shape(1 << 20, 4 << 20, 1000));
+        }
+        assert_eq!(l.phase(), Phase::Learn);
+        assert_eq!(l.judge_canary(0.1), Verdict::Continue);
+        assert_eq!(l.phase(), Phase::Learn);
     }
 
     #[test]

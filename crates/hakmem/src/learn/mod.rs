@@ -77,10 +77,12 @@ pub struct Learner {
     /// (`predicted_slowdown`: screening, promising strategies, canary challengers).
     last: Measurements,
     ran: Strategy,
-    /// The last LEARN epoch, rated one epoch late: (playbook id, cost, ops). Blocks its purges
-    /// gave back and the next epoch takes again cold fault in that next epoch (`inherited`); they
-    /// are charged back to it before it is rated, and taken off the epoch that paid them.
-    pending: Option<(u32, f64, u64)>,
+    /// The last LEARN epoch, rated one epoch late: (playbook id, cost). Blocks its purges gave
+    /// back and the next epoch takes again cold fault in that next epoch; those faults are
+    /// charged back to it before it is rated, and taken off the epoch that paid them.
+    pending: Option<(u32, f64)>,
+    /// The last canary epoch's cost, judged one epoch late for the same reason.
+    canary_pending: Option<f64>,
 }
 
 /// What a page lost to a purge costs at least, in nanoseconds: the fault and zeroing a 4 KiB
@@ -112,6 +114,7 @@ impl Learner {
             last: Measurements::default(),
             ran: strategy::BALANCED,
             pending: None,
+            canary_pending: None,
         };
         l.choose_learning();
         l
@@ -192,35 +195,53 @@ impl Learner {
         // it: its cost is 1.0 by definition, which says nothing about its strategy (and the very
         // first epoch also carries the program's start-up).
         let judged = self.scorer.baseline().is_some();
+        // The faults this epoch paid for the previous epoch's purges are that epoch's cost, when
+        // that epoch is still to be rated (a pending LEARN epoch, a canary awaiting its verdict);
+        // priced against the baseline this epoch's cost is taken against.
+        let inherited = m.reuse.cold_from_last_epoch.min(m.minor_faults);
+        let owed = self.pending.is_some() || self.canary_pending.is_some();
+        let (own_share, debt) = if owed {
+            (
+                self.scorer.fault_cost(inherited, m.ops),
+                self.scorer.fault_cost(inherited, self.last.ops),
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let cost = self.scorer.score(m);
         self.last_cost = cost;
+        let shifted = (cost - own_share).max(0.0);
         let phase = self.lifecycle.phase();
-        // The faults this epoch paid for the previous epoch's purges are that epoch's cost.
-        let inherited = m.reuse.cold_from_last_epoch.min(m.minor_faults);
-        let shifted = cost - self.scorer.fault_cost(inherited, m.ops);
-        let debt = self.scorer.fault_cost(inherited, self.last.ops);
         if !judged {
             // Nothing to record; the same strategy runs again, now judged.
         } else if self.lifecycle.observe_shape(m).is_some() {
             // The epoch belongs to the new workload, whose costs the old baseline cannot judge.
             self.flush_pending(0.0);
+            self.canary_pending = None;
             self.scorer.reset();
             self.playbook.forget_half();
         } else {
+            // The previous epoch's rating or verdict first, with what it owes.
+            self.flush_pending(debt);
+            let verdict = match self.canary_pending.take() {
+                Some(c) => self.judge_canary(c + debt),
+                None => Verdict::Continue,
+            };
             match phase {
-                Phase::Learn if self.pending.is_some() => self.learn_epoch(shifted, debt, m.ops),
-                Phase::Learn => self.learn_epoch(cost, 0.0, m.ops),
-                // The first frozen epoch after a canary pays for the challenger's purges; the
-                // frozen strategy's own are paid by its next epoch, as ever.
-                Phase::Frozen if self.lifecycle.has_challenger() && self.ran != self.current => {
-                    self.lifecycle.amend_canary(debt);
-                    self.lifecycle.frozen_epoch(shifted)
+                Phase::Learn => {
+                    self.pending = Some((self.running, shifted));
+                    self.judge_learning();
                 }
-                Phase::Frozen => self.lifecycle.frozen_epoch(cost),
-                // The frozen strategy's last purges are not the challenger's.
-                Phase::Canary => self.canary_epoch(shifted),
+                // This epoch ran the old frozen strategy: it says nothing of a promoted one.
+                Phase::Frozen if verdict == Verdict::Promoted => {}
+                Phase::Frozen => self.lifecycle.frozen_epoch(shifted),
+                Phase::Canary => {
+                    self.canary_pending = Some(shifted);
+                    self.lifecycle.end_canary_run();
+                }
             }
         }
+        self.playbook.set_in_flight(self.pending.map(|p| p.0));
         self.last = *m;
         self.ran = self.current;
         self.screen();
@@ -239,9 +260,10 @@ impl Learner {
         &self.current
     }
 
-    /// Rates the pending LEARN epoch, `debt` dearer (nothing when there is none).
+    /// Rates the pending LEARN epoch, `debt` dearer (nothing when there is none, or when an
+    /// evolution retired its strategy meanwhile).
     fn flush_pending(&mut self, debt: f64) {
-        if let Some((id, cost, _)) = self.pending.take() {
+        if let Some((id, cost)) = self.pending.take() {
             if let Some(slot) = self.playbook.slot_of(id) {
                 self.playbook.record(slot, cost + debt);
             }
@@ -281,17 +303,8 @@ impl Learner {
         }
     }
 
-    /// A LEARN epoch at `cost`, which owes the previous one `debt` (`inherited`): that one is
-    /// rated now, this one at the next epoch's end (or now, if the lifecycle leaves LEARN).
-    fn learn_epoch(&mut self, cost: f64, debt: f64, ops: u64) {
-        self.flush_pending(debt);
-        self.pending = Some((self.running, cost, ops));
-        self.judge_learning();
-        if self.lifecycle.phase() != Phase::Learn {
-            self.flush_pending(0.0);
-        }
-    }
-
+    /// After a LEARN epoch: evolves the playbook now and then, and lets the lifecycle freeze a
+    /// leader that holds steady (the pending epoch is rated at the next epoch's end all the same).
     fn judge_learning(&mut self) {
         // Neither evolution nor freezing on the ratings of a warm-up (after a phase change, the
         // old phase's ratings, halved, still order the strategies).
@@ -327,8 +340,10 @@ impl Learner {
         self.lifecycle.observe_leader(e.id, standing, &e.strategy);
     }
 
-    fn canary_epoch(&mut self, cost: f64) {
-        if self.lifecycle.canary_epoch(cost) == Verdict::Promoted {
+    /// The verdict on the last canary epoch at `cost` (its purges' cost included).
+    fn judge_canary(&mut self, cost: f64) -> Verdict {
+        let v = self.lifecycle.judge_canary(cost);
+        if v == Verdict::Promoted {
             let (s, parent) = self.lifecycle.frozen();
             let s = *s;
             let rating = self.playbook.entry(self.playbook.leader()).elo.rating + elo::K / 2.0;
@@ -337,6 +352,7 @@ impl Learner {
                 self.lifecycle.set_frozen_id(id);
             }
         }
+        v
     }
 
     fn choose_frozen(&mut self) {
@@ -389,6 +405,8 @@ impl Learner {
     pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
         self.playbook.load(path)?;
         self.pending = None;
+        self.canary_pending = None;
+        self.playbook.set_in_flight(None);
         self.lifecycle.unfreeze();
         self.screen();
         self.choose_learning();
@@ -585,6 +603,23 @@ mod tests {
             assert!(warm.load(b"/nonexistent/playbook\0").is_err());
             assert_eq!(*warm.current(), before);
         }
+    }
+
+    /// Epochs are rated one epoch late, but the warm-up counts the one in flight: the most
+    /// generous strategy runs the baseline epoch, the `REVEAL_EPOCHS`, and opens the first round.
+    #[test]
+    fn the_reveal_lasts_its_epochs_though_ratings_come_one_epoch_late() {
+        let mut l = Learner::new(Mode::Balanced, Selector::Elo, 3);
+        let generous = l.playbook().most_generous();
+        let generous = l.playbook().entry(generous).strategy;
+        let mut noise = Rng::new(1);
+        let mut run = 0;
+        while *l.current() == generous && run < 20 {
+            let m = measure(l.current(), &mut noise);
+            l.on_epoch_end(&m);
+            run += 1;
+        }
+        assert_eq!(run, 1 + playbook::REVEAL_EPOCHS + 1);
     }
 
     #[test]

@@ -190,6 +190,9 @@ pub struct Playbook {
     loss: [f64; MAX_STRATEGIES],
     /// Per slot: predictions folded into `loss` (the first ones weigh more: see `note_loss`).
     loss_n: [u32; MAX_STRATEGIES],
+    /// The id of a strategy whose epoch ran but is not recorded yet (the caller rates epochs one
+    /// late): it counts as run for the warm-up, trials and `untried`.
+    in_flight: Option<u32>,
 }
 
 /// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
@@ -239,6 +242,7 @@ impl Playbook {
             recent: [UNKNOWN; MAX_STRATEGIES],
             loss: [0.0; MAX_STRATEGIES],
             loss_n: [0; MAX_STRATEGIES],
+            in_flight: None,
         };
         for s in start {
             if p.len < MAX_STRATEGIES && s.is_valid() && p.find(s).is_none() {
@@ -316,7 +320,21 @@ impl Playbook {
     /// Whether `slot` has not run since the playbook started, was loaded or forgot half: its next
     /// epoch is a probe.
     pub fn untried(&self, slot: usize) -> bool {
-        !self.recent[slot].0.is_finite()
+        !self.recent[slot].0.is_finite() && !self.is_in_flight(slot)
+    }
+
+    /// Tells the playbook which strategy's epoch ran and awaits its `record` (None: none).
+    pub fn set_in_flight(&mut self, id: Option<u32>) {
+        self.in_flight = id;
+    }
+
+    fn is_in_flight(&self, slot: usize) -> bool {
+        self.in_flight == Some(self.entries[slot].id)
+    }
+
+    /// Epochs recorded, and the one in flight.
+    fn epochs_run(&self) -> u64 {
+        self.epochs + self.in_flight.is_some() as u64
     }
 
     /// Folds one epoch's prediction for `slot` into its moving average: `extra` is the share of
@@ -457,7 +475,7 @@ impl Playbook {
     /// phase change) is over: ratings mean something from then on.
     pub fn warmed_up(&self) -> bool {
         let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
-        self.epochs >= self.warm_start + reveal + self.cfg.min_samples
+        self.epochs_run() >= self.warm_start + reveal + self.cfg.min_samples
     }
 
     /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show
@@ -480,7 +498,7 @@ impl Playbook {
         if let Some(i) = self.promising() {
             return (i, Choice::Promising);
         }
-        let since = self.epochs - self.warm_start;
+        let since = self.epochs_run().saturating_sub(self.warm_start);
         // No warm-up, no reveal either (`warmed_up`).
         let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
         if since < reveal {
@@ -524,7 +542,8 @@ impl Playbook {
         // from the old phase's leader would otherwise run before the reveal).
         if let Some(i) = (0..self.len).find(|&i| {
             let e = &self.entries[i];
-            e.parent != 0 && e.samples < self.cfg.trial_epochs && !self.vetoed(i)
+            let samples = e.samples + self.is_in_flight(i) as u32;
+            e.parent != 0 && samples < self.cfg.trial_epochs && !self.vetoed(i)
         }) {
             return (i, Choice::Trial);
         }

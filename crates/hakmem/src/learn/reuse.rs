@@ -45,8 +45,9 @@ pub struct Reuse {
     pub big: [[u64; 7]; 7],
     pub superslab: [[u64; 7]; 7],
     pub cold_big: [[u64; 7]; 7],
-    /// Pages of the cold reuses whose purge happened in the previous epoch: that epoch's
-    /// strategy gave them back, this epoch faulted them in again.
+    /// Page faults (one per huge page where huge pages back the block) of the cold reuses whose
+    /// purge happened in the previous epoch: that epoch's strategy gave them back, this epoch
+    /// faulted them in again.
     pub cold_from_last_epoch: u64,
 }
 
