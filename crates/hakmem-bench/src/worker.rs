@@ -30,11 +30,12 @@ pub struct Job {
 }
 
 /// The learning variables a `learn` worker gets only from its job.
-pub const LEARN_ENV: [&str; 4] = [
+pub const LEARN_ENV: [&str; 5] = [
     "HAKMEM_STRATEGY",
     "HAKMEM_LEARN",
     "HAKMEM_MODE",
     "HAKMEM_PLAYBOOK",
+    "HAKMEM_SITES",
 ];
 
 /// What the learner said at the end of a `learn` worker (`hakmem::tuning::status()`).
@@ -68,7 +69,7 @@ pub struct Sample {
     /// ru_maxrss before the scenario started: the worker's own baseline.
     pub base_rss_kib: u64,
     pub checksum: u64,
-    /// `learn` suite only: user + system CPU time of the worker during the scenario.
+    /// User + system CPU time of the worker during the scenario (every thread).
     #[serde(default)]
     pub cpu_ns: Option<u64>,
     /// `learn` suite only: minor page faults of the whole worker process so far (start-up included).
@@ -159,7 +160,7 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
         peak_rss_kib: after.ru_maxrss.max(0) as u64,
         base_rss_kib: before.ru_maxrss.max(0) as u64,
         checksum: std::hint::black_box(out.checksum),
-        cpu_ns: learn.then(|| cpu(&after).saturating_sub(cpu(&before))),
+        cpu_ns: Some(cpu(&after).saturating_sub(cpu(&before))),
         minflt_total: learn.then(|| after.ru_minflt.max(0) as u64),
         mean_rss_kib,
         learn: learn_info,
