@@ -66,12 +66,17 @@ fn huge_rounded(len: usize) -> usize {
     }
 }
 
+/// Whether a large mapping of `len` bytes is advised huge pages (`register`).
+fn huge_backed(len: usize) -> bool {
+    len >= CHUNK && crate::config::get().thp
+}
+
 /// About how many page faults touching every page of a purged standard block of `map_len` bytes
-/// again costs: one per huge page where `alloc` advised huge pages (2 MiB and more), one per
-/// 4 KiB page in the partial rest and elsewhere.
+/// again costs: one per huge page where the mapping is `huge_backed`, one per 4 KiB page in the
+/// partial rest and elsewhere.
 pub fn refaults(map_len: usize) -> u64 {
     let pages = |b: usize| (b / PAGE) as u64;
-    if map_len >= CHUNK && crate::config::get().thp {
+    if huge_backed(map_len) {
         (map_len / CHUNK) as u64 + pages(map_len % CHUNK)
     } else {
         pages(map_len)
@@ -92,7 +97,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
             unsafe {
-                if (*h).purged && (*h).map_len >= CHUNK && crate::config::get().thp {
+                if (*h).purged && huge_backed((*h).map_len) {
                     // The purge split the first huge page, whose first page is the header.
                     os::collapse_huge((*h).map_start as *mut u8, CHUNK);
                 }
@@ -135,7 +140,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
         os::unmap(start, len);
         return null_mut();
     }
-    if crate::config::get().thp && len >= CHUNK {
+    if huge_backed(len) {
         os::advise_huge(start, len);
     }
     let h = header_location(user, kind);

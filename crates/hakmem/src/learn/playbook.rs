@@ -474,8 +474,12 @@ impl Playbook {
     /// Whether the warm-up (the reveal epochs and the round robin, at the start and after a
     /// phase change) is over: ratings mean something from then on.
     pub fn warmed_up(&self) -> bool {
-        let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
-        self.epochs_run() >= self.warm_start + reveal + self.cfg.min_samples
+        self.epochs_run() >= self.warm_start + self.reveal_epochs() + self.cfg.min_samples
+    }
+
+    /// `REVEAL_EPOCHS`, or none without a warm-up.
+    fn reveal_epochs(&self) -> u64 {
+        REVEAL_EPOCHS.min(self.cfg.min_samples)
     }
 
     /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show
@@ -499,8 +503,7 @@ impl Playbook {
             return (i, Choice::Promising);
         }
         let since = self.epochs_run().saturating_sub(self.warm_start);
-        // No warm-up, no reveal either (`warmed_up`).
-        let reveal = REVEAL_EPOCHS.min(self.cfg.min_samples);
+        let reveal = self.reveal_epochs();
         if since < reveal {
             return (self.most_generous(), Choice::WarmUp);
         }
