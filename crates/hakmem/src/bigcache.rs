@@ -36,13 +36,12 @@ static GLOBAL: Global = Global {
     }),
 };
 
-/// The cached block whose mapping is the shortest of those at least `len` and at most `len`
-/// + 25 % bytes long (the most recently freed among equals), or null. With learning on, a hit
-/// is recorded with its age and depth (the bytes freed after it, and its own: for a warm block
-/// only the warm ones count, for a purged one all, since a more generous strategy would have
-/// kept them all warm), which is
-/// what decides whether a stingier strategy would have lost it, or (a purged block) a more
-/// generous one would have kept it warm (`learn::reuse`).
+/// The cached block whose mapping is the shortest of those at least `len` bytes long and at
+/// most 25 % longer (the most recently freed among equals), or null. With learning on, a hit is
+/// recorded with its age and depth (the bytes freed after it, and its own: for a warm block only
+/// the warm ones count, for a purged one all, since a more generous strategy would have kept them
+/// all warm), which is what decides whether a stingier strategy would have lost it, or (a purged
+/// block) a more generous one would have kept it warm (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
     let max = len + len / 4;
     GLOBAL.lock.lock();
@@ -176,6 +175,33 @@ pub fn clear() {
     }
 }
 
+/// Pages of the warm cached blocks, by [age bucket][depth bucket] as in `learn::reuse` (the
+/// depth of a block: the warm bytes freed after it, and its own): what a switch to a stingier
+/// strategy would purge at once (`Reuse::dropped_pages`). Learning only, at an epoch's end.
+pub fn held() -> [[u64; 7]; 7] {
+    use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
+    let now = os::now_ms();
+    let mut held = [[0u64; 7]; 7];
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held; cached headers are valid.
+    unsafe {
+        let c = &*GLOBAL.c.get();
+        let mut warm_ahead = 0u64;
+        let mut h = c.blocks.head;
+        while !h.is_null() {
+            if !(*h).purged {
+                let l = (*h).map_len as u64;
+                warm_ahead += l;
+                let a = age_bucket(now.saturating_sub((*h).cached_ms));
+                held[a][depth_bucket(warm_ahead, &BIG_DEPTH)] += l / RPAGE;
+            }
+            h = (*h).links.next;
+        }
+    }
+    GLOBAL.lock.unlock();
+    held
+}
+
 /// (blocks cached, bytes of them still warm)
 pub fn stats() -> (usize, usize) {
     GLOBAL.lock.with(|| unsafe {
@@ -230,5 +256,39 @@ mod tests {
         assert!(warm <= budget, "warm {warm} > budget {budget}");
         clear();
         assert_eq!(stats(), (0, 0));
+    }
+
+    #[test]
+    fn held_counts_the_warm_blocks_by_age_and_depth() {
+        use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
+        let _serial = crate::tests::serial();
+        clear();
+        let size = 3 << 20;
+        let len = large::standard_len(size) as u64;
+        let blocks: Vec<*mut u8> = (0..2).map(|_| large::alloc(size, 16).0).collect();
+        for &b in &blocks {
+            unsafe { core::ptr::write_bytes(b, 0x5A, size) };
+            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
+        }
+        let held = held();
+        // The newer block is one deep, the older two (the warm bytes freed after it, and its own);
+        // both are young (a slow machine may take 10 ms: the ages are summed).
+        let one = depth_bucket(len, &BIG_DEPTH);
+        let two = depth_bucket(2 * len, &BIG_DEPTH);
+        let mut by_depth = [0u64; 7];
+        for ages in &held[age_bucket(1000)..] {
+            assert_eq!(ages, &[0; 7]);
+        }
+        for ages in &held {
+            for (d, pages) in ages.iter().enumerate() {
+                by_depth[d] += pages;
+            }
+        }
+        let mut want = [0u64; 7];
+        want[one] += len / RPAGE;
+        want[two] += len / RPAGE;
+        assert_eq!(by_depth, want);
+        clear();
+        assert_eq!(super::held(), [[0; 7]; 7]);
     }
 }

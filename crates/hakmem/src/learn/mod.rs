@@ -90,6 +90,19 @@ pub struct Learner {
 /// unmapping and mapping; half of that, to stay a floor).
 pub const FAULT_NS: f64 = 1000.0;
 
+/// Whether resident memory grew from `before` to `after` by more than `REVEAL_GROWTH` of it: the
+/// most generous strategy's caches are still filling with the workload's blocks (on `learn/phase`
+/// they take about 10 epochs of 10 ms after the switch to large blocks). Until they hold them,
+/// the reuse profile sees only the young, shallow reuses of a cache just begun, and predicts a
+/// stingier strategy to lose nothing where one epoch of it would throw away what the workload
+/// reuses next; so the reveal goes on (`Playbook::extend_reveal`).
+fn still_filling(before: u64, after: u64) -> bool {
+    before > 0 && after > before && (after - before) as f64 > REVEAL_GROWTH * after as f64
+}
+
+/// See `still_filling`.
+pub const REVEAL_GROWTH: f64 = 1.0 / 16.0;
+
 /// How many mutations of the frozen strategy a canary tries before it skips its turn, when each
 /// is predicted too dear (`too_dear`).
 const CANARY_DRAWS: u32 = 8;
@@ -242,6 +255,11 @@ impl Learner {
             }
         }
         self.playbook.set_in_flight(self.pending.map(|p| p.0));
+        if self.playbook.reveal_just_ended()
+            && still_filling(self.last.mapped_bytes, m.mapped_bytes)
+        {
+            self.playbook.extend_reveal();
+        }
         self.last = *m;
         self.ran = self.current;
         self.screen();
@@ -270,18 +288,42 @@ impl Learner {
         }
     }
 
-    /// How many times as long the last epoch would have lasted with `s` instead: about 1.0, plus
-    /// `FAULT_NS` for every page of a warm reuse `s` would have lost, minus as much for every page
-    /// of a cold reuse it would have kept warm (`reuse`), over the epoch's wall time (1.0 when that
-    /// is unknown). Page faults only: what else `s` changes is learned by running it.
+    /// How many times as long, or as dear, the last epoch would have been with `s` instead:
+    /// about 1.0, plus the page faults of every page of a warm reuse `s` would have lost, minus
+    /// those of every page of a cold reuse it would have kept warm (`reuse`). The faults are
+    /// priced twice and the larger figure counts: `FAULT_NS` each over the epoch's wall time, and
+    /// what they add to the epoch's cost (`Scorer::fault_cost`, where a cost of 1.0 is an average
+    /// epoch). The cost is what rates the strategy once it runs; where the epochs fault little,
+    /// it counts a thousand faults as dear though they take only a millisecond. 1.0 when the
+    /// epoch's length is unknown. Page faults only: what else `s` changes is learned by running
+    /// it.
+    ///
+    /// Switching to `s` also costs what it purges at once of the cache the last strategy filled
+    /// (`Reuse::dropped_pages`), as far as the workload reuses that cache (`held_turnover`). The
+    /// reuses alone cannot show this while the cache is young: a cache 100 ms old has handed out
+    /// no block older than 100 ms, yet a 50 ms purge delay would throw most of it away.
     pub fn predicted_slowdown(&self, s: &Strategy) -> f64 {
         let m = &self.last;
         if m.elapsed_ns == 0 {
             return 1.0;
         }
         // Relative to the strategy that ran, which thereby predicts exactly 1.0 for itself.
-        let net = |x: &Strategy| m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64;
-        1.0 + (net(s) - net(&self.ran)) * FAULT_NS / m.elapsed_ns as f64
+        let turnover = m.reuse.held_turnover();
+        let net = |x: &Strategy| {
+            m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64
+                + m.reuse.dropped_pages(x) as f64 * turnover
+        };
+        let pages = net(s) - net(&self.ran);
+        let time_share = pages * FAULT_NS / m.elapsed_ns as f64;
+        let cost_share = self
+            .scorer
+            .fault_cost(pages.abs() as u64, m.ops)
+            .copysign(pages);
+        1.0 + if time_share.abs() >= cost_share.abs() {
+            time_share
+        } else {
+            cost_share
+        }
     }
 
     /// Whether `s` is predicted to make an epoch last more than `playbook::VETO_FACTOR` times
@@ -622,6 +664,40 @@ mod tests {
         assert_eq!(run, 1 + playbook::REVEAL_EPOCHS + 1);
     }
 
+    /// While resident memory grows more than `REVEAL_GROWTH` an epoch, the most generous
+    /// strategy's caches are still filling: the reveal goes on, up to `REVEAL_MAX_EPOCHS`.
+    #[test]
+    fn the_reveal_goes_on_while_memory_grows() {
+        let generous_run = |resident: &dyn Fn(u32) -> u64| {
+            let mut l = Learner::new(Mode::Balanced, Selector::Elo, 3);
+            let generous = l.playbook().most_generous();
+            let generous = l.playbook().entry(generous).strategy;
+            let mut noise = Rng::new(1);
+            let mut run = 0;
+            while *l.current() == generous && run < 40 {
+                let mut m = measure(l.current(), &mut noise);
+                m.mapped_bytes = resident(run);
+                l.on_epoch_end(&m);
+                run += 1;
+            }
+            run
+        };
+        let mib = |n: u32| (n as u64) << 20;
+        assert_eq!(
+            generous_run(&|_| mib(100)),
+            1 + playbook::REVEAL_EPOCHS as u32 + 1
+        );
+        // 12 MiB more each epoch: more than REVEAL_GROWTH up to epoch 7 (12 of 184 MiB), not at
+        // epoch 8 (12 of 196 MiB), which ends the reveal. The baseline epoch, the reveal's eight,
+        // and the round robin opens with the generous strategy once more.
+        assert_eq!(generous_run(&|e| mib(100 + 12 * e.min(8))), 1 + 8 + 1);
+        // 10 % more every epoch: the reveal stops at its longest.
+        assert_eq!(
+            generous_run(&|e| (mib(100) as f64 * 1.1f64.powi(e as i32)) as u64),
+            1 + playbook::REVEAL_MAX_EPOCHS as u32 + 1
+        );
+    }
+
     #[test]
     fn phase_change_sends_the_learner_back_to_learn_and_it_relearns() {
         let mut l = Learner::new(Mode::Balanced, Selector::Elo, 31);
@@ -716,6 +792,39 @@ mod tests {
         }
     }
 
+    /// Large-block churn on a cache the most generous strategy filled: every reuse is young and
+    /// shallow (a 64 MiB budget and a 50 ms delay would have kept each), yet the cache holds
+    /// 100 MiB, most of it older than 100 ms, and the workload takes as much from it per epoch
+    /// as it holds. A turn of a strategy holding less would purge that at once: the warm-up gives
+    /// it none. Without the held blocks in the measurements, the reuses alone let them all run.
+    #[test]
+    fn a_strategy_that_would_drop_a_busy_cache_gets_no_warm_up_turn() {
+        use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
+        let mut busy = Reuse::ZERO;
+        busy.big[age_bucket(5)][depth_bucket(8 << 20, &BIG_DEPTH)] = 30_000;
+        busy.held_big[age_bucket(20)][depth_bucket(16 << 20, &BIG_DEPTH)] = 4096;
+        busy.held_big[age_bucket(300)][depth_bucket(100 << 20, &BIG_DEPTH)] = 21_504;
+        let droppers = |r: &Reuse, seed: u64| {
+            let mut l = Learner::new(Mode::Balanced, Selector::Elo, seed);
+            let mut noise = Rng::new(seed);
+            let mut ran = 0;
+            while !l.playbook().warmed_up() {
+                let s = *l.current();
+                ran += (busy.dropped_pages(&s) > 0) as u32;
+                let mut m = measure(&s, &mut noise);
+                m.reuse = *r;
+                l.on_epoch_end(&m);
+            }
+            ran
+        };
+        let mut reuses_only = busy;
+        reuses_only.held_big = [[0; 7]; 7];
+        for seed in 1..6 {
+            assert_eq!(droppers(&busy, seed), 0, "seed {seed}");
+            assert!(droppers(&reuses_only, seed) >= 2, "seed {seed}");
+        }
+    }
+
     /// Large blocks freed in one epoch are taken again 20 ms later, in the next: whether they are
     /// still warm depends on the strategy that ran while they waited. A stingy one (purging them
     /// at 10 ms, or keeping no cache) makes the next epoch fault them all, whatever runs then;
@@ -750,8 +859,7 @@ mod tests {
                     // Keeping costs memory: the generous strategies hold 30 % more.
                     mapped_bytes: live + live * if stingy(&s) { 20 } else { 50 } / 100,
                     ops,
-                    // Long epochs: the predictions (page faults against wall time) stay small,
-                    // so only the measured costs decide.
+                    // Long epochs (100 ms).
                     elapsed_ns: 100_000_000,
                     size_p50: 1 << 20,
                     size_p95: 4 << 20,

@@ -2,7 +2,8 @@
 //! and its file.
 //!
 //! Choosing (`select`): a strategy predicted to save many page faults runs first (`promising`); the
-//! first `REVEAL_EPOCHS` epochs (at the start and after a phase change) run the most generous
+//! first `REVEAL_EPOCHS` epochs (at the start and after a phase change; more while the caller sees
+//! its caches still filling, `extend_reveal`) run the most generous
 //! strategy, whose kept memory shows what the stingier ones would lose, so that the predictions
 //! screen the catastrophic ones out before their turn, and the warm-up gives no turn to one
 //! predicted `PROMISE` slower; until
@@ -177,6 +178,8 @@ pub struct Playbook {
     last: Option<(u32, f64)>,
     /// Epoch count at which the current warm-up started (0, or the last `forget_half`).
     warm_start: u64,
+    /// Epochs of the current warm-up's reveal: `REVEAL_EPOCHS`, or more (`extend_reveal`).
+    reveal: u64,
     /// This warm-up round's order of slots (shuffled every round, so opponents vary).
     order: [u8; MAX_STRATEGIES],
     /// Per slot: the cost of its last epoch and the epoch count then (NaN: not run since the
@@ -207,6 +210,8 @@ pub const LOSS_ALPHA: f64 = 1.0 / 16.0;
 /// start and after a phase change: long enough for its caches to fill with the new workload's
 /// blocks, so that what stingier strategies would lose shows in the predictions.
 pub const REVEAL_EPOCHS: u64 = 3;
+/// Longest a reveal may be extended to (`extend_reveal`): 160 ms of 10 ms epochs.
+pub const REVEAL_MAX_EPOCHS: u64 = 16;
 /// Epochs a veto lasts (then the strategy may be explored again).
 pub const VETO_EPOCHS: u64 = 256;
 const UNKNOWN: (f64, u64) = (f64::NAN, 0);
@@ -238,6 +243,7 @@ impl Playbook {
             rng: Rng::new(seed),
             last: None,
             warm_start: 0,
+            reveal: REVEAL_EPOCHS,
             order: [0; MAX_STRATEGIES],
             recent: [UNKNOWN; MAX_STRATEGIES],
             loss: [0.0; MAX_STRATEGIES],
@@ -477,9 +483,27 @@ impl Playbook {
         self.epochs_run() >= self.warm_start + self.reveal_epochs() + self.cfg.min_samples
     }
 
-    /// `REVEAL_EPOCHS`, or none without a warm-up.
+    /// The reveal's epochs (`REVEAL_EPOCHS` unless extended), or none without a warm-up.
     fn reveal_epochs(&self) -> u64 {
-        REVEAL_EPOCHS.min(self.cfg.min_samples)
+        self.reveal.min(self.cfg.min_samples)
+    }
+
+    /// Whether the reveal ended with the epoch in flight (or, without one, the last recorded):
+    /// the next epoch would open the round robin, unless `extend_reveal` adds one more.
+    pub fn reveal_just_ended(&self) -> bool {
+        let r = self.reveal_epochs();
+        r > 0 && self.epochs_run().checked_sub(self.warm_start) == Some(r)
+    }
+
+    /// One more reveal epoch, up to `REVEAL_MAX_EPOCHS`: the caller saw the most generous
+    /// strategy's caches still filling with the workload's blocks, so the predictions cannot
+    /// yet tell what a stingier strategy would lose. Returns whether the reveal grew.
+    pub fn extend_reveal(&mut self) -> bool {
+        let grow = self.reveal < REVEAL_MAX_EPOCHS && self.reveal_epochs() == self.reveal;
+        if grow {
+            self.reveal += 1;
+        }
+        grow
     }
 
     /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show
@@ -621,6 +645,7 @@ impl Playbook {
             e.arm.reward_sum = mean * e.arm.pulls as f64;
         }
         self.warm_start = self.epochs;
+        self.reveal = REVEAL_EPOCHS;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
         self.loss_n = [0; MAX_STRATEGIES];
@@ -812,6 +837,7 @@ impl Playbook {
         self.epochs = epochs;
         self.last = None;
         self.warm_start = 0;
+        self.reveal = REVEAL_EPOCHS;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
         self.loss_n = [0; MAX_STRATEGIES];

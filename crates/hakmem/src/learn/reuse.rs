@@ -10,6 +10,8 @@
 //! be catastrophic for the workload at hand (no caches on a large-block loop: hundreds of faults
 //! per operation), which no short trial could make cheap. A "cold reuse" (a BigCache block whose
 //! pages a purge had taken) is the other way round: what a more generous strategy would have saved.
+//! The cache's content at the epoch's end (`held_big`) is what a switch to a stingier strategy
+//! would purge at once (`dropped_pages`), which the reuses of a young cache cannot show yet.
 //!
 //! These are estimates: purges run when the allocator checks, not at the exact delay; a depth is
 //! taken when the block is reused, not at its deepest; a SuperSlab counts as all its pages. Buckets
@@ -49,6 +51,9 @@ pub struct Reuse {
     /// purge happened in the previous epoch: that epoch's strategy gave them back, this epoch
     /// faulted them in again.
     pub cold_from_last_epoch: u64,
+    /// Pages of the warm BigCache blocks held at the epoch's end, by age and depth: not reuses,
+    /// the cache's content, which a switch to a stingier strategy would purge at once.
+    pub held_big: [[u64; 7]; 7],
 }
 
 /// The age bucket of `age_ms`.
@@ -67,6 +72,7 @@ impl Reuse {
         superslab: [[0; 7]; 7],
         cold_big: [[0; 7]; 7],
         cold_from_last_epoch: 0,
+        held_big: [[0; 7]; 7],
     };
 
     /// Pages reused warm in all.
@@ -86,6 +92,34 @@ impl Reuse {
             }
         }
         saved
+    }
+
+    /// Pages of the held BigCache blocks (`held_big`) that a switch to strategy `s` would purge
+    /// at once: those deeper than its budget, and those older than its purge delay deeper than
+    /// its batch.
+    pub fn dropped_pages(&self, s: &Strategy) -> u64 {
+        let mut dropped = 0;
+        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
+            for d in 0..7 {
+                if big_lost(s, lo, BIG_DEPTH[d]) {
+                    dropped += self.held_big[a][d];
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Of the held BigCache pages, the share the epoch's warm BigCache reuses amount to (at most
+    /// 1): how likely a held page is to be wanted again soon. A cache the workload takes from all
+    /// the time (large-block churn) loses to a purge what it would have handed out next; one it
+    /// barely touches (a memory crest kept through a quiet trough) loses little by it.
+    pub fn held_turnover(&self) -> f64 {
+        let held: u64 = self.held_big.iter().flatten().sum();
+        if held == 0 {
+            return 0.0;
+        }
+        let reused: u64 = self.big.iter().flatten().sum();
+        (reused as f64 / held as f64).min(1.0)
     }
 
     /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
@@ -168,6 +202,25 @@ mod tests {
         s.warm_superslabs = 0;
         s.purge_delay_ms = 5000;
         assert_eq!(r.lost_pages(&s), 512, "no warm SuperSlab kept at all");
+    }
+
+    #[test]
+    fn a_switch_drops_what_the_new_strategy_would_not_hold() {
+        // A cache filled by `fast`: 32 MiB at most 40 ms old on top, 64 MiB 200 ms old below.
+        let mut r = Reuse::ZERO;
+        r.held_big[age_bucket(40)][depth_bucket(32 << 20, &BIG_DEPTH)] = 8192;
+        r.held_big[age_bucket(200)][depth_bucket(96 << 20, &BIG_DEPTH)] = 16384;
+        assert_eq!(r.dropped_pages(&FAST), 0);
+        // default: 64 MiB budget, 50 ms delay and no batch: the old 64 MiB go.
+        assert_eq!(r.dropped_pages(&DEFAULT), 16384);
+        assert_eq!(r.dropped_pages(&LEAN), 8192 + 16384);
+        // Nothing reused: nothing to lose by the drop. Reused as much as held: all of it.
+        assert_eq!(r.held_turnover(), 0.0);
+        r.big[age_bucket(0)][0] = 6144;
+        assert_eq!(r.held_turnover(), 0.25);
+        r.big[age_bucket(0)][0] = 100_000;
+        assert_eq!(r.held_turnover(), 1.0);
+        assert_eq!(Reuse::ZERO.held_turnover(), 0.0);
     }
 
     #[test]
