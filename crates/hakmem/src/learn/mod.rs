@@ -74,7 +74,7 @@ pub struct Learner {
     epoch: u64,
     last_cost: f64,
     /// The last epoch's measurements and the strategy that ran it, for predictions
-    /// (`predicted_slowdown`: screening, promising strategies, canary challengers).
+    /// (`predicted_cost`: screening, promising strategies, canary challengers).
     last: Measurements,
     ran: Strategy,
     /// The last LEARN epoch, rated one epoch late: (playbook id, cost). Blocks its purges gave
@@ -288,21 +288,20 @@ impl Learner {
         }
     }
 
-    /// How many times as long, or as dear, the last epoch would have been with `s` instead:
-    /// about 1.0, plus the page faults of every page of a warm reuse `s` would have lost, minus
-    /// those of every page of a cold reuse it would have kept warm (`reuse`). The faults are
-    /// priced twice and the larger figure counts: `FAULT_NS` each over the epoch's wall time, and
-    /// what they add to the epoch's cost (`Scorer::fault_cost`, where a cost of 1.0 is an average
-    /// epoch). The cost is what rates the strategy once it runs; where the epochs fault little,
-    /// it counts a thousand faults as dear though they take only a millisecond. 1.0 when the
-    /// epoch's length is unknown. Page faults only: what else `s` changes is learned by running
-    /// it.
+    /// How many times as dear the last epoch would have been with `s` instead: about 1.0, plus
+    /// the page faults of every page of a warm reuse `s` would have lost, minus those of every
+    /// page of a cold reuse it would have kept warm (`reuse`). The faults are priced twice and
+    /// the larger figure counts: `FAULT_NS` each over the epoch's wall time, and what they add to
+    /// the epoch's cost (`Scorer::fault_cost`, where a cost of 1.0 is an average epoch). The cost
+    /// is what rates the strategy once it runs; where the epochs fault little, it counts a
+    /// thousand faults as dear though they take only a millisecond. 1.0 when the epoch's length
+    /// is unknown. Page faults only: what else `s` changes is learned by running it.
     ///
     /// Switching to `s` also costs what it purges at once of the cache the last strategy filled
     /// (`Reuse::dropped_pages`), as far as the workload reuses that cache (`held_turnover`). The
     /// reuses alone cannot show this while the cache is young: a cache 100 ms old has handed out
     /// no block older than 100 ms, yet a 50 ms purge delay would throw most of it away.
-    pub fn predicted_slowdown(&self, s: &Strategy) -> f64 {
+    pub fn predicted_cost(&self, s: &Strategy) -> f64 {
         let m = &self.last;
         if m.elapsed_ns == 0 {
             return 1.0;
@@ -326,11 +325,11 @@ impl Learner {
         }
     }
 
-    /// Whether `s` is predicted to make an epoch last more than `playbook::VETO_FACTOR` times
-    /// as long: a strategy so wrong for the workload that even one short probe of it costs more
-    /// than exploring it could ever win back.
+    /// Whether `s` is predicted to make an epoch more than `playbook::VETO_FACTOR` times as dear
+    /// (`predicted_cost`): a strategy so wrong for the workload that even one short probe of it
+    /// costs more than exploring it could ever win back.
     fn too_dear(&self, s: &Strategy) -> bool {
-        self.predicted_slowdown(s) > playbook::VETO_FACTOR
+        self.predicted_cost(s) > playbook::VETO_FACTOR
     }
 
     /// Updates every live strategy's predicted loss (`Playbook::note_loss`): those predicted too
@@ -340,7 +339,7 @@ impl Learner {
             return;
         }
         for slot in 0..self.playbook.len() {
-            let extra = self.predicted_slowdown(&self.playbook.entry(slot).strategy) - 1.0;
+            let extra = self.predicted_cost(&self.playbook.entry(slot).strategy) - 1.0;
             self.playbook.note_loss(slot, extra);
         }
     }

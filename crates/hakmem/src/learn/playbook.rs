@@ -187,7 +187,7 @@ pub struct Playbook {
     /// not explored again for `VETO_EPOCHS`: one epoch of a catastrophic strategy (no caches on
     /// a large-block workload) can cost more than everything exploration gains. Not saved.
     recent: [(f64, u64); MAX_STRATEGIES],
-    /// Per slot: the share of wall time the learner predicts it would add in page faults (a
+    /// Per slot: how much dearer than an average epoch the learner predicts it would make one (a
     /// moving average over recent epochs, `note_loss`); above `VETO_FACTOR - 1` the slot is
     /// screened out without ever running. Not saved.
     loss: [f64; MAX_STRATEGIES],
@@ -200,7 +200,7 @@ pub struct Playbook {
 
 /// How much dearer than the cheapest recent epoch a strategy's last epoch must be to veto it.
 pub const VETO_FACTOR: f64 = 2.0;
-/// Share of the epochs' wall time a strategy must be predicted to save to be run at once.
+/// Share of an epoch's cost a strategy must be predicted to save to be run at once.
 pub const PROMISE: f64 = 0.25;
 /// Predictions a strategy needs before it can be promising (a single burst is not enough).
 pub const PROMISE_MIN: u32 = 4;
@@ -344,7 +344,7 @@ impl Playbook {
     }
 
     /// Folds one epoch's prediction for `slot` into its moving average: `extra` is the share of
-    /// the epoch's wall time its page faults would have added had `slot` run (negative: saved).
+    /// the epoch's cost it would have added had `slot` run (negative: saved).
     /// An average, so that a rare burst of reuse (a memory crest every few hundred epochs) does
     /// not screen out, or push, a strategy on its own for long: the first predictions are simply
     /// averaged (so a start screens at once what its first epochs condemn, and a burst among the
@@ -363,8 +363,8 @@ impl Playbook {
         self.loss[slot] += alpha * (x - self.loss[slot]);
     }
 
-    /// The slot predicted to save the most (at least `PROMISE` of the epochs' wall time in page
-    /// faults, over `PROMISE_MIN` predictions or more): it runs next, whatever the selector says,
+    /// The slot predicted to save the most (at least `PROMISE` of the epochs' cost, over
+    /// `PROMISE_MIN` predictions or more): it runs next, whatever the selector says,
     /// until the prediction fades. Not one that is vetoed, nor one whose measured epochs cost more
     /// on average than the leader's (the prediction sees page faults only; memory is measured).
     pub fn promising(&self) -> Option<usize> {
@@ -380,7 +380,7 @@ impl Playbook {
             .min_by(|&a, &b| self.loss[a].total_cmp(&self.loss[b]))
     }
 
-    /// Whether `slot` is screened out: predicted to make epochs last `VETO_FACTOR` times as long.
+    /// Whether `slot` is screened out: predicted to make epochs `VETO_FACTOR` times as dear.
     /// Exploration skips it, as if it had run and been vetoed, but it never has to run.
     pub fn screened(&self, slot: usize) -> bool {
         self.loss[slot] > VETO_FACTOR - 1.0
@@ -472,7 +472,7 @@ impl Playbook {
     }
 
     /// Whether the warm-up gives `slot` no turn: it is vetoed, or predicted to make epochs
-    /// `PROMISE` longer in page faults (it may still be explored once warm-up is over).
+    /// `PROMISE` dearer (it may still be explored once warm-up is over).
     fn skipped_in_warm_up(&self, slot: usize) -> bool {
         self.vetoed(slot) || self.loss[slot] > PROMISE
     }
