@@ -824,6 +824,36 @@ mod tests {
         }
     }
 
+    /// 500 pages a 50 ms purge delay would lose each epoch take half a millisecond of a 10 ms
+    /// epoch to fault again, but where the epochs fault 10 times each, they make the score's
+    /// fault term 50 times its baseline: priced in the score too, the strategies that would lose
+    /// them get no warm-up turn. Where every epoch faults 100 000 times, 500 more are nothing,
+    /// and they do.
+    #[test]
+    fn lost_pages_are_priced_in_the_score_as_well_as_in_time() {
+        use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
+        let mut r = Reuse::ZERO;
+        r.big[age_bucket(200)][depth_bucket(8 << 20, &BIG_DEPTH)] = 500;
+        let losers_run = |faults: u64, seed: u64| {
+            let mut l = Learner::new(Mode::Balanced, Selector::Elo, seed);
+            let mut noise = Rng::new(seed);
+            let mut ran = 0;
+            while !l.playbook().warmed_up() {
+                let s = *l.current();
+                ran += (r.lost_pages(&s) > 0) as u32;
+                let mut m = measure(&s, &mut noise);
+                m.minor_faults = faults;
+                m.reuse = r;
+                l.on_epoch_end(&m);
+            }
+            ran
+        };
+        for seed in 1..6 {
+            assert_eq!(losers_run(10, seed), 0, "seed {seed}");
+            assert!(losers_run(100_000, seed) >= 2, "seed {seed}");
+        }
+    }
+
     /// Large blocks freed in one epoch are taken again 20 ms later, in the next: whether they are
     /// still warm depends on the strategy that ran while they waited. A stingy one (purging them
     /// at 10 ms, or keeping no cache) makes the next epoch fault them all, whatever runs then;
