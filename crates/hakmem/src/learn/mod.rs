@@ -523,6 +523,26 @@ mod tests {
         }
     }
 
+    /// Epochs of the warm-up (an ELO learner's, from `seed`) that ran a strategy `counted`, on
+    /// the synthetic workload with `adjust` applied to each epoch's measurements.
+    fn warm_up_turns(
+        seed: u64,
+        counted: impl Fn(&Strategy) -> bool,
+        adjust: impl Fn(&mut Measurements),
+    ) -> u32 {
+        let mut l = Learner::new(Mode::Balanced, Selector::Elo, seed);
+        let mut noise = Rng::new(seed);
+        let mut ran = 0;
+        while !l.playbook().warmed_up() {
+            let s = *l.current();
+            ran += counted(&s) as u32;
+            let mut m = measure(&s, &mut noise);
+            adjust(&mut m);
+            l.on_epoch_end(&m);
+        }
+        ran
+    }
+
     fn temp_path(name: &str) -> Vec<u8> {
         let mut v = std::env::temp_dir()
             .join(format!("hakmem-learner-{}-{name}", std::process::id()))
@@ -803,24 +823,14 @@ mod tests {
         busy.big[age_bucket(5)][depth_bucket(8 << 20, &BIG_DEPTH)] = 30_000;
         busy.held_big[age_bucket(20)][depth_bucket(16 << 20, &BIG_DEPTH)] = 4096;
         busy.held_big[age_bucket(300)][depth_bucket(100 << 20, &BIG_DEPTH)] = 21_504;
-        let droppers = |r: &Reuse, seed: u64| {
-            let mut l = Learner::new(Mode::Balanced, Selector::Elo, seed);
-            let mut noise = Rng::new(seed);
-            let mut ran = 0;
-            while !l.playbook().warmed_up() {
-                let s = *l.current();
-                ran += (busy.dropped_pages(&s) > 0) as u32;
-                let mut m = measure(&s, &mut noise);
-                m.reuse = *r;
-                l.on_epoch_end(&m);
-            }
-            ran
-        };
+        let dropper = |s: &Strategy| busy.dropped_pages(s) > 0;
         let mut reuses_only = busy;
         reuses_only.held_big = [[0; 7]; 7];
         for seed in 1..6 {
-            assert_eq!(droppers(&busy, seed), 0, "seed {seed}");
-            assert!(droppers(&reuses_only, seed) >= 2, "seed {seed}");
+            let busy_run = warm_up_turns(seed, dropper, |m| m.reuse = busy);
+            assert_eq!(busy_run, 0, "seed {seed}");
+            let reuses_run = warm_up_turns(seed, dropper, |m| m.reuse = reuses_only);
+            assert!(reuses_run >= 2, "seed {seed}");
         }
     }
 
@@ -834,23 +844,23 @@ mod tests {
         use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
         let mut r = Reuse::ZERO;
         r.big[age_bucket(200)][depth_bucket(8 << 20, &BIG_DEPTH)] = 500;
-        let losers_run = |faults: u64, seed: u64| {
-            let mut l = Learner::new(Mode::Balanced, Selector::Elo, seed);
-            let mut noise = Rng::new(seed);
-            let mut ran = 0;
-            while !l.playbook().warmed_up() {
-                let s = *l.current();
-                ran += (r.lost_pages(&s) > 0) as u32;
-                let mut m = measure(&s, &mut noise);
+        let loser = |s: &Strategy| r.lost_pages(s) > 0;
+        let with_faults = |faults: u64| {
+            move |m: &mut Measurements| {
                 m.minor_faults = faults;
                 m.reuse = r;
-                l.on_epoch_end(&m);
             }
-            ran
         };
         for seed in 1..6 {
-            assert_eq!(losers_run(10, seed), 0, "seed {seed}");
-            assert!(losers_run(100_000, seed) >= 2, "seed {seed}");
+            assert_eq!(
+                warm_up_turns(seed, loser, with_faults(10)),
+                0,
+                "seed {seed}"
+            );
+            assert!(
+                warm_up_turns(seed, loser, with_faults(100_000)) >= 2,
+                "seed {seed}"
+            );
         }
     }
 
