@@ -563,8 +563,9 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     pool_put(h);
 }
 
-/// Every global lock, in the order they nest (orphans before the SuperSlab manager; the others
-/// never nest). The fork handlers take them all, so the child never inherits a held one.
+/// Every global lock, in the order they nest (the learner's outermost: an epoch's end reads
+/// BigCache's content; orphans before the SuperSlab manager; the others never nest). The fork
+/// handlers take them all, so the child never inherits a held one.
 fn global_locks() -> [&'static Lock; 6] {
     [
         crate::tuning::lock(),

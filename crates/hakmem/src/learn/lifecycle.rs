@@ -461,7 +461,8 @@ impl Lifecycle {
     }
 
     /// In CANARY, the challenger's epoch cost; back to FROZEN with the verdict (`end_canary_run`
-    /// then `judge_canary`).
+    /// then `judge_canary` at once: the tests' shorthand; the learner judges one epoch later).
+    #[cfg(test)]
     pub fn canary_epoch(&mut self, cost: f64) -> Verdict {
         if self.phase != Phase::Canary {
             return Verdict::Continue;
@@ -482,11 +483,10 @@ impl Lifecycle {
     /// The verdict on the challenger's last epoch, at `cost`; Continue (nothing) when no epoch
     /// awaits one (a phase change or an unfreeze came between).
     pub fn judge_canary(&mut self, cost: f64) -> Verdict {
-        if !self.canary_awaiting || self.phase != Phase::Frozen {
-            self.canary_awaiting = false;
+        let awaiting = core::mem::take(&mut self.canary_awaiting);
+        if !awaiting || self.phase != Phase::Frozen {
             return Verdict::Continue;
         }
-        self.canary_awaiting = false;
         self.canary_runs += 1;
         self.canary_cost_sum += cost;
         let f = self.frozen_cost;

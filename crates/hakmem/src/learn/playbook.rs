@@ -497,13 +497,9 @@ impl Playbook {
 
     /// One more reveal epoch, up to `REVEAL_MAX_EPOCHS`: the caller saw the most generous
     /// strategy's caches still filling with the workload's blocks, so the predictions cannot
-    /// yet tell what a stingier strategy would lose. Returns whether the reveal grew.
-    pub fn extend_reveal(&mut self) -> bool {
-        let grow = self.reveal < REVEAL_MAX_EPOCHS && self.reveal_epochs() == self.reveal;
-        if grow {
-            self.reveal += 1;
-        }
-        grow
+    /// yet tell what a stingier strategy would lose.
+    pub fn extend_reveal(&mut self) {
+        self.reveal = (self.reveal + 1).min(REVEAL_MAX_EPOCHS);
     }
 
     /// The most generous strategy not vetoed (the best-ranked among equals): its epochs show

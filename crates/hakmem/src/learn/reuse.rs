@@ -83,36 +83,23 @@ impl Reuse {
     /// Pages of this epoch's cold BigCache reuses that strategy `s` would have kept warm (each a
     /// page fault saved).
     pub fn saved_pages(&self, s: &Strategy) -> u64 {
-        let mut saved = 0;
-        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
-            for d in 0..7 {
-                if !big_lost(s, lo, BIG_DEPTH[d]) {
-                    saved += self.cold_big[a][d];
-                }
-            }
-        }
-        saved
+        big_pages(&self.cold_big, s, false)
     }
 
     /// Pages of the held BigCache blocks (`held_big`) that a switch to strategy `s` would purge
     /// at once: those deeper than its budget, and those older than its purge delay deeper than
     /// its batch.
     pub fn dropped_pages(&self, s: &Strategy) -> u64 {
-        let mut dropped = 0;
-        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
-            for d in 0..7 {
-                if big_lost(s, lo, BIG_DEPTH[d]) {
-                    dropped += self.held_big[a][d];
-                }
-            }
-        }
-        dropped
+        big_pages(&self.held_big, s, true)
     }
 
     /// Of the held BigCache pages, the share the epoch's warm BigCache reuses amount to (at most
     /// 1): how likely a held page is to be wanted again soon. A cache the workload takes from all
     /// the time (large-block churn) loses to a purge what it would have handed out next; one it
-    /// barely touches (a memory crest kept through a quiet trough) loses little by it.
+    /// barely touches loses little by it. One share for the whole cache: a small block reused
+    /// again and again on top of a large, idle cache (a memory crest kept through a quiet trough)
+    /// counts as turnover of the idle blocks too. Weighing each depth by the reuses that reach
+    /// it measured no better (docs/PERFORMANCE.md, "Experiments that lost").
     pub fn held_turnover(&self) -> f64 {
         let held: u64 = self.held_big.iter().flatten().sum();
         if held == 0 {
@@ -125,14 +112,10 @@ impl Reuse {
     /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
     /// (each a page fault to touch again).
     pub fn lost_pages(&self, s: &Strategy) -> u64 {
-        let mut lost = 0;
+        let mut lost = big_pages(&self.big, s, true);
         for (a, &lo) in AGE_LO_MS.iter().enumerate() {
             let expired = lo >= s.purge_delay_ms;
-            for d in 0..7 {
-                if big_lost(s, lo, BIG_DEPTH[d]) {
-                    lost += self.big[a][d];
-                }
-                let ss = SS_DEPTH[d];
+            for (d, &ss) in SS_DEPTH.iter().enumerate() {
                 if ss > s.warm_superslabs
                     || (expired && ss.saturating_mul(SS_BYTES) > s.madvise_batch)
                 {
@@ -142,6 +125,20 @@ impl Reuse {
         }
         lost
     }
+}
+
+/// The pages of a BigCache table, by [age bucket][depth bucket], in the buckets `s` would purge
+/// (`lost`) or keep (`!lost`).
+fn big_pages(table: &[[u64; 7]; 7], s: &Strategy, lost: bool) -> u64 {
+    let mut pages = 0;
+    for (a, &lo) in AGE_LO_MS.iter().enumerate() {
+        for (d, &depth) in BIG_DEPTH.iter().enumerate() {
+            if big_lost(s, lo, depth) == lost {
+                pages += table[a][d];
+            }
+        }
+    }
+    pages
 }
 
 /// Whether `s` purges a BigCache block `lo` ms old (the age bucket's floor) at `depth` before
