@@ -175,31 +175,38 @@ pub fn clear() {
     }
 }
 
-/// Pages of the warm cached blocks, by [age bucket][depth bucket] as in `learn::reuse` (the
-/// depth of a block: the warm bytes freed after it, and its own): what a switch to a stingier
-/// strategy would purge at once (`Reuse::dropped_pages`). Learning only, at an epoch's end.
-pub fn held() -> [[u64; 7]; 7] {
+/// Pages of the cached blocks, by [age bucket][depth bucket] as in `learn::reuse`: the warm ones
+/// (depth: the warm bytes freed after a block, and its own), which a switch to a stingier
+/// strategy would purge at once (`Reuse::dropped_pages`), and the purged ones still listed (depth:
+/// all the bytes freed after it, and its own, as a cold reuse counts it), which a more generous
+/// strategy would still hold warm (`Reuse::kept_cold_pages`). Learning only, at an epoch's end.
+pub fn held() -> ([[u64; 7]; 7], [[u64; 7]; 7]) {
     use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
     let now = os::now_ms();
-    let mut held = [[0u64; 7]; 7];
+    let mut warm = [[0u64; 7]; 7];
+    let mut cold = [[0u64; 7]; 7];
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; cached headers are valid.
     unsafe {
         let c = &*GLOBAL.c.get();
         let mut warm_ahead = 0u64;
+        let mut all_ahead = 0u64;
         let mut h = c.blocks.head;
         while !h.is_null() {
-            if !(*h).purged {
-                let l = (*h).map_len as u64;
+            let l = (*h).map_len as u64;
+            all_ahead += l;
+            let a = age_bucket(now.saturating_sub((*h).cached_ms));
+            if (*h).purged {
+                cold[a][depth_bucket(all_ahead, &BIG_DEPTH)] += l / RPAGE;
+            } else {
                 warm_ahead += l;
-                let a = age_bucket(now.saturating_sub((*h).cached_ms));
-                held[a][depth_bucket(warm_ahead, &BIG_DEPTH)] += l / RPAGE;
+                warm[a][depth_bucket(warm_ahead, &BIG_DEPTH)] += l / RPAGE;
             }
             h = (*h).links.next;
         }
     }
     GLOBAL.lock.unlock();
-    held
+    (warm, cold)
 }
 
 /// (blocks cached, bytes of them still warm)
@@ -259,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn held_counts_the_warm_blocks_by_age_and_depth() {
+    fn held_counts_the_blocks_by_age_and_depth_warm_and_purged() {
         use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
         let _serial = crate::tests::serial();
         clear();
@@ -270,25 +277,43 @@ mod tests {
             unsafe { core::ptr::write_bytes(b, 0x5A, size) };
             unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
         }
-        let held = held();
-        // The newer block is one deep, the older two (the warm bytes freed after it, and its own);
-        // both are young (a slow machine may take 10 ms: the ages are summed).
-        let one = depth_bucket(len, &BIG_DEPTH);
-        let two = depth_bucket(2 * len, &BIG_DEPTH);
-        let mut by_depth = [0u64; 7];
-        for ages in &held[age_bucket(1000)..] {
+        let by_depth = |t: &[[u64; 7]; 7]| {
+            let mut d = [0u64; 7];
+            for ages in t {
+                for (i, pages) in ages.iter().enumerate() {
+                    d[i] += pages;
+                }
+            }
+            d
+        };
+        // The newer block is one deep, the older two (the bytes freed after it, and its own);
+        // both are young (a slow machine may take 10 ms: the ages are summed), and warm unless
+        // the default purge delay passed between the two frees.
+        let mut want = [0u64; 7];
+        want[depth_bucket(len, &BIG_DEPTH)] += len / RPAGE;
+        want[depth_bucket(2 * len, &BIG_DEPTH)] += len / RPAGE;
+        let (warm, cold) = held();
+        for ages in warm[age_bucket(1000)..]
+            .iter()
+            .chain(&cold[age_bucket(1000)..])
+        {
             assert_eq!(ages, &[0; 7]);
         }
-        for ages in &held {
-            for (d, pages) in ages.iter().enumerate() {
-                by_depth[d] += pages;
-            }
-        }
-        let mut want = [0u64; 7];
-        want[one] += len / RPAGE;
-        want[two] += len / RPAGE;
-        assert_eq!(by_depth, want);
+        let (w, c) = (by_depth(&warm), by_depth(&cold));
+        let total: Vec<u64> = w.iter().zip(&c).map(|(a, b)| a + b).collect();
+        assert_eq!(total, want);
+        // Purged (no delay, no batch), they are still listed: cold, at the same depths.
+        let before = knobs::live();
+        let mut stingy = before;
+        stingy.purge_delay_ms = 0;
+        stingy.madvise_batch = 0;
+        knobs::apply(&stingy);
+        purge_expired();
+        knobs::apply(&before);
+        let (warm, cold) = held();
+        assert_eq!(warm, [[0; 7]; 7]);
+        assert_eq!(by_depth(&cold), want);
         clear();
-        assert_eq!(super::held(), [[0; 7]; 7]);
+        assert_eq!(super::held(), ([[0; 7]; 7], [[0; 7]; 7]));
     }
 }

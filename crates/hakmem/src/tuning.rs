@@ -219,7 +219,7 @@ fn take_reuse() -> Reuse {
         }
     }
     r.cold_from_last_epoch = REUSE_COLD_FROM_LAST_EPOCH.swap(0, Ordering::Relaxed);
-    r.held_big = crate::bigcache::held();
+    (r.held_big, r.held_cold_big) = crate::bigcache::held();
     r
 }
 

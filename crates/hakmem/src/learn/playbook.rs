@@ -366,7 +366,7 @@ impl Playbook {
     /// The slot predicted to save the most (at least `PROMISE` of the epochs' cost, over
     /// `PROMISE_MIN` predictions or more): it runs next, whatever the selector says,
     /// until the prediction fades. Not one that is vetoed, nor one whose measured epochs cost more
-    /// on average than the leader's (the prediction sees page faults only; memory is measured).
+    /// on average than the leader's (the prediction sees page faults and memory, not CPU time).
     pub fn promising(&self) -> Option<usize> {
         let lead = &self.entries[self.leader()];
         (0..self.len)
@@ -538,11 +538,9 @@ impl Playbook {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     self.order.swap(i, j);
                 }
-                // The most generous strategy opens every round too.
-                let first = self.most_generous() as u8;
-                if let Some(at) = self.order[..self.len].iter().position(|&x| x == first) {
-                    self.order.swap(0, at);
-                }
+                // No slot is put first: the reveal has just run the most generous one, and
+                // another turn of it right away would hold whatever it cached through a quiet
+                // stretch once more (a memory crest's 40 MiB on `learn/pressure`).
             }
             // The round's turns go to the slots worth one, in the round's order, as often as
             // the round is long (the open leader if none is).
@@ -1090,7 +1088,7 @@ mod tests {
             for _ in 0..16 {
                 p.note_loss(5, -0.5);
             }
-            // Not while its measured epochs cost more than the leader's (memory is measured).
+            // Not while its measured epochs cost more than the leader's.
             p.record(5, 3.0);
             assert_eq!(p.promising(), None);
             for _ in 0..16 {

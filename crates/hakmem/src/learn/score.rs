@@ -169,6 +169,18 @@ impl Scorer {
         }
     }
 
+    /// What `bytes` more resident memory add to the cost of an epoch with `live` live bytes
+    /// against the current baseline (`cost_of` is linear in each term); 0 without a baseline.
+    pub fn memory_cost(&self, bytes: u64, live: u64) -> f64 {
+        match self.baseline {
+            Some(b) => {
+                self.weights.memory * (bytes as f64 / live.max(LIVE_FLOOR_BYTES) as f64)
+                    / (b.mapped_per_live + FLOOR.mapped_per_live)
+            }
+            None => 0.0,
+        }
+    }
+
     /// The epoch's cost (lower is better; about 1.0 for an average epoch), then folds the epoch
     /// into the baseline.
     pub fn score(&mut self, m: &Measurements) -> f64 {
@@ -189,13 +201,17 @@ impl Scorer {
     }
 }
 
-/// A cost as a bandit reward in [0, 1], higher is better: 1.5 - cost, clamped. A cost of 1.0 (an
-/// average epoch) gives 0.5; 50 % cheaper or dearer saturates.
+/// A cost as a bandit reward in [0, 1], higher is better: 1 / (1 + cost^2). A cost of 1.0 (an
+/// average epoch) gives 0.5, and no cost saturates: an epoch that holds a cache idle through a
+/// quiet stretch (cost 0.5) still ranks below one that gave it back (0.1), and a dear one (3.0)
+/// above a dearer one (10.0). (A line clamped to [0, 1] at costs 0.5 and 1.5 ranked all of these
+/// alike: the memory crests of `learn/pressure` cost 3-12, its troughs 0.1-0.8.)
 pub fn reward_of(cost: f64) -> f64 {
     if cost.is_nan() {
         return 0.0;
     }
-    (1.5 - cost).clamp(0.0, 1.0)
+    let c = cost.max(0.0);
+    1.0 / (1.0 + c * c)
 }
 
 #[cfg(test)]
@@ -280,6 +296,20 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_priced_against_the_baseline_like_the_score() {
+        let mut s = Scorer::new(Mode::Balanced);
+        assert_eq!(s.memory_cost(1 << 20, 1 << 20), 0.0, "no baseline yet");
+        // Baseline: 4 MiB mapped per 1 MiB live. 4 MiB more is one more baseline's worth: the
+        // memory weight, as `cost_of` counts it; below the live floor, live counts as 1 MiB.
+        s.score(&m(100, 10, 1 << 20, 4 << 20, 100));
+        let t = Terms::of(&m(100, 10, 1 << 20, 8 << 20, 100));
+        let direct = s.cost_of(&t) - 1.0;
+        let priced = s.memory_cost(4 << 20, 1 << 20);
+        assert!((direct - priced).abs() < 1e-12, "{direct} {priced}");
+        assert_eq!(s.memory_cost(4 << 20, 1 << 10), priced);
+    }
+
+    #[test]
     fn zero_ops_and_zero_live_do_not_divide_by_zero() {
         let mut s = Scorer::new(Mode::Balanced);
         s.score(&m(0, 0, 0, 0, 0));
@@ -290,9 +320,14 @@ mod tests {
     #[test]
     fn reward_maps_cost_into_unit_interval() {
         assert_eq!(reward_of(1.0), 0.5);
-        assert_eq!(reward_of(0.1), 1.0);
-        assert_eq!(reward_of(3.0), 0.0);
+        assert_eq!(reward_of(0.0), 1.0);
+        assert_eq!(reward_of(-1.0), 1.0);
+        assert_eq!(reward_of(3.0), 0.1);
         assert_eq!(reward_of(f64::NAN), 0.0);
+        assert_eq!(reward_of(f64::INFINITY), 0.0);
+        // Ordered at both ends, where a clamp would tie.
+        assert!(reward_of(0.1) > reward_of(0.5));
         assert!(reward_of(0.8) > reward_of(0.9));
+        assert!(reward_of(3.0) > reward_of(10.0) && reward_of(10.0) > 0.0);
     }
 }
