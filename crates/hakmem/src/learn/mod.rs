@@ -313,13 +313,20 @@ impl Learner {
         if m.elapsed_ns == 0 {
             return 1.0;
         }
-        // Relative to the strategy that ran, which thereby predicts exactly 1.0 for itself.
+        // Relative to the strategy that ran, which thereby predicts exactly 1.0 for itself. Per
+        // strategy: the pages it would fault (lost, minus saved, plus what a switch to it drops
+        // as far as the cache turns over) and the pages it would hold (kept purged ones, minus
+        // dropped warm ones).
         let turnover = m.reuse.held_turnover();
-        let net = |x: &Strategy| {
-            m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64
-                + m.reuse.dropped_pages(x) as f64 * turnover
+        let effect = |x: &Strategy| {
+            let dropped = m.reuse.dropped_pages(x) as f64;
+            let faulted =
+                m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64 + dropped * turnover;
+            (faulted, m.reuse.kept_cold_pages(x) as f64 - dropped)
         };
-        let pages = net(s) - net(&self.ran);
+        let (faulted, held) = effect(s);
+        let (ran_faulted, ran_held) = effect(&self.ran);
+        let pages = faulted - ran_faulted;
         let time_share = pages * FAULT_NS / m.elapsed_ns as f64;
         let cost_share = self
             .scorer
@@ -330,9 +337,7 @@ impl Learner {
         } else {
             cost_share
         };
-        let held =
-            |x: &Strategy| m.reuse.kept_cold_pages(x) as f64 - m.reuse.dropped_pages(x) as f64;
-        let more = held(s) - held(&self.ran);
+        let more = held - ran_held;
         let memory = self
             .scorer
             .memory_cost((more.abs() * reuse::PAGE as f64) as u64, m.live_bytes)

@@ -99,6 +99,12 @@ const FLOOR: Terms = Terms {
 pub const BASELINE_ALPHA: f64 = 1.0 / 16.0;
 
 impl Terms {
+    const ZERO: Terms = Terms {
+        cpu_ns_per_op: 0.0,
+        faults_per_op: 0.0,
+        mapped_per_live: 0.0,
+    };
+
     pub fn of(m: &Measurements) -> Terms {
         let ops = m.ops.max(1) as f64;
         Terms {
@@ -146,39 +152,44 @@ impl Scorer {
 
     /// The cost of `terms` against the current baseline, without updating it.
     pub fn cost_of(&self, t: &Terms) -> f64 {
-        let b = match self.baseline {
-            Some(b) => b,
-            None => return 1.0,
-        };
-        let w = self.weights;
-        let ratio = |x: f64, base: f64, floor: f64| (x + floor) / (base + floor);
-        w.cpu * ratio(t.cpu_ns_per_op, b.cpu_ns_per_op, FLOOR.cpu_ns_per_op)
-            + w.faults * ratio(t.faults_per_op, b.faults_per_op, FLOOR.faults_per_op)
-            + w.memory * ratio(t.mapped_per_live, b.mapped_per_live, FLOOR.mapped_per_live)
+        self.price(&Terms {
+            cpu_ns_per_op: t.cpu_ns_per_op + FLOOR.cpu_ns_per_op,
+            faults_per_op: t.faults_per_op + FLOOR.faults_per_op,
+            mapped_per_live: t.mapped_per_live + FLOOR.mapped_per_live,
+        })
+        .unwrap_or(1.0)
     }
 
     /// What `faults` more page faults over `ops` operations add to an epoch's cost against the
     /// current baseline (`cost_of` is linear in each term); 0 without a baseline.
     pub fn fault_cost(&self, faults: u64, ops: u64) -> f64 {
-        match self.baseline {
-            Some(b) => {
-                self.weights.faults * (faults as f64 / ops.max(1) as f64)
-                    / (b.faults_per_op + FLOOR.faults_per_op)
-            }
-            None => 0.0,
-        }
+        self.price(&Terms {
+            faults_per_op: faults as f64 / ops.max(1) as f64,
+            ..Terms::ZERO
+        })
+        .unwrap_or(0.0)
     }
 
     /// What `bytes` more resident memory add to the cost of an epoch with `live` live bytes
     /// against the current baseline (`cost_of` is linear in each term); 0 without a baseline.
     pub fn memory_cost(&self, bytes: u64, live: u64) -> f64 {
-        match self.baseline {
-            Some(b) => {
-                self.weights.memory * (bytes as f64 / live.max(LIVE_FLOOR_BYTES) as f64)
-                    / (b.mapped_per_live + FLOOR.mapped_per_live)
-            }
-            None => 0.0,
-        }
+        self.price(&Terms {
+            mapped_per_live: bytes as f64 / live.max(LIVE_FLOOR_BYTES) as f64,
+            ..Terms::ZERO
+        })
+        .unwrap_or(0.0)
+    }
+
+    /// Each term over its baseline (floored), weighted and summed: what the terms `t` weigh in
+    /// an epoch's cost. None without a baseline.
+    fn price(&self, t: &Terms) -> Option<f64> {
+        let b = self.baseline?;
+        let w = self.weights;
+        Some(
+            w.cpu * t.cpu_ns_per_op / (b.cpu_ns_per_op + FLOOR.cpu_ns_per_op)
+                + w.faults * t.faults_per_op / (b.faults_per_op + FLOOR.faults_per_op)
+                + w.memory * t.mapped_per_live / (b.mapped_per_live + FLOOR.mapped_per_live),
+        )
     }
 
     /// The epoch's cost (lower is better; about 1.0 for an average epoch), then folds the epoch
