@@ -298,9 +298,10 @@ impl Learner {
     /// is unknown. What else `s` changes (CPU time above all) is learned by running it.
     ///
     /// Switching to `s` also costs what it purges at once of the cache the last strategy filled
-    /// (`Reuse::dropped_pages`), as far as the workload reuses that cache (`held_turnover`). The
-    /// reuses alone cannot show this while the cache is young: a cache 100 ms old has handed out
-    /// no block older than 100 ms, yet a 50 ms purge delay would throw most of it away.
+    /// (`Reuse::dropped_pages`), as far as the workload is using that part of the cache
+    /// (`Reuse::dropped_busy_pages`). The reuses alone cannot show this while the cache is young:
+    /// a cache 100 ms old has handed out no block older than 100 ms, yet a 50 ms purge delay would
+    /// throw most of it away.
     ///
     /// And memory, priced as the score prices it (`Scorer::memory_cost`): what `s` would hold
     /// more than the strategy that ran, warm blocks it would not drop and purged ones it would
@@ -309,19 +310,24 @@ impl Learner {
     /// epoch of its own ever shows it: whoever runs after a purge holds nothing), and a stingier
     /// one is credited, while a generous one runs, with the memory it would give back.
     pub fn predicted_cost(&self, s: &Strategy) -> f64 {
+        let (faults, memory) = self.predicted_shares(s);
+        1.0 + faults + memory
+    }
+
+    /// `predicted_cost`'s two parts: the faults' share and the memory's (each signed).
+    fn predicted_shares(&self, s: &Strategy) -> (f64, f64) {
         let m = &self.last;
         if m.elapsed_ns == 0 {
-            return 1.0;
+            return (0.0, 0.0);
         }
         // Relative to the strategy that ran, which thereby predicts exactly 1.0 for itself. Per
         // strategy: the pages it would fault (lost, minus saved, plus what a switch to it drops
-        // as far as the cache turns over) and the pages it would hold (kept purged ones, minus
+        // of the busy part of the cache) and the pages it would hold (kept purged ones, minus
         // dropped warm ones).
-        let turnover = m.reuse.held_turnover();
         let effect = |x: &Strategy| {
             let dropped = m.reuse.dropped_pages(x) as f64;
-            let faulted =
-                m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64 + dropped * turnover;
+            let faulted = m.reuse.lost_pages(x) as f64 - m.reuse.saved_pages(x) as f64
+                + m.reuse.dropped_busy_pages(x);
             (faulted, m.reuse.kept_cold_pages(x) as f64 - dropped)
         };
         let (faulted, held) = effect(s);
@@ -342,7 +348,7 @@ impl Learner {
             .scorer
             .memory_cost((more.abs() * reuse::PAGE as f64) as u64, m.live_bytes)
             .copysign(more);
-        1.0 + faults + memory
+        (faults, memory)
     }
 
     /// Whether `s` is predicted to make an epoch more than `playbook::VETO_FACTOR` times as dear
@@ -353,14 +359,19 @@ impl Learner {
     }
 
     /// Updates every live strategy's predicted loss (`Playbook::note_loss`): those predicted too
-    /// dear for this workload are screened out without ever running.
+    /// dear for this workload are screened out without ever running. And notes those that would
+    /// give back memory the strategy that ran holds idle (`Playbook::note_release`): a saving of
+    /// `PROMISE` in memory alone, and overall with the faults it would cost.
     fn screen(&mut self) {
         if self.last.elapsed_ns == 0 {
             return;
         }
         for slot in 0..self.playbook.len() {
-            let extra = self.predicted_cost(&self.playbook.entry(slot).strategy) - 1.0;
+            let (faults, memory) = self.predicted_shares(&self.playbook.entry(slot).strategy);
+            let extra = faults + memory;
             self.playbook.note_loss(slot, extra);
+            let release = extra < -playbook::PROMISE && memory < -playbook::PROMISE;
+            self.playbook.note_release(slot, release);
         }
     }
 
@@ -418,7 +429,8 @@ impl Learner {
 
     fn choose_frozen(&mut self) {
         self.running = 0;
-        if self.lifecycle.canary_due() {
+        // A strategy that would give back memory held idle runs at once, as a canary.
+        if self.lifecycle.canary_due() || self.playbook.releasing().is_some() {
             // A promising strategy is the challenger of choice: the canary's verdict, measured,
             // decides whether the prediction was right.
             let frozen = *self.lifecycle.frozen().0;
@@ -818,25 +830,39 @@ mod tests {
     }
 
     /// Large-block churn on a cache the most generous strategy filled: every reuse is young and
-    /// shallow (a 64 MiB budget and a 50 ms delay would have kept each), yet the cache holds
-    /// 100 MiB, most of it older than 100 ms, and the workload takes as much from it per epoch
-    /// as it holds. A turn of a strategy holding less would purge that at once: the warm-up gives
-    /// it none. Without the held blocks in the measurements, the reuses alone let them all run.
+    /// no deeper than 64 MiB (which a 64 MiB budget and a 50 ms delay would have kept), and the
+    /// workload takes more from that part per epoch than it holds, yet two thirds of what it
+    /// holds there is older than 100 ms. A strategy that would purge that at once gets no turn in
+    /// the warm-up. Without the held blocks in the measurements, the reuses alone let those
+    /// strategies run. Add 84 MiB lying idle below the part in use: a strategy that would drop
+    /// only those (`batched-purge`: 64 MiB, no purge under 64 MiB) is not held back by them.
     #[test]
     fn a_strategy_that_would_drop_a_busy_cache_gets_no_warm_up_turn() {
         use reuse::{age_bucket, depth_bucket, Reuse, BIG_DEPTH};
+        let in_use = depth_bucket(64 << 20, &BIG_DEPTH);
         let mut busy = Reuse::ZERO;
-        busy.big[age_bucket(5)][depth_bucket(8 << 20, &BIG_DEPTH)] = 30_000;
-        busy.held_big[age_bucket(20)][depth_bucket(16 << 20, &BIG_DEPTH)] = 4096;
-        busy.held_big[age_bucket(300)][depth_bucket(100 << 20, &BIG_DEPTH)] = 21_504;
+        busy.big[age_bucket(5)][depth_bucket(32 << 20, &BIG_DEPTH)] = 30_000;
+        busy.held_big[age_bucket(20)][in_use] = 4096;
+        busy.held_big[age_bucket(300)][in_use] = 8192;
         let dropper = |s: &Strategy| busy.dropped_pages(s) > 0;
         let mut reuses_only = busy;
         reuses_only.held_big = [[0; 7]; 7];
+        let mut idle_below = busy;
+        idle_below.held_big[age_bucket(300)][depth_bucket(100 << 20, &BIG_DEPTH)] = 21_504;
+        let batched_purge = DEFAULTS
+            .iter()
+            .find(|(n, _)| *n == "batched-purge")
+            .unwrap()
+            .1;
+        assert!(!dropper(&batched_purge) && idle_below.dropped_pages(&batched_purge) > 0);
         for seed in 1..6 {
             let busy_run = warm_up_turns(seed, dropper, |m| m.reuse = busy);
             assert_eq!(busy_run, 0, "seed {seed}");
             let reuses_run = warm_up_turns(seed, dropper, |m| m.reuse = reuses_only);
             assert!(reuses_run >= 2, "seed {seed}");
+            let idle_run = warm_up_turns(seed, |s| *s == batched_purge, |m| m.reuse = idle_below);
+            assert!(idle_run >= 2, "seed {seed}");
+            assert_eq!(warm_up_turns(seed, dropper, |m| m.reuse = idle_below), 0);
         }
     }
 
@@ -878,10 +904,65 @@ mod tests {
         let s = l.predicted_cost(&lean_small);
         assert!((s - (1.0 - 0.3 * 40.0 / 8.01)).abs() < 1e-9, "{s}");
         assert!(s < 1.0 - playbook::PROMISE);
-        // Reused as much as held, the same blocks are faults to lose, not memory to save.
-        kept.reuse.big[age_bucket(5)][depth_bucket(8 << 20, &BIG_DEPTH)] = 10_240;
+        // Reused as much as held, down to where they lie, the same blocks are faults to lose,
+        // not memory to save.
+        kept.reuse.big[age_bucket(5)][crest.1] = 10_240;
         l.last = kept;
         assert!(l.predicted_cost(&lean_small) > playbook::VETO_FACTOR);
+    }
+
+    /// The learner has settled on the workload's best strategy, a generous one, when the program
+    /// goes quiet: 40 MiB stay cached, 300 ms old, and only a 512 KiB block on top is reused.
+    /// The next epoch runs a strategy that gives the 40 MiB back (as a canary when frozen). Where
+    /// the workload churns through the whole cache, or where it is a small part of the footprint,
+    /// nothing is given back.
+    #[test]
+    fn memory_held_idle_is_given_back_at_once() {
+        use reuse::{age_bucket, depth_bucket, BIG_DEPTH};
+        let crest = (age_bucket(300), depth_bucket(40 << 20, &BIG_DEPTH));
+        let settled = |frozen: bool| {
+            let mut l = Learner::new(Mode::Balanced, Selector::Elo, 7);
+            let mut noise = Rng::new(7);
+            for _ in 0..400 {
+                if (l.phase() != Phase::Learn) == frozen && l.playbook().warmed_up() {
+                    break;
+                }
+                let m = measure(l.current(), &mut noise);
+                l.on_epoch_end(&m);
+            }
+            assert_eq!(l.phase() != Phase::Learn, frozen);
+            assert_eq!(*l.current(), DEFAULTS[TARGET].1);
+            let mut quiet = measure(l.current(), &mut noise);
+            quiet.live_bytes = 1 << 20;
+            quiet.mapped_bytes = 48 << 20;
+            quiet.reuse.big[age_bucket(0)][0] = 128;
+            quiet.reuse.held_big[crest.0][crest.1] = 10_240;
+            (l, quiet)
+        };
+        for frozen in [false, true] {
+            let (mut l, quiet) = settled(frozen);
+            l.on_epoch_end(&quiet);
+            assert!(l.playbook().releasing().is_some());
+            let s = *l.current();
+            assert!(quiet.reuse.dropped_pages(&s) > 0, "frozen {frozen}: {s:?}");
+            if frozen {
+                assert_eq!(l.phase(), Phase::Canary);
+            }
+            // Large-block churn through the whole cache, ten times over per epoch: kept.
+            let (mut l, mut busy) = settled(frozen);
+            busy.live_bytes = 4 << 20;
+            busy.reuse.held_big[crest.0][crest.1] = 0;
+            busy.reuse.held_big[age_bucket(0)][crest.1] = 10_240;
+            busy.reuse.big[age_bucket(0)][crest.1] = 102_400;
+            l.on_epoch_end(&busy);
+            assert!(l.playbook().releasing().is_none(), "frozen {frozen}");
+            // 40 MiB beside 640 MiB live: too little to be worth a switch.
+            let (mut l, mut big) = settled(frozen);
+            big.live_bytes = 640 << 20;
+            big.mapped_bytes = 700 << 20;
+            l.on_epoch_end(&big);
+            assert!(l.playbook().releasing().is_none(), "frozen {frozen}");
+        }
     }
 
     /// 500 pages a 50 ms purge delay would lose each epoch take half a millisecond of a 10 ms

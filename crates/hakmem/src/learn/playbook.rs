@@ -193,6 +193,11 @@ pub struct Playbook {
     loss: [f64; MAX_STRATEGIES],
     /// Per slot: predictions folded into `loss` (the first ones weigh more: see `note_loss`).
     loss_n: [u32; MAX_STRATEGIES],
+    /// Per slot: the newest prediction alone (`note_loss`'s `extra`): what a switch to it now
+    /// would do.
+    latest: [f64; MAX_STRATEGIES],
+    /// Per slot: whether a switch to it now would give back memory held idle (`note_release`).
+    release: [bool; MAX_STRATEGIES],
     /// The id of a strategy whose epoch ran but is not recorded yet (the caller rates epochs one
     /// late): it counts as run for the warm-up, trials and `untried`.
     in_flight: Option<u32>,
@@ -212,6 +217,8 @@ pub const LOSS_ALPHA: f64 = 1.0 / 16.0;
 pub const REVEAL_EPOCHS: u64 = 3;
 /// Longest a reveal may be extended to (`extend_reveal`): 160 ms of 10 ms epochs.
 pub const REVEAL_MAX_EPOCHS: u64 = 16;
+/// ELO mode: a strategy expected to score less than this against the leader is proven worse.
+pub const RETIRE_BELOW: f64 = 0.25;
 /// Epochs a veto lasts (then the strategy may be explored again).
 pub const VETO_EPOCHS: u64 = 256;
 const UNKNOWN: (f64, u64) = (f64::NAN, 0);
@@ -248,6 +255,8 @@ impl Playbook {
             recent: [UNKNOWN; MAX_STRATEGIES],
             loss: [0.0; MAX_STRATEGIES],
             loss_n: [0; MAX_STRATEGIES],
+            latest: [0.0; MAX_STRATEGIES],
+            release: [false; MAX_STRATEGIES],
             in_flight: None,
         };
         for s in start {
@@ -310,6 +319,8 @@ impl Playbook {
         self.recent[i] = UNKNOWN;
         self.loss[i] = 0.0;
         self.loss_n[i] = 0;
+        self.latest[i] = 0.0;
+        self.release[i] = false;
         self.next_id += 1;
         self.len += 1;
         i
@@ -320,6 +331,8 @@ impl Playbook {
         self.recent.copy_within(slot + 1..self.len, slot);
         self.loss.copy_within(slot + 1..self.len, slot);
         self.loss_n.copy_within(slot + 1..self.len, slot);
+        self.latest.copy_within(slot + 1..self.len, slot);
+        self.release.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
     }
 
@@ -361,13 +374,37 @@ impl Playbook {
         self.loss_n[slot] = n;
         let alpha = (1.0 / n as f64).max(LOSS_ALPHA);
         self.loss[slot] += alpha * (x - self.loss[slot]);
+        self.latest[slot] = if extra.is_finite() { extra } else { 1e9 };
     }
 
-    /// The slot predicted to save the most (at least `PROMISE` of the epochs' cost, over
-    /// `PROMISE_MIN` predictions or more): it runs next, whatever the selector says,
-    /// until the prediction fades. Not one that is vetoed, nor one whose measured epochs cost more
-    /// on average than the leader's (the prediction sees page faults and memory, not CPU time).
+    /// Notes whether a switch to `slot` now would give back memory the strategy that ran holds
+    /// idle: the newest prediction saves at least `PROMISE` of an epoch's cost, in memory alone
+    /// and with the faults it would cost counted (the caller's judgement: `Learner::screen`).
+    pub fn note_release(&mut self, slot: usize, release: bool) {
+        self.release[slot] = release;
+    }
+
+    /// The slot that would give back the most memory held idle now (`note_release`), not a vetoed
+    /// one. Unlike `promising`, on the newest prediction alone: memory held idle is there to see
+    /// in every epoch it stays (not a rare burst, which an average has to weigh against the
+    /// epochs without it), and each epoch it stays costs as much as the last. After a memory
+    /// crest on `learn/pressure`, a generous strategy held 40 MiB idle for 5 to 10 epochs while
+    /// the average of the predictions for the stingy ones crept towards `PROMISE`.
+    pub fn releasing(&self) -> Option<usize> {
+        (0..self.len)
+            .filter(|&i| self.release[i] && !self.vetoed(i))
+            .min_by(|&a, &b| self.latest[a].total_cmp(&self.latest[b]))
+    }
+
+    /// The slot to run next whatever the selector says: the one that would give back memory held
+    /// idle (`releasing`), else the one predicted to save the most (at least `PROMISE` of the
+    /// epochs' cost, over `PROMISE_MIN` predictions or more) until the prediction fades. Not one
+    /// that is vetoed, nor, for a saving, one whose measured epochs cost more on average than the
+    /// leader's (the prediction sees page faults and memory, not CPU time).
     pub fn promising(&self) -> Option<usize> {
+        if let Some(i) = self.releasing() {
+            return Some(i);
+        }
         let lead = &self.entries[self.leader()];
         (0..self.len)
             .filter(|&i| {
@@ -643,6 +680,8 @@ impl Playbook {
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
         self.loss_n = [0; MAX_STRATEGIES];
+        self.latest = [0.0; MAX_STRATEGIES];
+        self.release = [false; MAX_STRATEGIES];
         self.last = None;
     }
 
@@ -667,7 +706,24 @@ impl Playbook {
         Some(self.push(s, parent, Rating::at(rating)))
     }
 
-    /// One delta update: retires proven strategies ranked below the top `keep`, then adds one
+    /// Whether the evidence says `e` is worse than the leader, not just ranked lower: in ELO mode,
+    /// expected to score under `RETIRE_BELOW` against it (about 190 points below); in UCB1 mode,
+    /// the upper confidence bound of its mean reward (`Arm::index`) is below the leader's mean.
+    /// Where every strategy costs the same (a quiet stretch), ranks below the top `keep` come from
+    /// noise, and retiring on them threw away the best strategy of `learn/pressure` in some runs.
+    fn proven_worse(&self, e: &Entry) -> bool {
+        let lead = &self.entries[self.leader()];
+        match self.selector {
+            Selector::Elo => elo::expected(e.elo.rating, lead.elo.rating) < RETIRE_BELOW,
+            Selector::Ucb1 => {
+                let total = self.entries[..self.len].iter().map(|e| e.arm.pulls).sum();
+                e.arm.pulls > 0 && e.arm.index(total, self.cfg.ucb_c) < lead.arm.mean()
+            }
+        }
+    }
+
+    /// One delta update: retires strategies ranked below the top `keep` and proven worse than
+    /// the leader (`proven_worse`), then adds one
     /// challenger mutated from the leader or the runner-up (unless it duplicates a live one).
     pub fn evolve(&mut self) -> Evolution {
         let mut ev = Evolution::default();
@@ -676,7 +732,7 @@ impl Playbook {
         let mut n = 0;
         for &slot in &r[self.cfg.keep.min(self.len)..self.len] {
             let e = &self.entries[slot as usize];
-            if e.samples >= self.cfg.trial_epochs {
+            if e.samples >= self.cfg.trial_epochs && self.proven_worse(e) {
                 retire[n] = e.id;
                 n += 1;
             }
@@ -1017,12 +1073,17 @@ mod tests {
     }
 
     /// A playbook whose ratings are spread out: slot i plays and loses to slot i-1 a few times.
+    /// Five rounds of every default, slot `i` at cost 0.5 + 0.05 i, then ratings 50 points apart
+    /// from 1700 down (as more games would spread them): the last four are proven worse.
     fn rated() -> Playbook {
         let mut p = pb(Selector::Elo);
         for _ in 0..5 {
             for i in 0..p.len() {
                 p.record(i, 0.5 + 0.05 * i as f64);
             }
+        }
+        for i in 0..p.len() {
+            p.entries[i].elo.rating = 1700.0 - 50.0 * i as f64;
         }
         p
     }
@@ -1301,6 +1362,41 @@ mod tests {
         assert!(after.len() == 7);
         // The challenger runs its trials next.
         assert_eq!(p.select(), (p.slot_of(id).unwrap(), Choice::Trial));
+    }
+
+    /// Ranked below the top `keep` on noise alone, a strategy stays; proven worse, it goes.
+    #[test]
+    fn evolve_retires_only_strategies_proven_worse_than_the_leader() {
+        let mut p = pb(Selector::Elo);
+        for i in 0..p.len() {
+            p.record(i, 1.0);
+            p.record(i, 1.0);
+            p.entries[i].elo.rating = 1530.0 - 6.0 * i as f64;
+        }
+        assert_eq!(p.evolve().retired, 0);
+        let worst = p.entries[DEFAULT_COUNT - 1].id;
+        p.entries[DEFAULT_COUNT - 1].elo.rating = 1300.0;
+        assert_eq!(p.evolve().retired, 1);
+        assert!(p.slot_of(worst).is_none());
+
+        let mut u = pb(Selector::Ucb1);
+        for i in 0..u.len() {
+            for k in 0..20 {
+                // Means 0.9 down to 0.81, each a little noisy.
+                u.record(
+                    i,
+                    (1.0 / (0.9 - 0.01 * i as f64) - 1.0).sqrt() + 0.01 * (k % 3) as f64,
+                );
+            }
+        }
+        assert_eq!(u.evolve().retired, 0);
+        // 200 epochs at cost 3 (reward 0.1): its upper bound is below the leader's mean.
+        let worst = u.entries[DEFAULT_COUNT - 1].id;
+        for _ in 0..200 {
+            u.record(DEFAULT_COUNT - 1, 3.0);
+        }
+        assert_eq!(u.evolve().retired, 1);
+        assert!(u.slot_of(worst).is_none());
     }
 
     #[test]

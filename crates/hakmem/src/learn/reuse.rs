@@ -12,7 +12,7 @@
 //! pages a purge had taken) is the other way round: what a more generous strategy would have saved.
 //! The cache's content at the epoch's end is memory: its warm blocks (`held_big`) are what a
 //! switch to a stingier strategy would purge at once (`dropped_pages`), which the reuses of a
-//! young cache cannot show yet; its purged blocks (`held_cold_big`, still listed with their
+//! young cache cannot show yet (`dropped_busy_pages`); its purged blocks (`held_cold_big`, still listed with their
 //! address space) are what a more generous strategy would still hold warm (`kept_cold_pages`).
 //!
 //! These are estimates: purges run when the allocator checks, not at the exact delay; a depth is
@@ -107,20 +107,35 @@ impl Reuse {
         big_pages(&self.held_cold_big, s, false)
     }
 
-    /// Of the held BigCache pages, the share the epoch's warm BigCache reuses amount to (at most
-    /// 1): how likely a held page is to be wanted again soon. A cache the workload takes from all
-    /// the time (large-block churn) loses to a purge what it would have handed out next; one it
-    /// barely touches loses little by it. One share for the whole cache: a small block reused
-    /// again and again on top of a large, idle cache (a memory crest kept through a quiet trough)
-    /// counts as turnover of the idle blocks too. Weighing each depth by the reuses that reach
-    /// it measured no better (docs/PERFORMANCE.md, "Experiments that lost").
-    pub fn held_turnover(&self) -> f64 {
-        let held: u64 = self.held_big.iter().flatten().sum();
+    /// Of the held BigCache pages a switch to strategy `s` would purge at once (`dropped_pages`),
+    /// how many the workload is likely to want again soon: those in the part of the cache it is
+    /// using (no deeper than its deepest warm reuse this epoch), times how busy that part is (the
+    /// epoch's warm BigCache reuses over the pages held there, at most 1). A cache the workload
+    /// takes from all the time (large-block churn) loses to a purge what it would have handed out
+    /// next, though the reuses of a young cache show no block older than the cache. Blocks below
+    /// every reuse are idle (a memory crest kept through a quiet trough, a 512 KiB block reused
+    /// again and again on top of it): dropping them costs no fault.
+    pub fn dropped_busy_pages(&self, s: &Strategy) -> f64 {
+        let Some(reach) = (0..BIG_DEPTH.len())
+            .rev()
+            .find(|&d| self.big.iter().any(|r| r[d] > 0))
+        else {
+            return 0.0;
+        };
+        let (mut held, mut dropped) = (0u64, 0u64);
+        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
+            for (d, &depth) in BIG_DEPTH.iter().enumerate().take(reach + 1) {
+                held += self.held_big[a][d];
+                if big_lost(s, lo, depth) {
+                    dropped += self.held_big[a][d];
+                }
+            }
+        }
         if held == 0 {
             return 0.0;
         }
         let reused: u64 = self.big.iter().flatten().sum();
-        (reused as f64 / held as f64).min(1.0)
+        dropped as f64 * (reused as f64 / held as f64).min(1.0)
     }
 
     /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
@@ -225,13 +240,23 @@ mod tests {
         // default: 64 MiB budget, 50 ms delay and no batch: the old 64 MiB go.
         assert_eq!(r.dropped_pages(&DEFAULT), 16384);
         assert_eq!(r.dropped_pages(&LEAN), 8192 + 16384);
-        // Nothing reused: nothing to lose by the drop. Reused as much as held: all of it.
-        assert_eq!(r.held_turnover(), 0.0);
-        r.big[age_bucket(0)][0] = 6144;
-        assert_eq!(r.held_turnover(), 0.25);
+        // Nothing reused: nothing to lose by the drop.
+        assert_eq!(r.dropped_busy_pages(&LEAN), 0.0);
+        // Reuses only on top (a small block again and again): the cache below is idle.
         r.big[age_bucket(0)][0] = 100_000;
-        assert_eq!(r.held_turnover(), 1.0);
-        assert_eq!(Reuse::ZERO.held_turnover(), 0.0);
+        assert_eq!(r.dropped_busy_pages(&LEAN), 0.0);
+        // Reuses down to 32 MiB, a quarter of what is held there: a quarter of the drop there.
+        r.big[age_bucket(0)][depth_bucket(32 << 20, &BIG_DEPTH)] = 2048;
+        r.big[age_bucket(0)][0] = 0;
+        assert_eq!(r.dropped_busy_pages(&DEFAULT), 0.0);
+        assert_eq!(r.dropped_busy_pages(&LEAN), 2048.0);
+        // Down to 96 MiB: the whole cache is in use.
+        r.big[age_bucket(0)][depth_bucket(96 << 20, &BIG_DEPTH)] = 4096;
+        assert_eq!(r.dropped_busy_pages(&DEFAULT), 16384.0 * 0.25);
+        assert_eq!(r.dropped_busy_pages(&LEAN), 24576.0 * 0.25);
+        r.big[age_bucket(0)][depth_bucket(96 << 20, &BIG_DEPTH)] = 100_000;
+        assert_eq!(r.dropped_busy_pages(&DEFAULT), 16384.0);
+        assert_eq!(r.dropped_busy_pages(&FAST), 0.0);
     }
 
     #[test]

@@ -6,12 +6,17 @@
 //! - memory: mapped bytes per live byte (the footprint overhead; live bytes are floored at 1 MiB
 //!   so an almost empty heap does not blow the ratio up).
 //!
-//! Each raw term is divided by a running baseline of the same term (an exponential moving average
-//! over recent epochs, whatever strategy ran them), so a normalised term is about 1.0 for an
-//! average epoch and terms with different units can be weighted. The cost is the weighted sum;
-//! weights sum to 1 and depend on the mode (`Mode::weights`). A cost of 0.8 reads "20 % cheaper
-//! than recent epochs on average". The first epoch (and the first after `reset`) sets the
-//! baseline and scores exactly 1.0. Pure arithmetic: no allocation, no clock.
+//! Each raw term is divided by a baseline of the same term: its mean over the epochs since the
+//! start or the last `reset` (a phase change), whatever strategy ran them; past `BASELINE_EPOCHS`
+//! epochs, an exponential moving average over about that many. So a normalised term is about 1.0
+//! for an average epoch of the run, terms with different units can be weighted, and an epoch's
+//! cost is about its share of what the whole run's terms add up to, as a benchmark scores a run.
+//! (A short moving average does not do that: after a quiet stretch of 16 epochs with almost no
+//! page faults, the next burst's faults cost a thousand times what they weigh in the run, and a
+//! strategy that would save them looks worth any memory.) The cost is the weighted sum; weights
+//! sum to 1 and depend on the mode (`Mode::weights`). A cost of 0.8 reads "20 % cheaper than the
+//! run's epochs on average". The first epoch (and the first after `reset`) sets the baseline and
+//! scores exactly 1.0. Pure arithmetic: no allocation, no clock.
 
 /// What the caller measured over one epoch. Counts are for this epoch only (deltas).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -95,8 +100,9 @@ const FLOOR: Terms = Terms {
     mapped_per_live: 0.01,
 };
 
-/// Weight of the newest epoch in the baseline's moving average (1/16: about 16 epochs of memory).
-pub const BASELINE_ALPHA: f64 = 1.0 / 16.0;
+/// Epochs the baseline averages: all of them up to this many (about 10 s of 10 ms epochs), then
+/// a moving average in which the newest weighs 1 / `BASELINE_EPOCHS`.
+pub const BASELINE_EPOCHS: u64 = 1024;
 
 impl Terms {
     const ZERO: Terms = Terms {
@@ -120,6 +126,8 @@ impl Terms {
 pub struct Scorer {
     weights: Weights,
     baseline: Option<Terms>,
+    /// Epochs folded into the baseline since the last reset.
+    epochs: u64,
 }
 
 impl Scorer {
@@ -127,6 +135,7 @@ impl Scorer {
         Scorer {
             weights: mode.weights(),
             baseline: None,
+            epochs: 0,
         }
     }
 
@@ -134,6 +143,7 @@ impl Scorer {
         Scorer {
             weights,
             baseline: None,
+            epochs: 0,
         }
     }
 
@@ -148,6 +158,7 @@ impl Scorer {
     /// Forgets the baseline (after a phase change: old costs mean nothing for the new workload).
     pub fn reset(&mut self) {
         self.baseline = None;
+        self.epochs = 0;
     }
 
     /// The cost of `terms` against the current baseline, without updating it.
@@ -197,10 +208,12 @@ impl Scorer {
     pub fn score(&mut self, m: &Measurements) -> f64 {
         let t = Terms::of(m);
         let c = self.cost_of(&t);
+        self.epochs += 1;
         self.baseline = Some(match self.baseline {
             None => t,
             Some(b) => {
-                let mix = |old: f64, new: f64| old + BASELINE_ALPHA * (new - old);
+                let alpha = 1.0 / self.epochs.min(BASELINE_EPOCHS) as f64;
+                let mix = |old: f64, new: f64| old + alpha * (new - old);
                 Terms {
                     cpu_ns_per_op: mix(b.cpu_ns_per_op, t.cpu_ns_per_op),
                     faults_per_op: mix(b.faults_per_op, t.faults_per_op),
@@ -301,7 +314,26 @@ mod tests {
         let c = s.score(&m(2_000_000, 0, 0, 0, 10_000));
         assert!(c > 1.0);
         let b = s.baseline().unwrap().cpu_ns_per_op;
-        assert!((b - (100.0 + 100.0 / 16.0)).abs() < 1e-9, "{b}");
+        assert_eq!(b, 150.0, "the mean of both epochs");
+        let c = s.score(&m(1_000_000, 0, 0, 0, 10_000));
+        assert!(c < 1.0);
+        let b = s.baseline().unwrap().cpu_ns_per_op;
+        assert!((b - 400.0 / 3.0).abs() < 1e-9, "{b}");
+        for _ in 0..4 * BASELINE_EPOCHS {
+            s.score(&m(3_000_000, 0, 0, 0, 10_000));
+        }
+        let b = s.baseline().unwrap().cpu_ns_per_op;
+        assert!(b > 299.0 && b < 300.0, "{b}");
+        // Past BASELINE_EPOCHS, a moving average: as many epochs again at a new level move it
+        // 1 - 1/e of the way there.
+        for _ in 0..BASELINE_EPOCHS {
+            s.score(&m(6_000_000, 0, 0, 0, 10_000));
+        }
+        let b = s.baseline().unwrap().cpu_ns_per_op;
+        assert!(
+            (b - (300.0 + 300.0 * (1.0 - (-1.0f64).exp()))).abs() < 1.0,
+            "{b}"
+        );
         s.reset();
         assert_eq!(s.score(&m(7, 7, 7, 7, 7)), 1.0);
     }
