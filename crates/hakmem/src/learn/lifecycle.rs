@@ -6,7 +6,9 @@
 //!   `freeze_tolerance` of where it started for `freeze_window` consecutive epochs, the ratings have
 //!   converged: the leader is frozen.
 //! - FROZEN: the frozen strategy runs every epoch; its mean cost is tracked. Every
-//!   `canary_period`-th epoch is a CANARY epoch that runs a challenger instead.
+//!   `canary_period`-th epoch is a CANARY epoch that runs a challenger instead (and, when the
+//!   caller has a strategy that would give back memory held idle, as soon as a quarter of that,
+//!   `early_canary_ok`).
 //! - CANARY: one epoch of the challenger; the next epoch is FROZEN again, and the verdict comes at
 //!   its end (`judge_canary`: the caller charges the challenger what its purges cost that epoch).
 //!   Worse than the frozen mean by more than `rollback_margin`: rolled back at once. After
@@ -436,6 +438,16 @@ impl Lifecycle {
         self.phase == Phase::Frozen
             && self.frozen_epochs > 0
             && self.since_canary + 1 >= self.cfg.canary_period
+    }
+
+    /// In FROZEN: may a canary start ahead of `canary_due` (for a strategy that would give back
+    /// memory the frozen one holds idle)? Once the frozen cost is known, with no verdict pending,
+    /// and `canary_period / 4` epochs after the last canary at the soonest.
+    pub fn early_canary_ok(&self) -> bool {
+        self.phase == Phase::Frozen
+            && self.frozen_epochs > 0
+            && !self.canary_awaiting
+            && self.since_canary + 1 >= (self.cfg.canary_period / 4).max(1)
     }
 
     /// True when a challenger is mid-trial (the next canary epoch continues it).

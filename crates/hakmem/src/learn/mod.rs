@@ -429,11 +429,23 @@ impl Learner {
 
     fn choose_frozen(&mut self) {
         self.running = 0;
-        // A strategy that would give back memory held idle runs at once, as a canary.
-        if self.lifecycle.canary_due() || self.playbook.releasing().is_some() {
+        let frozen = *self.lifecycle.frozen().0;
+        // A strategy that would give back memory the frozen one holds idle runs as a canary
+        // without waiting for `canary_due` (continuing its trial if it is the challenger).
+        let release = self
+            .playbook
+            .releasing()
+            .map(|i| self.playbook.entry(i).strategy);
+        if let Some(r) = release.filter(|r| *r != frozen && self.lifecycle.early_canary_ok()) {
+            let trial = self.lifecycle.has_challenger() && *self.lifecycle.challenger() == r;
+            self.lifecycle
+                .start_canary(if trial { None } else { Some(&r) });
+            self.current = r;
+            return;
+        }
+        if self.lifecycle.canary_due() {
             // A promising strategy is the challenger of choice: the canary's verdict, measured,
             // decides whether the prediction was right.
-            let frozen = *self.lifecycle.frozen().0;
             let promising = self
                 .playbook
                 .promising()
@@ -923,14 +935,26 @@ mod tests {
         let settled = |frozen: bool| {
             let mut l = Learner::new(Mode::Balanced, Selector::Elo, 7);
             let mut noise = Rng::new(7);
+            // Learning past the warm-up; or frozen for 4 epochs (no canary on the way).
+            let mut frozen_for = 0;
             for _ in 0..400 {
-                if (l.phase() != Phase::Learn) == frozen && l.playbook().warmed_up() {
+                frozen_for = if l.phase() == Phase::Frozen {
+                    frozen_for + 1
+                } else {
+                    0
+                };
+                let done = if frozen {
+                    frozen_for > 4
+                } else {
+                    l.playbook().warmed_up()
+                };
+                if done {
                     break;
                 }
                 let m = measure(l.current(), &mut noise);
                 l.on_epoch_end(&m);
             }
-            assert_eq!(l.phase() != Phase::Learn, frozen);
+            assert_eq!(l.phase() == Phase::Frozen, frozen);
             assert_eq!(*l.current(), DEFAULTS[TARGET].1);
             let mut quiet = measure(l.current(), &mut noise);
             quiet.live_bytes = 1 << 20;
@@ -947,6 +971,27 @@ mod tests {
             assert!(quiet.reuse.dropped_pages(&s) > 0, "frozen {frozen}: {s:?}");
             if frozen {
                 assert_eq!(l.phase(), Phase::Canary);
+                // Should the memory stay idle whatever runs, a canary at most every 4 epochs,
+                // each judged: the lifecycle keeps its pace and its verdicts.
+                let mut canaries = 1;
+                for _ in 0..40 {
+                    l.on_epoch_end(&quiet);
+                    canaries += (l.phase() == Phase::Canary) as u32;
+                }
+                assert!((2..=11).contains(&canaries), "{canaries}");
+                let verdicts = l
+                    .events()
+                    .iter()
+                    .filter(|r| {
+                        matches!(
+                            r.event,
+                            lifecycle::Event::CanaryPromoted
+                                | lifecycle::Event::CanaryRejected
+                                | lifecycle::Event::CanaryRolledBack
+                        )
+                    })
+                    .count();
+                assert!(verdicts >= 1, "{verdicts}");
             }
             // Large-block churn through the whole cache, ten times over per epoch: kept.
             let (mut l, mut busy) = settled(frozen);

@@ -125,7 +125,8 @@ pub enum Choice {
     Explore,
     /// UCB1 mode: the bandit's pick.
     Bandit,
-    /// Predicted to save many page faults (`promising`).
+    /// Predicted to save many page faults or memory (`promising`), or to give back memory held
+    /// idle (`releasing`).
     Promising,
 }
 
@@ -363,18 +364,15 @@ impl Playbook {
     /// averaged (so a start screens at once what its first epochs condemn, and a burst among the
     /// very first epochs screens for a few epochs), then about the last 1 / `LOSS_ALPHA` count.
     pub fn note_loss(&mut self, slot: usize, extra: f64) {
-        let x = if extra.is_finite() {
-            extra.clamp(-1.0, 1e9)
-        } else {
-            1e9
-        };
+        let extra = if extra.is_finite() { extra } else { 1e9 };
+        let x = extra.clamp(-1.0, 1e9);
         // The mean of the predictions so far, then a moving average over about 1 / LOSS_ALPHA:
         // a start (or a warm start from a file) screens at once what its first epochs condemn.
         let n = self.loss_n[slot].saturating_add(1);
         self.loss_n[slot] = n;
         let alpha = (1.0 / n as f64).max(LOSS_ALPHA);
         self.loss[slot] += alpha * (x - self.loss[slot]);
-        self.latest[slot] = if extra.is_finite() { extra } else { 1e9 };
+        self.latest[slot] = extra;
     }
 
     /// Notes whether a switch to `slot` now would give back memory the strategy that ran holds
@@ -384,13 +382,18 @@ impl Playbook {
         self.release[slot] = release;
     }
 
-    /// The slot that would give back the most memory held idle now (`note_release`), not a vetoed
-    /// one. Unlike `promising`, on the newest prediction alone: memory held idle is there to see
+    /// Of the slots that would give back memory held idle now (`note_release`), not vetoed, the
+    /// one predicted cheapest, faults and memory together. Unlike `promising`, on the newest prediction alone: memory held idle is there to see
     /// in every epoch it stays (not a rare burst, which an average has to weigh against the
     /// epochs without it), and each epoch it stays costs as much as the last. After a memory
     /// crest on `learn/pressure`, a generous strategy held 40 MiB idle for 5 to 10 epochs while
     /// the average of the predictions for the stingy ones crept towards `PROMISE`.
     pub fn releasing(&self) -> Option<usize> {
+        // Never during a reveal: its caches are meant to fill.
+        let since = self.epochs_run().saturating_sub(self.warm_start);
+        if since < self.reveal_epochs() {
+            return None;
+        }
         (0..self.len)
             .filter(|&i| self.release[i] && !self.vetoed(i))
             .min_by(|&a, &b| self.latest[a].total_cmp(&self.latest[b]))
@@ -891,6 +894,8 @@ impl Playbook {
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
         self.loss_n = [0; MAX_STRATEGIES];
+        self.latest = [0.0; MAX_STRATEGIES];
+        self.release = [false; MAX_STRATEGIES];
         Ok(())
     }
 

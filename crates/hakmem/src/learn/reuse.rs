@@ -11,9 +11,11 @@
 //! per operation), which no short trial could make cheap. A "cold reuse" (a BigCache block whose
 //! pages a purge had taken) is the other way round: what a more generous strategy would have saved.
 //! The cache's content at the epoch's end is memory: its warm blocks (`held_big`) are what a
-//! switch to a stingier strategy would purge at once (`dropped_pages`), which the reuses of a
-//! young cache cannot show yet (`dropped_busy_pages`); its purged blocks (`held_cold_big`, still listed with their
-//! address space) are what a more generous strategy would still hold warm (`kept_cold_pages`).
+//! switch to a stingier strategy would purge at once (`dropped_pages`): faults where the workload
+//! uses that part of the cache, though the reuses of a young cache cannot show it yet
+//! (`dropped_busy_pages`), memory given back where it does not. Its purged blocks
+//! (`held_cold_big`, still listed with their address space) are what a more generous strategy
+//! would still hold warm (`kept_cold_pages`).
 //!
 //! These are estimates: purges run when the allocator checks, not at the exact delay; a depth is
 //! taken when the block is reused, not at its deepest; a SuperSlab counts as all its pages. Buckets
@@ -90,21 +92,21 @@ impl Reuse {
     /// Pages of this epoch's cold BigCache reuses that strategy `s` would have kept warm (each a
     /// page fault saved).
     pub fn saved_pages(&self, s: &Strategy) -> u64 {
-        big_pages(&self.cold_big, s, false)
+        big_pages(&self.cold_big, s, false, ALL)
     }
 
     /// Pages of the held BigCache blocks (`held_big`) that a switch to strategy `s` would purge
     /// at once: those deeper than its budget, and those older than its purge delay deeper than
     /// its batch.
     pub fn dropped_pages(&self, s: &Strategy) -> u64 {
-        big_pages(&self.held_big, s, true)
+        big_pages(&self.held_big, s, true, ALL)
     }
 
     /// Pages of the purged BigCache blocks still listed (`held_cold_big`) that strategy `s` would
     /// still hold warm: those within its budget, and younger than its purge delay or within its
     /// batch. Memory `s` would cost; faults it would save show once the blocks are reused cold.
     pub fn kept_cold_pages(&self, s: &Strategy) -> u64 {
-        big_pages(&self.held_cold_big, s, false)
+        big_pages(&self.held_cold_big, s, false, ALL)
     }
 
     /// Of the held BigCache pages a switch to strategy `s` would purge at once (`dropped_pages`),
@@ -122,15 +124,12 @@ impl Reuse {
         else {
             return 0.0;
         };
-        let (mut held, mut dropped) = (0u64, 0u64);
-        for (a, &lo) in AGE_LO_MS.iter().enumerate() {
-            for (d, &depth) in BIG_DEPTH.iter().enumerate().take(reach + 1) {
-                held += self.held_big[a][d];
-                if big_lost(s, lo, depth) {
-                    dropped += self.held_big[a][d];
-                }
-            }
-        }
+        let held: u64 = self
+            .held_big
+            .iter()
+            .map(|r| r[..=reach].iter().sum::<u64>())
+            .sum();
+        let dropped = big_pages(&self.held_big, s, true, reach);
         if held == 0 {
             return 0.0;
         }
@@ -141,7 +140,7 @@ impl Reuse {
     /// Pages of this epoch's warm reuses that strategy `s` would have returned to the OS first
     /// (each a page fault to touch again).
     pub fn lost_pages(&self, s: &Strategy) -> u64 {
-        let mut lost = big_pages(&self.big, s, true);
+        let mut lost = big_pages(&self.big, s, true, ALL);
         for (a, &lo) in AGE_LO_MS.iter().enumerate() {
             let expired = lo >= s.purge_delay_ms;
             for (d, &ss) in SS_DEPTH.iter().enumerate() {
@@ -156,12 +155,15 @@ impl Reuse {
     }
 }
 
+/// `big_pages` over every depth bucket.
+const ALL: usize = BIG_DEPTH.len() - 1;
+
 /// The pages of a BigCache table, by [age bucket][depth bucket], in the buckets `s` would purge
-/// (`lost`) or keep (`!lost`).
-fn big_pages(table: &[[u64; 7]; 7], s: &Strategy, lost: bool) -> u64 {
+/// (`lost`) or keep (`!lost`), down to depth bucket `deepest`.
+fn big_pages(table: &[[u64; 7]; 7], s: &Strategy, lost: bool, deepest: usize) -> u64 {
     let mut pages = 0;
     for (a, &lo) in AGE_LO_MS.iter().enumerate() {
-        for (d, &depth) in BIG_DEPTH.iter().enumerate() {
+        for (d, &depth) in BIG_DEPTH.iter().enumerate().take(deepest + 1) {
             if big_lost(s, lo, depth) == lost {
                 pages += table[a][d];
             }
