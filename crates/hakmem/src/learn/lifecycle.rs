@@ -435,19 +435,23 @@ impl Lifecycle {
 
     /// In FROZEN: is the next epoch a canary epoch? (Only once the frozen cost is known.)
     pub fn canary_due(&self) -> bool {
-        self.phase == Phase::Frozen
-            && self.frozen_epochs > 0
-            && self.since_canary + 1 >= self.cfg.canary_period
+        self.canary_after(self.cfg.canary_period)
     }
 
     /// In FROZEN: may a canary start ahead of `canary_due` (for a strategy that would give back
-    /// memory the frozen one holds idle)? Once the frozen cost is known, with no verdict pending,
-    /// and `canary_period / 4` epochs after the last canary at the soonest.
+    /// memory the frozen one holds idle)? `canary_period / 4` epochs after the last canary at the
+    /// soonest.
     pub fn early_canary_ok(&self) -> bool {
+        self.canary_after((self.cfg.canary_period / 4).max(1))
+    }
+
+    /// Frozen, with the frozen cost known and no verdict pending, and `epochs` epochs since the
+    /// last canary (counting the next).
+    fn canary_after(&self, epochs: u32) -> bool {
         self.phase == Phase::Frozen
             && self.frozen_epochs > 0
             && !self.canary_awaiting
-            && self.since_canary + 1 >= (self.cfg.canary_period / 4).max(1)
+            && self.since_canary + 1 >= epochs
     }
 
     /// True when a challenger is mid-trial (the next canary epoch continues it).
