@@ -53,7 +53,7 @@ pub fn outcome(a: f64, b: f64, margin: f64) -> Outcome {
 
 /// The score A is expected to make against B: 1 / (1 + 10^((rb - ra) / 400)).
 pub fn expected(ra: f64, rb: f64) -> f64 {
-    1.0 / (1.0 + 10f64.powf((rb - ra) / 400.0))
+    1.0 / (1.0 + super::math::pow10((rb - ra) / 400.0))
 }
 
 /// A strategy's rating and record.

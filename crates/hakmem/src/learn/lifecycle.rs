@@ -24,6 +24,7 @@
 //! caller (the `Learner`) feeds costs and measurements in and decides which strategy runs. No
 //! allocation, no clock: epochs are numbers, times come in the measurements.
 
+use super::math;
 use super::score::Measurements;
 use super::strategy::Strategy;
 
@@ -209,7 +210,7 @@ fn log2_or_nan(v: u64) -> f64 {
     if v == 0 {
         f64::NAN
     } else {
-        (v as f64).log2()
+        math::log2(v as f64)
     }
 }
 
@@ -218,7 +219,7 @@ impl Shape {
         let rate = if m.elapsed_ns == 0 || m.ops == 0 {
             f64::NAN
         } else {
-            (m.ops as f64 * 1e9 / m.elapsed_ns as f64).log2()
+            math::log2(m.ops as f64 * 1e9 / m.elapsed_ns as f64)
         };
         Shape {
             p50: log2_or_nan(m.size_p50),
@@ -338,8 +339,8 @@ impl Lifecycle {
     pub fn observe_shape(&mut self, m: &Measurements) -> Option<Shift> {
         let s = Shape::of(m);
         let learning = self.phase == Phase::Learn;
-        let size_limit = self.cfg.size_shift.log2();
-        let rate_limit = self.cfg.rate_shift.log2();
+        let size_limit = math::log2(self.cfg.size_shift);
+        let rate_limit = math::log2(self.cfg.rate_shift);
         // NaN on either side compares false: unknown values never signal a shift.
         let what = if learning {
             let moved = |a: f64, b: f64| (a - b).abs() > 2.0 * size_limit;

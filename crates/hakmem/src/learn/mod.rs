@@ -1,8 +1,9 @@
 //! The learning layer: which strategy (knob vector) the allocator runs, decided at epoch
 //! boundaries from measured costs (DESIGN.md section 3).
 //!
-//! Layers, bottom up: `rng` (seeded SplitMix64), `strategy` (knobs, ladders, the generator),
-//! `score` (measurements -> cost, lower is better), `reuse` (which page faults another strategy
+//! Layers, bottom up: `rng` (seeded SplitMix64), `math` (log2, ln, 10^x without libm),
+//! `strategy` (knobs, ladders, the generator), `score` (measurements -> cost, lower is better),
+//! `reuse` (which page faults another strategy
 //! would have caused or saved: the learner screens out, or runs at once, strategies predicted
 //! far worse or far better without trying them), `elo` and `ucb1` (the two raters), `sketch`
 //! (size quantiles) and `site` (per-call-site profiles and the sampling rate), `playbook` (the live
@@ -19,6 +20,7 @@
 
 pub mod elo;
 pub mod lifecycle;
+pub mod math;
 pub mod playbook;
 pub mod reuse;
 pub mod rng;

@@ -49,7 +49,7 @@ impl Arm {
         if self.pulls == 0 {
             return f64::INFINITY;
         }
-        let ln = (total.max(1) as f64).ln();
+        let ln = super::math::ln(total.max(1) as f64);
         self.mean() + c * (ln / self.pulls as f64).sqrt()
     }
 }
