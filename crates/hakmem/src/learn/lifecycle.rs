@@ -18,7 +18,8 @@
 //!   differs from the baseline captured at freezing by more than a factor (`size_shift`,
 //!   `rate_shift`) for `shift_confirm` consecutive epochs, the workload has changed: back to LEARN.
 //!   In LEARN, when both size quantiles differ from their running average by the factor squared
-//!   for twice as many epochs (reported as a median shift): the caller starts learning afresh.
+//!   for twice as many epochs, or by the factor to the 8th power for `shift_confirm` epochs
+//!   (reported as a median shift): the caller starts learning afresh.
 //!
 //! Every transition is an `Event`, kept in a fixed ring (`EventLog`) for later printing. The
 //! caller (the `Learner`) feeds costs and measurements in and decides which strategy runs. No
@@ -335,7 +336,8 @@ impl Lifecycle {
     /// CANARY the epoch is compared with the shape frozen with the strategy. In LEARN it is
     /// compared with the running average of recent epochs, more strictly, since strategies under
     /// trial move the operation rate and the mix of slow-path sizes themselves: both size
-    /// quantiles must move by the square of the size factor, over twice as many epochs.
+    /// quantiles must move by the square of the size factor, over twice as many epochs (or by
+    /// its 8th power, over as many epochs as in FROZEN).
     pub fn observe_shape(&mut self, m: &Measurements) -> Option<Shift> {
         let s = Shape::of(m);
         let learning = self.phase == Phase::Learn;
@@ -354,7 +356,14 @@ impl Lifecycle {
         } else {
             None
         };
-        let confirm = self.cfg.shift_confirm * if learning { 2 } else { 1 };
+        // A shift no strategy could cause (both quantiles by the size factor to the 8th power,
+        // 256x with the default 2x: a program going from small objects to multi-MiB blocks) is
+        // confirmed as fast as in FROZEN: each epoch of waiting may run a strategy with no cache
+        // for the new sizes (four such epochs were a third of `learn/phase`'s faults).
+        let massive = learning
+            && (s.p50 - self.shape.p50).abs() > 8.0 * size_limit
+            && (s.p95 - self.shape.p95).abs() > 8.0 * size_limit;
+        let confirm = self.cfg.shift_confirm * if learning && !massive { 2 } else { 1 };
         match what {
             None => {
                 self.shifted = 0;
@@ -764,15 +773,15 @@ mod tests {
         }
         // A blip one epoch short of confirmation, then back: nothing.
         for _ in 1..confirm {
-            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+            assert_eq!(l.observe_shape(&shape(64 * 64, 4096 * 64, 1000)), None);
         }
         assert_eq!(l.observe_shape(&shape(64, 4096, 1000)), None);
         // The sizes move for good: confirmed on the `confirm`th epoch.
         for _ in 1..confirm {
-            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+            assert_eq!(l.observe_shape(&shape(64 * 64, 4096 * 64, 1000)), None);
         }
         assert_eq!(
-            l.observe_shape(&shape(1 << 20, 4 << 20, 1000)),
+            l.observe_shape(&shape(64 * 64, 4096 * 64, 1000)),
             Some(Shift::SizeP50)
         );
         assert_eq!(l.phase(), Phase::Learn);
@@ -782,8 +791,31 @@ mod tests {
         ));
         // The new shape is the reference now.
         for _ in 0..10 {
-            assert_eq!(l.observe_shape(&shape(1 << 20, 4 << 20, 1000)), None);
+            assert_eq!(l.observe_shape(&shape(64 * 64, 4096 * 64, 1000)), None);
         }
+    }
+
+    #[test]
+    fn a_massive_size_shift_in_learn_is_confirmed_as_fast_as_when_frozen() {
+        let mut l = Lifecycle::new(cfg());
+        let confirm = cfg().shift_confirm;
+        for _ in 0..20 {
+            assert_eq!(l.observe_shape(&shape(64, 4096, 1000)), None);
+        }
+        // Small objects to multi-MiB blocks (both quantiles 1000x): a blip one epoch short of
+        // `shift_confirm` is nothing.
+        for _ in 1..confirm {
+            assert_eq!(l.observe_shape(&shape(64_000, 4_096_000, 1000)), None);
+        }
+        assert_eq!(l.observe_shape(&shape(64, 4096, 1000)), None);
+        for _ in 1..confirm {
+            assert_eq!(l.observe_shape(&shape(64_000, 4_096_000, 1000)), None);
+        }
+        assert_eq!(
+            l.observe_shape(&shape(64_000, 4_096_000, 1000)),
+            Some(Shift::SizeP50)
+        );
+        assert_eq!(l.phase(), Phase::Learn);
     }
 
     #[test]
