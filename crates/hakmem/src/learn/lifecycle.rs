@@ -17,9 +17,10 @@
 //! - Phase change: in FROZEN or CANARY, when the size median, the size P95 or the operation rate
 //!   differs from the baseline captured at freezing by more than a factor (`size_shift`,
 //!   `rate_shift`) for `shift_confirm` consecutive epochs, the workload has changed: back to LEARN.
-//!   In LEARN, when both size quantiles differ from their running average by the factor squared
-//!   for twice as many epochs, or by the factor to the 8th power for `shift_confirm` epochs
-//!   (reported as a median shift): the caller starts learning afresh.
+//!   In LEARN, when both size quantiles differ from their running average by more than the
+//!   factor squared for twice as many epochs, or by more than the factor to the 8th power for
+//!   `shift_confirm` epochs in a row (reported as a median shift): the caller starts learning
+//!   afresh.
 //!
 //! Every transition is an `Event`, kept in a fixed ring (`EventLog`) for later printing. The
 //! caller (the `Learner`) feeds costs and measurements in and decides which strategy runs. No
@@ -266,6 +267,8 @@ pub struct Lifecycle {
     shape: Shape,
     baseline: Shape,
     shifted: u32,
+    /// Consecutive LEARN epochs of a massive size shift (see `observe_shape`).
+    massive: u32,
     log: EventLog,
 }
 
@@ -290,6 +293,7 @@ impl Lifecycle {
             shape: UNKNOWN,
             baseline: UNKNOWN,
             shifted: 0,
+            massive: 0,
             log: EventLog::new(),
         }
     }
@@ -336,8 +340,8 @@ impl Lifecycle {
     /// CANARY the epoch is compared with the shape frozen with the strategy. In LEARN it is
     /// compared with the running average of recent epochs, more strictly, since strategies under
     /// trial move the operation rate and the mix of slow-path sizes themselves: both size
-    /// quantiles must move by the square of the size factor, over twice as many epochs (or by
-    /// its 8th power, over as many epochs as in FROZEN).
+    /// quantiles must move by more than the square of the size factor, over twice as many
+    /// epochs (or by more than its 8th power, over as many epochs as in FROZEN).
     pub fn observe_shape(&mut self, m: &Measurements) -> Option<Shift> {
         let s = Shape::of(m);
         let learning = self.phase == Phase::Learn;
@@ -356,14 +360,20 @@ impl Lifecycle {
         } else {
             None
         };
-        // A shift no strategy could cause (both quantiles by the size factor to the 8th power,
-        // 256x with the default 2x: a program going from small objects to multi-MiB blocks) is
-        // confirmed as fast as in FROZEN: each epoch of waiting may run a strategy with no cache
-        // for the new sizes (four such epochs were a third of `learn/phase`'s faults).
+        // In LEARN, a run of `shift_confirm` epochs whose quantiles both moved by more than the
+        // size factor to the 8th power (256x with the default 2x: a program going from small
+        // objects to multi-MiB blocks) confirms as fast as in FROZEN: each epoch of waiting may
+        // run a strategy with no cache for the new sizes (four such epochs were a third of one
+        // `learn/phase` run's faults). Switching strategies moved the sampled median at most
+        // 2x in the traced runs of `learn/vm`, `mixed` and `pressure`.
         let massive = learning
             && (s.p50 - self.shape.p50).abs() > 8.0 * size_limit
             && (s.p95 - self.shape.p95).abs() > 8.0 * size_limit;
-        let confirm = self.cfg.shift_confirm * if learning && !massive { 2 } else { 1 };
+        self.massive = if massive { self.massive + 1 } else { 0 };
+        let confirm = self.cfg.shift_confirm * if learning { 2 } else { 1 };
+        let confirmed = |shifted: u32, massive: u32| {
+            shifted >= confirm || (learning && massive >= self.cfg.shift_confirm)
+        };
         match what {
             None => {
                 self.shifted = 0;
@@ -378,11 +388,12 @@ impl Lifecycle {
             }
             Some(w) => {
                 self.shifted += 1;
-                if self.shifted < confirm {
+                if !confirmed(self.shifted, self.massive) {
                     return None;
                 }
                 self.phase = Phase::Learn;
                 self.shifted = 0;
+                self.massive = 0;
                 self.stable = 0;
                 self.anchor = f64::NAN;
                 self.canary_awaiting = false;
@@ -429,6 +440,7 @@ impl Lifecycle {
         self.canary_awaiting = false;
         self.baseline = self.shape;
         self.shifted = 0;
+        self.massive = 0;
         self.emit(Event::Froze { leader: id });
     }
 
@@ -808,6 +820,9 @@ mod tests {
             assert_eq!(l.observe_shape(&shape(64_000, 4_096_000, 1000)), None);
         }
         assert_eq!(l.observe_shape(&shape(64, 4096, 1000)), None);
+        // Only massive epochs in a row count: a 64x epoch, then `shift_confirm - 1` massive
+        // ones, is not enough.
+        assert_eq!(l.observe_shape(&shape(64 * 64, 4096 * 64, 1000)), None);
         for _ in 1..confirm {
             assert_eq!(l.observe_shape(&shape(64_000, 4_096_000, 1000)), None);
         }

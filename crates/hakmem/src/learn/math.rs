@@ -3,8 +3,9 @@
 //! With learning on, calling libm's `log2`, `ln` and `pow` faulted three pages of libm into a
 //! process that otherwise never touched them (its code and its tables, each fault mapping up to
 //! 16 neighbouring pages): about 0.2 MiB resident and a few page faults, 2-4 % of the small
-//! workloads the learner is scored on. These are accurate to about 1e-9 relative, far more than
-//! ratings, bandit indices and workload shapes need.
+//! workloads the learner is scored on. These are accurate to about 1e-12 relative (tested
+//! against the standard library), far more than ratings, bandit indices and workload shapes
+//! need; `ceil` and `floor` are exact below 2^63.
 
 use core::f64::consts::{LN_2, LOG2_10};
 
@@ -61,8 +62,8 @@ pub fn exp2(x: f64) -> f64 {
         return 0.0;
     }
     let n = floor(x);
-    let f = (x - n) * LN_2; // in [0, ln 2)
-                            // e^f by its Taylor series: f^k / k! < 1e-13 by k = 14.
+    // f in [0, ln 2); e^f by its Taylor series: f^k / k! < 1e-13 by k = 14.
+    let f = (x - n) * LN_2;
     let mut term = 1.0;
     let mut sum = 1.0;
     let mut k = 1.0;
