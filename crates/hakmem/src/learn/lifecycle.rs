@@ -371,9 +371,6 @@ impl Lifecycle {
             && (s.p95 - self.shape.p95).abs() > 8.0 * size_limit;
         self.massive = if massive { self.massive + 1 } else { 0 };
         let confirm = self.cfg.shift_confirm * if learning { 2 } else { 1 };
-        let confirmed = |shifted: u32, massive: u32| {
-            shifted >= confirm || (learning && massive >= self.cfg.shift_confirm)
-        };
         match what {
             None => {
                 self.shifted = 0;
@@ -388,7 +385,7 @@ impl Lifecycle {
             }
             Some(w) => {
                 self.shifted += 1;
-                if !confirmed(self.shifted, self.massive) {
+                if self.shifted < confirm && self.massive < self.cfg.shift_confirm {
                     return None;
                 }
                 self.phase = Phase::Learn;

@@ -383,9 +383,10 @@ impl Playbook {
     }
 
     /// Of the slots that would give back memory held idle now (`note_release`), not vetoed, the
-    /// one predicted cheapest, faults and memory together. Unlike `promising`, on the newest prediction alone: memory held idle is there to see
-    /// in every epoch it stays (not a rare burst, which an average has to weigh against the
-    /// epochs without it), and each epoch it stays costs as much as the last. After a memory
+    /// one predicted cheapest, faults and memory together. Unlike `promising`, on the newest
+    /// prediction alone: memory held idle is there to see in every epoch it stays (not a rare
+    /// burst, which an average has to weigh against the epochs without it), and each epoch it
+    /// stays costs as much as the last. After a memory
     /// crest on `learn/pressure`, a generous strategy held 40 MiB idle for 5 to 10 epochs while
     /// the average of the predictions for the stingy ones crept towards `PROMISE`.
     pub fn releasing(&self) -> Option<usize> {
@@ -678,7 +679,14 @@ impl Playbook {
             e.arm.pulls /= 2;
             e.arm.reward_sum = mean * e.arm.pulls as f64;
         }
-        self.warm_start = self.epochs;
+        self.restart_warm_up(self.epochs);
+    }
+
+    /// Starts a warm-up (reveal, then round robin) at epoch `at`, with no recent cost, no
+    /// prediction and no previous epoch to play against: what is known of the strategies is their
+    /// ratings and arms.
+    fn restart_warm_up(&mut self, at: u64) {
+        self.warm_start = at;
         self.reveal = REVEAL_EPOCHS;
         self.recent = [UNKNOWN; MAX_STRATEGIES];
         self.loss = [0.0; MAX_STRATEGIES];
@@ -888,14 +896,8 @@ impl Playbook {
         self.len = count;
         self.next_id = next_id;
         self.epochs = epochs;
-        self.last = None;
-        self.warm_start = 0;
-        self.reveal = REVEAL_EPOCHS;
-        self.recent = [UNKNOWN; MAX_STRATEGIES];
-        self.loss = [0.0; MAX_STRATEGIES];
-        self.loss_n = [0; MAX_STRATEGIES];
-        self.latest = [0.0; MAX_STRATEGIES];
-        self.release = [false; MAX_STRATEGIES];
+        // A warm-up counted from epoch 0, which the file's epochs are past: a warm start.
+        self.restart_warm_up(0);
         Ok(())
     }
 

@@ -84,7 +84,7 @@ impl SizeSketch {
             return None;
         }
         let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
-        let rank = (crate::learn::math::ceil(q * self.total as f64) as u64).clamp(1, self.total);
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0u64;
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c as u64;
@@ -152,7 +152,7 @@ mod tests {
 
     fn exact(sorted: &[u64], q: f64) -> u64 {
         let n = sorted.len() as u64;
-        let rank = (crate::learn::math::ceil(q * n as f64) as u64).clamp(1, n);
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
         sorted[rank as usize - 1]
     }
 
