@@ -48,29 +48,6 @@ pub struct Heap {
 /// Every this many slow-path calls a heap collects the remote frees of all its classes, so
 /// slabs emptied by other threads go back even if the owner never needs a new slab.
 const COLLECT_PERIOD: u32 = 64;
-/// Every this many slow-path calls a heap checks the clock for memory whose purge delay is over.
-const PURGE_CHECK_PERIOD: u32 = 8;
-
-/// When the next purge of freed memory is due (ms, `os::now_ms`).
-static NEXT_PURGE_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Returns the pages of freed memory whose purge delay is over, at most every half delay.
-fn purge_if_due() {
-    let now = os::now_ms();
-    let due = NEXT_PURGE_MS.load(Ordering::Relaxed);
-    if now < due {
-        return;
-    }
-    let next = now + (crate::knobs::purge_delay_ms() / 2).max(1);
-    if NEXT_PURGE_MS
-        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-        .is_ok()
-    {
-        superslab::purge_expired();
-        crate::bigcache::purge_expired();
-    }
-}
-
 impl Heap {
     fn init(&mut self) {
         // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
@@ -94,9 +71,7 @@ impl Heap {
             self.collect_all_remote();
             reap_orphans();
         }
-        if self.slow_calls % PURGE_CHECK_PERIOD == 0 {
-            purge_if_due();
-        }
+        purge_if_due();
     }
 
     /// Whether this slow call is one the tuner samples.
@@ -168,7 +143,8 @@ impl Heap {
         // About to take new memory: first give back what remote frees and orphans have emptied.
         self.collect_all_remote();
         reap_orphans();
-        superslab::acquire_slab(c, self)
+        let has_full = self.classes[c].full.len > 0;
+        superslab::acquire_slab(c, self, has_full)
     }
 
     /// Drains the remote lists of class `c`'s partial and full slabs if the hint says to; empty
@@ -293,11 +269,25 @@ impl Heap {
         }
         self.remote_hint.store(0, Ordering::Relaxed);
         reap_orphans();
+        purge_if_due();
+    }
+}
+
+/// Returns the pages of memory idle past the purge delay (`purge.rs`), if a purge is due, and then
+/// the orphaned slabs that other threads' frees have emptied, so memory freed on behalf of exited
+/// threads goes back too. Called on every slow path.
+pub fn purge_if_due() {
+    if crate::purge::due() {
+        reap_orphans();
+        crate::purge::run();
     }
 }
 
 /// Bit c set: an orphaned slab of class c may have received frees since the last reap.
 static ORPHAN_HINT: AtomicU64 = AtomicU64::new(0);
+/// When a block was last freed into an orphaned slab (ms, `os::now_ms`): a slab the reap finds
+/// empty has been free since then at least, which is when its purge delay starts.
+static ORPHAN_FREE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Releases an empty slab or makes it an orphan.
 unsafe fn retire_slab(c: usize, s: *mut Slab) {
@@ -372,7 +362,7 @@ fn reap_orphans() {
                 if (*s).used == 0 {
                     list.remove(s);
                     ORPHANS.count.set(ORPHANS.count.get() - 1);
-                    superslab::release_slab(s);
+                    superslab::release_slab_freed_at(s, ORPHAN_FREE_MS.load(Ordering::SeqCst));
                 }
                 s = next;
             }
@@ -380,6 +370,9 @@ fn reap_orphans() {
     }
     ORPHANS.lock.unlock();
 }
+
+/// See `free_remote`.
+const REMOTE_PURGE_PERIOD: u64 = 8;
 
 /// Frees a block of a slab owned by another heap (or orphaned): push it on the slab's remote list
 /// and tell the owner. The slab's metadata is read before the push: once the block is on the list
@@ -390,11 +383,24 @@ fn reap_orphans() {
 #[inline]
 pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     let me = thread_cache::current();
-    if !me.is_null() {
-        crate::stats::bump(&(*me).counters.remote_frees);
+    // A free into another thread's slab is a slow path: every REMOTE_PURGE_PERIOD of them (each,
+    // for a thread without a heap) checks whether idle memory is due to go back (`purge.rs`).
+    let check_purge = if me.is_null() {
+        true
+    } else {
+        let n = &(*me).counters.remote_frees;
+        crate::stats::bump(n);
+        n.load(Ordering::Relaxed) % REMOTE_PURGE_PERIOD == 0
+    };
+    if check_purge {
+        purge_if_due();
     }
     let owner = (*slab).owner.load(Ordering::SeqCst);
     let bit = 1u64 << (*slab).class;
+    if owner.is_null() {
+        // Before the push, so a reap that drains this block reads this time or a later one.
+        ORPHAN_FREE_MS.store(os::now_ms(), Ordering::SeqCst);
+    }
     if (*slab).remote.0.head() == b {
         crate::check::report("free", "double free", b as usize);
     }

@@ -67,7 +67,7 @@ fn huge_rounded(len: usize) -> usize {
 }
 
 /// Whether a large mapping of `len` bytes is advised huge pages (`register`).
-fn huge_backed(len: usize) -> bool {
+pub fn huge_backed(len: usize) -> bool {
     len >= CHUNK && crate::config::get().thp
 }
 
@@ -98,7 +98,9 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
             unsafe {
                 if (*h).purged && huge_backed((*h).map_len) {
-                    // The purge split the first huge page, whose first page is the header.
+                    // The purge split the first huge page, whose first page is the header, and
+                    // withdrew its advice (`bigcache.rs`).
+                    os::advise_huge((*h).map_start as *mut u8, CHUNK);
                     os::collapse_huge((*h).map_start as *mut u8, CHUNK);
                 }
                 return ((*h).user as *mut u8, (*h).purged);
@@ -246,7 +248,7 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
         (*h).map_len = new_len;
         return (*h).user as *mut u8;
     }
-    let target = os::map_aligned(new_len, CHUNK, 0);
+    let target = os::reserve_aligned(new_len, CHUNK);
     if target.is_null() {
         return null_mut();
     }

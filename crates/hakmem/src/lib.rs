@@ -20,6 +20,7 @@ pub mod learn;
 mod list;
 mod lock;
 mod os;
+mod purge;
 mod registry;
 mod remote;
 pub mod sites;
@@ -142,6 +143,7 @@ fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
         return (out_of_memory(), false);
     }
     heap::ensure_init();
+    heap::purge_if_due();
     let timer = tuning::Timer::start_large();
     let (mut p, mut zeroed) = large::alloc(size, align);
     if p.is_null() {
@@ -262,6 +264,7 @@ unsafe fn large_header(op: &str, addr: usize) -> *mut large::LargeHeader {
 
 #[cold]
 unsafe fn free_large(addr: usize) {
+    heap::purge_if_due();
     let timer = tuning::Timer::start_large();
     let h = large_header("free", addr);
     let size = (*h).map_len;

@@ -13,8 +13,20 @@ pub const fn align_up(x: usize, align: usize) -> usize {
     (x + align - 1) & !(align - 1)
 }
 
-/// Maps `len` bytes of fresh zeroed read-write memory anywhere.
+/// Maps `len` bytes of fresh zeroed read-write memory anywhere, committed under the kernel's
+/// overcommit policy (no MAP_NORESERVE): a size the machine cannot back fails here, with ENOMEM,
+/// as it does under glibc, rather than succeeding and getting the program OOM-killed later.
 pub fn map(len: usize) -> *mut u8 {
+    map_with(len, 0)
+}
+
+/// `map` for address space that is only reserved, never handed to the program as it is (the target
+/// of `move_to`, whose pages come from the moved mapping): MAP_NORESERVE, not counted as committed.
+fn reserve(len: usize) -> *mut u8 {
+    map_with(len, libc::MAP_NORESERVE)
+}
+
+fn map_with(len: usize, extra_flags: libc::c_int) -> *mut u8 {
     if crate::config::get().fail_mmap_after.is_some() && injected_failure() {
         crate::stats::add(&crate::stats::MMAP_FAILURES, 1);
         return null_mut();
@@ -25,7 +37,7 @@ pub fn map(len: usize) -> *mut u8 {
             null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
             -1,
             0,
         )
@@ -62,6 +74,15 @@ pub fn unmap(p: *mut u8, len: usize) {
 /// Maps `len` bytes whose address `+ offset` is a multiple of `align` (a power of two >= PAGE).
 /// Returns the start of the mapping (so `start + offset` is aligned), or null.
 pub fn map_aligned(len: usize, align: usize, offset: usize) -> *mut u8 {
+    map_aligned_with(len, align, offset, map)
+}
+
+/// `map_aligned` for a range only reserved (see `reserve`).
+pub fn reserve_aligned(len: usize, align: usize) -> *mut u8 {
+    map_aligned_with(len, align, 0, reserve)
+}
+
+fn map_aligned_with(len: usize, align: usize, offset: usize, map: fn(usize) -> *mut u8) -> *mut u8 {
     let Some(reserve) = len.checked_add(align) else {
         return null_mut();
     };

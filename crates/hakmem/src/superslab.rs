@@ -39,10 +39,12 @@ const UNMAP_BATCH: usize = 8;
 /// Mid classes at least this big get transparent huge pages: a slab holds at most 31 of their
 /// blocks, each of which touches 16 pages or more, so the SuperSlab is used densely and one fault
 /// maps it whole. Smaller classes keep 4 KiB pages (a huge page would make a thread's slab of each
-/// class 2 MiB resident at once). A class's second and later live SuperSlabs get them; its first
-/// one only while fewer than `HUGE_FIRST_MAX` such first SuperSlabs are huge: a class with one
-/// SuperSlab may hold a single block (a buffer growing by realloc passes through every class
-/// once), and a huge page makes 2 MiB resident for it, so this bounds that waste to a constant.
+/// class 2 MiB resident at once). Slabs belong to one thread, so the rule is per heap: a heap's
+/// SuperSlab of a class gets them when the heap already filled one of that class; its first one
+/// only while fewer than `HUGE_FIRST_MAX` such first SuperSlabs are huge in the whole process: a
+/// heap with one SuperSlab of a class may hold a single block in it (a thread holding one buffer,
+/// or a buffer growing by realloc through every class), and a huge page makes 2 MiB resident for
+/// it, so this bounds that waste to a constant, however many threads there are.
 const HUGE_MID_MIN: usize = 64 * 1024;
 const HUGE_FIRST_MAX: u32 = 2;
 
@@ -85,8 +87,6 @@ struct Manager {
     /// Empty SuperSlabs whose pages were returned.
     cold: List<SuperSlab>,
     mapped: usize,
-    /// Mid SuperSlabs in use, per class (whether the next one of the class gets huge pages).
-    mid_live: [u32; size_class::NUM_CLASSES],
     /// Mid SuperSlabs in use that got huge pages as the first of their class.
     huge_first: u32,
     /// Earliest time the next scan of partial SuperSlabs' free slabs is worth doing.
@@ -111,7 +111,6 @@ static GLOBAL: Global = Global {
         warm: List::new(),
         cold: List::new(),
         mapped: 0,
-        mid_live: [0; size_class::NUM_CLASSES],
         huge_first: 0,
         next_scan_ms: 0,
     }),
@@ -133,11 +132,13 @@ fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
 }
 
 /// Gets a slab for `class`, formatted and owned by `owner`; null when the OS has no memory.
-pub fn acquire_slab(class: usize, owner: *mut Heap) -> *mut Slab {
+/// `owner_has_full` says whether the owner already holds a full slab of the class (a mid class
+/// then gets huge pages, see `HUGE_MID_MIN`).
+pub fn acquire_slab(class: usize, owner: *mut Heap, owner_has_full: bool) -> *mut Slab {
     for attempt in 0..2 {
         GLOBAL.lock.lock();
         // SAFETY: the lock is held.
-        let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner) };
+        let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner, owner_has_full) };
         GLOBAL.lock.unlock();
         if !slab.is_null() || attempt == 1 {
             return slab;
@@ -148,7 +149,12 @@ pub fn acquire_slab(class: usize, owner: *mut Heap) -> *mut Slab {
     null_mut()
 }
 
-unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mut Slab {
+unsafe fn acquire_locked(
+    m: &mut Manager,
+    class: usize,
+    owner: *mut Heap,
+    owner_has_full: bool,
+) -> *mut Slab {
     let size = size_class::class_size(class);
     if size_class::is_small(class) {
         let mut ss = m.partial.head;
@@ -181,7 +187,7 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
         slab
     } else {
-        let first = m.mid_live[class] == 0;
+        let first = !owner_has_full;
         let huge = crate::config::get().thp
             && size >= HUGE_MID_MIN
             && (!first || m.huge_first < HUGE_FIRST_MAX);
@@ -189,7 +195,6 @@ unsafe fn acquire_locked(m: &mut Manager, class: usize, owner: *mut Heap) -> *mu
         if ss.is_null() {
             return null_mut();
         }
-        m.mid_live[class] += 1;
         (*ss).huge_first = huge && first;
         m.huge_first += (*ss).huge_first as u32;
         (*ss).slab_shift = MID_SLAB_SHIFT;
@@ -269,7 +274,15 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
 /// # Safety
 /// The caller owns `slab` and nothing references its blocks.
 pub unsafe fn release_slab(slab: *mut Slab) {
-    let class = (*slab).class as usize;
+    release_slab_freed_at(slab, os::now_ms());
+}
+
+/// `release_slab` of a slab whose blocks were all free by `freed_ms` (`os::now_ms`), which is
+/// when its purge delay starts.
+///
+/// # Safety
+/// As `release_slab`.
+pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
     (*slab).clear();
     let ss = super_slab_of(slab);
     let now = os::now_ms();
@@ -279,7 +292,7 @@ pub unsafe fn release_slab(slab: *mut Slab) {
         let m = &mut *GLOBAL.m.get();
         crate::stats::add(&crate::stats::SLABS_RELEASED, 1);
         (*ss).used_slabs -= 1;
-        (*ss).released_ms = now;
+        (*ss).released_ms = (*ss).released_ms.max(freed_ms.min(now));
         if (*ss).slab_shift == SMALL_SLAB_SHIFT {
             let idx =
                 (slab as usize - (*ss).slabs.as_ptr() as usize) / core::mem::size_of::<Slab>();
@@ -293,7 +306,6 @@ pub unsafe fn release_slab(slab: *mut Slab) {
                 m.partial.push_front(ss);
             }
         } else {
-            m.mid_live[class] -= 1;
             m.huge_first -= (*ss).huge_first as u32;
             (*ss).huge_first = false;
         }
@@ -335,6 +347,9 @@ unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
         }
         m.warm.remove(old);
         os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
+        // Without the advice, khugepaged would fill the range around the header's pages into a
+        // whole huge page again (2 MiB resident for an empty SuperSlab).
+        set_huge(old, false);
         crate::stats::add(&crate::stats::PURGED_BYTES, (SS_SIZE - HEADER_SIZE) as u64);
         (*old).purged = true;
         m.cold.push_front(old);
@@ -454,7 +469,7 @@ mod tests {
         let mut slabs = Vec::new();
         for i in 0..70 {
             let c = if i % 10 == 0 { mid } else { small };
-            let s = acquire_slab(c, null_mut());
+            let s = acquire_slab(c, null_mut(), false);
             assert!(!s.is_null());
             unsafe {
                 let start = (*s).start;
@@ -489,8 +504,8 @@ mod tests {
         let delay = knobs::purge_delay_ms();
         let small = class_of(64);
         // Two slabs of one SuperSlab: one stays in use, one is freed.
-        let a = acquire_slab(small, null_mut());
-        let b = acquire_slab(small, null_mut());
+        let a = acquire_slab(small, null_mut(), false);
+        let b = acquire_slab(small, null_mut(), false);
         let ss = super_slab_of(b);
         unsafe {
             core::ptr::write_bytes((*b).start as *mut u8, 1, 4096);

@@ -1,0 +1,34 @@
+//! When freed memory goes back to the OS: the purge deadline shared by every thread.
+//!
+//! Freed memory keeps its pages for the purge delay (`knobs::purge_delay_ms`), so a program that
+//! frees and allocates again does not fault them back in. The slow paths (refills, flushes, large
+//! blocks, frees into another thread's slabs, thread exit) ask `due`, which reads a coarse clock
+//! and, at most every half delay, lets one of them `run` a purge: SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`)
+//! return the pages of whatever has been free longer than the delay. Memory idle past the delay is
+//! thus returned by the first such call after it; a program that makes no allocator calls at all
+//! keeps what it freed until it makes one (or calls `malloc_trim`).
+
+use crate::os;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// When the next purge is due (ms, `os::now_ms`).
+static NEXT_PURGE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a purge is due (at most every half delay); true for one caller, which then runs it.
+pub fn due() -> bool {
+    let now = os::now_ms();
+    let due = NEXT_PURGE_MS.load(Ordering::Relaxed);
+    if now < due {
+        return false;
+    }
+    let next = now + (crate::knobs::purge_delay_ms() / 2).max(1);
+    NEXT_PURGE_MS
+        .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Returns the pages of freed memory whose purge delay is over.
+pub fn run() {
+    crate::superslab::purge_expired();
+    crate::bigcache::purge_expired();
+}
