@@ -129,7 +129,7 @@ pub fn init() {
         match learner.load(path) {
             Ok(()) => {}
             Err(crate::learn::FileError::Io(libc::ENOENT)) => {}
-            Err(_) => config::warn(b"HAKMEM_PLAYBOOK file is corrupt or foreign; starting cold"),
+            Err(_) => config::warn(&[b"HAKMEM_PLAYBOOK file is corrupt or foreign; starting cold"]),
         }
     }
     knobs::apply(learner.current());
@@ -307,7 +307,7 @@ fn finish_learning() {
             // SAFETY: as above.
             let learner = unsafe { st.learner.assume_init_ref() };
             if learner.save(path).is_err() {
-                config::warn(b"could not write the HAKMEM_PLAYBOOK file");
+                config::warn(&[b"could not write the HAKMEM_PLAYBOOK file"]);
             }
         }
     }
