@@ -5,7 +5,7 @@
 //! | `HAKMEM_STRATEGY` | `default` | the fixed strategy (knob vector) to run: a name from `learn::strategy::DEFAULTS` |
 //! | `HAKMEM_LEARN` | `off` | `elo` or `ucb1`: tune the knobs online with that selector (`tuning.rs`); an on spelling means `elo`, an off spelling `off` |
 //! | `HAKMEM_MODE` | `balanced` | what learning optimises: `fast` (CPU), `balanced`, `lean` (memory) |
-//! | `HAKMEM_PLAYBOOK` | unset | file the learned playbook is loaded from at start and saved to at exit |
+//! | `HAKMEM_PLAYBOOK` | unset | file the learned playbook is loaded from at start and saved to at exit (learning only: ignored with a warning when learning is off) |
 //! | `HAKMEM_PURGE_DELAY_MS` | 50 | 0 to 86400000 (a day): how long freed memory keeps its pages before they go back to the OS |
 //! | `HAKMEM_SS_WARM` | 32 | 0 to 65536: most empty SuperSlabs (2 MiB each) keeping their pages, whatever their age |
 //! | `HAKMEM_SS_COLD` | 64 | 0 to 65536: further empty SuperSlabs kept as address space only (pages returned) |
@@ -149,6 +149,12 @@ fn init() {
             });
         }
         c.playbook = var_path(b"HAKMEM_PLAYBOOK");
+        if c.playbook.is_some() && c.learn == 0 {
+            warn(&[
+                b"HAKMEM_PLAYBOOK is ignored because learning is off",
+                b" (HAKMEM_LEARN is not elo or ucb1)",
+            ]);
+        }
         c.stats_file = var_path(b"HAKMEM_STATS_FILE");
         c.sites = switch(b"HAKMEM_SITES", false);
         let strategy = b"the fixed strategy's value";
