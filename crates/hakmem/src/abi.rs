@@ -138,7 +138,7 @@ fn print_stats(cfg: &crate::config::Config) {
         if f >= 0 {
             fd = f;
         } else {
-            crate::config::warn(b"cannot open HAKMEM_STATS_FILE; writing to stderr");
+            crate::config::warn(&[b"cannot open HAKMEM_STATS_FILE; writing to stderr"]);
         }
     }
     out.write_to(fd);

@@ -129,7 +129,7 @@ pub fn init() {
         match learner.load(path) {
             Ok(()) => {}
             Err(crate::learn::FileError::Io(libc::ENOENT)) => {}
-            Err(_) => config::warn(b"HAKMEM_PLAYBOOK file is corrupt or foreign; starting cold"),
+            Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }
     knobs::apply(learner.current());
@@ -306,12 +306,38 @@ fn finish_learning() {
         if let Some(path) = config::get().playbook {
             // SAFETY: as above.
             let learner = unsafe { st.learner.assume_init_ref() };
-            if learner.save(path).is_err() {
-                config::warn(b"could not write the HAKMEM_PLAYBOOK file");
+            if let Err(e) = learner.save(path) {
+                warn_playbook(b"cannot write", path, e, b"; not saved");
             }
         }
     }
     GLOBAL.lock.unlock();
+}
+
+/// Warns `<what> HAKMEM_PLAYBOOK file <path>: <reason><consequence>` (`path` NUL-terminated).
+fn warn_playbook(what: &[u8], path: &[u8], e: crate::learn::FileError, consequence: &[u8]) {
+    let mut digits = [0u8; 20];
+    let errno: [&[u8]; 3] = match e {
+        crate::learn::FileError::Io(n) => [
+            b" (errno ",
+            crate::text::decimal(n as u64, &mut digits),
+            b")",
+        ],
+        _ => [b""; 3],
+    };
+    let path = &path[..path.len() - 1];
+    let reason = e.reason().as_bytes();
+    config::warn(&[
+        what,
+        b" HAKMEM_PLAYBOOK file ",
+        path,
+        b": ",
+        reason,
+        errno[0],
+        errno[1],
+        errno[2],
+        consequence,
+    ]);
 }
 
 /// One playbook evolution step now (`hak_evolve_playbook`): (strategies retired, challenger

@@ -177,7 +177,7 @@ fn learning_moves_the_knobs_keeps_contents_and_warm_starts_from_the_playbook() {
             "warm",
             &[("HAKMEM_LEARN", selector), ("HAKMEM_PLAYBOOK", b)],
         );
-        assert!(!err.contains("corrupt"), "{err}");
+        assert!(!err.contains("HAKMEM_PLAYBOOK"), "{err}");
         eprintln!("{selector}: {out}");
         std::fs::remove_file(&book).unwrap();
     }
@@ -200,7 +200,11 @@ fn a_corrupt_playbook_is_ignored_with_a_warning() {
         ],
     );
     // Learning is off here: the playbook is not even read.
-    assert!(!err.contains("corrupt"), "{err}");
+    assert!(!err.contains("cannot use"), "{err}");
+    assert!(
+        err.contains("HAKMEM_PLAYBOOK is ignored because learning is off"),
+        "{err}"
+    );
     let (out, err) = run_child(
         "learn",
         &[
@@ -209,9 +213,13 @@ fn a_corrupt_playbook_is_ignored_with_a_warning() {
         ],
     );
     assert!(
-        err.contains("HAKMEM_PLAYBOOK file is corrupt or foreign"),
+        err.contains(&format!(
+            "hakmem: cannot use HAKMEM_PLAYBOOK file {}: playbook of another version; starting cold",
+            book.display()
+        )),
         "{err}"
     );
+    assert!(!err.contains("cannot write"), "{err}");
     // It learned from scratch, and replaced the corrupt file with its own playbook.
     assert!(out.contains("trained"), "{out}");
     assert!(std::fs::read(&book).unwrap().len() > 8);
@@ -231,9 +239,12 @@ fn fixed_strategies_and_bad_names() {
             ("HAKMEM_LEARN", "maybe"),
         ],
     );
-    assert!(err.contains("HAKMEM_STRATEGY names no strategy"), "{err}");
     assert!(
-        err.contains("HAKMEM_LEARN is not off, elo or ucb1"),
+        err.contains("HAKMEM_STRATEGY=no-such-strategy is not understood"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HAKMEM_LEARN=maybe is not understood"),
         "{err}"
     );
 }

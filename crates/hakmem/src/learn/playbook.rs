@@ -26,8 +26,10 @@
 //! The file (`save`/`load`, raw libc, caller-given NUL-terminated path) is little-endian: a header
 //! (magic "HAKMEMPB", version, header size, entry size, knob count, entry count, next id, epochs),
 //! the entries, then the FNV-1a 64 checksum of everything before it. `decode` rejects a wrong
-//! magic, version or layout, a truncated or over-long file, a bad checksum and any invalid entry,
-//! before changing anything. `save` writes a temporary file and renames it over the old one.
+//! (or partial) magic, version or layout, a truncated or over-long file, a bad checksum and any
+//! invalid entry, before changing anything. `save` writes a temporary file in the same directory,
+//! syncs it and renames it over the old one, which must be a playbook (by its magic, however
+//! corrupt) or an empty file: it never replaces anything else.
 //!
 //! Fixed capacity (`MAX_STRATEGIES`), no allocation; the caller serialises access.
 
@@ -156,6 +158,48 @@ pub enum FileError {
     BadChecksum,
     /// An entry fails validation (invalid strategy, non-finite numbers, duplicate id).
     BadEntry,
+    /// `save` found something other than a playbook at the path (a file without the magic, a
+    /// directory, a device), and left it alone.
+    NotAPlaybook,
+}
+
+impl FileError {
+    /// Why, in a few words: the system's message for the common errnos of file operations (the
+    /// caller adds the number), a description for the rest.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FileError::BadPath => "path too long",
+            FileError::Io(e) => match e {
+                libc::EPERM => "Operation not permitted",
+                libc::ENOENT => "No such file or directory",
+                libc::EIO => "Input/output error",
+                libc::EACCES => "Permission denied",
+                libc::EBUSY => "Device or resource busy",
+                libc::ENOTDIR => "Not a directory",
+                libc::EISDIR => "Is a directory",
+                libc::EINVAL => "Invalid argument",
+                libc::ENFILE => "Too many open files in system",
+                libc::EMFILE => "Too many open files",
+                libc::ETXTBSY => "Text file busy",
+                libc::EFBIG => "File too large",
+                libc::ENOSPC => "No space left on device",
+                libc::EROFS => "Read-only file system",
+                libc::EMLINK => "Too many links",
+                libc::ENAMETOOLONG => "File name too long",
+                libc::ELOOP => "Too many levels of symbolic links",
+                libc::EDQUOT => "Disk quota exceeded",
+                libc::ENOMEM => "Cannot allocate memory",
+                _ => "system error",
+            },
+            FileError::Truncated => "corrupt playbook (truncated)",
+            FileError::TooLong => "corrupt playbook (too long)",
+            FileError::BadMagic | FileError::NotAPlaybook => "not a hakmem playbook",
+            FileError::BadVersion => "playbook of another version",
+            FileError::BadLayout => "playbook of another build (different layout)",
+            FileError::BadChecksum => "corrupt playbook (bad checksum)",
+            FileError::BadEntry => "corrupt playbook (invalid entry)",
+        }
+    }
 }
 
 pub const MAGIC: [u8; 8] = *b"HAKMEMPB";
@@ -808,20 +852,19 @@ impl Playbook {
     /// Replaces the entries, ids and epoch count with those in `buf` (a whole file), keeping the
     /// configuration, selector and random state. On error nothing changes.
     pub fn decode(&mut self, buf: &[u8]) -> Result<(), FileError> {
+        // Anything else than an empty file or one starting with the magic is some other file
+        // (as `save` sees it).
+        if !buf.is_empty() && !buf.starts_with(&MAGIC) {
+            return Err(FileError::BadMagic);
+        }
         if buf.len() > MAX_FILE_SIZE {
             return Err(FileError::TooLong);
         }
         if buf.len() < HEADER_SIZE + 8 {
-            return Err(if buf.len() >= 8 && buf[..8] != MAGIC {
-                FileError::BadMagic
-            } else {
-                FileError::Truncated
-            });
+            return Err(FileError::Truncated);
         }
         let mut r = Reader { buf, pos: 0 };
-        if r.take(8) != MAGIC {
-            return Err(FileError::BadMagic);
-        }
+        r.take(8);
         if r.u32() != VERSION {
             return Err(FileError::BadVersion);
         }
@@ -901,10 +944,14 @@ impl Playbook {
         Ok(())
     }
 
-    /// Writes the playbook to `path` (NUL-terminated) through a temporary file (named after the
-    /// process, so processes saving at once never share one) and a rename.
+    /// Writes the playbook to `path` (NUL-terminated) through a temporary file in the same
+    /// directory (named after the process, so processes saving at once never share one), synced
+    /// to disk, and a rename: a crash never leaves a partial playbook. Only a missing path, an
+    /// empty regular file or a regular file starting with the magic (a playbook, perhaps
+    /// corrupt) is replaced; anything else is left alone (`NotAPlaybook`).
     pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
         check_path(path)?;
+        check_replaceable(path)?;
         let mut buf = [0u8; MAX_FILE_SIZE];
         let n = self.encode(&mut buf);
         let mut tmp = [0u8; MAX_PATH + 32];
@@ -945,6 +992,12 @@ impl Playbook {
                     return Err(FileError::Io(e));
                 }
                 done += w as usize;
+            }
+            if libc::fsync(fd) != 0 {
+                let e = errno();
+                libc::close(fd);
+                libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                return Err(FileError::Io(e));
             }
             if libc::close(fd) != 0
                 || libc::rename(
@@ -997,6 +1050,51 @@ impl Playbook {
             libc::close(fd);
         }
         self.decode(&buf[..n])
+    }
+}
+
+/// Ok if `save` may replace what is at `path` (NUL-terminated, checked): nothing, an empty
+/// regular file, or a regular file starting with the magic.
+fn check_replaceable(path: &[u8]) -> Result<(), FileError> {
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    // SAFETY: path is NUL-terminated; fstat fills the struct we pass; reads stay within head.
+    unsafe {
+        // Non-blocking, so that a FIFO at the path cannot hang the process.
+        let fd = libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        );
+        if fd < 0 {
+            let e = errno();
+            return if e == libc::ENOENT {
+                Ok(())
+            } else {
+                Err(FileError::Io(e))
+            };
+        }
+        let mut st: libc::stat = core::mem::zeroed();
+        let regular = libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        while regular && n < head.len() {
+            let r = libc::read(
+                fd,
+                head[n..].as_mut_ptr() as *mut libc::c_void,
+                head.len() - n,
+            );
+            if r < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if r <= 0 {
+                break;
+            }
+            n += r as usize;
+        }
+        libc::close(fd);
+        if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
+            Ok(())
+        } else {
+            Err(FileError::NotAPlaybook)
+        }
     }
 }
 
@@ -1543,6 +1641,13 @@ mod tests {
             q.decode(b"#!/bin/sh\necho hello\n"),
             Err(FileError::BadMagic)
         );
+        assert_eq!(
+            q.decode(&[b'#'; MAX_FILE_SIZE * 2]),
+            Err(FileError::BadMagic)
+        );
+        assert_eq!(q.decode(b"HAKX"), Err(FileError::BadMagic));
+        assert_eq!(q.decode(b"HAKMEMP"), Err(FileError::BadMagic));
+        assert_eq!(q.decode(b""), Err(FileError::Truncated));
         // A valid checksum over an invalid entry (knob off its ladder).
         let mut b = buf;
         b[HEADER_SIZE + 8..HEADER_SIZE + 16].copy_from_slice(&12345u64.to_le_bytes());
@@ -1584,5 +1689,42 @@ mod tests {
             p.save(b"/nonexistent-dir/x\0"),
             Err(FileError::Io(_))
         ));
+    }
+
+    /// `save` replaces only a playbook (by its magic, even a corrupt one) or an empty file, never
+    /// another file or a directory, and leaves no temporary file behind.
+    #[test]
+    fn save_never_replaces_what_is_not_a_playbook() {
+        let path = temp_path("foreign");
+        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
+        let p = rated();
+        for foreign in [&b"# /etc/services\nhttp 80/tcp\n"[..], b"H", b"HAKMEMP"] {
+            std::fs::write(&os_path, foreign).unwrap();
+            assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
+            assert_eq!(std::fs::read(&os_path).unwrap(), foreign);
+        }
+        for ours in [&b""[..], b"HAKMEMPB and then anything"] {
+            std::fs::write(&os_path, ours).unwrap();
+            p.save(&path).unwrap();
+            let mut q = pb(Selector::Elo);
+            q.load(&path).unwrap();
+            assert_eq!(q.entries(), p.entries());
+        }
+        std::fs::remove_file(&os_path).unwrap();
+        std::fs::create_dir(&os_path).unwrap();
+        assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
+        std::fs::remove_dir(&os_path).unwrap();
+        let dir = std::path::Path::new(&os_path).parent().unwrap();
+        let stem = std::path::Path::new(&os_path).file_name().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&*stem.to_string_lossy())
+            })
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
