@@ -96,6 +96,7 @@ unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
 #[cold]
 unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
     if check::safe_mode() {
+        // size <= MID_MAX here (malloc_at), so adding SAFE_EXTRA cannot wrap.
         if size + check::SAFE_EXTRA > MID_MAX {
             return alloc_large(size, MIN_ALIGN).0;
         }
@@ -308,7 +309,9 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
         return malloc(size);
     }
     if check::safe_mode() {
-        if let Some(c) = size_class::class_for_aligned(size + check::SAFE_EXTRA, align) {
+        // A size within SAFE_EXTRA of usize::MAX must not wrap around to a small class.
+        let with_extra = size.checked_add(check::SAFE_EXTRA);
+        if let Some(c) = with_extra.and_then(|n| size_class::class_for_aligned(n, align)) {
             return alloc_checked(c, size);
         }
         return alloc_large(size, align).0;
