@@ -58,10 +58,11 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     hakmem::realloc(p as *mut u8, size) as *mut c_void
 }
 
+/// `realloc(p, n * size)`, so a zero product frees `p` as realloc does; ENOMEM on overflow.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => hakmem::realloc(p as *mut u8, total) as *mut c_void,
+        Some(total) => realloc(p, total),
         None => {
             set_errno(libc::ENOMEM);
             core::ptr::null_mut()

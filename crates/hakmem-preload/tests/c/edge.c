@@ -283,8 +283,23 @@ static void test_realloc(void) {
     errno = 0;
     void *z = realloc(p, 0);
     printf("edge-info: realloc_p_0=%s\n", z ? "non-null" : "null");
+    int realloc_0_frees = z == NULL;
     if (z) {
         free(z);
+    }
+    /* reallocarray with a zero count or element size does what realloc(p, 0) does */
+    size_t zero_args[][2] = {{0, 8}, {8, 0}, {0, 0}};
+    for (size_t i = 0; i < sizeof zero_args / sizeof zero_args[0]; i++) {
+        size_t n = zero_args[i][0], m = zero_args[i][1];
+        p = malloc(50);
+        memset(p, 2, 50);
+        void *r = reallocarray(p, n, m);
+        CHECK((r == NULL) == realloc_0_frees, "reallocarray(p, %zu, %zu) returned %p, realloc(p, 0) returned %s", n, m, r,
+              realloc_0_frees ? "NULL" : "a block");
+        if (r) free(r);
+        r = reallocarray(NULL, n, m);
+        CHECK(r != NULL, "reallocarray(NULL, %zu, %zu) returned NULL (should behave as malloc(0))", n, m);
+        free(r);
     }
     /* big realloc(p,0) too */
     p = malloc(4 << 20);
