@@ -52,16 +52,17 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
-        hakmem::free(p as *mut u8);
+        hakmem::realloc_to_zero(p as *mut u8);
         return core::ptr::null_mut();
     }
     hakmem::realloc(p as *mut u8, size) as *mut c_void
 }
 
+/// `realloc(p, n * size)`, so a zero product frees `p` as realloc does; ENOMEM on overflow.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => hakmem::realloc(p as *mut u8, total) as *mut c_void,
+        Some(total) => realloc(p, total),
         None => {
             set_errno(libc::ENOMEM);
             core::ptr::null_mut()
@@ -124,12 +125,12 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
-    hakmem::free(p as *mut u8)
+    hakmem::free_sized(p as *mut u8)
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
-    hakmem::free(p as *mut u8)
+    hakmem::free_aligned_sized(p as *mut u8)
 }
 
 /// Returns cached memory to the OS (glibc's extension; `pad` is ignored). Returns 1.

@@ -6,6 +6,11 @@ use common::*;
 use std::path::Path;
 
 fn run_c(name: &str, args: &[&str], timeout: u64) -> RunResult {
+    run_c_env(name, args, &[], timeout)
+}
+
+/// `run_c` with extra environment variables.
+fn run_c_env(name: &str, args: &[&str], env: &[(&str, &str)], timeout: u64) -> RunResult {
     let td = TempDir::new(name);
     let exe = compile_c(Path::new(&format!("{}.c", name)), td.path(), &[]);
     let mut child = Child::new(&exe)
@@ -14,6 +19,9 @@ fn run_c(name: &str, args: &[&str], timeout: u64) -> RunResult {
         // lets mimalloc (used to validate this suite) return memory promptly; ignored by hakmem
         .env("MIMALLOC_RESET_DELAY", "0")
         .env("MIMALLOC_PURGE_DELAY", "0");
+    for (k, v) in env {
+        child = child.env(k, v);
+    }
     for a in args {
         child = child.arg(a);
     }
@@ -47,7 +55,18 @@ fn binding_check_fails_without_preload() {
 
 #[test]
 fn posix_edge_cases() {
-    let r = run_c("edge", &[], 300);
+    edge_cases(&[]);
+}
+
+/// The same edge cases with full misuse checks, whose per-block extra bytes must not make huge
+/// aligned requests wrap around.
+#[test]
+fn posix_edge_cases_safe_mode() {
+    edge_cases(&[("HAKMEM_SAFE_FREE", "1")]);
+}
+
+fn edge_cases(env: &[(&str, &str)]) {
+    let r = run_c_env("edge", &[], env, 300);
     let info = parse_kv(&r.stdout, "edge-info:");
     eprintln!(
         "realloc(p, 0) returns {}",

@@ -1,8 +1,12 @@
 //! Misuse detection: what hakmem checks when a program frees what it should not, and how it reports.
 //!
-//! Always on (cheap): a pointer whose 2 MiB chunk is not ours ("invalid pointer"), a pointer inside
-//! a block rather than at its start ("interior pointer"), a block freed twice in a row or a large
-//! block freed twice ("double free"). The fast path pays a multiply and two compares for this.
+//! Always on (cheap): a pointer where no block of ours is, in a 2 MiB chunk that is not ours or in
+//! one that is ("invalid pointer"), a pointer inside a block rather than at its start ("interior
+//! pointer"), a block freed twice in a row or a large block freed twice ("double free"), a block
+//! freed last given to realloc or malloc_usable_size ("use after free"). The fast path pays a
+//! multiply and two compares for this; what a bad pointer is gets worked out once it is found.
+//! Before blaming a pointer that is not a block's start, the thread's cache of free blocks of its
+//! class is checked: malloc hands out whatever a damaged link there says ("corrupted free list").
 //!
 //! `HAKMEM_SAFE_FREE=1` adds full checks; every allocation and free then takes the slow path:
 //! - a freed small block carries a cookie (a keyed hash of its address) in its second word, which
@@ -13,9 +17,16 @@
 //!   the cookie (up to `FREED_FILL_MAX`) are filled with a pattern: a write into a freed block is
 //!   found when the block is handed out again (or its slab drained), reported as use after free.
 //!
-//! A finding is one line on stderr, `hakmem: <op>(): <what> 0x<address>`, then `abort()`.
+//! A finding is one line on stderr, `hakmem: <op>(): <what> 0x<address>`, then `abort()`; `<op>` is
+//! the function the program gave the pointer to (or, for damage found later, `malloc` or `free`).
 
 use core::sync::atomic::{AtomicU64, Ordering};
+
+/// What a damaged thread cache of free blocks is reported as. Default mode finds it only when a
+/// damaged link was handed out and then given back; the damage comes from a write past the end of a
+/// block or into a freed one, or from a block freed twice (not in a row), which cannot be told
+/// apart by then.
+pub const CORRUPTED_FREE_LIST: &str = "corrupted free list";
 
 /// Bytes a block needs beyond the request in safe mode: the canary and the recorded size.
 pub const SAFE_EXTRA: usize = 12;
@@ -129,7 +140,7 @@ pub unsafe fn requested_size(p: *mut u8, block_size: usize) -> Option<usize> {
 }
 
 /// Safe mode: the size requested for live block `p`, reporting a block that was freed ("use
-/// after free") or whose size record was overwritten ("buffer overflow").
+/// after free") or whose canary or size record was overwritten ("buffer overflow").
 ///
 /// # Safety
 /// `p` is the start of a block of `block_size` bytes of one of our slabs.
@@ -137,10 +148,24 @@ pub unsafe fn live_requested_size(op: &str, p: *mut u8, block_size: usize) -> us
     if (p.add(8) as *const u64).read() == cookie(p as usize) {
         report(op, "use after free", p as usize);
     }
-    match requested_size(p, block_size) {
-        Some(n) => n,
-        None => report(op, "buffer overflow", p as usize),
+    intact_requested_size(op, p, block_size)
+}
+
+/// Safe mode: the size requested for block `p`, reporting a damaged canary or size record.
+///
+/// # Safety
+/// As `live_requested_size`.
+unsafe fn intact_requested_size(op: &str, p: *mut u8, block_size: usize) -> usize {
+    let Some(n) = requested_size(p, block_size) else {
+        report(op, "buffer overflow", p as usize);
+    };
+    let c = canary(p as usize);
+    for (i, &b) in c.iter().enumerate() {
+        if *p.add(n + i) != b {
+            report(op, "buffer overflow", p as usize);
+        }
     }
+    n
 }
 
 /// Safe mode, at free of block `p`: double free, overflow; then marks it freed.
@@ -152,15 +177,7 @@ pub unsafe fn disarm(op: &str, p: *mut u8, block_size: usize) {
     if word == cookie(p as usize) {
         report(op, "double free", p as usize);
     }
-    let Some(n) = requested_size(p, block_size) else {
-        report(op, "buffer overflow", p as usize);
-    };
-    let c = canary(p as usize);
-    for (i, &b) in c.iter().enumerate() {
-        if *p.add(n + i) != b {
-            report(op, "buffer overflow", p as usize);
-        }
-    }
+    intact_requested_size(op, p, block_size);
     (p.add(8) as *mut u64).write(cookie(p as usize));
     core::ptr::write_bytes(p.add(16), FREED_FILL, freed_fill_len(block_size));
 }

@@ -188,6 +188,34 @@ pub fn header_of(p: usize, kind: Kind) -> *mut LargeHeader {
     h
 }
 
+/// Whether `p` lies inside one of our large blocks (from its start to the end of its mapping,
+/// freed or not), for misuse reports. A block registers only its first chunk, and no mapping of
+/// ours starts between that chunk and the block's end, so the nearest registered chunk at or
+/// below `p` is the only one to look at.
+pub fn holds(p: usize) -> bool {
+    if !registry::in_range(p) {
+        return false;
+    }
+    let mut base = p & !(CHUNK - 1);
+    loop {
+        match registry::kind_of(base) {
+            Kind::None => {}
+            Kind::SuperSlab => return false,
+            kind => {
+                let h = header_location(base, kind);
+                // SAFETY: the registry says this chunk holds a large block, so its header is mapped.
+                return unsafe {
+                    (*h).magic == MAGIC && (*h).user <= p && p < (*h).map_start + (*h).map_len
+                };
+            }
+        }
+        if base == 0 {
+            return false;
+        }
+        base -= CHUNK;
+    }
+}
+
 /// Frees a large block: into BigCache, or back to the OS.
 ///
 /// # Safety

@@ -97,6 +97,7 @@ unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
 #[cold]
 unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
     if check::safe_mode() {
+        // size <= MID_MAX here (malloc_at), so adding SAFE_EXTRA cannot wrap.
         if size + check::SAFE_EXTRA > MID_MAX {
             return alloc_large(size, MIN_ALIGN).0;
         }
@@ -176,9 +177,60 @@ pub unsafe fn free(p: *mut u8) {
     }
 }
 
+/// `free_sized`: `free`, with misuse reported as free_sized's.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_sized(p: *mut u8) {
+    if !p.is_null() {
+        free_as::<FreeSized>(p);
+    }
+}
+
+/// `free_aligned_sized`: `free`, with misuse reported as free_aligned_sized's.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_aligned_sized(p: *mut u8) {
+    if !p.is_null() {
+        free_as::<FreeAlignedSized>(p);
+    }
+}
+
+/// A function that frees a block, as misuse reports name it: the one the program called.
+trait FreeFn {
+    const NAME: &'static str;
+}
+
+struct Free;
+impl FreeFn for Free {
+    const NAME: &'static str = "free";
+}
+
+struct FreeSized;
+impl FreeFn for FreeSized {
+    const NAME: &'static str = "free_sized";
+}
+
+struct FreeAlignedSized;
+impl FreeFn for FreeAlignedSized {
+    const NAME: &'static str = "free_aligned_sized";
+}
+
+struct HakFreeAt;
+impl FreeFn for HakFreeAt {
+    const NAME: &'static str = "hak_free_at";
+}
+
 /// `free` of a pointer known not to be null (GlobalAlloc::dealloc never passes null).
 #[inline]
 unsafe fn free_non_null(p: *mut u8) {
+    free_as::<Free>(p)
+}
+
+/// Frees `p` (not null) on behalf of the C function `F`.
+#[inline(always)]
+unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     let addr = p as usize;
     match registry::kind_of(addr) {
         Kind::SuperSlab => {
@@ -186,32 +238,32 @@ unsafe fn free_non_null(p: *mut u8) {
             let heap = thread_cache::current();
             if (*slab).owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
                 if !(*slab).is_carved_block_start(addr) {
-                    check::report("free", "interior pointer", addr);
+                    report_not_block_start(F::NAME, slab, addr);
                 }
                 let c = (*slab).class as usize;
                 // SAFETY: a slab this heap owns is formatted for a valid class.
                 let bin = (*heap).bins.get_unchecked_mut(c);
                 if bin.head == p as *mut Block {
-                    check::report("free", "double free", addr);
+                    check::report(F::NAME, "double free", addr);
                 }
                 if bin.count < bin.cap {
                     bin.push(p as *mut Block);
                     return;
                 }
-                return free_and_flush(heap, c, p);
+                return free_and_flush::<F>(heap, c, p);
             }
-            free_foreign_slab(slab, p)
+            free_foreign_slab::<F>(slab, p)
         }
-        Kind::Large | Kind::LargeAligned => free_large(addr),
-        Kind::None => check::report("free", "invalid pointer", addr),
+        Kind::Large | Kind::LargeAligned => free_large::<F>(addr),
+        Kind::None => report_not_ours(F::NAME, addr),
     }
 }
 
 /// The bin of class `c` is full (always, in safe mode): flush it, with `p`.
 #[cold]
-unsafe fn free_and_flush(heap: *mut heap::Heap, c: usize, p: *mut u8) {
+unsafe fn free_and_flush<F: FreeFn>(heap: *mut heap::Heap, c: usize, p: *mut u8) {
     if check::safe_mode() {
-        check::disarm("free", p, class_size(c));
+        check::disarm(F::NAME, p, class_size(c));
         (*heap).bins[c].push(p as *mut Block);
         (*heap).flush(c);
         return;
@@ -222,10 +274,14 @@ unsafe fn free_and_flush(heap: *mut heap::Heap, c: usize, p: *mut u8) {
 
 /// Frees a block of a slab this thread does not own.
 #[cold]
-unsafe fn free_foreign_slab(slab: *mut slab::Slab, p: *mut u8) {
-    check_block_start("free", slab, p as usize);
+unsafe fn free_foreign_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
+    check_block_start(F::NAME, slab, p as usize);
     if check::safe_mode() {
-        check::disarm("free", p, (*slab).block_size as usize);
+        check::disarm(F::NAME, p, (*slab).block_size as usize);
+    }
+    // free_remote finds this too, but names free: checked first so the report names F.
+    if (*slab).remote.0.head() == p as *mut Block {
+        check::report(F::NAME, "double free", p as usize);
     }
     heap::free_remote(slab, p as *mut Block);
 }
@@ -233,40 +289,98 @@ unsafe fn free_foreign_slab(slab: *mut slab::Slab, p: *mut u8) {
 /// Reports `p` unless it is the start of a block of `slab`.
 unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
     if !(*slab).is_block_start(p) {
-        let what = if (*slab).class != slab::NO_CLASS && p >= (*slab).start {
-            "interior pointer"
-        } else {
-            "invalid pointer"
-        };
-        check::report(op, what, p);
+        report_not_block_start(op, slab, p);
     }
 }
 
-/// The header of the large block at `addr`, or a report (interior pointer, or freed).
-unsafe fn large_header(op: &str, addr: usize) -> *mut large::LargeHeader {
+/// Reports `p`, a pointer into `slab` that is not the start of one of its blocks, given to `op`:
+/// an interior pointer if it lies inside a block handed out, else an invalid pointer (the slab's
+/// header, the slack after its last block, space never carved). A pointer malloc handed out is
+/// never blamed: when this thread's cache of the slab's class is damaged (a write past a block or
+/// into a freed one hit a link, or a block freed twice closed a loop), malloc may have handed out
+/// a damaged link, and the damage is reported instead.
+#[cold]
+unsafe fn report_not_block_start(op: &str, slab: *mut slab::Slab, p: usize) -> ! {
+    let class = (*slab).class;
+    if class != slab::NO_CLASS && cache_is_damaged(class as usize) {
+        check::report(op, check::CORRUPTED_FREE_LIST, p);
+    }
+    let what = if (*slab).holds_carved(p) {
+        "interior pointer"
+    } else {
+        "invalid pointer"
+    };
+    check::report(op, what, p)
+}
+
+/// Whether this thread's bin of class `c` breaks what it keeps: `count` distinct blocks linked from
+/// `head`, the last link null, each the start of a carved block of a class `c` slab this thread
+/// owns.
+#[cold]
+unsafe fn cache_is_damaged(c: usize) -> bool {
+    let heap = thread_cache::current();
+    if heap.is_null() {
+        return false;
+    }
+    let bin = &(*heap).bins[c];
+    let mut b = bin.head;
+    // Brent's cycle check: a list that comes back to a block meets `mark`, the block last seen at
+    // a power-of-two step, within about twice the length of its loop.
+    let (mut mark, mut step, mut next_mark) = (null_mut(), 0u32, 1u32);
+    for _ in 0..bin.count {
+        let addr = b as usize;
+        if b == mark || registry::kind_of(addr) != Kind::SuperSlab {
+            return true;
+        }
+        let slab = superslab::slab_of(addr);
+        if (*slab).owner.load(Ordering::Relaxed) != heap
+            || (*slab).class as usize != c
+            || !(*slab).is_block_start(addr)
+        {
+            return true;
+        }
+        step += 1;
+        if step == next_mark {
+            mark = b;
+            next_mark = next_mark.saturating_mul(2);
+        }
+        // SAFETY: `b` is the start of a block of a slab this thread owns.
+        b = (*b).next;
+    }
+    !b.is_null()
+}
+
+/// Reports `p`, given to `op`, which is not the start of a large block and not in a slab's chunk:
+/// an interior pointer if it lies inside a large block (perhaps past the chunk where the block
+/// starts), else an invalid pointer (a foreign mapping, even in a chunk one of ours shares).
+#[cold]
+fn report_not_ours(op: &str, p: usize) -> ! {
+    let what = if large::holds(p) {
+        "interior pointer"
+    } else {
+        "invalid pointer"
+    };
+    check::report(op, what, p)
+}
+
+/// The header of the large block at `addr`, given to `op`, or a report: interior or invalid
+/// pointer, or `freed` (what giving `op` a freed block is).
+unsafe fn large_header(op: &str, freed: &str, addr: usize) -> *mut large::LargeHeader {
     let h = large::header_of(addr, registry::kind_of(addr));
     if h.is_null() {
-        check::report(op, "interior pointer", addr);
+        report_not_ours(op, addr);
     }
     if (*h).cached {
-        check::report(
-            op,
-            if op == "free" {
-                "double free"
-            } else {
-                "use after free"
-            },
-            addr,
-        );
+        check::report(op, freed, addr);
     }
     h
 }
 
 #[cold]
-unsafe fn free_large(addr: usize) {
+unsafe fn free_large<F: FreeFn>(addr: usize) {
     heap::purge_if_due();
     let timer = tuning::Timer::start_large();
-    let h = large_header("free", addr);
+    let h = large_header(F::NAME, "double free", addr);
     let size = (*h).map_len;
     if (*h).site != 0 {
         sites::free((*h).site);
@@ -274,6 +388,55 @@ unsafe fn free_large(addr: usize) {
     }
     large::free(h);
     timer.stop(size);
+}
+
+/// A block given to a function that uses it, checked: live, and at a block's start.
+enum Live {
+    /// A block of a slab: its size, and the bytes the program may use (the request, in safe mode).
+    Small {
+        block: usize,
+        usable: usize,
+    },
+    Large(*mut large::LargeHeader),
+}
+
+/// Checks `p` (not null), given to `op` (realloc, malloc_usable_size), and reports what is wrong:
+/// not ours, not a block's start, freed ("use after free"), or (safe mode) overflowed.
+unsafe fn live_block(op: &str, p: *mut u8) -> Live {
+    let addr = p as usize;
+    match registry::kind_of(addr) {
+        Kind::SuperSlab => {
+            let slab = superslab::slab_of(addr);
+            check_block_start(op, slab, addr);
+            let block = (*slab).block_size as usize;
+            if check::safe_mode() {
+                let usable = check::live_requested_size(op, p, block);
+                return Live::Small { block, usable };
+            }
+            if just_freed(slab, p) {
+                check::report(op, "use after free", addr);
+            }
+            Live::Small {
+                block,
+                usable: block,
+            }
+        }
+        Kind::Large | Kind::LargeAligned => Live::Large(large_header(op, "use after free", addr)),
+        Kind::None => report_not_ours(op, addr),
+    }
+}
+
+/// Whether block `p` of `slab` is one freed last (default mode's view of a freed block): at the
+/// head of the slab's remote list, or of its owner's bin when this thread owns it.
+unsafe fn just_freed(slab: *mut slab::Slab, p: *mut u8) -> bool {
+    let b = p as *mut Block;
+    if (*slab).remote.0.head() == b {
+        return true;
+    }
+    let heap = thread_cache::current();
+    !heap.is_null()
+        && (*slab).owner.load(Ordering::Relaxed) == heap
+        && (*heap).bins[(*slab).class as usize].head == b
 }
 
 /// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.
@@ -311,7 +474,9 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
         return malloc(size);
     }
     if check::safe_mode() {
-        if let Some(c) = size_class::class_for_aligned(size + check::SAFE_EXTRA, align) {
+        // A size within SAFE_EXTRA of usize::MAX must not wrap around to a small class.
+        let with_extra = size.checked_add(check::SAFE_EXTRA);
+        if let Some(c) = with_extra.and_then(|n| size_class::class_for_aligned(n, align)) {
             return alloc_checked(c, size);
         }
         return alloc_large(size, align).0;
@@ -323,7 +488,8 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
 }
 
 /// Resizes a block, moving it if needed; `realloc(null, n)` is `malloc(n)`. `realloc(p, 0)`
-/// returns a minimum-size block. On failure returns null and leaves `p` untouched.
+/// returns a minimum-size block (`realloc_to_zero` is C's). On failure returns null and leaves `p`
+/// untouched.
 ///
 /// # Safety
 /// `p` is null or a live block from this allocator.
@@ -331,23 +497,14 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(size);
     }
-    let addr = p as usize;
-    let old = match registry::kind_of(addr) {
-        Kind::SuperSlab => {
-            let slab = superslab::slab_of(addr);
-            check_block_start("realloc", slab, addr);
-            let block = (*slab).block_size as usize;
-            if check::safe_mode() {
-                check::live_requested_size("realloc", p, block)
-            } else {
-                if size <= block && (size > block / 2 || block <= 64) {
-                    return p;
-                }
-                block
+    let old = match live_block("realloc", p) {
+        Live::Small { block, usable } => {
+            if !check::safe_mode() && size <= block && (size > block / 2 || block <= 64) {
+                return p;
             }
+            usable
         }
-        Kind::Large | Kind::LargeAligned => {
-            let h = large_header("realloc", addr);
+        Live::Large(h) => {
             if size > MID_MAX {
                 let r = large::resize(h, size);
                 if !r.is_null() {
@@ -356,7 +513,6 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             }
             large::usable_size(h)
         }
-        Kind::None => check::report("realloc", "invalid pointer", addr),
     };
     let q = malloc(size);
     if !q.is_null() {
@@ -364,6 +520,18 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         free(p);
     }
     q
+}
+
+/// `realloc(p, 0)` as glibc does it for C programs: frees `p` (null is ignored), with misuse
+/// reported as realloc's.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+pub unsafe fn realloc_to_zero(p: *mut u8) {
+    if !p.is_null() {
+        live_block("realloc", p);
+        free(p);
+    }
 }
 
 /// Bytes usable in the block at `p` (at least what was asked for); 0 for null.
@@ -374,21 +542,9 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    let addr = p as usize;
-    match registry::kind_of(addr) {
-        Kind::SuperSlab => {
-            let slab = superslab::slab_of(addr);
-            check_block_start("malloc_usable_size", slab, addr);
-            let block = (*slab).block_size as usize;
-            if check::safe_mode() {
-                return check::live_requested_size("malloc_usable_size", p, block);
-            }
-            block
-        }
-        Kind::Large | Kind::LargeAligned => {
-            large::usable_size(large_header("malloc_usable_size", addr))
-        }
-        Kind::None => check::report("malloc_usable_size", "invalid pointer", addr),
+    match live_block("malloc_usable_size", p) {
+        Live::Small { usable, .. } => usable,
+        Live::Large(h) => large::usable_size(h),
     }
 }
 
@@ -410,8 +566,8 @@ pub unsafe fn alloc_at(size: usize, site: usize) -> *mut u8 {
 pub unsafe fn free_at(p: *mut u8, site: usize) {
     if !p.is_null() {
         sites::free_block(p as usize, site);
+        free_as::<HakFreeAt>(p);
     }
-    free(p)
 }
 
 /// Process-wide set-up (thread-exit hook, fork handlers). Runs by itself on first use; a library
@@ -641,6 +797,39 @@ pub(crate) mod tests {
             len = s;
         }
         unsafe { free(p) };
+    }
+
+    #[test]
+    fn a_damaged_thread_cache_is_told_from_a_sound_one() {
+        let c = class_of(48);
+        let blocks: Vec<*mut Block> = (0..4)
+            .map(|_| unsafe { malloc(48) } as *mut Block)
+            .collect();
+        for &b in blocks.iter().rev() {
+            unsafe { free(b as *mut u8) };
+        }
+        // The bin now starts blocks[0] -> blocks[1] -> ...
+        let (first, second) = (blocks[0], blocks[1]);
+        unsafe {
+            assert!(!cache_is_damaged(c));
+            let keep = (*second).next;
+            // A link with its low byte overwritten points into a block (or nowhere).
+            (*second).next = (keep as usize & !0xff | 0x41) as *mut Block;
+            assert!(cache_is_damaged(c));
+            // A link back to an earlier block closes a loop, found without walking `count` steps
+            // (which a bin popped past its end has wrapped around to about 2^32).
+            (*second).next = first;
+            let bin = &mut (*thread_cache::current()).bins[c];
+            let count = bin.count;
+            bin.count = u32::MAX;
+            assert!(cache_is_damaged(c));
+            bin.count = count;
+            (*second).next = keep;
+            assert!(!cache_is_damaged(c));
+            for _ in 0..4 {
+                malloc(48);
+            }
+        }
     }
 
     #[test]

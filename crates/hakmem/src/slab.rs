@@ -231,6 +231,14 @@ impl Slab {
         self.is_boundary_below(p, self.capacity as u64 * self.block_size as u64)
     }
 
+    /// Whether `p` lies inside (or at the start of) one of this slab's carved blocks.
+    pub fn holds_carved(&self, p: usize) -> bool {
+        let carved = self.carved.load(Ordering::Relaxed) as usize;
+        self.class != NO_CLASS
+            && p >= self.start
+            && p - self.start < carved * self.block_size as usize
+    }
+
     /// Whether `p` is the start of one of this slab's carved blocks.
     pub fn is_block_start(&self, p: usize) -> bool {
         if self.class == NO_CLASS || p < self.start {

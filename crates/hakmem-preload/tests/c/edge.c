@@ -147,6 +147,38 @@ static void test_posix_memalign_bad(void) {
     { int e_ = errno; CHECK(q == NULL, "memalign(64, huge): p=%p errno=%d", q, e_); CHECK_STRICT(q != NULL || e_ == ENOMEM, "memalign(64, huge): p=%p errno=%d", q, e_); }
 }
 
+/* Every aligned entry point with sizes next to SIZE_MAX (where adding the few bytes safe mode puts
+ * after a block would wrap) and past PTRDIFF_MAX: NULL with ENOMEM (posix_memalign: ENOMEM,
+ * *memptr untouched), never a block. Run in both modes by c_abi.rs. */
+static void test_aligned_huge(void) {
+    size_t sizes[] = {v_max, v_max - 1, v_max - 7, v_max - 11, v_max - 12, v_max - 15, v_max - 16, v_max - 64,
+                      v_max - 4095, v_huge};
+    size_t aligns[] = {16, 32, 64, 4096, 65536, 1 << 20, 2 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++) {
+            size_t al = aligns[a];
+            void *sentinel = (void *)0x5678;
+            void *p = sentinel;
+            int rc = posix_memalign(&p, al, n);
+            CHECK(rc == ENOMEM && p == sentinel, "posix_memalign(%zu, SIZE_MAX-%zu) rc=%d p=%p", al, v_max - n, rc, p);
+            if (rc == 0) free(p);
+            errno = 0;
+            p = aligned_alloc(al, n);
+            { int e_ = errno; CHECK(p == NULL, "aligned_alloc(%zu, SIZE_MAX-%zu): p=%p", al, v_max - n, p); CHECK_STRICT(p != NULL || e_ == ENOMEM, "aligned_alloc(%zu, SIZE_MAX-%zu): errno=%d", al, v_max - n, e_); }
+            errno = 0;
+            p = memalign(al, n);
+            { int e_ = errno; CHECK(p == NULL, "memalign(%zu, SIZE_MAX-%zu): p=%p", al, v_max - n, p); CHECK_STRICT(p != NULL || e_ == ENOMEM, "memalign(%zu, SIZE_MAX-%zu): errno=%d", al, v_max - n, e_); }
+        }
+        errno = 0;
+        void *p = valloc(n);
+        { int e_ = errno; CHECK(p == NULL, "valloc(SIZE_MAX-%zu): p=%p", v_max - n, p); CHECK_STRICT(p != NULL || e_ == ENOMEM, "valloc(SIZE_MAX-%zu): errno=%d", v_max - n, e_); }
+        errno = 0;
+        p = pvalloc(n);
+        { int e_ = errno; CHECK(p == NULL, "pvalloc(SIZE_MAX-%zu): p=%p", v_max - n, p); CHECK_STRICT(p != NULL || e_ == ENOMEM, "pvalloc(SIZE_MAX-%zu): errno=%d", v_max - n, e_); }
+    }
+}
+
 static void test_alignments(void) {
     size_t aligns[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 65536, 1 << 20, 2 << 20, 4 << 20, 16 << 20};
     size_t sizes[] = {0, 1, 100, 4096, 3 << 20};
@@ -251,8 +283,23 @@ static void test_realloc(void) {
     errno = 0;
     void *z = realloc(p, 0);
     printf("edge-info: realloc_p_0=%s\n", z ? "non-null" : "null");
+    int realloc_0_frees = z == NULL;
     if (z) {
         free(z);
+    }
+    /* reallocarray with a zero count or element size does what realloc(p, 0) does */
+    size_t zero_args[][2] = {{0, 8}, {8, 0}, {0, 0}};
+    for (size_t i = 0; i < sizeof zero_args / sizeof zero_args[0]; i++) {
+        size_t n = zero_args[i][0], m = zero_args[i][1];
+        p = malloc(50);
+        memset(p, 2, 50);
+        void *r = reallocarray(p, n, m);
+        CHECK((r == NULL) == realloc_0_frees, "reallocarray(p, %zu, %zu) returned %p, realloc(p, 0) returned %s", n, m, r,
+              realloc_0_frees ? "NULL" : "a block");
+        if (r) free(r);
+        r = reallocarray(NULL, n, m);
+        CHECK(r != NULL, "reallocarray(NULL, %zu, %zu) returned NULL (should behave as malloc(0))", n, m);
+        free(r);
     }
     /* big realloc(p,0) too */
     p = malloc(4 << 20);
@@ -392,6 +439,7 @@ int main(void) {
     test_malloc0();
     test_overflow();
     test_posix_memalign_bad();
+    test_aligned_huge();
     test_alignments();
     test_usable_size();
     test_realloc();

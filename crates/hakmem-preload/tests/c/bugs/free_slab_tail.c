@@ -1,5 +1,6 @@
-/* free() of the slack after the last 48-byte block of a 64 KiB slab, by the owner: no block starts
- * there (default mode must call it an interior pointer, not hand it out later). */
+/* free() of the slack after the last 48-byte block of a 64 KiB slab, by the owner: no block is
+ * there (default mode must call it an invalid pointer, not hand it out later). In safe mode a 48-byte
+ * request takes a 64-byte block, which leaves no slack: the pointer is inside the last block. */
 #include "bug.h"
 int main(int argc, char **argv) {
     bug_init(argc, argv);
