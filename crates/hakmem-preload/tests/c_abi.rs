@@ -1,7 +1,7 @@
 //! The C ABI of libhakmem.so under LD_PRELOAD: POSIX edge cases, allocation failure under RLIMIT_AS,
-//! fork in a threaded process, fork handlers that allocate, thread churn, memory return. Each C
-//! program is compiled with gcc, run with LD_PRELOAD=<lib> and LD_DEBUG=bindings (every process
-//! must have malloc/free bound to the lib).
+//! fork in a threaded process, fork handlers that allocate, thread churn, key destructors that
+//! allocate at thread exit, memory return. Each C program is compiled with gcc, run with
+//! LD_PRELOAD=<lib> and LD_DEBUG=bindings (every process must have malloc/free bound to the lib).
 mod common;
 use common::*;
 use std::path::Path;
@@ -113,6 +113,21 @@ fn thread_churn_pthreads() {
         "{}",
         r.describe()
     );
+}
+
+/// Threads whose key destructor allocates in glibc's last destructor round, after the allocator's
+/// own thread-exit work: what the allocator holds stays bounded.
+#[test]
+fn allocating_key_destructors_at_thread_exit() {
+    let td = TempDir::new("exit_destructor");
+    let inc = format!(
+        "-I{}",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("include")
+            .display()
+    );
+    let r = run_c_in(&td, "exit_destructor", &[&inc], &["4000"], 300);
+    assert!(r.stdout.contains(" 0 failures"), "{}", r.describe());
 }
 
 #[test]

@@ -11,6 +11,14 @@
 //! adopts one, and `reap_orphans` returns orphans whose blocks have all been freed.
 //! Heaps are never unmapped: a finished heap goes to a pool for the next thread, so a stale
 //! `owner` pointer read by a remote free always points at valid memory.
+//!
+//! Other key destructors may allocate after hakmem's has run (glibc calls them in up to
+//! `PTHREAD_DESTRUCTOR_ITERATIONS` rounds, and one may re-arm itself to run in the last). A heap
+//! made then might never be retired, so such a thread never gets one again: each of its
+//! allocations borrows a heap from the pool just for that block (`alloc_without_heap`). A thread
+//! whose first allocation comes from a key destructor gets a heap and re-arms hakmem's key, which
+//! retires it in the next round; only in the last round is there none (glibc offers no later
+//! hook), and such a heap stays live.
 
 use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
@@ -485,6 +493,8 @@ static EXIT_KEY_READY: AtomicU8 = AtomicU8::new(0);
 
 thread_local! {
     static INITIALISING: Cell<bool> = const { Cell::new(false) };
+    /// Set when this thread's heap was retired at its exit: it never gets one again.
+    static EXITED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Process-wide set-up, once: the thread-exit key and the fork handlers. Either may call malloc,
@@ -526,12 +536,16 @@ fn init_once() {
     }
 }
 
-/// This thread's heap, created on first use; null only when no memory is left.
+/// This thread's heap, created on first use; null when no memory is left, or when the thread's
+/// heap was retired at its exit (then `alloc_without_heap`).
 #[cold]
 pub fn current_or_create() -> *mut Heap {
     let h = thread_cache::current();
     if !h.is_null() {
         return h;
+    }
+    if EXITED.get() {
+        return null_mut();
     }
     ensure_init();
     let h = thread_cache::current();
@@ -552,11 +566,39 @@ pub fn current_or_create() -> *mut Heap {
     h
 }
 
+/// A block of class `c` for a thread without a heap (`current_or_create` gave none): a heap from
+/// the pool, with no cache for that class, takes one block from a slab and is retired again at
+/// once; the slab goes back to the orphans with the block in use, and the next such call of the
+/// class adopts it again. Null when no memory is left.
+#[cold]
+pub fn alloc_without_heap(c: usize) -> *mut Block {
+    let h = pool_take();
+    if h.is_null() {
+        return null_mut();
+    }
+    // SAFETY: `h` is fresh or retired memory of the right size that only we hold; it is never
+    // this thread's current heap, so nothing else reaches its bins.
+    unsafe {
+        (*h).init();
+        // An empty cap: the refill takes one block.
+        (*h).bins[c].cap = 0;
+        let b = if (*h).refill(c) {
+            (*h).bins[c].pop()
+        } else {
+            null_mut()
+        };
+        (*h).retire();
+        pool_put(h);
+        b
+    }
+}
+
 extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let h = arg as *mut Heap;
     if h.is_null() {
         return;
     }
+    EXITED.set(true);
     thread_cache::set_current(null_mut());
     // SAFETY: `h` is this thread's heap; the thread runs no more allocator code with it.
     unsafe { (*h).retire() };

@@ -113,7 +113,13 @@ unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
 unsafe fn alloc_from_class(c: usize) -> *mut u8 {
     let heap = heap::current_or_create();
     if heap.is_null() {
-        return out_of_memory();
+        // The thread is exiting (its heap is gone) or there is no memory for a heap.
+        let b = heap::alloc_without_heap(c);
+        return if b.is_null() {
+            out_of_memory()
+        } else {
+            b as *mut u8
+        };
     }
     let b = (*heap).bins[c].pop();
     if !b.is_null() {
