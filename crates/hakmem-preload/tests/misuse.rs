@@ -26,6 +26,7 @@
 //! | use_after_free.c (free(p); memset(p, 0x41, 16); malloc(48) x 8) | safe | `malloc(): use after free` |
 //! | realloc_freed.c (free(p); realloc(p, 80)) | safe | `realloc(): use after free` |
 //! | double_free_remote.c (another thread frees a block twice in a row) | default | `free(): double free` |
+//! | double_free_cached_remote.c (freed by the owner, into its thread cache, then by another thread) | default | `free(): double free` |
 //! | free_slab_tail.c (free of the slack after a slab's last 48 B block) | default | `free(): interior pointer` |
 //! | use_after_free_deep.c (write at offsets 16..55 of a freed 64 B block) | safe | `malloc(): use after free` |
 //!
@@ -335,6 +336,13 @@ bug!(
 bug!(
     double_free_by_another_thread_in_a_row,
     "double_free_remote",
+    Default,
+    "free",
+    "double free"
+);
+bug!(
+    double_free_by_another_thread_of_a_cached_block,
+    "double_free_cached_remote",
     Default,
     "free",
     "double free"

@@ -84,7 +84,7 @@ impl Heap {
         // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
         let safe = crate::check::safe_mode();
         for c in 0..NUM_CLASSES {
-            self.bins[c] = Bin::new(if safe { 0 } else { cache_cap(c) });
+            self.bins[c].reset(if safe { 0 } else { cache_cap(c) });
             self.classes[c] = ClassSlabs {
                 current: null_mut(),
                 partial: List::new(),
@@ -402,8 +402,17 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
         crate::stats::bump(&(*me).counters.remote_frees);
     }
     let owner = (*slab).owner.load(Ordering::SeqCst);
-    let bit = 1u64 << (*slab).class;
-    if (*slab).remote.0.head() == b {
+    let class = (*slab).class as usize;
+    let bit = 1u64 << class;
+    // A block freed while it is free sits at the head of the list its last free put it on: the
+    // owner's thread cache bin (the owner freed it), the slab's local free list (the owner flushed
+    // it), or the slab's remote list (another thread freed it). A block on one of these lists is
+    // never handed out, so a match is always a double free; a block taken off a list before it was
+    // handed to this thread reads as taken (the holder's store happened before this free).
+    if (*slab).remote.0.head() == b
+        || (*slab).free_list() == b
+        || (!owner.is_null() && (*owner).bins[class].head() == b)
+    {
         crate::check::report("free", "double free", b as usize);
     }
     (*slab).remote.0.push(b);

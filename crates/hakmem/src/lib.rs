@@ -195,11 +195,12 @@ unsafe fn free_non_null(p: *mut u8) {
                 let c = (*slab).class as usize;
                 // SAFETY: a slab this heap owns is formatted for a valid class.
                 let bin = (*heap).bins.get_unchecked_mut(c);
-                if bin.head == p as *mut Block {
+                let head = bin.head();
+                if head == p as *mut Block {
                     check::report("free", "double free", addr);
                 }
                 if bin.count < bin.cap {
-                    bin.push(p as *mut Block);
+                    bin.push_before(p as *mut Block, head);
                     return;
                 }
                 return free_and_flush(heap, c, p);
