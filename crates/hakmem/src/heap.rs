@@ -31,7 +31,7 @@ use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 struct ClassSlabs {
     current: *mut Slab,
@@ -45,6 +45,9 @@ pub struct Heap {
     classes: [ClassSlabs; NUM_CLASSES],
     /// Bit c set: some slab of class c got a remote free since the owner last looked.
     remote_hint: AtomicU64,
+    /// How many times this heap was retired; never reset (a pooled heap is used again). A remote
+    /// free reads it to learn whether the heap it hinted retired meanwhile (`free_remote`).
+    retirements: AtomicU32,
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
     slow_calls: u32,
     pool_next: *mut Heap,
@@ -299,7 +302,14 @@ impl Heap {
                 }
             }
         }
-        self.remote_hint.store(0, Ordering::Relaxed);
+        // A remote free that read this heap as its slab's owner before the slab was orphaned may
+        // push onto the orphan and hint here: the hints that came in go to the orphans, and a
+        // free that hints after this sees the new count and forwards its own (`free_remote`).
+        self.retirements.fetch_add(1, Ordering::SeqCst);
+        let late = self.remote_hint.swap(0, Ordering::SeqCst);
+        if late != 0 {
+            ORPHAN_HINT.fetch_or(late, Ordering::SeqCst);
+        }
         reap_orphans();
     }
 }
@@ -391,7 +401,25 @@ fn reap_orphans() {
 
 /// Frees a block of a slab owned by another heap (or orphaned): push it on the slab's remote list
 /// and tell the owner. The slab's metadata is read before the push: once the block is on the list
-/// the owner may drain it and return the slab, so the freeing thread must not touch it after.
+/// the owner may drain it and return the slab, whose SuperSlab may then be unmapped, so the
+/// freeing thread must not touch it after.
+///
+/// The owner may change between that read and the push, so the hint may reach a heap that no
+/// longer holds the slab. What bounds how long the block then waits:
+/// - The owner read is checked (`owner_of`): the heap still owned the slab after its retirement
+///   count was read, so a retirement that orphans the slab later changes the count.
+/// - Orphaned in between (the owner's thread exited): `retire` bumps the count and then forwards
+///   the hint bits that came in to `ORPHAN_HINT`; here the hint is set before the count is read
+///   again (all SeqCst), so either this thread sees the new count and sets `ORPHAN_HINT` itself,
+///   or the retirement sees the hint and forwards it. `ORPHAN_HINT` thus has the bit after the
+///   push, and the next `reap_orphans` (any heap's slow path every `COLLECT_PERIOD` calls, before
+///   it maps memory, or a thread's exit) drains the slab and releases it if it is empty.
+/// - Orphaned and adopted by another heap, which drained it, all before the push: that heap made
+///   it its current slab, whose remote list it drains whenever the free list runs dry, before
+///   the slab can leave `current`. Only a push later still (the whole slab used up in between)
+///   waits for that heap's next collection of the class (any remote free into one of its slabs
+///   of the class), for the slab to become current again, or for the heap's thread to exit. The
+///   block is never lost, and the slab is one that heap holds anyway.
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
@@ -401,7 +429,7 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     if !me.is_null() {
         crate::stats::bump(&(*me).counters.remote_frees);
     }
-    let owner = (*slab).owner.load(Ordering::SeqCst);
+    let (owner, retirements) = owner_of(slab);
     let class = (*slab).class as usize;
     let bit = 1u64 << class;
     // A block freed while it is free sits at the head of the list its last free put it on: the
@@ -416,11 +444,35 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
         crate::check::report("free", "double free", b as usize);
     }
     (*slab).remote.0.push(b);
-    let hint = if owner.is_null() {
-        &ORPHAN_HINT
-    } else {
-        &(*owner).remote_hint
-    };
+    if owner.is_null() {
+        set_hint(&ORPHAN_HINT, bit);
+        return;
+    }
+    set_hint(&(*owner).remote_hint, bit);
+    if (*owner).retirements.load(Ordering::SeqCst) != retirements {
+        set_hint(&ORPHAN_HINT, bit);
+    }
+}
+
+/// The slab's owner (null: orphaned) and that heap's retirement count, read while the heap owned
+/// the slab.
+unsafe fn owner_of(slab: *mut Slab) -> (*mut Heap, u32) {
+    loop {
+        let owner = (*slab).owner.load(Ordering::SeqCst);
+        if owner.is_null() {
+            return (owner, 0);
+        }
+        // SAFETY: heaps are never unmapped, so even a stale owner is readable.
+        let retirements = (*owner).retirements.load(Ordering::SeqCst);
+        if (*slab).owner.load(Ordering::SeqCst) == owner {
+            return (owner, retirements);
+        }
+    }
+}
+
+/// Sets `bit` in a hint word, without a locked instruction when it is set already (then whoever
+/// clears it scans after this thread's push).
+fn set_hint(hint: &AtomicU64, bit: u64) {
     if hint.load(Ordering::SeqCst) & bit == 0 {
         hint.fetch_or(bit, Ordering::SeqCst);
     }
