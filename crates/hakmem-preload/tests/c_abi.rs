@@ -1,6 +1,7 @@
 //! The C ABI of libhakmem.so under LD_PRELOAD: POSIX edge cases, allocation failure under RLIMIT_AS,
-//! fork in a threaded process, thread churn, memory return. Each C program is compiled with gcc, run
-//! with LD_PRELOAD=<lib> and LD_DEBUG=bindings (every process must have malloc/free bound to the lib).
+//! fork in a threaded process, fork handlers that allocate, thread churn, key destructors that
+//! allocate at thread exit, memory return. Each C program is compiled with gcc, run with
+//! LD_PRELOAD=<lib> and LD_DEBUG=bindings (every process must have malloc/free bound to the lib).
 mod common;
 use common::*;
 use std::path::Path;
@@ -12,7 +13,12 @@ fn run_c(name: &str, args: &[&str], timeout: u64) -> RunResult {
 /// `run_c` with extra environment variables.
 fn run_c_env(name: &str, args: &[&str], env: &[(&str, &str)], timeout: u64) -> RunResult {
     let td = TempDir::new(name);
-    let exe = compile_c(Path::new(&format!("{}.c", name)), td.path(), &[]);
+    run_c_in(&td, name, &[], args, timeout)
+}
+
+/// `run_c` with extra gcc arguments, compiled into `td`.
+fn run_c_in(td: &TempDir, name: &str, gcc: &[&str], args: &[&str], timeout: u64) -> RunResult {
+    let exe = compile_c(Path::new(&format!("{}.c", name)), td.path(), gcc);
     let mut child = Child::new(&exe)
         .preload(true)
         .timeout(timeout)
@@ -102,6 +108,20 @@ fn fork_with_busy_threads() {
     assert!(r.stdout.contains("0 failed children"), "{}", r.describe());
 }
 
+/// Fork handlers that allocate, registered before the allocator's own (by a library the program
+/// links) and after them: every fork completes and every child's heap works.
+#[test]
+fn fork_with_allocating_handlers() {
+    let td = TempDir::new("fork_handlers");
+    let lib = compile_c(
+        Path::new("fork_handlers_lib.c"),
+        td.path(),
+        &["-shared", "-fPIC"],
+    );
+    let r = run_c_in(&td, "fork_handlers", &[lib.to_str().unwrap()], &[], 300);
+    assert!(r.stdout.contains("0 failed children"), "{}", r.describe());
+}
+
 #[test]
 fn thread_churn_pthreads() {
     let r = run_c("churn", &["10000", "64"], 600);
@@ -112,6 +132,21 @@ fn thread_churn_pthreads() {
         "{}",
         r.describe()
     );
+}
+
+/// Threads whose key destructor allocates in glibc's last destructor round, after the allocator's
+/// own thread-exit work: what the allocator holds stays bounded.
+#[test]
+fn allocating_key_destructors_at_thread_exit() {
+    let td = TempDir::new("exit_destructor");
+    let inc = format!(
+        "-I{}",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("include")
+            .display()
+    );
+    let r = run_c_in(&td, "exit_destructor", &[&inc], &["4000"], 300);
+    assert!(r.stdout.contains(" 0 failures"), "{}", r.describe());
 }
 
 #[test]

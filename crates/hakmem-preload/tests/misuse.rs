@@ -28,6 +28,7 @@
 //! | realloc_freed.c (free(p); realloc(p, 80)) | default | `realloc(): use after free` |
 //! | realloc_freed_remote.c (another thread frees p; realloc(p, 80)) | default | `realloc(): use after free` |
 //! | double_free_remote.c (another thread frees a block twice in a row) | default | `free(): double free` |
+//! | double_free_cached_remote.c (freed by the owner, into its thread cache, then by another thread) | default | `free(): double free` |
 //! | free_slab_tail.c (free of the slack after a slab's last 48 B block) | default | `free(): invalid pointer`; safe mode, whose 64 B blocks leave no slack: `free(): interior pointer` |
 //! | use_after_free_deep.c (write at offsets 16..55 of a freed 64 B block) | safe | `malloc(): use after free` |
 //! | free_mmap_large.c (free inside the program's own page, in the 2 MiB chunk of a 300 KiB block) | default | `free(): invalid pointer` |
@@ -357,6 +358,13 @@ bug!(
 bug!(
     double_free_by_another_thread_in_a_row,
     "double_free_remote",
+    Default,
+    "free",
+    "double free"
+);
+bug!(
+    double_free_by_another_thread_of_a_cached_block,
+    "double_free_cached_remote",
     Default,
     "free",
     "double free"

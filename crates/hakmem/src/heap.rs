@@ -11,6 +11,14 @@
 //! adopts one, and `reap_orphans` returns orphans whose blocks have all been freed.
 //! Heaps are never unmapped: a finished heap goes to a pool for the next thread, so a stale
 //! `owner` pointer read by a remote free always points at valid memory.
+//!
+//! Other key destructors may allocate after hakmem's has run (glibc calls them in up to
+//! `PTHREAD_DESTRUCTOR_ITERATIONS` rounds, and one may re-arm itself to run in the last). A heap
+//! made then might never be retired, so such a thread never gets one again: each of its
+//! allocations borrows a heap from the pool just for that block (`alloc_without_heap`). A thread
+//! whose first allocation comes from a key destructor gets a heap and re-arms hakmem's key, which
+//! retires it in the next round; only in the last round is there none (glibc offers no later
+//! hook), and such a heap stays live.
 
 use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
@@ -23,7 +31,7 @@ use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 struct ClassSlabs {
     current: *mut Slab,
@@ -37,6 +45,9 @@ pub struct Heap {
     classes: [ClassSlabs; NUM_CLASSES],
     /// Bit c set: some slab of class c got a remote free since the owner last looked.
     remote_hint: AtomicU64,
+    /// How many times this heap was retired; never reset (a pooled heap is used again). A remote
+    /// free reads it to learn whether the heap it hinted retired meanwhile (`free_remote`).
+    retirements: AtomicU32,
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
     slow_calls: u32,
     pool_next: *mut Heap,
@@ -53,7 +64,7 @@ impl Heap {
         // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
         let safe = crate::check::safe_mode();
         for c in 0..NUM_CLASSES {
-            self.bins[c] = Bin::new(if safe { 0 } else { cache_cap(c) });
+            self.bins[c].reset(if safe { 0 } else { cache_cap(c) });
             self.classes[c] = ClassSlabs {
                 current: null_mut(),
                 partial: List::new(),
@@ -267,7 +278,14 @@ impl Heap {
                 }
             }
         }
-        self.remote_hint.store(0, Ordering::Relaxed);
+        // A remote free that read this heap as its slab's owner before the slab was orphaned may
+        // push onto the orphan and hint here: the hints that came in go to the orphans, and a
+        // free that hints after this sees the new count and forwards its own (`free_remote`).
+        self.retirements.fetch_add(1, Ordering::SeqCst);
+        let late = self.remote_hint.swap(0, Ordering::SeqCst);
+        if late != 0 {
+            ORPHAN_HINT.fetch_or(late, Ordering::SeqCst);
+        }
         reap_orphans();
         purge_if_due();
     }
@@ -376,7 +394,25 @@ const REMOTE_PURGE_PERIOD: u64 = 8;
 
 /// Frees a block of a slab owned by another heap (or orphaned): push it on the slab's remote list
 /// and tell the owner. The slab's metadata is read before the push: once the block is on the list
-/// the owner may drain it and return the slab, so the freeing thread must not touch it after.
+/// the owner may drain it and return the slab, whose SuperSlab may then be unmapped, so the
+/// freeing thread must not touch it after.
+///
+/// The owner may change between that read and the push, so the hint may reach a heap that no
+/// longer holds the slab. What bounds how long the block then waits:
+/// - The owner read is checked (`owner_of`): the heap still owned the slab after its retirement
+///   count was read, so a retirement that orphans the slab later changes the count.
+/// - Orphaned in between (the owner's thread exited): `retire` bumps the count and then forwards
+///   the hint bits that came in to `ORPHAN_HINT`; here the hint is set before the count is read
+///   again (all SeqCst), so either this thread sees the new count and sets `ORPHAN_HINT` itself,
+///   or the retirement sees the hint and forwards it. `ORPHAN_HINT` thus has the bit after the
+///   push, and the next `reap_orphans` (any heap's slow path every `COLLECT_PERIOD` calls, before
+///   it maps memory, or a thread's exit) drains the slab and releases it if it is empty.
+/// - Orphaned and adopted by another heap, which drained it, all before the push: that heap made
+///   it its current slab, whose remote list it drains whenever the free list runs dry, before
+///   the slab can leave `current`. Only a push later still (the whole slab used up in between)
+///   waits for that heap's next collection of the class (any remote free into one of its slabs
+///   of the class), for the slab to become current again, or for the heap's thread to exit. The
+///   block is never lost, and the slab is one that heap holds anyway.
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
@@ -395,21 +431,54 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     if check_purge {
         purge_if_due();
     }
-    let owner = (*slab).owner.load(Ordering::SeqCst);
-    let bit = 1u64 << (*slab).class;
+    let (owner, retirements) = owner_of(slab);
+    let class = (*slab).class as usize;
+    let bit = 1u64 << class;
     if owner.is_null() {
         // Before the push, so a reap that drains this block reads this time or a later one.
         ORPHAN_FREE_MS.store(os::now_ms(), Ordering::SeqCst);
     }
-    if (*slab).remote.0.head() == b {
+    // A block freed while it is free sits at the head of the list its last free put it on: the
+    // owner's thread cache bin (the owner freed it), the slab's local free list (the owner flushed
+    // it), or the slab's remote list (another thread freed it). A block on one of these lists is
+    // never handed out, so a match is always a double free; a block taken off a list before it was
+    // handed to this thread reads as taken (the holder's store happened before this free).
+    if (*slab).remote.0.head() == b
+        || (*slab).free_list() == b
+        || (!owner.is_null() && (*owner).bins[class].head() == b)
+    {
         crate::check::report("free", "double free", b as usize);
     }
     (*slab).remote.0.push(b);
-    let hint = if owner.is_null() {
-        &ORPHAN_HINT
-    } else {
-        &(*owner).remote_hint
-    };
+    if owner.is_null() {
+        set_hint(&ORPHAN_HINT, bit);
+        return;
+    }
+    set_hint(&(*owner).remote_hint, bit);
+    if (*owner).retirements.load(Ordering::SeqCst) != retirements {
+        set_hint(&ORPHAN_HINT, bit);
+    }
+}
+
+/// The slab's owner (null: orphaned) and that heap's retirement count, read while the heap owned
+/// the slab.
+unsafe fn owner_of(slab: *mut Slab) -> (*mut Heap, u32) {
+    loop {
+        let owner = (*slab).owner.load(Ordering::SeqCst);
+        if owner.is_null() {
+            return (owner, 0);
+        }
+        // SAFETY: heaps are never unmapped, so even a stale owner is readable.
+        let retirements = (*owner).retirements.load(Ordering::SeqCst);
+        if (*slab).owner.load(Ordering::SeqCst) == owner {
+            return (owner, retirements);
+        }
+    }
+}
+
+/// Sets `bit` in a hint word, without a locked instruction when it is set already (then whoever
+/// clears it scans after this thread's push).
+fn set_hint(hint: &AtomicU64, bit: u64) {
     if hint.load(Ordering::SeqCst) & bit == 0 {
         hint.fetch_or(bit, Ordering::SeqCst);
     }
@@ -491,6 +560,8 @@ static EXIT_KEY_READY: AtomicU8 = AtomicU8::new(0);
 
 thread_local! {
     static INITIALISING: Cell<bool> = const { Cell::new(false) };
+    /// Set when this thread's heap was retired at its exit: it never gets one again.
+    static EXITED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Process-wide set-up, once: the thread-exit key and the fork handlers. Either may call malloc,
@@ -532,12 +603,16 @@ fn init_once() {
     }
 }
 
-/// This thread's heap, created on first use; null only when no memory is left.
+/// This thread's heap, created on first use; null when no memory is left, or when the thread's
+/// heap was retired at its exit (then `alloc_without_heap`).
 #[cold]
 pub fn current_or_create() -> *mut Heap {
     let h = thread_cache::current();
     if !h.is_null() {
         return h;
+    }
+    if EXITED.get() {
+        return null_mut();
     }
     ensure_init();
     let h = thread_cache::current();
@@ -558,11 +633,39 @@ pub fn current_or_create() -> *mut Heap {
     h
 }
 
+/// A block of class `c` for a thread without a heap (`current_or_create` gave none): a heap from
+/// the pool, with no cache for that class, takes one block from a slab and is retired again at
+/// once; the slab goes back to the orphans with the block in use, and the next such call of the
+/// class adopts it again. Null when no memory is left.
+#[cold]
+pub fn alloc_without_heap(c: usize) -> *mut Block {
+    let h = pool_take();
+    if h.is_null() {
+        return null_mut();
+    }
+    // SAFETY: `h` is fresh or retired memory of the right size that only we hold; it is never
+    // this thread's current heap, so nothing else reaches its bins.
+    unsafe {
+        (*h).init();
+        // An empty cap: the refill takes one block.
+        (*h).bins[c].cap = 0;
+        let b = if (*h).refill(c) {
+            (*h).bins[c].pop()
+        } else {
+            null_mut()
+        };
+        (*h).retire();
+        pool_put(h);
+        b
+    }
+}
+
 extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let h = arg as *mut Heap;
     if h.is_null() {
         return;
     }
+    EXITED.set(true);
     thread_cache::set_current(null_mut());
     // SAFETY: `h` is this thread's heap; the thread runs no more allocator code with it.
     unsafe { (*h).retire() };
@@ -572,6 +675,13 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
 /// Every global lock, in the order they nest (the learner's outermost: an epoch's end reads
 /// BigCache's content; orphans before the SuperSlab manager; the others never nest). The fork
 /// handlers take them all, so the child never inherits a held one.
+///
+/// Other libraries' fork handlers may allocate: glibc runs prepare handlers in reverse order of
+/// registration and the parent and child ones in order, so a handler registered before hakmem's
+/// (any library initialised before libhakmem.so, or any registered before a Rust program's first
+/// allocation) runs its prepare step after `fork_prepare` and its parent or child step before
+/// `fork_parent` or `fork_child`, on the forking thread, with every lock held. The locks let that
+/// thread through (`lock::hold_for_fork`), so such a handler allocates and frees as usual.
 fn global_locks() -> [&'static Lock; 6] {
     [
         crate::tuning::lock(),
@@ -587,15 +697,18 @@ extern "C" fn fork_prepare() {
     for l in global_locks() {
         l.lock();
     }
+    crate::lock::hold_for_fork(true);
 }
 
 extern "C" fn fork_parent() {
+    crate::lock::hold_for_fork(false);
     for l in global_locks().iter().rev() {
         l.unlock();
     }
 }
 
 extern "C" fn fork_child() {
+    crate::lock::hold_for_fork(false);
     for l in global_locks() {
         l.reset();
     }

@@ -115,7 +115,13 @@ unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
 unsafe fn alloc_from_class(c: usize) -> *mut u8 {
     let heap = heap::current_or_create();
     if heap.is_null() {
-        return out_of_memory();
+        // The thread is exiting (its heap is gone) or there is no memory for a heap.
+        let b = heap::alloc_without_heap(c);
+        return if b.is_null() {
+            out_of_memory()
+        } else {
+            b as *mut u8
+        };
     }
     let b = (*heap).bins[c].pop();
     if !b.is_null() {
@@ -243,11 +249,12 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
                 let c = (*slab).class as usize;
                 // SAFETY: a slab this heap owns is formatted for a valid class.
                 let bin = (*heap).bins.get_unchecked_mut(c);
-                if bin.head == p as *mut Block {
+                let head = bin.head();
+                if head == p as *mut Block {
                     check::report(F::NAME, "double free", addr);
                 }
                 if bin.count < bin.cap {
-                    bin.push(p as *mut Block);
+                    bin.push_before(p as *mut Block, head);
                     return;
                 }
                 return free_and_flush::<F>(heap, c, p);

@@ -3,8 +3,35 @@
 //! It never allocates, can be locked and unlocked without a guard (the fork handlers hold every
 //! lock across `fork()`), and can be reset in a forked child. States: 0 free, 1 held, 2 held with
 //! waiters (Drepper, "Futexes are tricky").
+//!
+//! While the forking thread holds every lock (`hold_for_fork`), its own `lock` and `unlock` pass
+//! through: other libraries' fork handlers run on that thread between hakmem's prepare handler and
+//! its parent or child handler, and may allocate. That is safe because the locks were taken at
+//! quiescent points (no critical section is half done), and no other thread can enter one.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+/// The thread (`pthread_self`) that holds every lock across a fork, or 0.
+static FORK_HOLDER: AtomicUsize = AtomicUsize::new(0);
+
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
+/// Records that this thread now holds every lock (true, after taking them all) or is about to
+/// release them (false, before the first unlock or reset).
+pub fn hold_for_fork(held: bool) {
+    FORK_HOLDER.store(if held { this_thread() } else { 0 }, Ordering::Relaxed);
+}
+
+/// Whether this thread holds every lock for a fork. Only this thread ever stores its own id, so
+/// a relaxed load is exact for it.
+#[inline]
+fn held_for_fork() -> bool {
+    let holder = FORK_HOLDER.load(Ordering::Relaxed);
+    holder != 0 && holder == this_thread()
+}
 
 pub struct Lock {
     state: AtomicU32,
@@ -28,7 +55,8 @@ impl Lock {
         }
     }
 
-    /// Takes the lock if it is free; never waits.
+    /// Takes the lock if it is free; never waits (and fails while a fork holds it, even on the
+    /// forking thread).
     #[inline]
     pub fn try_lock(&self) -> bool {
         self.state
@@ -38,6 +66,9 @@ impl Lock {
 
     #[cold]
     fn lock_contended(&self) {
+        if held_for_fork() {
+            return;
+        }
         let mut spins = 0;
         while spins < 100 {
             if self.state.load(Ordering::Relaxed) == 0
@@ -67,6 +98,9 @@ impl Lock {
 
     #[inline]
     pub fn unlock(&self) {
+        if held_for_fork() {
+            return;
+        }
         if self.state.swap(0, Ordering::Release) == 2 {
             // SAFETY: futex wake on our own word.
             unsafe {

@@ -80,9 +80,12 @@ impl RemoteList {
 
     /// Takes the whole list and its length (`UNCOUNTED`: not known, walk it). Only the list's
     /// consumer calls this.
+    ///
+    /// The first load is SeqCst (a plain load on x86_64): a consumer that learned of a push from
+    /// a SeqCst hint (`heap::free_remote`) then reads the list no earlier than that push.
     #[inline]
     pub fn take_counted(&self) -> (*mut Block, u32) {
-        if self.head.load(Ordering::Relaxed).is_null() {
+        if self.head.load(Ordering::SeqCst).is_null() {
             return (null_mut(), 0);
         }
         unpack(self.head.swap(null_mut(), Ordering::SeqCst))
@@ -179,7 +182,7 @@ mod tests {
 mod loom_tests {
     use super::*;
     use loom::cell::UnsafeCell;
-    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
@@ -285,6 +288,8 @@ mod loom_tests {
     impl Slab {
         /// The holder drains its remote list (slab.rs `drain_remote`).
         fn drain(&self, blocks: &Blocks) {
+            // `take_counted` starts with a SeqCst load (see `stale_owner_hint_model`).
+            fence(Ordering::SeqCst);
             let b = self.remote.take_all();
             let n = self.seen.with_mut(|s| walk(blocks, b, unsafe { &mut *s }));
             self.used.with_mut(|u| unsafe { *u -= n });
@@ -382,5 +387,142 @@ mod loom_tests {
             );
             assert!(slab.remote.is_empty());
         });
+    }
+
+    /// A model of a remote free racing its slab owner's retirement and a reap (heap.rs
+    /// `free_remote` with `owner_of` and `set_hint`, `Heap::retire`, `retire_slab`,
+    /// `reap_orphans`). One block of the slab is out; a freer frees it remotely while the owner
+    /// retires (drains, orphans the slab, sets the orphan hint, counts the retirement, forwards
+    /// its late hints) and a reaper reaps once. At the end the block must not be stranded: either
+    /// it came back and the slab was released, or the orphan hint is set for the next reap.
+    /// With `forward` false the model leaves out the retirement count and the forwarding (the
+    /// freer reads the owner once and hints it): a reap between the orphaning and the push then
+    /// strands the block, which the `should_panic` test below checks the model finds.
+    ///
+    /// The argument rests on the single total order of SeqCst accesses, which loom does not model
+    /// (it treats them as AcqRel): a SeqCst fence stands between each pair of accesses whose order
+    /// it uses (push, then hint; hint, then count; count, then swap of the hint; swap of the orphan
+    /// hint, then the drain's first load).
+    fn stale_owner_hint_model(forward: bool) {
+        loom::model(move || {
+            let blocks = Blocks::new(1);
+            let slab = Arc::new(Slab {
+                owner: AtomicUsize::new(OWNER),
+                remote: RemoteList::new(),
+                used: UnsafeCell::new(1),
+                seen: UnsafeCell::new(vec![0; 1]),
+                released: UnsafeCell::new(0),
+            });
+            touch(&slab.remote);
+            // The owner heap's remote hint and retirement count; the orphan hint; the orphan
+            // list (whether the slab is on it).
+            let hint = Arc::new(AtomicU64::new(0));
+            let retirements = Arc::new(AtomicU32::new(0));
+            let orphan_hint = Arc::new(AtomicU64::new(0));
+            let orphaned = Arc::new(Mutex::new(false));
+            let set_hint = |h: &AtomicU64| {
+                if h.load(Ordering::SeqCst) & 1 == 0 {
+                    h.fetch_or(1, Ordering::SeqCst);
+                }
+            };
+
+            let freer = {
+                let (blocks, slab) = (blocks.clone(), slab.clone());
+                let (hint, retirements, orphan_hint) =
+                    (hint.clone(), retirements.clone(), orphan_hint.clone());
+                thread::spawn(move || {
+                    let (owner, count) = loop {
+                        let owner = slab.owner.load(Ordering::SeqCst);
+                        if owner == 0 || !forward {
+                            break (owner, 0);
+                        }
+                        let count = retirements.load(Ordering::SeqCst);
+                        if slab.owner.load(Ordering::SeqCst) == owner {
+                            break (owner, count);
+                        }
+                    };
+                    slab.remote.push(blocks.ptr(0));
+                    fence(Ordering::SeqCst);
+                    if owner == 0 {
+                        set_hint(&orphan_hint);
+                        return;
+                    }
+                    set_hint(&hint);
+                    fence(Ordering::SeqCst);
+                    if forward && retirements.load(Ordering::SeqCst) != count {
+                        set_hint(&orphan_hint);
+                    }
+                })
+            };
+            let owner = {
+                let (blocks, slab, orphaned) = (blocks.clone(), slab.clone(), orphaned.clone());
+                let (hint, retirements, orphan_hint) =
+                    (hint.clone(), retirements.clone(), orphan_hint.clone());
+                thread::spawn(move || {
+                    slab.drain(&blocks);
+                    if slab.used() == 0 {
+                        slab.release();
+                    } else {
+                        slab.owner.store(0, Ordering::SeqCst);
+                        *orphaned.lock().unwrap() = true;
+                        orphan_hint.fetch_or(1, Ordering::SeqCst);
+                    }
+                    if forward {
+                        retirements.fetch_add(1, Ordering::SeqCst);
+                        fence(Ordering::SeqCst);
+                        if hint.swap(0, Ordering::SeqCst) != 0 {
+                            orphan_hint.fetch_or(1, Ordering::SeqCst);
+                        }
+                    } else {
+                        hint.store(0, Ordering::SeqCst);
+                    }
+                })
+            };
+            let reaper = {
+                let (blocks, slab, orphaned, orphan_hint) = (
+                    blocks.clone(),
+                    slab.clone(),
+                    orphaned.clone(),
+                    orphan_hint.clone(),
+                );
+                thread::spawn(move || {
+                    if orphan_hint.load(Ordering::SeqCst) == 0 {
+                        return;
+                    }
+                    let mut on_list = orphaned.lock().unwrap();
+                    if orphan_hint.swap(0, Ordering::SeqCst) != 0 && *on_list {
+                        slab.drain(&blocks);
+                        if slab.used() == 0 {
+                            *on_list = false;
+                            slab.release();
+                        }
+                    }
+                })
+            };
+            freer.join().unwrap();
+            owner.join().unwrap();
+            reaper.join().unwrap();
+            let released = slab.released.with(|r| unsafe { *r });
+            assert!(released <= 1, "released twice");
+            if released == 0 {
+                assert!(*orphaned.lock().unwrap(), "neither released nor an orphan");
+                assert_ne!(
+                    orphan_hint.load(Ordering::SeqCst),
+                    0,
+                    "the freed block is stranded on an orphan no reap will look at"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn loom_remote_free_racing_retirement_is_never_stranded() {
+        stale_owner_hint_model(true);
+    }
+
+    #[test]
+    #[should_panic(expected = "stranded")]
+    fn loom_model_finds_the_stranding_without_forwarding() {
+        stale_owner_hint_model(false);
     }
 }

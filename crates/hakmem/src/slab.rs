@@ -49,7 +49,9 @@ pub struct Slab {
     pub carved_bytes: u32,
     pub class: u8,
     pub place: Place,
-    pub free: *mut Block,
+    /// The local free list. Atomic (relaxed) only because a thread freeing a block of the slab
+    /// reads its head to catch a double free (`heap::free_remote`); only the holder writes it.
+    free: AtomicPtr<Block>,
     pub capacity: u32,
     /// Blocks carved so far. Atomic (relaxed) only because other threads read it to validate a
     /// pointer they free; only the owner writes it.
@@ -68,7 +70,7 @@ impl Linked for Slab {
 impl Slab {
     /// Formats the slab for `class` with `capacity` blocks from `start`, owned by `owner`.
     pub fn format(&mut self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
-        self.free = null_mut();
+        self.set_free_list(null_mut());
         self.start = start;
         self.block_size = crate::size_class::class_size(class) as u32;
         self.divides_magic = u64::MAX / self.block_size as u64 + 1;
@@ -90,6 +92,17 @@ impl Slab {
         self.owner.store(null_mut(), Ordering::Release);
     }
 
+    /// The first block of the local free list (null when empty).
+    #[inline]
+    pub fn free_list(&self) -> *mut Block {
+        self.free.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn set_free_list(&self, b: *mut Block) {
+        self.free.store(b, Ordering::Relaxed);
+    }
+
     /// Moves blocks other threads freed onto the local free list. Returns how many.
     pub fn drain_remote(&mut self) -> u32 {
         let (mut b, count) = self.remote.0.take_counted();
@@ -97,10 +110,10 @@ impl Slab {
             return 0;
         }
         let safe = check::safe_mode();
-        if self.free.is_null() && count != UNCOUNTED && !safe {
+        if self.free_list().is_null() && count != UNCOUNTED && !safe {
             // The list becomes the free list as it is, without a walk: its blocks were just
             // written by other threads, and a walk would take their cache misses one by one.
-            self.free = b;
+            self.set_free_list(b);
             self.used -= count;
             return count;
         }
@@ -126,19 +139,19 @@ impl Slab {
     #[inline]
     fn put_free(&mut self, b: *mut Block) {
         let link = if check::safe_mode() {
-            check::encode_link(b as usize, self.free as usize) as *mut Block
+            check::encode_link(b as usize, self.free_list() as usize) as *mut Block
         } else {
-            self.free
+            self.free_list()
         };
         // SAFETY: `b` is a free block of this slab; its first word is the link.
         unsafe { (*b).next = link };
-        self.free = b;
+        self.set_free_list(b);
     }
 
     /// Unlinks the first block of the local free list (checked in safe mode).
     #[inline]
     fn pop_free(&mut self) -> *mut Block {
-        let b = self.free;
+        let b = self.free_list();
         // SAFETY: `b` is the first free block of this slab.
         let link = unsafe { (*b).next };
         if check::safe_mode() {
@@ -148,9 +161,9 @@ impl Slab {
             if next != 0 && !self.is_block_start(next) {
                 check::report("malloc", "use after free", b as usize);
             }
-            self.free = next as *mut Block;
+            self.set_free_list(next as *mut Block);
         } else {
-            self.free = link;
+            self.set_free_list(link);
         }
         b
     }
@@ -160,24 +173,26 @@ impl Slab {
     /// touch new pages while freed ones wait: a mid slab is 2 MiB). Returns how many moved; 0
     /// means the slab has nothing left to give.
     pub fn take_batch(&mut self, bin: &mut Bin, max: u32) -> u32 {
-        if self.free.is_null() {
+        if self.free_list().is_null() {
             self.drain_remote();
         }
         // Blocks neither handed out nor carved-but-unused: the local free list's length.
         let free_len = self.carved.load(Ordering::Relaxed) - self.used;
-        if !self.free.is_null() && bin.head.is_null() && free_len <= bin.cap && !check::safe_mode()
+        if !self.free_list().is_null()
+            && bin.head().is_null()
+            && free_len <= bin.cap
+            && !check::safe_mode()
         {
             // The whole list fits the empty bin: hand it over without walking it. Freed blocks are
             // usually cold, and a walk here takes their cache misses one after another, where
             // pops at malloc time overlap them with the caller's work.
-            bin.head = self.free;
-            bin.count = free_len;
-            self.free = null_mut();
+            bin.fill(self.free_list(), free_len);
+            self.set_free_list(null_mut());
             self.used += free_len;
             return free_len;
         }
         let mut n = 0;
-        while n < max && !self.free.is_null() {
+        while n < max && !self.free_list().is_null() {
             let b = self.pop_free();
             bin.push(b);
             n += 1;
@@ -281,7 +296,7 @@ mod tests {
         assert_eq!(slab.take_batch(&mut bin, 60), 40);
         assert_eq!(slab.take_batch(&mut bin, 60), 0);
         assert_eq!(slab.used, 100);
-        assert!(slab.free.is_null() && slab.carved.load(Ordering::Relaxed) == slab.capacity);
+        assert!(slab.free_list().is_null() && slab.carved.load(Ordering::Relaxed) == slab.capacity);
         drop(mem);
     }
 
@@ -300,7 +315,7 @@ mod tests {
         }
         assert_eq!(slab.take_batch(&mut bin, 4), 3);
         assert_eq!((bin.count, slab.used), (3, 4));
-        assert!(slab.free.is_null());
+        assert!(slab.free_list().is_null());
         let mut got: Vec<_> = (0..3).map(|_| bin.pop()).collect();
         assert!(bin.pop().is_null());
         got.sort();

@@ -1,7 +1,7 @@
 //! The per-thread cache: one singly-linked free list ("bin") per size class, and the thread-local
 //! pointer to this thread's heap that holds them.
 //!
-//! `malloc` pops and `free` pushes here with no atomics and no locks. An empty bin is refilled
+//! `malloc` pops and `free` pushes here with plain loads and stores and no locks. An empty bin is refilled
 //! in a batch from the heap's slabs; a full one flushes half back (`heap.rs`).
 
 use crate::heap::Heap;
@@ -9,57 +9,90 @@ use crate::remote::Block;
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 use core::cell::Cell;
 use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 #[repr(C)]
 pub struct Bin {
-    pub head: *mut Block,
+    /// The first block. Only the owner writes it; a thread freeing a block of the owner's reads it
+    /// (`heap::free_remote`) to catch a block freed again while it sits here. Relaxed loads and
+    /// stores are plain moves on x86_64: the fast paths are what they would be with a pointer.
+    head: AtomicPtr<Block>,
     pub count: u32,
     /// Most blocks kept before a flush.
     pub cap: u32,
 }
 
 impl Bin {
+    #[cfg(test)]
     pub const fn new(cap: u32) -> Self {
         Bin {
-            head: null_mut(),
+            head: AtomicPtr::new(null_mut()),
             count: 0,
             cap,
         }
     }
 
+    /// Empties the bin (its blocks are forgotten) and sets its cap.
+    pub fn reset(&mut self, cap: u32) {
+        self.head.store(null_mut(), Ordering::Relaxed);
+        self.count = 0;
+        self.cap = cap;
+    }
+
+    /// The first block (null when empty).
+    #[inline(always)]
+    pub fn head(&self) -> *mut Block {
+        self.head.load(Ordering::Relaxed)
+    }
+
     #[inline(always)]
     pub fn push(&mut self, b: *mut Block) {
+        let head = self.head();
+        self.push_before(b, head);
+    }
+
+    /// Pushes `b` in front of `head`, the head the caller has just read (the free fast path
+    /// compares it with `b` first, and this spares it a second load).
+    #[inline(always)]
+    pub fn push_before(&mut self, b: *mut Block, head: *mut Block) {
         // SAFETY: `b` is a free block handed to this bin; its first word is ours to link with.
-        unsafe { (*b).next = self.head };
-        self.head = b;
+        unsafe { (*b).next = head };
+        self.head.store(b, Ordering::Relaxed);
         self.count += 1;
     }
 
     #[inline(always)]
     pub fn pop(&mut self) -> *mut Block {
-        let b = self.head;
+        let b = self.head();
         if !b.is_null() {
             // SAFETY: `b` is the head block of this bin.
             let next = unsafe { (*b).next };
-            self.head = next;
+            self.head.store(next, Ordering::Relaxed);
             self.count -= 1;
             prefetch(next);
         }
         b
     }
 
+    /// Hands a list of `count` blocks starting at `first` to this empty bin.
+    pub fn fill(&mut self, first: *mut Block, count: u32) {
+        debug_assert!(self.head().is_null());
+        self.head.store(first, Ordering::Relaxed);
+        self.count = count;
+    }
+
     /// Detaches all but the first `keep` blocks and returns them as a list.
     pub fn split_off(&mut self, keep: u32) -> *mut Block {
         if keep == 0 {
-            let all = self.head;
-            self.head = null_mut();
+            let all = self.head();
+            self.head.store(null_mut(), Ordering::Relaxed);
             self.count = 0;
             return all;
         }
         if self.count <= keep {
             return null_mut();
         }
-        let mut last = self.head;
+        let mut last = self.head();
         for _ in 1..keep {
             // SAFETY: the bin holds more than `keep` blocks, so these links are valid.
             last = unsafe { (*last).next };
