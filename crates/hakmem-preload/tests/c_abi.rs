@@ -13,11 +13,18 @@ fn run_c(name: &str, args: &[&str], timeout: u64) -> RunResult {
 /// `run_c` with extra environment variables.
 fn run_c_env(name: &str, args: &[&str], env: &[(&str, &str)], timeout: u64) -> RunResult {
     let td = TempDir::new(name);
-    run_c_in(&td, name, &[], args, timeout)
+    run_c_in(&td, name, &[], args, env, timeout)
 }
 
-/// `run_c` with extra gcc arguments, compiled into `td`.
-fn run_c_in(td: &TempDir, name: &str, gcc: &[&str], args: &[&str], timeout: u64) -> RunResult {
+/// `run_c_env` with extra gcc arguments, compiled into `td`.
+fn run_c_in(
+    td: &TempDir,
+    name: &str,
+    gcc: &[&str],
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: u64,
+) -> RunResult {
     let exe = compile_c(Path::new(&format!("{}.c", name)), td.path(), gcc);
     let mut child = Child::new(&exe)
         .preload(true)
@@ -118,7 +125,14 @@ fn fork_with_allocating_handlers() {
         td.path(),
         &["-shared", "-fPIC"],
     );
-    let r = run_c_in(&td, "fork_handlers", &[lib.to_str().unwrap()], &[], 300);
+    let r = run_c_in(
+        &td,
+        "fork_handlers",
+        &[lib.to_str().unwrap()],
+        &[],
+        &[],
+        300,
+    );
     assert!(r.stdout.contains("0 failed children"), "{}", r.describe());
 }
 
@@ -145,7 +159,7 @@ fn allocating_key_destructors_at_thread_exit() {
             .join("include")
             .display()
     );
-    let r = run_c_in(&td, "exit_destructor", &[&inc], &["4000"], 300);
+    let r = run_c_in(&td, "exit_destructor", &[&inc], &["4000"], &[], 300);
     assert!(r.stdout.contains(" 0 failures"), "{}", r.describe());
 }
 

@@ -330,7 +330,7 @@ unsafe fn cache_is_damaged(c: usize) -> bool {
         return false;
     }
     let bin = &(*heap).bins[c];
-    let mut b = bin.head;
+    let mut b = bin.head();
     // Brent's cycle check: a list that comes back to a block meets `mark`, the block last seen at
     // a power-of-two step, within about twice the length of its loop.
     let (mut mark, mut step, mut next_mark) = (null_mut(), 0u32, 1u32);
@@ -443,7 +443,7 @@ unsafe fn just_freed(slab: *mut slab::Slab, p: *mut u8) -> bool {
     let heap = thread_cache::current();
     !heap.is_null()
         && (*slab).owner.load(Ordering::Relaxed) == heap
-        && (*heap).bins[(*slab).class as usize].head == b
+        && (*heap).bins[(*slab).class as usize].head() == b
 }
 
 /// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.
