@@ -1,4 +1,4 @@
-//! ELO ratings for strategies: K = 32, start 1500 (DESIGN.md section 3).
+//! ELO ratings for strategies: K = 32, start 1500.
 //!
 //! A game is two epochs run under different strategies, compared by cost (lower wins; within
 //! `DRAW_MARGIN` of each other it is a draw). `update` moves both ratings by K times (score -

@@ -12,8 +12,7 @@
 //! - CANARY: one epoch of the challenger; the next epoch is FROZEN again, and the verdict comes at
 //!   its end (`judge_canary`: the caller charges the challenger what its purges cost that epoch).
 //!   Worse than the frozen mean by more than `rollback_margin`: rolled back at once. After
-//!   `canary_trials` epochs, promoted when its mean cost beats the frozen mean by `canary_gain`
-//!   (DESIGN.md: an 8 % gain seen 3 times), otherwise rejected.
+//!   `canary_trials` epochs, promoted when its mean cost beats the frozen mean by `canary_gain`; otherwise rejected.
 //! - Phase change: in FROZEN or CANARY, when the size median, the size P95 or the operation rate
 //!   differs from the baseline captured at freezing by more than a factor (`size_shift`,
 //!   `rate_shift`) for `shift_confirm` consecutive epochs, the workload has changed: back to LEARN.

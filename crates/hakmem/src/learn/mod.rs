@@ -1,5 +1,5 @@
 //! The learning layer: which strategy (knob vector) the allocator runs, decided at epoch
-//! boundaries from measured costs (DESIGN.md section 3).
+//! boundaries from measured costs (docs/DESIGN.md, "The learner").
 //!
 //! Layers, bottom up: `rng` (seeded SplitMix64), `math` (log2, ln, 10^x without libm),
 //! `strategy` (knobs, ladders, the generator), `score` (measurements -> cost, lower is better),

@@ -53,13 +53,13 @@ pub enum Selector {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlaybookConfig {
-    /// Share of epochs that explore a non-leader in ELO mode (DESIGN.md: 0.1; 0.05 measured
-    /// better in the allocator, where an epoch of a bad strategy also costs the next ones).
+    /// Share of epochs that explore a non-leader in ELO mode (0.05: 0.1 measured
+    /// worse in the allocator, where an epoch of a bad strategy also costs the next ones).
     pub epsilon: f64,
-    /// Epochs recorded before ratings drive choices (DESIGN.md: 50; 20, two rounds of the ten
-    /// defaults, measured better: learning on seed VM went from +40-70 % to +10-20 % time).
+    /// Epochs recorded before ratings drive choices (20, two rounds of the ten defaults;
+    /// 50 made learning on seed VM cost +40-70 % time instead of +10-20 %).
     pub min_samples: u64,
-    /// Strategies the curator keeps (DESIGN.md: top 6 survive).
+    /// Strategies the curator keeps (the top 6 survive).
     pub keep: usize,
     /// Epochs a new challenger runs before it can be ranked out.
     pub trial_epochs: u32,

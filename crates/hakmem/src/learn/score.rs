@@ -40,7 +40,7 @@ pub struct Measurements {
     pub reuse: super::reuse::Reuse,
 }
 
-/// What the learner optimises for (DESIGN.md section 5, `HAKMEM_MODE`).
+/// What the learner optimises for (`HAKMEM_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// CPU-heavy.

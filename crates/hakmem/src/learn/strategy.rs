@@ -61,7 +61,7 @@ impl Knob {
     }
 
     /// The legal values, ascending: the ranges over which each knob changes what the allocator
-    /// does (DESIGN.md section 3), with the built-in default (`DEFAULT`) on every ladder.
+    /// does, with the built-in default (`DEFAULT`) on every ladder.
     pub const fn ladder(self) -> &'static [u64] {
         match self {
             Knob::LargeThreshold => &[64 * KIB, 128 * KIB, 256 * KIB],
