@@ -50,9 +50,18 @@ struct hak_stats {
     uint64_t bigcache_warm_bytes; /* cached now with their pages */
     uint64_t purged_bytes;        /* returned to the OS with MADV_DONTNEED so far */
     uint64_t mmap_failures;
+    /* Bytes now, and the most so far (each exact: counted where memory changes hands in bulk). */
+    uint64_t mapped_bytes;        /* mapped from the OS: slabs, large blocks, caches, heaps */
+    uint64_t mapped_bytes_peak;
+    uint64_t slab_bytes;          /* blocks of the slabs threads hold: in use, cached or free */
+    uint64_t slab_bytes_peak;
+    uint64_t large_bytes;         /* large blocks in use (their mappings, header page included) */
+    uint64_t large_bytes_peak;
+    uint64_t large_bytes_total;   /* large blocks allocated so far, growth by realloc included */
 };
 
-/* Fills *out; returns 0, or HAK_ABI_STRUCT_MISMATCH if out is NULL or struct_size too small. */
+/* Fills *out; returns 0, or HAK_ABI_STRUCT_MISMATCH if out is NULL or struct_size too small.
+ * A struct_size from an older, shorter struct hak_stats gets the fields it has. */
 int hak_stats_get(struct hak_stats *out);
 
 struct hak_config {

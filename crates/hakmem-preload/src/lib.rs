@@ -175,16 +175,16 @@ pub unsafe extern "C" fn hak_config_get(out: *mut hakmem::abi::HakConfig) -> c_i
     hakmem::abi::config_get(out)
 }
 
-/// At exit: saves the learned playbook (`HAKMEM_PLAYBOOK`), then the report if `HAKMEM_STATS`
-/// asks for it.
-extern "C" fn print_stats_at_exit() {
-    hakmem::tuning::finish();
-    hakmem::abi::print_stats_if_asked();
+/// At exit: saves the learned playbook (`HAKMEM_PLAYBOOK`), then prints the report if
+/// `HAKMEM_STATS` asks for it. The core registers the same with atexit, which runs first; this
+/// destructor covers a process in which that registration failed, and does nothing otherwise.
+extern "C" fn finish_at_exit() {
+    hakmem::tuning::at_exit();
 }
 
 #[used]
 #[unsafe(link_section = ".fini_array")]
-static STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;
+static FINISH_AT_EXIT: extern "C" fn() = finish_at_exit;
 
 /// malloc with an explicit call site, profiled (sampled) on every call when profiling is on.
 #[unsafe(no_mangle)]

@@ -103,6 +103,8 @@ fn learning_under_the_preload_reports_and_saves_its_playbook() {
     let report = td.join("stats.json");
     let book = td.join("playbook");
     for selector in ["elo", "ucb1"] {
+        // Reports are appended: one run's report alone in the file.
+        let _ = std::fs::remove_file(&report);
         let r = Child::new(&exe)
             .args_vec(&["3000", "128"])
             .preload(true)

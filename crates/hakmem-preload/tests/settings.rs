@@ -139,7 +139,7 @@ fn the_usual_spellings_and_numbers_in_range_take_effect() {
         assert_eq!(kv[k], v, "{k}: {kv:?}");
     }
     // HAKMEM_STATS=On: the counters and the learner's state (off) at exit.
-    assert!(stderr.contains("hakmem: refills "), "{stderr}");
+    assert!(stderr.contains("hakmem:   refills "), "{stderr}");
     assert!(stderr.contains("hakmem: learning off"), "{stderr}");
     if thp_supported() {
         let (kv, _) = run(&exe, &[("HAKMEM_THP", "Yes")]);

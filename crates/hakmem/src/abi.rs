@@ -94,60 +94,6 @@ pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
     fill(out, v)
 }
 
-/// `HAKMEM_STATS=1` (text) or `json`: writes the exit report (counters, learner, call sites) to
-/// `HAKMEM_STATS_FILE` or stderr. Never allocates.
-pub fn print_stats_if_asked() {
-    let cfg = crate::config::get();
-    if cfg.stats != 0 {
-        print_stats(cfg);
-    }
-}
-
-/// Out of line: its 16 KiB text buffer is probed page by page on entry, which every process
-/// would otherwise pay for in stack page faults at exit.
-#[cold]
-#[inline(never)]
-fn print_stats(cfg: &crate::config::Config) {
-    let json = cfg.stats == 2;
-    let mut out = crate::text::Text::new();
-    if json {
-        out.str("{\"hakmem_stats\":{");
-    }
-    crate::stats::write(&mut out, json);
-    if json {
-        out.str("},\"tuning\":");
-    }
-    crate::tuning::write(&mut out, json);
-    if json {
-        out.str(",\"call_sites\":");
-    }
-    crate::sites::write(&mut out, json, 10);
-    if json {
-        out.str("}\n");
-    }
-    let mut fd = 2;
-    if let Some(path) = cfg.stats_file {
-        // SAFETY: `path` is NUL-terminated (config.rs).
-        let f = unsafe {
-            libc::open(
-                path.as_ptr() as *const libc::c_char,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                0o644,
-            )
-        };
-        if f >= 0 {
-            fd = f;
-        } else {
-            crate::config::warn(&[b"cannot open HAKMEM_STATS_FILE; writing to stderr"]);
-        }
-    }
-    out.write_to(fd);
-    if fd != 2 {
-        // SAFETY: closes the file we opened.
-        unsafe { libc::close(fd) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

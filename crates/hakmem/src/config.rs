@@ -13,8 +13,8 @@
 //! | `HAKMEM_DISABLE_BIGCACHE` | off | switch; on: every large free unmaps at once |
 //! | `HAKMEM_THP` | on | switch; on: ask for transparent huge pages on large blocks of 2 MiB or more (`large.rs`: rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); off: never |
 //! | `HAKMEM_SAFE_FREE` | off | switch; on: full misuse checks on every allocation and free (see `check.rs`); slower |
-//! | `HAKMEM_STATS` | off | switch, or `json`; on: print the counters (`stats.rs`) and the learner's state to stderr at exit; `json`: as JSON |
-//! | `HAKMEM_STATS_FILE` | stderr | where `HAKMEM_STATS` output goes |
+//! | `HAKMEM_STATS` | off | switch, or `json`; on: print the report (`stats.rs`: memory, counters, size classes, the learner's state, call sites) at exit; `json`: as one line of JSON |
+//! | `HAKMEM_STATS_FILE` | stderr | file the report is appended to; `%p` in it is replaced by the pid, `%%` by `%` |
 //! | `HAKMEM_SITES` | off | switch; on: profile call sites (`sites.rs`); on anyway with learning or stats |
 //! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | 0 to 2^64-1; test hook: mappings N+1..N+M fail |
 //!
@@ -43,7 +43,7 @@ pub struct Config {
     pub playbook: Option<&'static [u8]>,
     /// `HAKMEM_SITES=1`: profile call sites even without learning or stats.
     pub sites: bool,
-    /// The stats file's path, NUL-terminated.
+    /// The stats file's path pattern (`%p`: the pid), NUL-terminated.
     pub stats_file: Option<&'static [u8]>,
     pub purge_delay_ms: Option<u64>,
     pub ss_warm_max: Option<usize>,
@@ -328,8 +328,9 @@ fn value(name: &[u8]) -> Option<&'static [u8]> {
     var(name).filter(|v| !v.is_empty())
 }
 
-/// Writes `hakmem: `, the parts and a newline to stderr as one line, in one system call, without
-/// allocating. At most 30 parts are written.
+/// Writes `hakmem: `, the parts and a newline to stderr (`stats::stderr_fd`: the copy kept for
+/// the report, if stderr was closed since) as one line, in one system call, without allocating.
+/// At most 30 parts are written.
 pub fn warn(parts: &[&[u8]]) {
     let iovec = |s: &[u8]| libc::iovec {
         iov_base: s.as_ptr() as *mut libc::c_void,
@@ -344,8 +345,11 @@ pub fn warn(parts: &[&[u8]]) {
     }
     iov[n] = iovec(b"\n");
     n += 1;
-    // SAFETY: every iovec points at a live byte slice of its length; writev only reads them.
-    unsafe { libc::writev(2, iov.as_ptr(), n as libc::c_int) };
+    let fd = crate::stats::stderr_fd();
+    if fd >= 0 {
+        // SAFETY: every iovec points at a live byte slice of its length; writev only reads them.
+        unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) };
+    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ impl Heap {
 
     fn refill_untimed(&mut self, c: usize) -> bool {
         self.count_slow_call();
-        crate::stats::bump(&self.counters.refills);
+        crate::stats::bump(&self.counters.refills[c]);
         // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
         let batch = if self.bins[c].cap == 0 {
             1

@@ -97,6 +97,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
             unsafe {
+                crate::stats::large_taken((*h).map_len);
                 if (*h).purged && huge_backed((*h).map_len) {
                     // The purge split the first huge page, whose first page is the header, and
                     // withdrew its advice (`bigcache.rs`).
@@ -163,6 +164,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
         });
     }
     registry::set(user & !(CHUNK - 1), kind);
+    crate::stats::large_taken(len);
     user as *mut u8
 }
 
@@ -222,6 +224,7 @@ pub fn holds(p: usize) -> bool {
 /// `h` is the header of a live large block that nothing uses any more.
 pub unsafe fn free(h: *mut LargeHeader) {
     crate::stats::add(&crate::stats::LARGE_FREES, 1);
+    crate::stats::large_given_back((*h).map_len);
     if (*h).standard && bigcache::put(h) {
         return;
     }
@@ -273,6 +276,7 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
         if new_len < old_len {
             os::unmap(start.add(new_len), old_len - new_len);
         }
+        crate::stats::large_resized(old_len, new_len);
         (*h).map_len = new_len;
         return (*h).user as *mut u8;
     }
@@ -292,6 +296,7 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
         os::unmap(target, new_len);
         return null_mut();
     }
+    crate::stats::large_resized(old_len, new_len);
     let nh = target as *mut LargeHeader;
     (*nh).map_start = target as usize;
     (*nh).map_len = new_len;

@@ -1,7 +1,8 @@
 //! The only code that talks to the kernel about memory: mmap, munmap, madvise, mremap.
 //!
 //! Every function returns a null pointer or `false` on failure and never panics or allocates, so the
-//! callers can turn an exhausted address space into `NULL` + `ENOMEM`.
+//! callers can turn an exhausted address space into `NULL` + `ENOMEM`. What is mapped is counted
+//! here (`stats::MAPPED`).
 
 use core::ptr::null_mut;
 
@@ -17,15 +18,18 @@ pub const fn align_up(x: usize, align: usize) -> usize {
 /// overcommit policy (no MAP_NORESERVE): a size the machine cannot back fails here, with ENOMEM,
 /// as it does under glibc, rather than succeeding and getting the program OOM-killed later.
 pub fn map(len: usize) -> *mut u8 {
-    map_with(len, 0)
+    counted(map_with(len, 0), len)
 }
 
-/// `map` for address space that is only reserved, never handed to the program as it is (the target
-/// of `move_to`, whose pages come from the moved mapping): MAP_NORESERVE, not counted as committed.
-fn reserve(len: usize) -> *mut u8 {
-    map_with(len, libc::MAP_NORESERVE)
+/// `p`, a mapping of `len` bytes or null, counted in `stats::MAPPED`.
+fn counted(p: *mut u8, len: usize) -> *mut u8 {
+    if !p.is_null() {
+        crate::stats::MAPPED.add(len as u64);
+    }
+    p
 }
 
+/// mmap itself (not counted).
 fn map_with(len: usize, extra_flags: libc::c_int) -> *mut u8 {
     if crate::config::get().fail_mmap_after.is_some() && injected_failure() {
         crate::stats::add(&crate::stats::MMAP_FAILURES, 1);
@@ -64,38 +68,45 @@ fn injected_failure() -> bool {
 
 /// Unmaps a range this module mapped.
 pub fn unmap(p: *mut u8, len: usize) {
-    if len == 0 {
-        return;
+    if unmap_uncounted(p, len) {
+        crate::stats::MAPPED.sub(len as u64);
     }
+}
+
+/// munmap itself: whether it worked.
+fn unmap_uncounted(p: *mut u8, len: usize) -> bool {
     // SAFETY: the caller passes a range it owns and no longer uses.
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    len > 0 && unsafe { libc::munmap(p as *mut libc::c_void, len) } == 0
 }
 
 /// Maps `len` bytes whose address `+ offset` is a multiple of `align` (a power of two >= PAGE).
 /// Returns the start of the mapping (so `start + offset` is aligned), or null.
 pub fn map_aligned(len: usize, align: usize, offset: usize) -> *mut u8 {
-    map_aligned_with(len, align, offset, map)
+    map_aligned_with(len, align, offset, 0)
 }
 
-/// `map_aligned` for a range only reserved (see `reserve`).
+/// `map_aligned` for address space that is only reserved, never handed to the program as it is
+/// (the target of `move_to`, whose pages come from the moved mapping): MAP_NORESERVE, not counted
+/// as committed by the kernel.
 pub fn reserve_aligned(len: usize, align: usize) -> *mut u8 {
-    map_aligned_with(len, align, 0, reserve)
+    map_aligned_with(len, align, 0, libc::MAP_NORESERVE)
 }
 
-fn map_aligned_with(len: usize, align: usize, offset: usize, map: fn(usize) -> *mut u8) -> *mut u8 {
+/// Maps `len + align` bytes and trims both ends; only the `len` kept are counted.
+fn map_aligned_with(len: usize, align: usize, offset: usize, flags: libc::c_int) -> *mut u8 {
     let Some(reserve) = len.checked_add(align) else {
         return null_mut();
     };
-    let raw = map(reserve);
+    let raw = map_with(reserve, flags);
     if raw.is_null() {
         return null_mut();
     }
     let raw_addr = raw as usize;
     let start = align_up(raw_addr + offset, align) - offset;
-    unmap(raw, start - raw_addr);
+    unmap_uncounted(raw, start - raw_addr);
     let end = start + len;
-    unmap(end as *mut u8, raw_addr + reserve - end);
-    start as *mut u8
+    unmap_uncounted(end as *mut u8, raw_addr + reserve - end);
+    counted(start as *mut u8, len)
 }
 
 /// Tells the kernel the pages in the range may be dropped; they read as zero afterwards.
@@ -136,7 +147,15 @@ pub fn advise_no_huge(p: *mut u8, len: usize) {
 pub fn resize_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
     // SAFETY: flags 0 never moves the mapping; the range is ours.
     let r = unsafe { libc::mremap(p as *mut libc::c_void, old_len, new_len, 0) };
-    r != libc::MAP_FAILED
+    if r == libc::MAP_FAILED {
+        return false;
+    }
+    if new_len > old_len {
+        crate::stats::MAPPED.add((new_len - old_len) as u64);
+    } else {
+        crate::stats::MAPPED.sub((old_len - new_len) as u64);
+    }
+    true
 }
 
 /// Moves a mapping to `target` (which the caller reserved, `new_len` bytes) with its pages,
@@ -152,7 +171,13 @@ pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> b
             target as *mut libc::c_void,
         )
     };
-    r != libc::MAP_FAILED
+    if r == libc::MAP_FAILED {
+        return false;
+    }
+    // The reservation at `target` (counted when it was mapped) now holds the pages; the old
+    // range is gone.
+    crate::stats::MAPPED.sub(old_len as u64);
+    true
 }
 
 /// Milliseconds of a monotonic clock (coarse: a few ms resolution, a few ns to read).

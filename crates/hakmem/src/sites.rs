@@ -12,6 +12,9 @@
 //! `hak_alloc_at` block is remembered in a small table of tracked blocks (`TRACKED`; when it is
 //! full, no more are sampled until some are freed) that `hak_free_at` consults. A small block
 //! from `malloc` is freed by `free`, which names no site, so those sites report no lifetime.
+//!
+//! The exit report names each code address as the object file it lies in and its offset there
+//! (`module_of`), which `addr2line` turns into a function and line.
 
 use crate::learn::site::{Sampler, SiteTable};
 use crate::lock::Lock;
@@ -252,8 +255,120 @@ fn record_locked(f: impl FnOnce(&mut State, u64) -> bool) -> bool {
     done
 }
 
-/// Appends the top `n` sites by allocations: text lines, or a JSON array.
+/// Most sites a report shows.
+const MAX_REPORTED: usize = 16;
+
+/// One site's line in the report, copied out under the lock.
+#[derive(Clone, Copy, Default)]
+struct Row {
+    site: usize,
+    allocs: u64,
+    frees: u64,
+    p50: u64,
+    p95: u64,
+    lifetime_us: Option<u64>,
+}
+
+/// Appends the top `n` sites (at most `MAX_REPORTED`) by sampled allocations: text lines, or a
+/// JSON object. Each code address is named as module + offset (`module_of`).
 pub fn write(out: &mut Text, json: bool, n: usize) {
+    let mut rows = [Row::default(); MAX_REPORTED];
+    let (len, period) = top_sites(&mut rows[..n.min(MAX_REPORTED)]);
+    let samples = SAMPLES.load(Ordering::Relaxed) as u64;
+    let mut exe = [0u8; 4096];
+    let exe = exe_path(&mut exe);
+    if json {
+        out.str("{\"profiled\":")
+            .str(if enabled() { "true" } else { "false" });
+        out.str(",\"sample_period\":").number(period);
+        out.str(",\"samples\":").number(samples);
+        out.str(",\"sites\":[");
+    } else if !enabled() {
+        out.str("hakmem: call sites: not profiled (HAKMEM_SITES=1, HAKMEM_STATS or learning turn it on)\n");
+        return;
+    } else {
+        out.str("hakmem: call sites: 1 in ")
+            .number(period)
+            .str(" slow-path events sampled, ");
+        out.number(samples)
+            .str(" samples; the top ")
+            .number(len as u64);
+        out.str(" by sampled allocations\n");
+        out.str("hakmem:   (allocs, frees: sampled ones; size_p50, size_p95: requested bytes; lifetime_us: mean\n");
+        out.str("hakmem:   lifetime of the sampled blocks, - when their frees are not seen (small blocks from\n");
+        out.str(
+            "hakmem:   malloc); where: the module and offset to give addr2line -e MODULE OFFSET)\n",
+        );
+        out.str("hakmem:   site");
+        for (col, name) in [
+            (32, "allocs"),
+            (42, "frees"),
+            (52, "size_p50"),
+            (62, "size_p95"),
+            (75, "lifetime_us"),
+        ] {
+            out.right(col, |t| {
+                t.str(name);
+            });
+        }
+        out.str("  where\n");
+    }
+    for (rank, r) in rows[..len].iter().enumerate() {
+        let module = module_of(r.site, exe);
+        if json {
+            if rank > 0 {
+                out.str(",");
+            }
+            out.str("{\"site\":\"")
+                .hex(r.site as u64)
+                .str("\",\"module\":");
+            match module {
+                Some((path, offset)) => {
+                    out.json_str(path).str(",\"offset\":\"");
+                    out.hex(offset as u64).str("\"")
+                }
+                None => out.str("null,\"offset\":null"),
+            };
+            out.str(",\"allocs\":").number(r.allocs);
+            out.str(",\"frees\":").number(r.frees);
+            out.str(",\"size_p50\":").number(r.p50);
+            out.str(",\"size_p95\":").number(r.p95);
+            out.str(",\"lifetime_us\":");
+            match r.lifetime_us {
+                Some(l) => out.number(l),
+                None => out.str("null"),
+            };
+            out.str("}");
+        } else {
+            out.str("hakmem:   ").hex(r.site as u64);
+            for (col, v) in [(32, r.allocs), (42, r.frees), (52, r.p50), (62, r.p95)] {
+                out.right(col, |t| {
+                    t.number(v);
+                });
+            }
+            out.right(75, |t| match r.lifetime_us {
+                Some(l) => {
+                    t.number(l);
+                }
+                None => {
+                    t.str("-");
+                }
+            });
+            if let Some((path, offset)) = module {
+                out.str("  ").push(path).str("+").hex(offset as u64);
+            }
+            out.str("\n");
+        }
+    }
+    if json {
+        out.str("]}");
+    }
+}
+
+/// Copies the sites with the most sampled allocations into `rows`, under the lock (and nothing
+/// else: `module_of` takes the loader's lock, which must not nest inside ours). Returns how many
+/// and the sampling period.
+fn top_sites(rows: &mut [Row]) -> (usize, u64) {
     GLOBAL.lock.lock();
     // SAFETY: the lock is held.
     let st = unsafe { &*GLOBAL.state.get() };
@@ -271,69 +386,91 @@ pub fn write(out: &mut Text, json: bool, n: usize) {
         len += 1;
     }
     refs[..len].sort_unstable_by_key(|p| core::cmp::Reverse(p.map_or(0, |p| p.allocs)));
-    let period = st.sampler.period();
-    if json {
-        out.str("{\"sample_period\":").number(period);
-        out.str(",\"samples\":")
-            .number(SAMPLES.load(Ordering::Relaxed) as u64);
-        out.str(",\"sites\":[");
-    } else {
-        out.str("hakmem: call sites: 1 in ")
-            .number(period)
-            .str(" slow-path events sampled, ");
-        out.number(SAMPLES.load(Ordering::Relaxed) as u64);
-        out.str(" samples (site allocs frees size_p50 size_p95 mean_lifetime_us)\n");
-    }
-    for (rank, p) in refs[..len.min(n)].iter().flatten().enumerate() {
-        let p50 = p.sizes.p50().unwrap_or(0);
-        let p95 = p.sizes.p95().unwrap_or(0);
-        let life = match p.frees {
-            0 => None,
-            _ => p.lifetime(now).map(|t| (t as f64 * us_per_tick) as u64),
+    let len = len.min(rows.len());
+    for (row, p) in rows.iter_mut().zip(refs[..len].iter().flatten()) {
+        *row = Row {
+            site: p.site,
+            allocs: p.allocs,
+            frees: p.frees,
+            p50: p.sizes.p50().unwrap_or(0),
+            p95: p.sizes.p95().unwrap_or(0),
+            lifetime_us: match p.frees {
+                0 => None,
+                _ => p.lifetime(now).map(|t| (t as f64 * us_per_tick) as u64),
+            },
         };
-        if json {
-            if rank > 0 {
-                out.str(",");
-            }
-            out.str("{\"site\":\"")
-                .hex(p.site as u64)
-                .str("\",\"allocs\":")
-                .number(p.allocs);
-            out.str(",\"frees\":")
-                .number(p.frees)
-                .str(",\"size_p50\":")
-                .number(p50);
-            out.str(",\"size_p95\":")
-                .number(p95)
-                .str(",\"lifetime_us\":");
-            match life {
-                Some(l) => out.number(l),
-                None => out.str("null"),
-            };
-            out.str("}");
-        } else {
-            out.str("hakmem:   ")
-                .hex(p.site as u64)
-                .str(" ")
-                .number(p.allocs)
-                .str(" ");
-            out.number(p.frees)
-                .str(" ")
-                .number(p50)
-                .str(" ")
-                .number(p95)
-                .str(" ");
-            match life {
-                Some(l) => out.number(l),
-                None => out.str("-"),
-            };
-            out.str("\n");
-        }
     }
-    if json {
-        out.str("]}");
-    }
+    let period = st.sampler.period();
     GLOBAL.lock.unlock();
+    (len, period)
+}
+
+/// The start of glibc's `struct link_map` (<link.h>), which `dladdr1` hands back.
+#[repr(C)]
+struct LinkMap {
+    /// The difference between the addresses in the object file and in memory.
+    l_addr: usize,
+    /// The path it was loaded from; empty for the main program.
+    l_name: *const libc::c_char,
+}
+
+const RTLD_DL_LINKMAP: libc::c_int = 2;
+
+/// Module names longer than this are cut to their last this many bytes in the report.
+const MAX_MODULE_NAME: usize = 512;
+
+/// The object file holding code address `addr` (its path; the main program's is `exe`) and
+/// `addr`'s offset in it: the address minus the object's load bias, which is what
+/// `addr2line -e MODULE OFFSET` wants, for position-independent objects and others alike.
+/// None for an address in no loaded object (an id given to `hak_alloc_at`, JIT code).
+/// `dladdr1` takes the loader's lock and does not allocate.
+fn module_of(addr: usize, exe: &[u8]) -> Option<(&[u8], usize)> {
+    // SAFETY: an all-zero Dl_info is valid; dladdr1 fills it and the link map pointer, or fails.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    let mut map: *mut libc::c_void = core::ptr::null_mut();
+    // SAFETY: dladdr1 only reads the loader's tables and writes the two outputs we pass.
+    let found = unsafe {
+        libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            &mut map,
+            RTLD_DL_LINKMAP,
+        )
+    };
+    if found == 0 || map.is_null() {
+        return None;
+    }
+    // SAFETY: with RTLD_DL_LINKMAP, `map` is the object's link map, which the loader keeps
+    // while the object is loaded; its name is NUL-terminated.
+    let (bias, name) = unsafe {
+        let m = &*(map as *const LinkMap);
+        let name = if m.l_name.is_null() {
+            &b""[..]
+        } else {
+            core::ffi::CStr::from_ptr(m.l_name).to_bytes()
+        };
+        (m.l_addr, name)
+    };
+    let path = if name.is_empty() { exe } else { name };
+    let path = &path[path.len().saturating_sub(MAX_MODULE_NAME)..];
+    Some((path, addr.wrapping_sub(bias)))
+}
+
+/// The main program's path (/proc/self/exe), or empty.
+fn exe_path(buf: &mut [u8]) -> &[u8] {
+    // SAFETY: readlink writes at most `buf.len()` bytes into our buffer.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
+    if n <= 0 {
+        return b"";
+    }
+    let n = n as usize;
+    &buf[..n]
 }
 
 /// The lock the fork handlers hold across `fork()` (see `heap.rs`).

@@ -83,10 +83,15 @@ impl Slab {
         self.links = Links::new();
         self.remote.0.reset();
         self.owner.store(owner, Ordering::Release);
+        crate::stats::slab_taken(class, capacity as u64 * self.block_size as u64);
     }
 
     /// Marks the slab unused (its SuperSlab gets it back).
     pub fn clear(&mut self) {
+        if self.class != NO_CLASS {
+            let bytes = self.capacity as u64 * self.block_size as u64;
+            crate::stats::slab_given_back(self.class as usize, bytes);
+        }
         self.class = NO_CLASS;
         self.place = Place::None;
         self.owner.store(null_mut(), Ordering::Release);

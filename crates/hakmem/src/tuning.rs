@@ -93,9 +93,11 @@ pub fn learning() -> bool {
 }
 
 /// Applies the starting strategy and, with learning on, sets up the learner (loading the
-/// playbook file if there is one). Called once, from `heap::ensure_init`.
+/// playbook file if there is one); registers what runs at exit. Called once, from
+/// `heap::ensure_init`.
 pub fn init() {
     let cfg = config::get();
+    register_exit_hook(cfg);
     if cfg.learn == 0 {
         let mut s = crate::learn::strategy::DEFAULTS[cfg.strategy].1;
         if let Some(v) = cfg.purge_delay_ms {
@@ -268,21 +270,33 @@ fn end_epoch(st: &mut State, now_ms: u64) {
         } else {
             EPOCH_MS
         };
-    if !st.finished && config::get().playbook.is_some() {
-        register_exit_save();
+}
+
+/// At start-up, when there is something to do at exit (a playbook to save, a report to print):
+/// registers `at_exit` with atexit, for every program (a Rust one with `#[global_allocator]` has
+/// no destructor of libhakmem.so), and keeps a copy of stderr for the report.
+fn register_exit_hook(cfg: &config::Config) {
+    if cfg.stats != 0 {
+        crate::stats::keep_stderr();
+    }
+    if cfg.stats != 0 || (cfg.learn != 0 && cfg.playbook.is_some()) {
+        extern "C" fn hook() {
+            at_exit();
+        }
+        // SAFETY: registers a plain function; atexit may allocate, which re-enters the allocator
+        // safely (`heap::ensure_init` lets the initialising thread through).
+        unsafe { libc::atexit(hook) };
     }
 }
 
-/// Once: saves the playbook at exit (`finish`) for programs without the preload's destructor.
-fn register_exit_save() {
+/// What runs at exit, once: saves the playbook (`finish`), then prints the report if
+/// `HAKMEM_STATS` asks for it. The atexit handler calls it, and so does libhakmem.so's destructor
+/// (which runs later, after every atexit handler): whichever comes first does the work.
+pub fn at_exit() {
     static DONE: AtomicBool = AtomicBool::new(false);
-    if !DONE.swap(true, Ordering::Relaxed) {
-        extern "C" fn at_exit() {
-            finish();
-        }
-        // SAFETY: registers a plain function; atexit may allocate, which re-enters us safely
-        // (DONE is already set).
-        unsafe { libc::atexit(at_exit) };
+    if !DONE.swap(true, Ordering::AcqRel) {
+        finish();
+        crate::stats::print_if_asked();
     }
 }
 
@@ -460,7 +474,19 @@ pub fn write(out: &mut Text, json: bool) {
         out.str(", ").number(l.epoch()).str(" epochs, phase ");
         out.str(phase_name(l.phase())).str("\nhakmem: chosen ");
         write_knobs(out, &chosen, false);
-        out.str("\nhakmem: leaderboard (rank id parent rating wins losses draws epochs mean_cost name knobs)\n");
+        out.str("\nhakmem: leaderboard, best first by ");
+        out.str(match l.selector() {
+            Selector::Elo => "rating",
+            Selector::Ucb1 => "mean reward 1/(1+cost^2)",
+        });
+        out.str(" (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
+        out.str("hakmem:   (#id: the strategy's number; <parent: the one it was mutated from, <0 for a built-in candidate;\n");
+        out.str("hakmem:   rating: ELO from pairwise epoch comparisons, 1500 at start, with their wins losses draws;\n");
+        out.str("hakmem:   epochs: epochs it ran (a loaded playbook's included); mean_cost: their cost (a moving\n");
+        out.str("hakmem:   average of about the last 16), about 1.0 for an average epoch, lower is better;\n");
+        out.str(
+            "hakmem:   name: the built-in candidate it is, - for a mutation; *: the chosen one)\n",
+        );
     }
     for (rank, e) in l.leaderboard().enumerate() {
         let name = crate::learn::strategy::default_name(&e.strategy).unwrap_or("-");

@@ -40,6 +40,18 @@ int main(void) {
     CHECK(full.s.superslabs_mapped >= 1, "superslabs_mapped %llu", (unsigned long long)full.s.superslabs_mapped);
     CHECK(full.s.superslabs_live <= full.s.superslabs_mapped, "live %llu > mapped %llu",
           (unsigned long long)full.s.superslabs_live, (unsigned long long)full.s.superslabs_mapped);
+    /* The 8 MiB block came and went; the 1000 small blocks are in slabs still. */
+    CHECK(full.s.large_bytes_peak >= (8u << 20) && full.s.large_bytes_total >= (8u << 20),
+          "large bytes peak %llu total %llu", (unsigned long long)full.s.large_bytes_peak,
+          (unsigned long long)full.s.large_bytes_total);
+    CHECK(full.s.large_bytes < (8u << 20), "large bytes %llu after the free",
+          (unsigned long long)full.s.large_bytes);
+    CHECK(full.s.slab_bytes > 0 && full.s.slab_bytes <= full.s.slab_bytes_peak, "slab bytes %llu peak %llu",
+          (unsigned long long)full.s.slab_bytes, (unsigned long long)full.s.slab_bytes_peak);
+    CHECK(full.s.mapped_bytes_peak >= full.s.large_bytes_peak &&
+              full.s.mapped_bytes >= full.s.slab_bytes,
+          "mapped %llu peak %llu", (unsigned long long)full.s.mapped_bytes,
+          (unsigned long long)full.s.mapped_bytes_peak);
     for (int i = 0; i < 64; i++) CHECK(full.guard[i] == 0xEE, "byte %d after the struct written", i);
 
     /* header only: ok, nothing written past the header */
