@@ -298,7 +298,8 @@ mod tests {
         let len = large::standard_len(size) as u64;
         let blocks: Vec<*mut u8> = (0..2).map(|_| large::alloc(size, 16).0).collect();
         for &b in &blocks {
-            // SAFETY: each block is a fresh large block of `size` bytes, freed once after the write.
+            // SAFETY: each block is a fresh large block of `size` bytes, freed once after the
+            // write.
             unsafe { core::ptr::write_bytes(b, 0x5A, size) };
             // SAFETY: each block is live, standard, unused and freed once.
             unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };

@@ -204,7 +204,8 @@ pub fn holds(p: usize) -> bool {
             Kind::SuperSlab => return false,
             kind => {
                 let h = header_location(base, kind);
-                // SAFETY: the registry says this chunk holds a large block, so its header is mapped.
+                // SAFETY: the registry says this chunk holds a large block, so its header is
+                // mapped.
                 return unsafe {
                     (*h).magic == MAGIC && (*h).user <= p && p < (*h).map_start + (*h).map_len
                 };

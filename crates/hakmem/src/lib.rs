@@ -993,7 +993,9 @@ pub(crate) mod tests {
         }
         // The bin now starts blocks[0] -> blocks[1] -> ...
         let (first, second) = (blocks[0], blocks[1]);
-        // SAFETY: the blocks sit free in this thread's bin, whose links the test damages and restores, and the bin is only read through shared references; the four mallocs take them back.
+        // SAFETY: the blocks sit free in this thread's bin, whose links the test damages and
+        // restores, and the bin is only read through shared references; the four mallocs take them
+        // back.
         unsafe {
             assert!(!cache_is_damaged(c));
             let keep = (*second).next;

@@ -50,7 +50,8 @@ impl<T: Linked> List<T> {
     /// # Safety
     /// `item` is valid and in no list.
     pub unsafe fn push_front(&mut self, item: *mut T) {
-        // SAFETY: `item` and the list's records are valid (the caller's contract), so their links are.
+        // SAFETY: `item` and the list's records are valid (the caller's contract), so their links
+        // are.
         unsafe {
             let l = &*T::links(item);
             l.prev.set(null_mut());

@@ -151,7 +151,8 @@ mod tests {
                     let mut b = list.take_all();
                     while !b.is_null() {
                         seen += 1;
-                        // SAFETY: `b` is one of the producers' blocks, linked by their pushes and taken by this thread.
+                        // SAFETY: `b` is one of the producers' blocks, linked by their pushes and
+                        // taken by this thread.
                         b = unsafe { (*b).next };
                     }
                 }
@@ -295,7 +296,8 @@ mod loom_tests {
             // `take_counted` starts with a SeqCst load (see `stale_owner_hint_model`).
             fence(Ordering::SeqCst);
             let b = self.remote.take_all();
-            // SAFETY: the holder (this thread, in the model) is the only one touching `seen`; loom checks it.
+            // SAFETY: the holder (this thread, in the model) is the only one touching `seen`; loom
+            // checks it.
             let n = self.seen.with_mut(|s| walk(blocks, b, unsafe { &mut *s }));
             // SAFETY: as above, for `used`.
             self.used.with_mut(|u| unsafe { *u -= n });
@@ -344,7 +346,8 @@ mod loom_tests {
                 let (blocks, slab, orphans) = (blocks.clone(), slab.clone(), orphans.clone());
                 thread::spawn(move || {
                     // local free of block 0 (flush to the slab), then retire_slab
-                    // SAFETY: the owner holds the slab here; loom checks that no other thread touches `seen` meanwhile.
+                    // SAFETY: the owner holds the slab here; loom checks that no other thread
+                    // touches `seen` meanwhile.
                     slab.seen.with_mut(|s| unsafe { (&mut *s)[0] += 1 });
                     // SAFETY: as above, for `used`.
                     slab.used.with_mut(|u| unsafe { *u -= 1 });

@@ -127,7 +127,8 @@ impl Slab {
         }
         let mut n = 0;
         while !b.is_null() {
-            // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.
+            // SAFETY: blocks on the remote list are free blocks of this slab, linked by their
+            // pushers.
             let next = unsafe { (*b).next };
             if next == b {
                 check::report("free", "double free", b as usize);
@@ -340,7 +341,8 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "slow under Miri (millions of checks)")]
     fn boundary_check_is_exact_for_every_class() {
-        // SAFETY: a zeroed Slab is a valid (unformatted) slab: every field is an integer, a pointer or a Cell or atomic of one.
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab: every field is an integer, a pointer
+        // or a Cell or atomic of one.
         let slab: Slab = unsafe { core::mem::zeroed() };
         for c in 0..crate::size_class::NUM_CLASSES {
             let start = 1usize << 30;

@@ -163,7 +163,8 @@ unsafe fn acquire_locked(
     owner: *mut Heap,
     owner_has_full: bool,
 ) -> *mut Slab {
-    // SAFETY: the lock is held (the caller's contract), so the manager's SuperSlabs and their free slabs are ours; a slab is formatted by shared reference, as stale frees may read it.
+    // SAFETY: the lock is held (the caller's contract), so the manager's SuperSlabs and their free
+    // slabs are ours; a slab is formatted by shared reference, as stale frees may read it.
     unsafe {
         let size = size_class::class_size(class);
         if size_class::is_small(class) {
@@ -244,7 +245,8 @@ unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
 /// # Safety
 /// The manager's lock is held and `m` is its manager.
 unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
-    // SAFETY: the lock is held (the caller's contract): cached SuperSlabs are the manager's, and a new mapping is ours alone until it is registered.
+    // SAFETY: the lock is held (the caller's contract): cached SuperSlabs are the manager's, and a
+    // new mapping is ours alone until it is registered.
     unsafe {
         let mut ss = m.warm.pop_front();
         if !ss.is_null() {
@@ -311,7 +313,8 @@ pub unsafe fn release_slab(slab: *mut Slab) {
 /// # Safety
 /// As `release_slab`.
 pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
-    // SAFETY: the caller holds `slab` (empty, in no list); its SuperSlab's header is only written with the lock held, which it is from `lock()` on.
+    // SAFETY: the caller holds `slab` (empty, in no list); its SuperSlab's header is only written
+    // with the lock held, which it is from `lock()` on.
     unsafe {
         (*slab).clear();
         let ss = super_slab_of(slab);
@@ -364,7 +367,8 @@ pub fn purge_expired() {
 /// # Safety
 /// The manager's lock is held and `m` is its manager.
 unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
-    // SAFETY: the lock is held (the caller's contract), so the listed SuperSlabs are the manager's, and none in `warm`/`cold` or free slabs has live blocks.
+    // SAFETY: the lock is held (the caller's contract), so the listed SuperSlabs are the manager's,
+    // and none in `warm`/`cold` or free slabs has live blocks.
     unsafe {
         let cfg = crate::config::get();
         let delay = knobs::purge_delay_ms();
@@ -415,7 +419,8 @@ unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
 /// # Safety
 /// `ss` is a small SuperSlab of the manager, whose lock is held.
 unsafe fn discard_free_slabs(ss: *mut SuperSlab) {
-    // SAFETY: `ss` is a partial SuperSlab of the manager, whose lock is held (the caller's contract); its free slabs hold no blocks.
+    // SAFETY: `ss` is a partial SuperSlab of the manager, whose lock is held (the caller's
+    // contract); its free slabs hold no blocks.
     unsafe {
         let mut dirty_free = (*ss).free_mask & (*ss).dirty_mask;
         (*ss).dirty_mask &= !dirty_free;
@@ -515,7 +520,8 @@ mod tests {
             let c = if i % 10 == 0 { mid } else { small };
             let s = acquire_slab(c, null_mut(), false);
             assert!(!s.is_null());
-            // SAFETY: `s` is a slab just acquired (formatted, ours), and its first page is in its SuperSlab.
+            // SAFETY: `s` is a slab just acquired (formatted, ours), and its first page is in its
+            // SuperSlab.
             unsafe {
                 let start = (*s).start.get();
                 assert_eq!(start % (64 * 1024), 0, "slab data is 64 KiB-aligned");
@@ -556,7 +562,8 @@ mod tests {
         let a = acquire_slab(small, null_mut(), false);
         let b = acquire_slab(small, null_mut(), false);
         let ss = super_slab_of(b);
-        // SAFETY: `b`'s first page is ours; the manager and SuperSlab header are read and purged with the lock held.
+        // SAFETY: `b`'s first page is ours; the manager and SuperSlab header are read and purged
+        // with the lock held.
         unsafe {
             core::ptr::write_bytes((*b).start.get() as *mut u8, 1, 4096);
             let bit = 1u32 << (((*b).start.get() - ss as usize) >> SMALL_SLAB_SHIFT);
