@@ -185,7 +185,7 @@ impl Heap {
             return s;
         }
         self.collect_remote(c);
-        // SAFETY: as above.
+        // SAFETY: owner only, and no reference from the pop above is live after `collect_remote`.
         let s = unsafe { (*cs).partial.pop_front() };
         if !s.is_null() {
             return s;

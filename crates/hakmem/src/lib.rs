@@ -126,7 +126,7 @@ unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
     }
     if size > knobs::large_threshold() {
         // The strategy maps mid sizes above its threshold individually (and caches them).
-        // SAFETY: no precondition.
+        // SAFETY: `alloc_large_at` has no precondition (only its memory is raw).
         return unsafe { alloc_large_at(size, site) };
     }
     sites::alloc(site, size, false);
@@ -370,7 +370,7 @@ unsafe fn free_foreign_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
 unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
     // SAFETY: `slab` is valid (the caller's contract).
     if !unsafe { (*slab).is_block_start(p) } {
-        // SAFETY: as above.
+        // SAFETY: `slab` is valid (the caller's contract).
         unsafe { report_not_block_start(op, slab, p) };
     }
 }
@@ -512,7 +512,7 @@ unsafe fn live_block(op: &str, p: *mut u8) -> Live {
         Kind::SuperSlab => {
             // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
             let slab = unsafe { superslab::slab_of(addr) };
-            // SAFETY: as above.
+            // SAFETY: `slab` is valid (the registry says its chunk is a SuperSlab).
             unsafe { check_block_start(op, slab, addr) };
             // SAFETY: as above, by shared reference.
             let block = unsafe { (*slab).block_size.get() } as usize;
@@ -563,7 +563,7 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
         return out_of_memory();
     };
     if total <= MID_MAX {
-        // SAFETY: no precondition.
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
         let p = unsafe { malloc(total) };
         if !p.is_null() {
             // SAFETY: `p` is a fresh block of at least `total` bytes.
@@ -589,7 +589,7 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
         return null_mut();
     }
     if align <= MIN_ALIGN {
-        // SAFETY: no precondition.
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
         return unsafe { malloc(size) };
     }
     if check::safe_mode() {
@@ -617,7 +617,7 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
 /// `p` is null or a live block from this allocator.
 pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
-        // SAFETY: no precondition.
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
         return unsafe { malloc(size) };
     }
     // SAFETY: `p` is not null; misuse is reported.
@@ -636,11 +636,11 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                     return r;
                 }
             }
-            // SAFETY: as above.
+            // SAFETY: `h` is the header of the live large block `p` (checked by `live_block`).
             unsafe { large::usable_size(h) }
         }
     };
-    // SAFETY: no precondition.
+    // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
     let q = unsafe { malloc(size) };
     if !q.is_null() {
         // SAFETY: `p` holds `old` usable bytes and `q` at least `size`; distinct live blocks.
@@ -689,7 +689,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 /// # Safety
 /// Always safe to call; unsafe because it returns raw memory.
 pub unsafe fn alloc_at(size: usize, site: usize) -> *mut u8 {
-    // SAFETY: no precondition.
+    // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
     let p = unsafe { malloc(size) };
     sites::alloc_block(p as usize, site, size);
     p
@@ -727,7 +727,8 @@ pub fn memory_stats() -> (usize, usize, usize) {
 }
 
 // SAFETY: blocks are aligned to MIN_ALIGN or, above it, by `memalign`; a block stays valid and
-// untouched by the allocator until it is freed; `realloc` keeps the contents up to the smaller size.
+// untouched by the allocator until it is freed; `realloc` keeps the contents up to the smaller
+// size.
 unsafe impl GlobalAlloc for Hakmem {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -749,7 +750,7 @@ unsafe impl GlobalAlloc for Hakmem {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= MIN_ALIGN {
-            // SAFETY: no precondition.
+            // SAFETY: `calloc` has no precondition (only its memory is raw).
             return unsafe { calloc(1, layout.size()) };
         }
         if size_class::class_for_aligned(layout.size(), layout.align()).is_none() {
@@ -760,7 +761,7 @@ unsafe impl GlobalAlloc for Hakmem {
             }
             return p;
         }
-        // SAFETY: no precondition.
+        // SAFETY: `memalign` has no precondition (it is unsafe only for the raw memory it returns).
         let p = unsafe { memalign(layout.align(), layout.size()) };
         if !p.is_null() {
             // SAFETY: `p` is a fresh block of at least `layout.size()` bytes.
@@ -774,7 +775,7 @@ unsafe impl GlobalAlloc for Hakmem {
             // SAFETY: GlobalAlloc's contract: `p` is a live block of ours.
             return unsafe { realloc(p, new_size) };
         }
-        // SAFETY: no precondition.
+        // SAFETY: `memalign` has no precondition (it is unsafe only for the raw memory it returns).
         let q = unsafe { memalign(layout.align(), new_size) };
         if !q.is_null() {
             // SAFETY: `p` is a live block of `layout.size()` bytes (GlobalAlloc's contract) and
@@ -1028,7 +1029,7 @@ pub(crate) mod tests {
                 let p = unsafe { calloc(1, s) };
                 // SAFETY: `p` holds `s` bytes.
                 assert!((0..s).all(|i| unsafe { *p.add(i) } == 0));
-                // SAFETY: as above.
+                // SAFETY: `p` holds `s` bytes, and is not freed until the next line.
                 unsafe { core::ptr::write_bytes(p, 0xAB, s) };
                 // SAFETY: `p` is live and freed once.
                 unsafe { free(p) };

@@ -303,7 +303,7 @@ mod loom_tests {
             self.used.with_mut(|u| unsafe { *u -= n });
         }
         fn used(&self) -> usize {
-            // SAFETY: as above.
+            // SAFETY: only the slab's holder reads `used`; loom checks no other thread touches it.
             self.used.with(|u| unsafe { *u })
         }
         fn release(&self) {
@@ -395,7 +395,7 @@ mod loom_tests {
             );
             assert_eq!(slab.used(), 0);
             assert_eq!(
-                // SAFETY: as above.
+                // SAFETY: every thread has been joined: nothing else touches the slab.
                 slab.released.with(|r| unsafe { *r }),
                 1,
                 "released exactly once"

@@ -100,10 +100,10 @@ impl Bin {
             // SAFETY: the bin holds more than `keep` blocks, so these links are valid.
             last = unsafe { (*last).next };
         }
-        // SAFETY: `last` is the keep-th block of the bin.
-        // SAFETY: as above; the blocks in a bin are free, so their link words are the bin's.
+        // SAFETY: `last` is the keep-th block of the bin; a bin's blocks are free, so their link
+        // words are the bin's to read.
         let rest = unsafe { (*last).next };
-        // SAFETY: as above.
+        // SAFETY: as for the read: `last` is a free block of the bin, whose link is the bin's.
         unsafe { (*last).next = null_mut() };
         self.count.set(keep);
         rest
