@@ -20,5 +20,8 @@ fn main() {
         })
         .collect();
     let from_threads: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    println!("{} words, {total} bytes; {from_threads} bytes from 4 threads", words.len());
+    println!(
+        "{} words, {total} bytes; {from_threads} bytes from 4 threads",
+        words.len()
+    );
 }

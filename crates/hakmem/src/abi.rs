@@ -48,18 +48,26 @@ pub fn check(version: u32, struct_size: usize) -> i32 {
 }
 
 /// Copies `value` into `*out`, at most `out.struct_size` bytes, keeping the caller's size.
+///
+/// # Safety
+/// `out` is null or points at `out.struct_size` writable bytes, `struct_size` first.
 unsafe fn fill<T: Copy>(out: *mut T, value: T) -> i32 {
     if out.is_null() {
         return ABI_STRUCT_MISMATCH;
     }
-    let want = (out as *const usize).read();
+    // SAFETY: a non-null `out` starts with the caller's `struct_size` (the caller's contract).
+    let want = unsafe { (out as *const usize).read() };
     if want < HEADER {
         return ABI_STRUCT_MISMATCH;
     }
     // Whole 8-byte fields only, and no more than we have: struct_size then says what was filled.
     let n = (want.min(core::mem::size_of::<T>()) - HEADER) / 8 * 8 + HEADER;
-    core::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, n);
-    (out as *mut usize).write(n);
+    // SAFETY: `n` is at most both `size_of::<T>()` and the `struct_size` bytes the caller says
+    // `out` holds; `value` is a local, so the ranges cannot overlap.
+    unsafe {
+        core::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, n);
+        (out as *mut usize).write(n);
+    }
     ABI_OK
 }
 
@@ -72,7 +80,8 @@ pub unsafe fn stats_get(out: *mut HakStats) -> i32 {
         reserved: 0,
         counters: crate::stats::snapshot(),
     };
-    fill(out, v)
+    // SAFETY: the caller's contract is `fill`'s.
+    unsafe { fill(out, v) }
 }
 
 /// # Safety
@@ -91,7 +100,8 @@ pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
         bigcache_enabled: c.bigcache_enabled as u32,
         safe_free: c.safe_free as u32,
     };
-    fill(out, v)
+    // SAFETY: the caller's contract is `fill`'s.
+    unsafe { fill(out, v) }
 }
 
 #[cfg(test)]

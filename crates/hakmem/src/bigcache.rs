@@ -66,7 +66,7 @@ pub fn take(len: usize) -> *mut LargeHeader {
                     break;
                 }
             }
-            h = (*h).links.next;
+            h = (*h).links.next.get();
         }
         if !best.is_null() {
             (*best).cached = false;
@@ -92,60 +92,71 @@ pub fn take(len: usize) -> *mut LargeHeader {
 /// # Safety
 /// `h` is the header of a standard large block nothing uses any more.
 pub unsafe fn put(h: *mut LargeHeader) -> bool {
-    let cfg = crate::config::get();
-    if !cfg.bigcache_enabled || (*h).map_len > MAX_CACHED_LEN {
-        return false;
-    }
-    let mut evicted: *mut LargeHeader = null_mut();
-    let now = os::now_ms();
-    GLOBAL.lock.lock();
-    {
-        let c = &mut *GLOBAL.c.get();
-        (*h).purged = false;
-        (*h).cached = true;
-        (*h).cached_ms = now;
-        c.blocks.push_front(h);
-        c.warm_bytes += (*h).map_len;
-        purge_locked(c, now);
-        if c.blocks.len > MAX_ENTRIES {
-            evicted = c.blocks.pop_back();
-            if !(*evicted).purged {
-                c.warm_bytes -= (*evicted).map_len;
+    // SAFETY: `h` is a standard block's header nothing else uses (the caller's contract); the cache
+    // is only touched with its lock held, and an evicted block has left it, so it is ours to unmap.
+    unsafe {
+        let cfg = crate::config::get();
+        if !cfg.bigcache_enabled || (*h).map_len > MAX_CACHED_LEN {
+            return false;
+        }
+        let mut evicted: *mut LargeHeader = null_mut();
+        let now = os::now_ms();
+        GLOBAL.lock.lock();
+        {
+            let c = &mut *GLOBAL.c.get();
+            (*h).purged = false;
+            (*h).cached = true;
+            (*h).cached_ms = now;
+            c.blocks.push_front(h);
+            c.warm_bytes += (*h).map_len;
+            purge_locked(c, now);
+            if c.blocks.len > MAX_ENTRIES {
+                evicted = c.blocks.pop_back();
+                if !(*evicted).purged {
+                    c.warm_bytes -= (*evicted).map_len;
+                }
             }
         }
+        GLOBAL.lock.unlock();
+        if !evicted.is_null() {
+            large::unmap(evicted);
+        }
+        true
     }
-    GLOBAL.lock.unlock();
-    if !evicted.is_null() {
-        large::unmap(evicted);
-    }
-    true
 }
 
 /// Purges, oldest first, the warm blocks cached longer than the purge delay or past the budget.
+///
+/// # Safety
+/// The cache's lock is held and `c` is the cache.
 unsafe fn purge_locked(c: &mut Cache, now: u64) {
-    let delay = knobs::purge_delay_ms();
-    let budget = knobs::bigcache_bytes();
-    let batch = knobs::madvise_batch();
-    let mut t = c.blocks.tail;
-    while !t.is_null() {
-        // Expired blocks go only while more than the batch is warm; the budget always holds.
-        let expired = (*t).cached_ms + delay <= now && c.warm_bytes > batch;
-        if !expired && c.warm_bytes <= budget {
-            break;
-        }
-        if !(*t).purged {
-            os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
-            if large::huge_backed((*t).map_len) {
-                // Without this, khugepaged would fill the header's huge page back in (2 MiB
-                // resident for a purged block); `large::alloc` advises it again on reuse.
-                os::advise_no_huge((*t).map_start as *mut u8, crate::registry::CHUNK);
+    // SAFETY: the lock is held (the caller's contract), so the cached blocks, unused and valid, are
+    // the cache's.
+    unsafe {
+        let delay = knobs::purge_delay_ms();
+        let budget = knobs::bigcache_bytes();
+        let batch = knobs::madvise_batch();
+        let mut t = c.blocks.tail;
+        while !t.is_null() {
+            // Expired blocks go only while more than the batch is warm; the budget always holds.
+            let expired = (*t).cached_ms + delay <= now && c.warm_bytes > batch;
+            if !expired && c.warm_bytes <= budget {
+                break;
             }
-            crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);
-            (*t).purged = true;
-            (*t).purged_epoch = crate::tuning::epoch();
-            c.warm_bytes -= (*t).map_len;
+            if !(*t).purged {
+                os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
+                if large::huge_backed((*t).map_len) {
+                    // Without this, khugepaged would fill the header's huge page back in (2 MiB
+                    // resident for a purged block); `large::alloc` advises it again on reuse.
+                    os::advise_no_huge((*t).map_start as *mut u8, crate::registry::CHUNK);
+                }
+                crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);
+                (*t).purged = true;
+                (*t).purged_epoch = crate::tuning::epoch();
+                c.warm_bytes -= (*t).map_len;
+            }
+            t = (*t).links.prev.get();
         }
-        t = (*t).links.prev;
     }
 }
 
@@ -207,7 +218,7 @@ pub fn held() -> ([[u64; 7]; 7], [[u64; 7]; 7]) {
                 warm_ahead += l;
                 warm[a][depth_bucket(warm_ahead, &BIG_DEPTH)] += l / RPAGE;
             }
-            h = (*h).links.next;
+            h = (*h).links.next.get();
         }
     }
     GLOBAL.lock.unlock();
@@ -216,6 +227,7 @@ pub fn held() -> ([[u64; 7]; 7], [[u64; 7]; 7]) {
 
 /// (blocks cached, bytes of them still warm)
 pub fn stats() -> (usize, usize) {
+    // SAFETY: the lock is held while the cache is read.
     GLOBAL.lock.with(|| unsafe {
         let c = &*GLOBAL.c.get();
         (c.blocks.len, c.warm_bytes)
@@ -233,6 +245,7 @@ mod tests {
     use crate::large;
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn freed_blocks_are_reused_and_purged_past_the_budget() {
         let _serial = crate::tests::serial();
         let budget = knobs::bigcache_bytes();
@@ -240,14 +253,17 @@ mod tests {
         let len = large::standard_len(size);
         let (p, zeroed) = large::alloc(size, 16);
         assert!(!p.is_null() && zeroed);
+        // SAFETY: `p` is a fresh large block of `size` bytes.
         unsafe { core::ptr::write_bytes(p, 0xEE, size) };
         let h = large::header_of(p as usize, crate::registry::Kind::Large);
         assert!(!h.is_null());
+        // SAFETY: `h` is the header of `p`, which nothing uses any more.
         unsafe { large::free(h) };
         // Same step: the same mapping comes back, warm (its contents are still there).
         let taken = take(len);
         assert!(!taken.is_null());
         {
+            // SAFETY: `taken` is a header the cache handed out: valid, and ours.
             unsafe {
                 assert_eq!((*taken).user, p as usize);
                 assert!(!(*taken).purged);
@@ -259,9 +275,11 @@ mod tests {
         let n = budget / len + 3;
         let blocks: Vec<*mut u8> = (0..n).map(|_| large::alloc(size, 16).0).collect();
         for &b in &blocks {
+            // SAFETY: each block is a fresh large block of `size` bytes.
             unsafe { core::ptr::write_bytes(b, 0xAA, size) };
         }
         for &b in &blocks {
+            // SAFETY: each block is live, standard, unused and freed once.
             unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
         }
         let (_, warm) = stats();
@@ -271,6 +289,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn held_counts_the_blocks_by_age_and_depth_warm_and_purged() {
         use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
         let _serial = crate::tests::serial();
@@ -279,7 +298,10 @@ mod tests {
         let len = large::standard_len(size) as u64;
         let blocks: Vec<*mut u8> = (0..2).map(|_| large::alloc(size, 16).0).collect();
         for &b in &blocks {
+            // SAFETY: each block is a fresh large block of `size` bytes, freed once after the
+            // write.
             unsafe { core::ptr::write_bytes(b, 0x5A, size) };
+            // SAFETY: each block is live, standard, unused and freed once.
             unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
         }
         let by_depth = |t: &[[u64; 7]; 7]| {

@@ -118,11 +118,15 @@ pub fn report(op: &str, what: &str, p: usize) -> ! {
 /// # Safety
 /// `p` is a block of `block_size >= n + SAFE_EXTRA` bytes that the caller owns.
 pub unsafe fn arm(p: *mut u8, n: usize, block_size: usize) {
-    (p.add(8) as *mut u64).write(0);
-    let c = canary(p as usize);
-    core::ptr::copy_nonoverlapping(c.as_ptr(), p.add(n), CANARY_LEN);
-    let tail = (n as u32) ^ (cookie(p as usize) >> 32) as u32;
-    (p.add(block_size - 4) as *mut u32).write_unaligned(tail);
+    // SAFETY: `p` is a block of `block_size >= n + SAFE_EXTRA` bytes the caller owns, so the cookie
+    // word, the canary at `n` and the record in the last 4 bytes are inside it.
+    unsafe {
+        (p.add(8) as *mut u64).write(0);
+        let c = canary(p as usize);
+        core::ptr::copy_nonoverlapping(c.as_ptr(), p.add(n), CANARY_LEN);
+        let tail = (n as u32) ^ (cookie(p as usize) >> 32) as u32;
+        (p.add(block_size - 4) as *mut u32).write_unaligned(tail);
+    }
 }
 
 /// Safe mode: the size requested for block `p`, or None if its record was overwritten.
@@ -130,12 +134,16 @@ pub unsafe fn arm(p: *mut u8, n: usize, block_size: usize) {
 /// # Safety
 /// `p` is a live block of `block_size` bytes.
 pub unsafe fn requested_size(p: *mut u8, block_size: usize) -> Option<usize> {
-    let tail = (p.add(block_size - 4) as *const u32).read_unaligned();
-    let n = (tail ^ (cookie(p as usize) >> 32) as u32) as usize;
-    if n + SAFE_EXTRA <= block_size {
-        Some(n)
-    } else {
-        None
+    // SAFETY: `p` is a live block of `block_size` bytes (the caller's contract), so its last 4
+    // bytes are readable.
+    unsafe {
+        let tail = (p.add(block_size - 4) as *const u32).read_unaligned();
+        let n = (tail ^ (cookie(p as usize) >> 32) as u32) as usize;
+        if n + SAFE_EXTRA <= block_size {
+            Some(n)
+        } else {
+            None
+        }
     }
 }
 
@@ -145,10 +153,14 @@ pub unsafe fn requested_size(p: *mut u8, block_size: usize) -> Option<usize> {
 /// # Safety
 /// `p` is the start of a block of `block_size` bytes of one of our slabs.
 pub unsafe fn live_requested_size(op: &str, p: *mut u8, block_size: usize) -> usize {
-    if (p.add(8) as *const u64).read() == cookie(p as usize) {
-        report(op, "use after free", p as usize);
+    // SAFETY: `p` starts a block of `block_size` (at least 16) bytes of our slabs (the caller's
+    // contract), so its second word is readable.
+    unsafe {
+        if (p.add(8) as *const u64).read() == cookie(p as usize) {
+            report(op, "use after free", p as usize);
+        }
+        intact_requested_size(op, p, block_size)
     }
-    intact_requested_size(op, p, block_size)
 }
 
 /// Safe mode: the size requested for block `p`, reporting a damaged canary or size record.
@@ -156,16 +168,20 @@ pub unsafe fn live_requested_size(op: &str, p: *mut u8, block_size: usize) -> us
 /// # Safety
 /// As `live_requested_size`.
 unsafe fn intact_requested_size(op: &str, p: *mut u8, block_size: usize) -> usize {
-    let Some(n) = requested_size(p, block_size) else {
-        report(op, "buffer overflow", p as usize);
-    };
-    let c = canary(p as usize);
-    for (i, &b) in c.iter().enumerate() {
-        if *p.add(n + i) != b {
+    // SAFETY: `p` starts a block of `block_size` bytes (the caller's contract); a record read back
+    // is used only if `n + SAFE_EXTRA <= block_size`, so the canary read stays inside.
+    unsafe {
+        let Some(n) = requested_size(p, block_size) else {
             report(op, "buffer overflow", p as usize);
+        };
+        let c = canary(p as usize);
+        for (i, &b) in c.iter().enumerate() {
+            if *p.add(n + i) != b {
+                report(op, "buffer overflow", p as usize);
+            }
         }
+        n
     }
-    n
 }
 
 /// Safe mode, at free of block `p`: double free, overflow; then marks it freed.
@@ -173,13 +189,18 @@ unsafe fn intact_requested_size(op: &str, p: *mut u8, block_size: usize) -> usiz
 /// # Safety
 /// `p` is the start of a block of `block_size` bytes of one of our slabs.
 pub unsafe fn disarm(op: &str, p: *mut u8, block_size: usize) {
-    let word = (p.add(8) as *const u64).read();
-    if word == cookie(p as usize) {
-        report(op, "double free", p as usize);
+    // SAFETY: `p` starts a block of `block_size` bytes (at least 16) of our slabs being freed by
+    // the caller, so its cookie word and the freed fill (at most `block_size - 16` bytes from 16)
+    // are inside it.
+    unsafe {
+        let word = (p.add(8) as *const u64).read();
+        if word == cookie(p as usize) {
+            report(op, "double free", p as usize);
+        }
+        intact_requested_size(op, p, block_size);
+        (p.add(8) as *mut u64).write(cookie(p as usize));
+        core::ptr::write_bytes(p.add(16), FREED_FILL, freed_fill_len(block_size));
     }
-    intact_requested_size(op, p, block_size);
-    (p.add(8) as *mut u64).write(cookie(p as usize));
-    core::ptr::write_bytes(p.add(16), FREED_FILL, freed_fill_len(block_size));
 }
 
 fn freed_fill_len(block_size: usize) -> usize {
@@ -191,12 +212,16 @@ fn freed_fill_len(block_size: usize) -> usize {
 /// # Safety
 /// `p` is a freed block of `block_size` bytes of one of our slabs.
 pub unsafe fn verify_freed(p: *mut u8, block_size: usize) {
-    if (p.add(8) as *const u64).read() != cookie(p as usize) {
-        report("malloc", "use after free", p as usize);
-    }
-    let fill = core::slice::from_raw_parts(p.add(16), freed_fill_len(block_size));
-    if fill.iter().any(|&b| b != FREED_FILL) {
-        report("malloc", "use after free", p as usize);
+    // SAFETY: `p` is a freed block of `block_size` bytes (the caller's contract), held by the
+    // caller's free list: the cookie word and the fill are inside it.
+    unsafe {
+        if (p.add(8) as *const u64).read() != cookie(p as usize) {
+            report("malloc", "use after free", p as usize);
+        }
+        let fill = core::slice::from_raw_parts(p.add(16), freed_fill_len(block_size));
+        if fill.iter().any(|&b| b != FREED_FILL) {
+            report("malloc", "use after free", p as usize);
+        }
     }
 }
 
@@ -208,6 +233,7 @@ mod tests {
     fn arm_and_disarm_round_trip() {
         let mut block = [0u64; 8];
         let p = block.as_mut_ptr() as *mut u8;
+        // SAFETY: `p` is a 64-byte block the test owns, room for any request up to 64 - SAFE_EXTRA.
         unsafe {
             // Every request size whose canary may overlap the cookie word: a live block is never
             // taken for a freed one.

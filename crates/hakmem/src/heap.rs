@@ -12,6 +12,19 @@
 //! Heaps are never unmapped: a finished heap goes to a pool for the next thread, so a stale
 //! `owner` pointer read by a remote free always points at valid memory.
 //!
+//! What other threads touch, which is what makes the owner's access sound: a heap is reached only
+//! through raw pointers and shared references (`Heap`'s methods take `&self`; no `&mut Heap`,
+//! `&mut Bin` or `&mut Slab` is ever made), and every field another thread may touch is atomic:
+//! - a thread freeing a block of one of this heap's slabs (`free_remote`) reads the slab's
+//!   `owner`, then this heap's `retirements` (atomic) and the head of the bin of the block's class
+//!   (an `AtomicPtr`, relaxed), and sets the class's bit in `remote_hint` (atomic `fetch_or`);
+//! - `stats` reads `counters` (atomics) of every heap, following `all_next`, which is written once
+//!   before the heap is published;
+//! - the pool's lock holder writes `pool_next` (a `Cell`) of a heap nobody uses.
+//!
+//! Everything else (`classes`, the bins' `count` and `cap`, `slow_calls`) is owner-only, in
+//! `Cell`s and `UnsafeCell`s. The slabs follow the same rule (`slab.rs`).
+//!
 //! Other key destructors may allocate after hakmem's has run (glibc calls them in up to
 //! `PTHREAD_DESTRUCTOR_ITERATIONS` rounds, and one may re-arm itself to run in the last). A heap
 //! made then might never be retired, so such a thread never gets one again: each of its
@@ -33,6 +46,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+/// Class `c`'s slabs. Owner only (see the module header).
 struct ClassSlabs {
     current: *mut Slab,
     partial: List<Slab>,
@@ -42,15 +56,19 @@ struct ClassSlabs {
 #[repr(C)]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
-    classes: [ClassSlabs; NUM_CLASSES],
+    /// Owner only; reached through `slabs`, a raw pointer per class, so no reference to one class's
+    /// lists outlives the statement that uses it.
+    classes: [UnsafeCell<ClassSlabs>; NUM_CLASSES],
     /// Bit c set: some slab of class c got a remote free since the owner last looked.
     remote_hint: AtomicU64,
     /// How many times this heap was retired; never reset (a pooled heap is used again). A remote
     /// free reads it to learn whether the heap it hinted retired meanwhile (`free_remote`).
     retirements: AtomicU32,
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
-    slow_calls: u32,
-    pool_next: *mut Heap,
+    /// Owner only.
+    slow_calls: Cell<u32>,
+    /// Next in the pool of finished heaps; only touched with the pool's lock held.
+    pool_next: Cell<*mut Heap>,
     /// Next in the list of every heap ever made (for summing counters); never changes once set.
     all_next: *mut Heap,
     pub counters: crate::stats::HeapCounters,
@@ -59,26 +77,42 @@ pub struct Heap {
 /// Every this many slow-path calls a heap collects the remote frees of all its classes, so
 /// slabs emptied by other threads go back even if the owner never needs a new slab.
 const COLLECT_PERIOD: u32 = 64;
+
+// Every method takes `&self`: other threads read and set the atomics and read the bins' heads while
+// the owner runs these (see the module header), so no `&mut Heap` may exist.
 impl Heap {
-    fn init(&mut self) {
+    /// Class `c`'s slabs. Only the owner dereferences it, and never while a reference from an
+    /// earlier dereference is live.
+    #[inline]
+    fn slabs(&self, c: usize) -> *mut ClassSlabs {
+        self.classes[c].get()
+    }
+
+    /// Makes a fresh or pooled heap ready for a new owner, the only thread that holds it.
+    fn init(&self) {
         // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
         let safe = crate::check::safe_mode();
         for c in 0..NUM_CLASSES {
             self.bins[c].reset(if safe { 0 } else { cache_cap(c) });
-            self.classes[c] = ClassSlabs {
-                current: null_mut(),
-                partial: List::new(),
-                full: List::new(),
+            // SAFETY: only the thread setting the heap up holds it, and no reference to its
+            // classes is live.
+            unsafe {
+                *self.slabs(c) = ClassSlabs {
+                    current: null_mut(),
+                    partial: List::new(),
+                    full: List::new(),
+                }
             };
         }
         self.remote_hint.store(0, Ordering::Relaxed);
-        self.slow_calls = 0;
-        self.pool_next = null_mut();
+        self.slow_calls.set(0);
+        self.pool_next.set(null_mut());
     }
 
-    fn count_slow_call(&mut self) {
-        self.slow_calls = self.slow_calls.wrapping_add(1);
-        if self.slow_calls % COLLECT_PERIOD == 0 {
+    fn count_slow_call(&self) {
+        let n = self.slow_calls.get().wrapping_add(1);
+        self.slow_calls.set(n);
+        if n % COLLECT_PERIOD == 0 {
             self.collect_all_remote();
             reap_orphans();
         }
@@ -87,107 +121,124 @@ impl Heap {
 
     /// Whether this slow call is one the tuner samples.
     fn sampled(&self) -> bool {
-        (self.slow_calls as u64).is_multiple_of(crate::tuning::SAMPLE_PERIOD)
+        (self.slow_calls.get() as u64).is_multiple_of(crate::tuning::SAMPLE_PERIOD)
     }
 
-    /// Refills the bin of class `c`. Returns false only when no memory can be had.
+    /// Refills the bin of class `c`. Returns false only when no memory can be had. Called by the
+    /// heap's owner only.
     #[cold]
-    pub fn refill(&mut self, c: usize) -> bool {
+    pub fn refill(&self, c: usize) -> bool {
         let timer = crate::tuning::Timer::start(self.sampled());
         let ok = self.refill_untimed(c);
         timer.stop(crate::size_class::class_size(c));
         ok
     }
 
-    fn refill_untimed(&mut self, c: usize) -> bool {
+    fn refill_untimed(&self, c: usize) -> bool {
         self.count_slow_call();
         crate::stats::bump(&self.counters.refills[c]);
+        let bin = &self.bins[c];
         // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
-        let batch = if self.bins[c].cap == 0 {
+        let batch = if bin.cap.get() == 0 {
             1
         } else {
-            self.bins[c].cap = cache_cap(c);
+            bin.cap.set(cache_cap(c));
             refill_batch(c)
         };
+        let cs = self.slabs(c);
         loop {
-            let cur = self.classes[c].current;
+            // SAFETY: the owner is the only thread that touches `classes`; `cs` is not
+            // dereferenced across the calls below that reach it themselves.
+            let cur = unsafe { (*cs).current };
             if !cur.is_null() {
-                // SAFETY: `cur` is a slab this heap owns.
-                unsafe {
-                    if (*cur).take_batch(&mut self.bins[c], batch) > 0 {
-                        return true;
-                    }
-                    (*cur).place = Place::Full;
-                    self.classes[c].full.push_front(cur);
+                // SAFETY: `cur` is a slab this heap owns: this thread is its only writer, and
+                // `take_batch` takes it by shared reference, as other threads may read it.
+                if unsafe { (*cur).take_batch(bin, batch) } > 0 {
+                    return true;
                 }
-                self.classes[c].current = null_mut();
+                // SAFETY: as above; `cur` leaves `current` for the full list.
+                unsafe {
+                    (*cur).place.set(Place::Full);
+                    (*cs).full.push_front(cur);
+                    (*cs).current = null_mut();
+                }
             }
             let next = self.next_slab(c);
             if next.is_null() {
                 return false;
             }
             // SAFETY: `next` is a slab this heap owns, in no list.
-            unsafe { (*next).place = Place::Current };
-            self.classes[c].current = next;
+            unsafe {
+                (*next).place.set(Place::Current);
+                (*cs).current = next;
+            }
         }
     }
 
     /// A slab of class `c` to become current: a partial one, one with remote frees, an orphan, or a
     /// new one.
-    fn next_slab(&mut self, c: usize) -> *mut Slab {
-        // SAFETY: the lists hold slabs this heap owns.
-        unsafe {
-            let s = self.classes[c].partial.pop_front();
-            if !s.is_null() {
-                return s;
-            }
-            self.collect_remote(c);
-            let s = self.classes[c].partial.pop_front();
-            if !s.is_null() {
-                return s;
-            }
+    fn next_slab(&self, c: usize) -> *mut Slab {
+        let cs = self.slabs(c);
+        // SAFETY: owner only; the partial list holds slabs this heap owns.
+        let s = unsafe { (*cs).partial.pop_front() };
+        if !s.is_null() {
+            return s;
         }
-        let s = adopt_orphan(c, self);
+        self.collect_remote(c);
+        // SAFETY: owner only, and no reference from the pop above is live after `collect_remote`.
+        let s = unsafe { (*cs).partial.pop_front() };
+        if !s.is_null() {
+            return s;
+        }
+        let s = adopt_orphan(c, self as *const Heap as *mut Heap);
         if !s.is_null() {
             return s;
         }
         // About to take new memory: first give back what remote frees and orphans have emptied.
         self.collect_all_remote();
         reap_orphans();
-        let has_full = self.classes[c].full.len > 0;
-        superslab::acquire_slab(c, self, has_full)
+        // SAFETY: owner only.
+        let has_full = unsafe { (*cs).full.len } > 0;
+        superslab::acquire_slab(c, self as *const Heap as *mut Heap, has_full)
     }
 
     /// Drains the remote lists of class `c`'s partial and full slabs if the hint says to; empty
-    /// slabs are released, slabs that got blocks back become partial. (`list` is a raw reborrow
-    /// because a slab moves from one of the class's lists to the other inside the loop.)
-    fn collect_remote(&mut self, c: usize) {
+    /// slabs are released, slabs that got blocks back become partial. (The lists are reached
+    /// through raw pointers because a slab moves from one of the class's lists to the other inside
+    /// the loop.)
+    fn collect_remote(&self, c: usize) {
         let bit = 1u64 << c;
         if self.remote_hint.load(Ordering::SeqCst) & bit == 0 {
             return;
         }
         self.remote_hint.fetch_and(!bit, Ordering::SeqCst);
-        // SAFETY: the lists hold slabs this heap owns; `next` is read before a slab moves.
-        unsafe {
-            for from_full in [true, false] {
-                let list: *mut List<Slab> = if from_full {
-                    &mut self.classes[c].full
+        let cs = self.slabs(c);
+        for from_full in [true, false] {
+            // SAFETY: owner only; `addr_of` makes no reference to the class's lists.
+            let list: *mut List<Slab> = unsafe {
+                if from_full {
+                    &raw mut (*cs).full
                 } else {
-                    &mut self.classes[c].partial
-                };
-                let list = &mut *list;
-                let mut s = list.head;
-                while !s.is_null() {
-                    let next = (*s).links.next;
+                    &raw mut (*cs).partial
+                }
+            };
+            // SAFETY: owner only.
+            let mut s = unsafe { (*list).head };
+            while !s.is_null() {
+                // SAFETY: the lists hold slabs this heap owns (valid, this thread their only
+                // writer); `next` is read before `s` moves; each list call borrows one list for
+                // that call only.
+                unsafe {
+                    let next = (*s).links.next.get();
                     if !(*s).remote.0.is_empty() {
                         (*s).drain_remote();
-                        if (*s).used == 0 {
-                            list.remove(s);
+                        if (*s).used.get() == 0 {
+                            (*list).remove(s);
                             superslab::release_slab(s);
                         } else if from_full {
-                            list.remove(s);
-                            (*s).place = Place::Partial;
-                            self.classes[c].partial.push_front(s);
+                            (*list).remove(s);
+                            (*s).place.set(Place::Partial);
+                            (*cs).partial.push_front(s);
                         }
                     }
                     s = next;
@@ -196,7 +247,7 @@ impl Heap {
         }
     }
 
-    fn collect_all_remote(&mut self) {
+    fn collect_all_remote(&self) {
         let mut hint = self.remote_hint.load(Ordering::SeqCst);
         while hint != 0 {
             let c = hint.trailing_zeros() as usize;
@@ -205,36 +256,45 @@ impl Heap {
         }
     }
 
-    /// Flushes half of class `c`'s bin (the older half) back to the slabs.
+    /// Flushes half of class `c`'s bin (the older half) back to the slabs. Called by the heap's
+    /// owner only.
     #[cold]
-    pub fn flush(&mut self, c: usize) {
+    pub fn flush(&self, c: usize) {
         let timer = crate::tuning::Timer::start(self.sampled());
         self.count_slow_call();
         crate::stats::bump(&self.counters.flushes);
-        if self.bins[c].cap != 0 {
-            self.bins[c].cap = cache_cap(c);
+        let bin = &self.bins[c];
+        if bin.cap.get() != 0 {
+            bin.cap.set(cache_cap(c));
         }
-        let keep = self.bins[c].cap / 2;
-        let rest = self.bins[c].split_off(keep);
+        let keep = bin.cap.get() / 2;
+        let rest = bin.split_off(keep);
         self.return_blocks(c, rest);
         timer.stop(crate::size_class::class_size(c));
     }
 
-    fn return_blocks(&mut self, c: usize, mut b: *mut Block) {
+    fn return_blocks(&self, c: usize, mut b: *mut Block) {
+        let cs = self.slabs(c);
         while !b.is_null() {
-            // SAFETY: blocks in a bin belong to slabs this heap owns.
+            // SAFETY: blocks in a bin are free blocks of slabs this heap owns, so their slabs are
+            // valid and this thread is their only writer; the lists are owner only.
             unsafe {
                 let next = (*b).next;
                 let s = slab_of(b as usize);
                 (*s).put_local(b);
-                if (*s).place != Place::Current {
-                    if (*s).used == 0 {
-                        self.list_of(c, (*s).place).remove(s);
+                let place = (*s).place.get();
+                if place != Place::Current {
+                    if (*s).used.get() == 0 {
+                        if place == Place::Full {
+                            (*cs).full.remove(s);
+                        } else {
+                            (*cs).partial.remove(s);
+                        }
                         superslab::release_slab(s);
-                    } else if (*s).place == Place::Full {
-                        self.classes[c].full.remove(s);
-                        (*s).place = Place::Partial;
-                        self.classes[c].partial.push_front(s);
+                    } else if place == Place::Full {
+                        (*cs).full.remove(s);
+                        (*s).place.set(Place::Partial);
+                        (*cs).partial.push_front(s);
                     }
                 }
                 b = next;
@@ -242,35 +302,30 @@ impl Heap {
         }
     }
 
-    fn list_of(&mut self, c: usize, place: Place) -> &mut List<Slab> {
-        match place {
-            Place::Full => &mut self.classes[c].full,
-            _ => &mut self.classes[c].partial,
-        }
-    }
-
     /// Thread exit: every cached block goes back, empty slabs are released, the rest orphaned.
-    fn retire(&mut self) {
+    fn retire(&self) {
         for c in 0..NUM_CLASSES {
             let all = self.bins[c].split_off(0);
             // Returning blocks may release partial/full slabs; the current one is handled below.
             self.return_blocks(c, all);
-            // SAFETY: these are slabs this heap owns; each leaves its list before it is handed on.
+            let cs = self.slabs(c);
+            // SAFETY: owner only; these are slabs this heap owns, and each leaves its list before
+            // it is handed on.
             unsafe {
-                let cur = self.classes[c].current;
-                self.classes[c].current = null_mut();
+                let cur = (*cs).current;
+                (*cs).current = null_mut();
                 if !cur.is_null() {
                     retire_slab(c, cur);
                 }
                 loop {
-                    let s = self.classes[c].partial.pop_front();
+                    let s = (*cs).partial.pop_front();
                     if s.is_null() {
                         break;
                     }
                     retire_slab(c, s);
                 }
                 loop {
-                    let s = self.classes[c].full.pop_front();
+                    let s = (*cs).full.pop_front();
                     if s.is_null() {
                         break;
                     }
@@ -308,17 +363,24 @@ static ORPHAN_HINT: AtomicU64 = AtomicU64::new(0);
 static ORPHAN_FREE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Releases an empty slab or makes it an orphan.
+///
+/// # Safety
+/// The calling heap owns `s`, a slab of class `c` in none of its lists.
 unsafe fn retire_slab(c: usize, s: *mut Slab) {
-    (*s).drain_remote();
-    if (*s).used == 0 {
-        superslab::release_slab(s);
+    // SAFETY: the caller owns `s`, so it is valid and this thread is its only writer.
+    let slab = unsafe { &*s };
+    slab.drain_remote();
+    if slab.used.get() == 0 {
+        // SAFETY: the slab is empty and in no list.
+        unsafe { superslab::release_slab(s) };
         return;
     }
-    (*s).owner.store(null_mut(), Ordering::SeqCst);
+    slab.owner.store(null_mut(), Ordering::SeqCst);
     // A remote free may have come in between the drain and the store: the next holder drains it.
-    (*s).place = Place::Orphan;
+    slab.place.set(Place::Orphan);
     ORPHANS.lock.lock();
-    (*ORPHANS.lists.get())[c].push_front(s);
+    // SAFETY: the orphan lock is held; `s` is in no list.
+    unsafe { (*ORPHANS.lists.get())[c].push_front(s) };
     ORPHANS.count.set(ORPHANS.count.get() + 1);
     ORPHANS.lock.unlock();
     ORPHAN_HINT.fetch_or(1 << c, Ordering::SeqCst);
@@ -349,11 +411,10 @@ fn adopt_orphan(c: usize, heap: *mut Heap) -> *mut Slab {
     }
     ORPHANS.lock.unlock();
     if !s.is_null() {
-        // SAFETY: the slab left the orphan list, so we are its only holder.
-        unsafe {
-            (*s).owner.store(heap, Ordering::SeqCst);
-            (*s).drain_remote();
-        }
+        // SAFETY: the slab left the orphan list, so we are its only holder (and it is valid).
+        let slab = unsafe { &*s };
+        slab.owner.store(heap, Ordering::SeqCst);
+        slab.drain_remote();
     }
     s
 }
@@ -366,7 +427,8 @@ fn reap_orphans() {
     }
     ORPHANS.lock.lock();
     let mut hint = ORPHAN_HINT.swap(0, Ordering::SeqCst);
-    // SAFETY: the lock is held; the lock holder is the holder of every orphan.
+    // SAFETY: the lock is held, so the lists are ours; the lock holder is the holder of every
+    // orphan (valid, and this thread its only writer); `next` is read before a slab leaves.
     unsafe {
         let lists = &mut *ORPHANS.lists.get();
         while hint != 0 {
@@ -375,9 +437,9 @@ fn reap_orphans() {
             let list = &mut lists[c];
             let mut s = list.head;
             while !s.is_null() {
-                let next = (*s).links.next;
+                let next = (*s).links.next.get();
                 (*s).drain_remote();
-                if (*s).used == 0 {
+                if (*s).used.get() == 0 {
                     list.remove(s);
                     ORPHANS.count.set(ORPHANS.count.get() - 1);
                     superslab::release_slab_freed_at(s, ORPHAN_FREE_MS.load(Ordering::SeqCst));
@@ -424,15 +486,19 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     let check_purge = if me.is_null() {
         true
     } else {
-        let n = &(*me).counters.remote_frees;
+        // SAFETY: this thread's heap is valid; its counters are atomics it alone writes.
+        let n = unsafe { &(*me).counters.remote_frees };
         crate::stats::bump(n);
         n.load(Ordering::Relaxed) % REMOTE_PURGE_PERIOD == 0
     };
     if check_purge {
         purge_if_due();
     }
+    // SAFETY: `b` is a live block of `slab`, so the slab is valid and formatted for its class
+    // (formatted before the block was handed out); it is read only through shared references.
+    let slab = unsafe { &*slab };
     let (owner, retirements) = owner_of(slab);
-    let class = (*slab).class as usize;
+    let class = slab.class.get() as usize;
     let bit = 1u64 << class;
     if owner.is_null() {
         // Before the push, so a reap that drains this block reads this time or a later one.
@@ -443,34 +509,39 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     // it), or the slab's remote list (another thread freed it). A block on one of these lists is
     // never handed out, so a match is always a double free; a block taken off a list before it was
     // handed to this thread reads as taken (the holder's store happened before this free).
-    if (*slab).remote.0.head() == b
-        || (*slab).free_list() == b
-        || (!owner.is_null() && (*owner).bins[class].head() == b)
+    if slab.remote.0.head() == b
+        || slab.free_list() == b
+        // SAFETY: heaps are never unmapped, so even a stale owner is valid; its bins' heads are
+        // atomics, read by shared reference.
+        || (!owner.is_null() && unsafe { (*owner).bins[class].head() } == b)
     {
         crate::check::report("free", "double free", b as usize);
     }
-    (*slab).remote.0.push(b);
+    slab.remote.0.push(b);
     if owner.is_null() {
         set_hint(&ORPHAN_HINT, bit);
         return;
     }
-    set_hint(&(*owner).remote_hint, bit);
-    if (*owner).retirements.load(Ordering::SeqCst) != retirements {
+    // SAFETY: as above; only the owner's atomics (hint, retirements) are touched from here.
+    let owner = unsafe { &*owner };
+    set_hint(&owner.remote_hint, bit);
+    if owner.retirements.load(Ordering::SeqCst) != retirements {
         set_hint(&ORPHAN_HINT, bit);
     }
 }
 
 /// The slab's owner (null: orphaned) and that heap's retirement count, read while the heap owned
 /// the slab.
-unsafe fn owner_of(slab: *mut Slab) -> (*mut Heap, u32) {
+fn owner_of(slab: &Slab) -> (*mut Heap, u32) {
     loop {
-        let owner = (*slab).owner.load(Ordering::SeqCst);
+        let owner = slab.owner.load(Ordering::SeqCst);
         if owner.is_null() {
             return (owner, 0);
         }
-        // SAFETY: heaps are never unmapped, so even a stale owner is readable.
-        let retirements = (*owner).retirements.load(Ordering::SeqCst);
-        if (*slab).owner.load(Ordering::SeqCst) == owner {
+        // SAFETY: heaps are never unmapped, so even a stale owner is readable; `retirements` is
+        // atomic.
+        let retirements = unsafe { (*owner).retirements.load(Ordering::SeqCst) };
+        if slab.owner.load(Ordering::SeqCst) == owner {
             return (owner, retirements);
         }
     }
@@ -523,8 +594,8 @@ fn pool_take() -> *mut Heap {
     POOL.lock.lock();
     let mut h = POOL.free.get();
     if !h.is_null() {
-        // SAFETY: heaps in the pool are valid and unused.
-        POOL.free.set(unsafe { (*h).pool_next });
+        // SAFETY: heaps in the pool are valid and unused; `pool_next` is read with the lock held.
+        POOL.free.set(unsafe { (*h).pool_next.get() });
     } else {
         let size = os::align_up(core::mem::size_of::<Heap>(), 64);
         if POOL.carve.get() + size > POOL.carve_end.get() {
@@ -548,8 +619,8 @@ fn pool_take() -> *mut Heap {
 
 fn pool_put(h: *mut Heap) {
     POOL.lock.lock();
-    // SAFETY: `h` is a retired heap nobody uses.
-    unsafe { (*h).pool_next = POOL.free.get() };
+    // SAFETY: `h` is a retired heap nobody uses; `pool_next` is written with the lock held.
+    unsafe { (*h).pool_next.set(POOL.free.get()) };
     POOL.free.set(h);
     POOL.lock.unlock();
 }
@@ -645,19 +716,18 @@ pub fn alloc_without_heap(c: usize) -> *mut Block {
     }
     // SAFETY: `h` is fresh or retired memory of the right size that only we hold; it is never
     // this thread's current heap, so nothing else reaches its bins.
-    unsafe {
-        (*h).init();
-        // An empty cap: the refill takes one block.
-        (*h).bins[c].cap = 0;
-        let b = if (*h).refill(c) {
-            (*h).bins[c].pop()
-        } else {
-            null_mut()
-        };
-        (*h).retire();
-        pool_put(h);
-        b
-    }
+    let heap = unsafe { &*h };
+    heap.init();
+    // An empty cap: the refill takes one block.
+    heap.bins[c].cap.set(0);
+    let b = if heap.refill(c) {
+        heap.bins[c].pop()
+    } else {
+        null_mut()
+    };
+    heap.retire();
+    pool_put(h);
+    b
 }
 
 extern "C" fn on_thread_exit(arg: *mut libc::c_void) {

@@ -44,8 +44,9 @@ pub struct LargeHeader {
 }
 
 impl crate::list::Linked for LargeHeader {
-    fn links(&mut self) -> &mut crate::list::Links<Self> {
-        &mut self.links
+    unsafe fn links(this: *mut Self) -> *const crate::list::Links<Self> {
+        // SAFETY: `this` is valid (the caller's contract); no reference to the record is made.
+        unsafe { &raw const (*this).links }
     }
 }
 
@@ -205,7 +206,8 @@ pub fn holds(p: usize) -> bool {
             Kind::SuperSlab => return false,
             kind => {
                 let h = header_location(base, kind);
-                // SAFETY: the registry says this chunk holds a large block, so its header is mapped.
+                // SAFETY: the registry says this chunk holds a large block, so its header is
+                // mapped.
                 return unsafe {
                     (*h).magic == MAGIC && (*h).user <= p && p < (*h).map_start + (*h).map_len
                 };
@@ -223,12 +225,16 @@ pub fn holds(p: usize) -> bool {
 /// # Safety
 /// `h` is the header of a live large block that nothing uses any more.
 pub unsafe fn free(h: *mut LargeHeader) {
-    crate::stats::add(&crate::stats::LARGE_FREES, 1);
-    crate::stats::large_given_back((*h).map_len);
-    if (*h).standard && bigcache::put(h) {
-        return;
+    // SAFETY: `h` is a live block's valid header that nothing uses any more (the caller's
+    // contract).
+    unsafe {
+        crate::stats::add(&crate::stats::LARGE_FREES, 1);
+        crate::stats::large_given_back((*h).map_len);
+        if (*h).standard && bigcache::put(h) {
+            return;
+        }
+        unmap(h);
     }
-    unmap(h);
 }
 
 /// Unregisters and unmaps a large block.
@@ -236,9 +242,13 @@ pub unsafe fn free(h: *mut LargeHeader) {
 /// # Safety
 /// `h` is the header of a large block that nothing uses any more.
 pub unsafe fn unmap(h: *mut LargeHeader) {
-    let (start, len, user) = ((*h).map_start, (*h).map_len, (*h).user);
-    registry::set(user & !(CHUNK - 1), Kind::None);
-    os::unmap(start as *mut u8, len);
+    // SAFETY: `h` is a valid header of a block nothing uses (the caller's contract), read before
+    // its mapping goes.
+    unsafe {
+        let (start, len, user) = ((*h).map_start, (*h).map_len, (*h).user);
+        registry::set(user & !(CHUNK - 1), Kind::None);
+        os::unmap(start as *mut u8, len);
+    }
 }
 
 /// Bytes usable from the block's start to the end of its mapping.
@@ -246,7 +256,8 @@ pub unsafe fn unmap(h: *mut LargeHeader) {
 /// # Safety
 /// `h` is a valid header.
 pub unsafe fn usable_size(h: *mut LargeHeader) -> usize {
-    (*h).map_start + (*h).map_len - (*h).user
+    // SAFETY: `h` is a valid header (the caller's contract).
+    unsafe { (*h).map_start + (*h).map_len - (*h).user }
 }
 
 /// Resizes a large block to `new_size` without copying if it can: in place, or by moving its
@@ -255,54 +266,59 @@ pub unsafe fn usable_size(h: *mut LargeHeader) -> usize {
 /// # Safety
 /// `h` is the header of a live large block.
 pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
-    if new_size > MAX_REQUEST {
-        return null_mut();
-    }
-    let usable = usable_size(h);
-    if !(*h).standard {
-        return if new_size <= usable {
-            (*h).user as *mut u8
-        } else {
-            null_mut()
-        };
-    }
-    let start = (*h).map_start as *mut u8;
-    let old_len = (*h).map_len;
-    let new_len = standard_len(new_size);
-    if new_size <= usable && new_len > old_len / 2 {
-        return (*h).user as *mut u8;
-    }
-    if new_len < old_len || os::resize_in_place(start, old_len, new_len) {
-        if new_len < old_len {
-            os::unmap(start.add(new_len), old_len - new_len);
+    // SAFETY: `h` is the valid header of a live block (the caller's contract) that only the calling
+    // thread resizes; the new header is written in the mapping the move just made, before it is
+    // registered.
+    unsafe {
+        if new_size > MAX_REQUEST {
+            return null_mut();
+        }
+        let usable = usable_size(h);
+        if !(*h).standard {
+            return if new_size <= usable {
+                (*h).user as *mut u8
+            } else {
+                null_mut()
+            };
+        }
+        let start = (*h).map_start as *mut u8;
+        let old_len = (*h).map_len;
+        let new_len = standard_len(new_size);
+        if new_size <= usable && new_len > old_len / 2 {
+            return (*h).user as *mut u8;
+        }
+        if new_len < old_len || os::resize_in_place(start, old_len, new_len) {
+            if new_len < old_len {
+                os::unmap(start.add(new_len), old_len - new_len);
+            }
+            crate::stats::large_resized(old_len, new_len);
+            (*h).map_len = new_len;
+            return (*h).user as *mut u8;
+        }
+        let target = os::reserve_aligned(new_len, CHUNK);
+        if target.is_null() {
+            return null_mut();
+        }
+        if !registry::in_range(target as usize + new_len) {
+            os::unmap(target, new_len);
+            return null_mut();
+        }
+        // Unregister before the move: once mremap returns, the old range may be mapped (and
+        // registered) by another thread at any moment.
+        registry::set(start as usize, Kind::None);
+        if !os::move_to(start, old_len, new_len, target) {
+            registry::set(start as usize, Kind::Large);
+            os::unmap(target, new_len);
+            return null_mut();
         }
         crate::stats::large_resized(old_len, new_len);
-        (*h).map_len = new_len;
-        return (*h).user as *mut u8;
+        let nh = target as *mut LargeHeader;
+        (*nh).map_start = target as usize;
+        (*nh).map_len = new_len;
+        (*nh).user = target as usize + PAGE;
+        registry::set(target as usize, Kind::Large);
+        (*nh).user as *mut u8
     }
-    let target = os::reserve_aligned(new_len, CHUNK);
-    if target.is_null() {
-        return null_mut();
-    }
-    if !registry::in_range(target as usize + new_len) {
-        os::unmap(target, new_len);
-        return null_mut();
-    }
-    // Unregister before the move: once mremap returns, the old range may be mapped (and
-    // registered) by another thread at any moment.
-    registry::set(start as usize, Kind::None);
-    if !os::move_to(start, old_len, new_len, target) {
-        registry::set(start as usize, Kind::Large);
-        os::unmap(target, new_len);
-        return null_mut();
-    }
-    crate::stats::large_resized(old_len, new_len);
-    let nh = target as *mut LargeHeader;
-    (*nh).map_start = target as usize;
-    (*nh).map_len = new_len;
-    (*nh).user = target as usize + PAGE;
-    registry::set(target as usize, Kind::Large);
-    (*nh).user as *mut u8
 }
 
 #[cfg(test)]

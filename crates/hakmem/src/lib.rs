@@ -1,14 +1,40 @@
-//! hakmem: a general-purpose memory allocator.
+//! hakmem: a general-purpose memory allocator that tunes itself to the program it runs in.
 //!
-//! The front: `malloc`, `free`, `calloc`, `realloc`, `memalign`, `usable_size`, and `Hakmem`, the
-//! `GlobalAlloc`. A request up to 256 KiB is a size class served from this thread's cache
-//! (`thread_cache.rs`), refilled from slabs (`slab.rs`) on 2 MiB SuperSlabs (`superslab.rs`) by the
-//! heap's slow path (`heap.rs`). Larger requests get their own mapping (`large.rs`), recycled by
-//! BigCache (`bigcache.rs`). `free` asks the registry (`registry.rs`) what the pointer's 2 MiB chunk
-//! holds; a pointer that is not ours is reported and the process aborts, like glibc does.
+//! Use it as the global allocator:
 //!
-//! The core never allocates through any other allocator: everything comes from mmap and statics,
-//! so it can sit under `LD_PRELOAD` and under Rust's `#[global_allocator]`.
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
+//!
+//! fn main() {
+//!     let v: Vec<u64> = (0..1000).collect();
+//!     assert_eq!(v.iter().sum::<u64>(), 499_500);
+//!     // What the allocator did so far, and the report `HAKMEM_STATS=1` prints at exit.
+//!     let s = hakmem::stats::snapshot();
+//!     assert!(s.superslabs_live >= 1);
+//! }
+//! ```
+//!
+//! Its behaviour is set by `HAKMEM_*` environment variables, read once at the first allocation
+//! (README.md lists them): `HAKMEM_LEARN=elo` turns the online tuning on, `HAKMEM_PLAYBOOK=FILE`
+//! keeps what it learned for the next run, `HAKMEM_STATS=1` prints a report at exit. From Rust,
+//! [`stats::snapshot`] reads the counters, [`stats::print`] prints the report now,
+//! [`tuning::status`] says what the tuner runs and [`tuning::finish`] saves the playbook now.
+//!
+//! The C allocation functions (`malloc`, `free`, ...) are exported by the `hakmem-preload` crate as
+//! `libhakmem.so`, for `LD_PRELOAD` or linking; the functions of the same names here are the core
+//! they call.
+//!
+//! How it works: a request up to 256 KiB is a size class served from this thread's cache,
+//! refilled from slabs on 2 MiB SuperSlabs; larger requests get their own mapping, recycled by
+//! BigCache; freed memory goes back to the OS after a purge delay. docs/DESIGN.md in the
+//! repository describes the layers; each source file starts with what it holds. The core never
+//! allocates through any other allocator: everything comes from mmap and statics.
+//!
+//! A thread's heap, its bins and its slabs are shared with other threads (see `heap.rs`), so they
+//! are only ever reached through raw pointers and shared references, never `&mut`.
+
+#![warn(unsafe_op_in_unsafe_fn)]
 
 mod bigcache;
 mod check;
@@ -51,7 +77,8 @@ pub struct Hakmem;
 /// Always safe to call; unsafe because it returns raw memory.
 #[inline]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
-    malloc_at(size, 0)
+    // SAFETY: `malloc_at` has no precondition.
+    unsafe { malloc_at(size, 0) }
 }
 
 /// `malloc` called from `site` (the caller's return address, or any id; 0: unknown). The site
@@ -65,27 +92,38 @@ pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
         let c = class_of(size);
         let heap = thread_cache::current();
         if !heap.is_null() {
-            // SAFETY: class_of(size) < NUM_CLASSES for size <= MID_MAX.
-            let b = (*heap).bins.get_unchecked_mut(c).pop();
+            // SAFETY: this thread's heap is valid and this thread is its owner, the only one to
+            // pop its bins (shared reference: others may read the bin's head); class_of(size) <
+            // NUM_CLASSES for size <= MID_MAX.
+            let b = unsafe { (*heap).bins.get_unchecked(c).pop() };
             if !b.is_null() {
                 return b as *mut u8;
             }
         }
-        return alloc_class_slow(c, size, site);
+        // SAFETY: `c` is the class of `size`, which is at most MID_MAX.
+        return unsafe { alloc_class_slow(c, size, site) };
     }
-    alloc_large_at(size, site)
+    // SAFETY: `size` is above MID_MAX.
+    unsafe { alloc_large_at(size, site) }
 }
 
 /// A large block for `malloc_at`, its site recorded when sampled.
+///
+/// # Safety
+/// Always safe to call; unsafe because it returns raw memory.
 #[cold]
 unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
     let p = alloc_large(size, MIN_ALIGN).0;
     if !p.is_null() && sites::enabled() {
         let h = large::header_of(p as usize, Kind::Large);
-        (*h).site = if sites::alloc(site, size, true) {
-            site
-        } else {
-            0
+        // SAFETY: `p` is a large block just allocated with the standard alignment, so `h` is its
+        // valid header, and this thread its only user.
+        unsafe {
+            (*h).site = if sites::alloc(site, size, true) {
+                site
+            } else {
+                0
+            }
         };
     }
     p
@@ -94,6 +132,9 @@ unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
 /// Refills this thread's cache for class `c` (creating the thread's heap if needed) and allocates
 /// a block for a request of `size` bytes. In safe mode (where the caches stay empty, so every
 /// allocation comes here) the block is one class up if needed to hold the canary.
+///
+/// # Safety
+/// `c` is `class_of(size)` and `size <= MID_MAX`.
 #[cold]
 unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
     if check::safe_mode() {
@@ -101,17 +142,23 @@ unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
         if size + check::SAFE_EXTRA > MID_MAX {
             return alloc_large(size, MIN_ALIGN).0;
         }
-        return alloc_checked(class_of(size + check::SAFE_EXTRA), size);
+        // SAFETY: the class holds `size` plus the canary, so arming it stays inside the block.
+        return unsafe { alloc_checked(class_of(size + check::SAFE_EXTRA), size) };
     }
     if size > knobs::large_threshold() {
         // The strategy maps mid sizes above its threshold individually (and caches them).
-        return alloc_large_at(size, site);
+        // SAFETY: `alloc_large_at` has no precondition (only its memory is raw).
+        return unsafe { alloc_large_at(size, site) };
     }
     sites::alloc(site, size, false);
-    alloc_from_class(c)
+    // SAFETY: `c` < NUM_CLASSES (the caller's contract).
+    unsafe { alloc_from_class(c) }
 }
 
 /// A block of class `c` from this thread's cache, refilled if empty.
+///
+/// # Safety
+/// `c` < NUM_CLASSES.
 unsafe fn alloc_from_class(c: usize) -> *mut u8 {
     let heap = heap::current_or_create();
     if heap.is_null() {
@@ -123,22 +170,31 @@ unsafe fn alloc_from_class(c: usize) -> *mut u8 {
             b as *mut u8
         };
     }
-    let b = (*heap).bins[c].pop();
+    // SAFETY: `current_or_create` gave this thread's heap, valid, and this thread is its owner
+    // (the only one to pop, refill and flush it; all by shared reference).
+    let heap = unsafe { &*heap };
+    let b = heap.bins[c].pop();
     if !b.is_null() {
         return b as *mut u8;
     }
-    if !(*heap).refill(c) {
+    if !heap.refill(c) {
         return out_of_memory();
     }
-    (*heap).bins[c].pop() as *mut u8
+    heap.bins[c].pop() as *mut u8
 }
 
 /// Safe mode: a block of class `c` armed for a request of `size` bytes.
+///
+/// # Safety
+/// `c` < NUM_CLASSES, and its blocks hold `size` bytes and the canary.
 #[cold]
 unsafe fn alloc_checked(c: usize, size: usize) -> *mut u8 {
-    let p = alloc_from_class(c);
+    // SAFETY: `c` < NUM_CLASSES (the caller's contract).
+    let p = unsafe { alloc_from_class(c) };
     if !p.is_null() {
-        check::arm(p, size, class_size(c));
+        // SAFETY: `p` is a block of `class_size(c)` bytes this thread just got, room for `size`
+        // bytes and the canary.
+        unsafe { check::arm(p, size, class_size(c)) };
     }
     p
 }
@@ -179,7 +235,8 @@ fn out_of_memory() -> *mut u8 {
 #[inline]
 pub unsafe fn free(p: *mut u8) {
     if !p.is_null() {
-        free_non_null(p);
+        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
+        unsafe { free_non_null(p) };
     }
 }
 
@@ -189,7 +246,8 @@ pub unsafe fn free(p: *mut u8) {
 /// As `free`.
 pub unsafe fn free_sized(p: *mut u8) {
     if !p.is_null() {
-        free_as::<FreeSized>(p);
+        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
+        unsafe { free_as::<FreeSized>(p) };
     }
 }
 
@@ -199,7 +257,8 @@ pub unsafe fn free_sized(p: *mut u8) {
 /// As `free`.
 pub unsafe fn free_aligned_sized(p: *mut u8) {
     if !p.is_null() {
-        free_as::<FreeAlignedSized>(p);
+        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
+        unsafe { free_as::<FreeAlignedSized>(p) };
     }
 }
 
@@ -229,74 +288,111 @@ impl FreeFn for HakFreeAt {
 }
 
 /// `free` of a pointer known not to be null (GlobalAlloc::dealloc never passes null).
+///
+/// # Safety
+/// As `free_as`.
 #[inline]
 unsafe fn free_non_null(p: *mut u8) {
-    free_as::<Free>(p)
+    // SAFETY: the caller's contract is `free_as`'s.
+    unsafe { free_as::<Free>(p) }
 }
 
 /// Frees `p` (not null) on behalf of the C function `F`.
+///
+/// # Safety
+/// `p` is not null; it should be a live block of ours, and misuse the checks here catch (a
+/// pointer not ours, not a block's start, a block just freed) is reported.
 #[inline(always)]
 unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     let addr = p as usize;
     match registry::kind_of(addr) {
         Kind::SuperSlab => {
-            let slab = superslab::slab_of(addr);
+            // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so it is mapped and its
+            // header, with the slab holding `addr`, is valid.
+            let slab = unsafe { superslab::slab_of(addr) };
             let heap = thread_cache::current();
-            if (*slab).owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
-                if !(*slab).is_carved_block_start(addr) {
-                    report_not_block_start(F::NAME, slab, addr);
+            // SAFETY: as above; slabs are only reached through shared references.
+            let s = unsafe { &*slab };
+            if s.owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
+                if !s.is_carved_block_start(addr) {
+                    // SAFETY: `slab` is valid (as above).
+                    unsafe { report_not_block_start(F::NAME, slab, addr) };
                 }
-                let c = (*slab).class as usize;
-                // SAFETY: a slab this heap owns is formatted for a valid class.
-                let bin = (*heap).bins.get_unchecked_mut(c);
+                let c = s.class.get() as usize;
+                // SAFETY: `heap` is this thread's heap (valid); it owns the slab, which is thus
+                // formatted for a valid class. This thread is the bin's only writer, and reaches
+                // it by shared reference because others may read its head.
+                let bin = unsafe { (*heap).bins.get_unchecked(c) };
                 let head = bin.head();
                 if head == p as *mut Block {
                     check::report(F::NAME, "double free", addr);
                 }
-                if bin.count < bin.cap {
+                if bin.count.get() < bin.cap.get() {
                     bin.push_before(p as *mut Block, head);
                     return;
                 }
-                return free_and_flush::<F>(heap, c, p);
+                // SAFETY: as above; `p` is a carved block of this heap's class `c` slab.
+                return unsafe { free_and_flush::<F>(heap, c, p) };
             }
-            free_foreign_slab::<F>(slab, p)
+            // SAFETY: `slab` is valid and `addr` lies in it.
+            unsafe { free_foreign_slab::<F>(slab, p) }
         }
-        Kind::Large | Kind::LargeAligned => free_large::<F>(addr),
+        // SAFETY: the registry says `addr` lies in a large block's mapping.
+        Kind::Large | Kind::LargeAligned => unsafe { free_large::<F>(addr) },
         Kind::None => report_not_ours(F::NAME, addr),
     }
 }
 
 /// The bin of class `c` is full (always, in safe mode): flush it, with `p`.
+///
+/// # Safety
+/// `heap` is this thread's heap, and `p` the start of a carved block of one of its class `c` slabs.
 #[cold]
 unsafe fn free_and_flush<F: FreeFn>(heap: *mut heap::Heap, c: usize, p: *mut u8) {
+    // SAFETY: this thread's heap is valid and this thread its owner (by shared reference).
+    let heap = unsafe { &*heap };
     if check::safe_mode() {
-        check::disarm(F::NAME, p, class_size(c));
-        (*heap).bins[c].push(p as *mut Block);
-        (*heap).flush(c);
+        // SAFETY: `p` is a block of `class_size(c)` bytes (the caller's contract).
+        unsafe { check::disarm(F::NAME, p, class_size(c)) };
+        heap.bins[c].push(p as *mut Block);
+        heap.flush(c);
         return;
     }
-    (*heap).flush(c);
-    (*heap).bins[c].push(p as *mut Block);
+    heap.flush(c);
+    heap.bins[c].push(p as *mut Block);
 }
 
 /// Frees a block of a slab this thread does not own.
+///
+/// # Safety
+/// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in it.
 #[cold]
 unsafe fn free_foreign_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
-    check_block_start(F::NAME, slab, p as usize);
+    // SAFETY: `slab` is valid (the caller's contract).
+    unsafe { check_block_start(F::NAME, slab, p as usize) };
+    // SAFETY: as above; read by shared reference, as its owner may be using it.
+    let s = unsafe { &*slab };
     if check::safe_mode() {
-        check::disarm(F::NAME, p, (*slab).block_size as usize);
+        // SAFETY: `p` is the start of a carved block of `block_size` bytes (checked above).
+        unsafe { check::disarm(F::NAME, p, s.block_size.get() as usize) };
     }
     // free_remote finds this too, but names free: checked first so the report names F.
-    if (*slab).remote.0.head() == p as *mut Block {
+    if s.remote.0.head() == p as *mut Block {
         check::report(F::NAME, "double free", p as usize);
     }
-    heap::free_remote(slab, p as *mut Block);
+    // SAFETY: `p` is the start of a carved block of `slab`, not just freed (checked above).
+    unsafe { heap::free_remote(slab, p as *mut Block) };
 }
 
 /// Reports `p` unless it is the start of a block of `slab`.
+///
+/// # Safety
+/// `slab` is a valid slab.
 unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
-    if !(*slab).is_block_start(p) {
-        report_not_block_start(op, slab, p);
+    // SAFETY: `slab` is valid (the caller's contract).
+    if !unsafe { (*slab).is_block_start(p) } {
+        // SAFETY: `slab` is valid (the caller's contract).
+        unsafe { report_not_block_start(op, slab, p) };
     }
 }
 
@@ -306,13 +402,19 @@ unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
 /// never blamed: when this thread's cache of the slab's class is damaged (a write past a block or
 /// into a freed one hit a link, or a block freed twice closed a loop), malloc may have handed out
 /// a damaged link, and the damage is reported instead.
+///
+/// # Safety
+/// `slab` is a valid slab.
 #[cold]
 unsafe fn report_not_block_start(op: &str, slab: *mut slab::Slab, p: usize) -> ! {
-    let class = (*slab).class;
-    if class != slab::NO_CLASS && cache_is_damaged(class as usize) {
+    // SAFETY: `slab` is valid (the caller's contract), read by shared reference.
+    let slab = unsafe { &*slab };
+    let class = slab.class.get();
+    // SAFETY: a slab's class is NO_CLASS or below NUM_CLASSES.
+    if class != slab::NO_CLASS && unsafe { cache_is_damaged(class as usize) } {
         check::report(op, check::CORRUPTED_FREE_LIST, p);
     }
-    let what = if (*slab).holds_carved(p) {
+    let what = if slab.holds_carved(p) {
         "interior pointer"
     } else {
         "invalid pointer"
@@ -323,26 +425,31 @@ unsafe fn report_not_block_start(op: &str, slab: *mut slab::Slab, p: usize) -> !
 /// Whether this thread's bin of class `c` breaks what it keeps: `count` distinct blocks linked from
 /// `head`, the last link null, each the start of a carved block of a class `c` slab this thread
 /// owns.
+///
+/// # Safety
+/// `c` < NUM_CLASSES.
 #[cold]
 unsafe fn cache_is_damaged(c: usize) -> bool {
     let heap = thread_cache::current();
     if heap.is_null() {
         return false;
     }
-    let bin = &(*heap).bins[c];
+    // SAFETY: this thread's heap is valid; its bin is read by shared reference.
+    let bin = unsafe { &(*heap).bins[c] };
     let mut b = bin.head();
     // Brent's cycle check: a list that comes back to a block meets `mark`, the block last seen at
     // a power-of-two step, within about twice the length of its loop.
     let (mut mark, mut step, mut next_mark) = (null_mut(), 0u32, 1u32);
-    for _ in 0..bin.count {
+    for _ in 0..bin.count.get() {
         let addr = b as usize;
         if b == mark || registry::kind_of(addr) != Kind::SuperSlab {
             return true;
         }
-        let slab = superslab::slab_of(addr);
-        if (*slab).owner.load(Ordering::Relaxed) != heap
-            || (*slab).class as usize != c
-            || !(*slab).is_block_start(addr)
+        // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
+        let slab = unsafe { &*superslab::slab_of(addr) };
+        if slab.owner.load(Ordering::Relaxed) != heap
+            || slab.class.get() as usize != c
+            || !slab.is_block_start(addr)
         {
             return true;
         }
@@ -352,7 +459,7 @@ unsafe fn cache_is_damaged(c: usize) -> bool {
             next_mark = next_mark.saturating_mul(2);
         }
         // SAFETY: `b` is the start of a block of a slab this thread owns.
-        b = (*b).next;
+        b = unsafe { (*b).next };
     }
     !b.is_null()
 }
@@ -372,28 +479,36 @@ fn report_not_ours(op: &str, p: usize) -> ! {
 
 /// The header of the large block at `addr`, given to `op`, or a report: interior or invalid
 /// pointer, or `freed` (what giving `op` a freed block is).
-unsafe fn large_header(op: &str, freed: &str, addr: usize) -> *mut large::LargeHeader {
+fn large_header(op: &str, freed: &str, addr: usize) -> *mut large::LargeHeader {
     let h = large::header_of(addr, registry::kind_of(addr));
     if h.is_null() {
         report_not_ours(op, addr);
     }
-    if (*h).cached {
+    // SAFETY: `header_of` gives null or the valid header of the large block starting at `addr`.
+    if unsafe { (*h).cached } {
         check::report(op, freed, addr);
     }
     h
 }
 
+/// # Safety
+/// `addr` should be a live large block; what `large_header` checks is reported.
 #[cold]
 unsafe fn free_large<F: FreeFn>(addr: usize) {
     heap::purge_if_due();
     let timer = tuning::Timer::start_large();
     let h = large_header(F::NAME, "double free", addr);
-    let size = (*h).map_len;
-    if (*h).site != 0 {
-        sites::free((*h).site);
-        (*h).site = 0;
-    }
-    large::free(h);
+    // SAFETY: `h` is the valid header of a live (not cached) large block this thread frees; the
+    // program gives up the block, so no other thread uses it.
+    let size = unsafe {
+        let size = (*h).map_len;
+        if (*h).site != 0 {
+            sites::free((*h).site);
+            (*h).site = 0;
+        }
+        large::free(h);
+        size
+    };
     timer.stop(size);
 }
 
@@ -409,18 +524,26 @@ enum Live {
 
 /// Checks `p` (not null), given to `op` (realloc, malloc_usable_size), and reports what is wrong:
 /// not ours, not a block's start, freed ("use after free"), or (safe mode) overflowed.
+///
+/// # Safety
+/// `p` is not null; it should be a live block of ours, and what is checked here is reported.
 unsafe fn live_block(op: &str, p: *mut u8) -> Live {
     let addr = p as usize;
     match registry::kind_of(addr) {
         Kind::SuperSlab => {
-            let slab = superslab::slab_of(addr);
-            check_block_start(op, slab, addr);
-            let block = (*slab).block_size as usize;
+            // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
+            let slab = unsafe { superslab::slab_of(addr) };
+            // SAFETY: `slab` is valid (the registry says its chunk is a SuperSlab).
+            unsafe { check_block_start(op, slab, addr) };
+            // SAFETY: as above, by shared reference.
+            let block = unsafe { (*slab).block_size.get() } as usize;
             if check::safe_mode() {
-                let usable = check::live_requested_size(op, p, block);
+                // SAFETY: `p` is the start of a carved block of `block` bytes (checked above).
+                let usable = unsafe { check::live_requested_size(op, p, block) };
                 return Live::Small { block, usable };
             }
-            if just_freed(slab, p) {
+            // SAFETY: `slab` is valid (as above).
+            if unsafe { just_freed(slab, p) } {
                 check::report(op, "use after free", addr);
             }
             Live::Small {
@@ -435,15 +558,21 @@ unsafe fn live_block(op: &str, p: *mut u8) -> Live {
 
 /// Whether block `p` of `slab` is one freed last (default mode's view of a freed block): at the
 /// head of the slab's remote list, or of its owner's bin when this thread owns it.
+///
+/// # Safety
+/// `slab` is a valid slab.
 unsafe fn just_freed(slab: *mut slab::Slab, p: *mut u8) -> bool {
+    // SAFETY: `slab` is valid (the caller's contract), read by shared reference.
+    let slab = unsafe { &*slab };
     let b = p as *mut Block;
-    if (*slab).remote.0.head() == b {
+    if slab.remote.0.head() == b {
         return true;
     }
     let heap = thread_cache::current();
     !heap.is_null()
-        && (*slab).owner.load(Ordering::Relaxed) == heap
-        && (*heap).bins[(*slab).class as usize].head() == b
+        && slab.owner.load(Ordering::Relaxed) == heap
+        // SAFETY: this thread's heap is valid and owns the slab, so the class is a valid index.
+        && unsafe { (*heap).bins[slab.class.get() as usize].head() } == b
 }
 
 /// Allocates `n * size` zeroed bytes; null with ENOMEM if the product overflows.
@@ -455,15 +584,18 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
         return out_of_memory();
     };
     if total <= MID_MAX {
-        let p = malloc(total);
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
+        let p = unsafe { malloc(total) };
         if !p.is_null() {
-            core::ptr::write_bytes(p, 0, total);
+            // SAFETY: `p` is a fresh block of at least `total` bytes.
+            unsafe { core::ptr::write_bytes(p, 0, total) };
         }
         return p;
     }
     let (p, zeroed) = alloc_large(total, MIN_ALIGN);
     if !p.is_null() && !zeroed {
-        core::ptr::write_bytes(p, 0, total);
+        // SAFETY: `p` is a fresh block of at least `total` bytes.
+        unsafe { core::ptr::write_bytes(p, 0, total) };
     }
     p
 }
@@ -478,18 +610,22 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
         return null_mut();
     }
     if align <= MIN_ALIGN {
-        return malloc(size);
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
+        return unsafe { malloc(size) };
     }
     if check::safe_mode() {
         // A size within SAFE_EXTRA of usize::MAX must not wrap around to a small class.
         let with_extra = size.checked_add(check::SAFE_EXTRA);
         if let Some(c) = with_extra.and_then(|n| size_class::class_for_aligned(n, align)) {
-            return alloc_checked(c, size);
+            // SAFETY: `class_for_aligned` gives a valid class whose blocks hold `size` plus the
+            // canary.
+            return unsafe { alloc_checked(c, size) };
         }
         return alloc_large(size, align).0;
     }
     match size_class::class_for_aligned(size, align) {
-        Some(c) => alloc_from_class(c),
+        // SAFETY: `class_for_aligned` gives a valid class.
+        Some(c) => unsafe { alloc_from_class(c) },
         None => alloc_large(size, align).0,
     }
 }
@@ -502,9 +638,11 @@ pub unsafe fn memalign(align: usize, size: usize) -> *mut u8 {
 /// `p` is null or a live block from this allocator.
 pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
-        return malloc(size);
+        // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
+        return unsafe { malloc(size) };
     }
-    let old = match live_block("realloc", p) {
+    // SAFETY: `p` is not null; misuse is reported.
+    let old = match unsafe { live_block("realloc", p) } {
         Live::Small { block, usable } => {
             if !check::safe_mode() && size <= block && (size > block / 2 || block <= 64) {
                 return p;
@@ -513,18 +651,24 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
         Live::Large(h) => {
             if size > MID_MAX {
-                let r = large::resize(h, size);
+                // SAFETY: `h` is the header of the live large block `p` (checked above).
+                let r = unsafe { large::resize(h, size) };
                 if !r.is_null() {
                     return r;
                 }
             }
-            large::usable_size(h)
+            // SAFETY: `h` is the header of the live large block `p` (checked by `live_block`).
+            unsafe { large::usable_size(h) }
         }
     };
-    let q = malloc(size);
+    // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
+    let q = unsafe { malloc(size) };
     if !q.is_null() {
-        core::ptr::copy_nonoverlapping(p, q, old.min(size));
-        free(p);
+        // SAFETY: `p` holds `old` usable bytes and `q` at least `size`; distinct live blocks.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, q, old.min(size));
+            free(p);
+        }
     }
     q
 }
@@ -536,8 +680,11 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 /// `p` is null or a live block from this allocator.
 pub unsafe fn realloc_to_zero(p: *mut u8) {
     if !p.is_null() {
-        live_block("realloc", p);
-        free(p);
+        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
+        unsafe {
+            live_block("realloc", p);
+            free(p);
+        }
     }
 }
 
@@ -549,9 +696,11 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    match live_block("malloc_usable_size", p) {
+    // SAFETY: `p` is not null; misuse is reported.
+    match unsafe { live_block("malloc_usable_size", p) } {
         Live::Small { usable, .. } => usable,
-        Live::Large(h) => large::usable_size(h),
+        // SAFETY: `h` is the header of the live large block `p` (checked by `live_block`).
+        Live::Large(h) => unsafe { large::usable_size(h) },
     }
 }
 
@@ -561,7 +710,8 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 /// # Safety
 /// Always safe to call; unsafe because it returns raw memory.
 pub unsafe fn alloc_at(size: usize, site: usize) -> *mut u8 {
-    let p = malloc(size);
+    // SAFETY: `malloc` has no precondition (it is unsafe only for the raw memory it returns).
+    let p = unsafe { malloc(size) };
     sites::alloc_block(p as usize, site, size);
     p
 }
@@ -573,7 +723,8 @@ pub unsafe fn alloc_at(size: usize, site: usize) -> *mut u8 {
 pub unsafe fn free_at(p: *mut u8, site: usize) {
     if !p.is_null() {
         sites::free_block(p as usize, site);
-        free_as::<HakFreeAt>(p);
+        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
+        unsafe { free_as::<HakFreeAt>(p) };
     }
 }
 
@@ -596,47 +747,64 @@ pub fn memory_stats() -> (usize, usize, usize) {
     (superslab::mapped_count(), n, warm)
 }
 
+// SAFETY: blocks are aligned to MIN_ALIGN or, above it, by `memalign`; a block stays valid and
+// untouched by the allocator until it is freed; `realloc` keeps the contents up to the smaller
+// size.
 unsafe impl GlobalAlloc for Hakmem {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= MIN_ALIGN {
-            malloc(layout.size())
-        } else {
-            memalign(layout.align(), layout.size())
+        // SAFETY: `malloc` and `memalign` have no precondition.
+        unsafe {
+            if layout.align() <= MIN_ALIGN {
+                malloc(layout.size())
+            } else {
+                memalign(layout.align(), layout.size())
+            }
         }
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        free_non_null(p)
+        // SAFETY: GlobalAlloc's contract: `p` is a live block of ours, never null.
+        unsafe { free_non_null(p) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= MIN_ALIGN {
-            return calloc(1, layout.size());
+            // SAFETY: `calloc` has no precondition (only its memory is raw).
+            return unsafe { calloc(1, layout.size()) };
         }
         if size_class::class_for_aligned(layout.size(), layout.align()).is_none() {
             let (p, zeroed) = alloc_large(layout.size(), layout.align());
             if !p.is_null() && !zeroed {
-                core::ptr::write_bytes(p, 0, layout.size());
+                // SAFETY: `p` is a fresh block of at least `layout.size()` bytes.
+                unsafe { core::ptr::write_bytes(p, 0, layout.size()) };
             }
             return p;
         }
-        let p = memalign(layout.align(), layout.size());
+        // SAFETY: `memalign` has no precondition (it is unsafe only for the raw memory it returns).
+        let p = unsafe { memalign(layout.align(), layout.size()) };
         if !p.is_null() {
-            core::ptr::write_bytes(p, 0, layout.size());
+            // SAFETY: `p` is a fresh block of at least `layout.size()` bytes.
+            unsafe { core::ptr::write_bytes(p, 0, layout.size()) };
         }
         p
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= MIN_ALIGN {
-            return realloc(p, new_size);
+            // SAFETY: GlobalAlloc's contract: `p` is a live block of ours.
+            return unsafe { realloc(p, new_size) };
         }
-        let q = memalign(layout.align(), new_size);
+        // SAFETY: `memalign` has no precondition (it is unsafe only for the raw memory it returns).
+        let q = unsafe { memalign(layout.align(), new_size) };
         if !q.is_null() {
-            core::ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
-            free(p);
+            // SAFETY: `p` is a live block of `layout.size()` bytes (GlobalAlloc's contract) and
+            // `q` a fresh one of at least `new_size`; `p` is freed once copied.
+            unsafe {
+                core::ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                free(p);
+            }
         }
         q
     }
@@ -655,12 +823,14 @@ pub(crate) mod tests {
 
     fn fill(p: *mut u8, n: usize) {
         for i in 0..n {
+            // SAFETY: `p` is a live block of at least `n` bytes (the tests' blocks).
             unsafe { *p.add(i) = (p as usize).wrapping_add(i) as u8 };
         }
     }
     fn check(p: *mut u8, n: usize) {
         for i in 0..n {
             assert_eq!(
+                // SAFETY: as in `fill`.
                 unsafe { *p.add(i) },
                 (p as usize).wrapping_add(i) as u8,
                 "byte {i} of {p:?}"
@@ -669,6 +839,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn every_class_and_some_large_sizes_hold_their_contents() {
         let _serial = serial();
         let mut sizes: Vec<usize> = (0..size_class::NUM_CLASSES).map(class_size).collect();
@@ -676,9 +847,11 @@ pub(crate) mod tests {
         let mut blocks = Vec::new();
         for round in 0..3 {
             for &s in &sizes {
+                // SAFETY: `malloc` has no precondition.
                 let p = unsafe { malloc(s) };
                 assert!(!p.is_null());
                 assert_eq!(p as usize % MIN_ALIGN, 0);
+                // SAFETY: `p` is a live block just allocated.
                 let u = unsafe { usable_size(p) };
                 assert!(u >= s, "usable {u} < {s}");
                 fill(p, u);
@@ -687,6 +860,7 @@ pub(crate) mod tests {
             if round == 1 {
                 for &(p, u) in &blocks {
                     check(p, u);
+                    // SAFETY: each block is live and freed once.
                     unsafe { free(p) };
                 }
                 blocks.clear();
@@ -694,17 +868,21 @@ pub(crate) mod tests {
         }
         for &(p, u) in &blocks {
             check(p, u);
+            // SAFETY: each block is live and freed once.
             unsafe { free(p) };
         }
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn many_small_blocks_are_distinct_and_recycled() {
         let _serial = serial();
         for &s in &[16usize, 48, 100, 1024, 8192, 20000, 200_000] {
             let n = (8 << 20) / s;
+            // SAFETY: `malloc` has no precondition.
             let v: Vec<*mut u8> = (0..n).map(|_| unsafe { malloc(s) }).collect();
             for &p in &v {
+                // SAFETY: each block holds at least `s` >= 8 bytes, aligned to 16.
                 unsafe { (p as *mut usize).write(p as usize) };
             }
             let mut sorted: Vec<usize> = v.iter().map(|&p| p as usize).collect();
@@ -713,18 +891,22 @@ pub(crate) mod tests {
                 assert!(w[1] - w[0] >= s, "overlap at size {s}");
             }
             for &p in &v {
+                // SAFETY: as above; the block is freed once, after this read.
                 assert_eq!(unsafe { (p as *mut usize).read() }, p as usize);
+                // SAFETY: each block is live and freed once.
                 unsafe { free(p) };
             }
         }
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn cross_thread_frees_come_back() {
         let _serial = serial();
         let mut after_first = 0;
         for round in 0..5 {
             let blocks: Vec<usize> = (0..200_000)
+                // SAFETY: `malloc` has no precondition.
                 .map(|i| unsafe { malloc(16 + i % 500) } as usize)
                 .collect();
             for &p in &blocks {
@@ -733,6 +915,7 @@ pub(crate) mod tests {
             std::thread::spawn(move || {
                 for &p in &blocks {
                     check(p as *mut u8, 16);
+                    // SAFETY: each block is live and freed once, by this thread (a remote free).
                     unsafe { free(p as *mut u8) };
                 }
             })
@@ -743,7 +926,9 @@ pub(crate) mod tests {
             }
         }
         // Allocating again collects what other threads freed instead of mapping more.
+        // SAFETY: `malloc` has no precondition; the block is freed once.
         let p = unsafe { malloc(64) };
+        // SAFETY: `p` is live and freed once.
         unsafe { free(p) };
         let now = superslab::mapped_count();
         assert!(
@@ -753,27 +938,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn aligned_allocations_are_aligned() {
         let _serial = serial();
         for shift in 4..=24 {
             let align = 1usize << shift;
             for &s in &[0usize, 1, 100, 4096, 300_000] {
+                // SAFETY: `memalign` has no precondition.
                 let p = unsafe { memalign(align, s) };
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "align {align} size {s}");
+                // SAFETY: `p` is a live block just allocated.
                 let u = unsafe { usable_size(p) };
                 assert!(u >= s);
                 fill(p, u);
                 check(p, u);
+                // SAFETY: `p` is live and freed once.
                 unsafe { free(p) };
             }
         }
+        // SAFETY: `memalign` has no precondition.
         assert!(unsafe { memalign(24, 10) }.is_null());
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn realloc_keeps_contents_across_tiers() {
         let _serial = serial();
+        // SAFETY: `malloc` has no precondition.
         let mut p = unsafe { malloc(10) };
         fill(p, 10);
         let mut len = 10;
@@ -788,11 +980,13 @@ pub(crate) mod tests {
             5,
             0,
         ] {
+            // SAFETY: `p` is the live block the last step returned.
             let q = unsafe { realloc(p, s) };
             assert!(!q.is_null());
             let keep = len.min(s);
             for i in 0..keep {
                 assert_eq!(
+                    // SAFETY: `q` holds at least `keep` bytes.
                     unsafe { *q.add(i) },
                     (p as usize).wrapping_add(i) as u8,
                     "size {s} byte {i}"
@@ -803,20 +997,27 @@ pub(crate) mod tests {
             p = q;
             len = s;
         }
+        // SAFETY: `p` is the live block the last step returned.
         unsafe { free(p) };
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn a_damaged_thread_cache_is_told_from_a_sound_one() {
         let c = class_of(48);
         let blocks: Vec<*mut Block> = (0..4)
+            // SAFETY: `malloc` has no precondition.
             .map(|_| unsafe { malloc(48) } as *mut Block)
             .collect();
         for &b in blocks.iter().rev() {
+            // SAFETY: each block is live and freed once.
             unsafe { free(b as *mut u8) };
         }
         // The bin now starts blocks[0] -> blocks[1] -> ...
         let (first, second) = (blocks[0], blocks[1]);
+        // SAFETY: the blocks sit free in this thread's bin, whose links the test damages and
+        // restores, and the bin is only read through shared references; the four mallocs take them
+        // back.
         unsafe {
             assert!(!cache_is_damaged(c));
             let keep = (*second).next;
@@ -826,11 +1027,11 @@ pub(crate) mod tests {
             // A link back to an earlier block closes a loop, found without walking `count` steps
             // (which a bin popped past its end has wrapped around to about 2^32).
             (*second).next = first;
-            let bin = &mut (*thread_cache::current()).bins[c];
-            let count = bin.count;
-            bin.count = u32::MAX;
+            let bin = &(*thread_cache::current()).bins[c];
+            let count = bin.count.get();
+            bin.count.set(u32::MAX);
             assert!(cache_is_damaged(c));
-            bin.count = count;
+            bin.count.set(count);
             (*second).next = keep;
             assert!(!cache_is_damaged(c));
             for _ in 0..4 {
@@ -840,17 +1041,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn calloc_zeroes_and_checks_overflow() {
         let _serial = serial();
         for &s in &[1usize, 100, 5000, 300_000, 3 << 20] {
             for _ in 0..3 {
+                // SAFETY: `calloc` has no precondition; `p` holds `s` bytes and is freed once.
                 let p = unsafe { calloc(1, s) };
+                // SAFETY: `p` holds `s` bytes.
                 assert!((0..s).all(|i| unsafe { *p.add(i) } == 0));
+                // SAFETY: `p` holds `s` bytes, and is not freed until the next line.
                 unsafe { core::ptr::write_bytes(p, 0xAB, s) };
+                // SAFETY: `p` is live and freed once.
                 unsafe { free(p) };
             }
         }
+        // SAFETY: `calloc` and `malloc` have no precondition.
         assert!(unsafe { calloc(usize::MAX / 2, 3) }.is_null());
+        // SAFETY: `malloc` has no precondition.
         assert!(unsafe { malloc(usize::MAX - 100) }.is_null());
     }
 }

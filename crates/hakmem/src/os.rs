@@ -213,6 +213,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn aligned_mappings_are_aligned_and_usable() {
         for (align, offset) in [
             (1usize << 21, 0usize),
@@ -224,6 +225,7 @@ mod tests {
             let p = map_aligned(len, align, offset);
             assert!(!p.is_null());
             assert_eq!((p as usize + offset) % align, 0);
+            // SAFETY: `p` is a fresh mapping of `len` bytes.
             unsafe { core::ptr::write_bytes(p, 0x5a, len) };
             unmap(p, len);
         }
@@ -232,8 +234,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn discarded_pages_read_as_zero() {
         let p = map(4 * PAGE);
+        // SAFETY: `p` is a fresh mapping of 4 pages.
         unsafe {
             core::ptr::write_bytes(p, 7, 4 * PAGE);
             discard(p.add(PAGE), 2 * PAGE);
@@ -246,11 +250,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn mappings_move_and_grow_with_their_contents() {
         let p = map(2 * PAGE);
+        // SAFETY: `p` is a fresh mapping of 2 pages.
         unsafe { core::ptr::write_bytes(p, 9, 2 * PAGE) };
         let target = map(8 * PAGE);
         assert!(move_to(p, 2 * PAGE, 8 * PAGE, target));
+        // SAFETY: `target` is the 8-page mapping the move filled.
         unsafe {
             assert_eq!(*target.add(2 * PAGE - 1), 9);
             assert_eq!(*target.add(2 * PAGE), 0);

@@ -128,6 +128,7 @@ mod tests {
         let mut walked = 0;
         while !b.is_null() {
             walked += 1;
+            // SAFETY: `b` is one of `blocks`, linked by the pushes.
             b = unsafe { (*b).next };
         }
         assert_eq!(walked, blocks.len());
@@ -150,6 +151,8 @@ mod tests {
                     let mut b = list.take_all();
                     while !b.is_null() {
                         seen += 1;
+                        // SAFETY: `b` is one of the producers' blocks, linked by their pushes and
+                        // taken by this thread.
                         b = unsafe { (*b).next };
                     }
                 }
@@ -190,6 +193,7 @@ mod loom_tests {
     struct Blocks(Box<[Block]>);
     // SAFETY: the blocks are handed between threads the way the allocator hands free blocks.
     unsafe impl Send for Blocks {}
+    // SAFETY: as for `Send`: each block is used by one thread at a time.
     unsafe impl Sync for Blocks {}
     impl Blocks {
         fn new(n: usize) -> Arc<Blocks> {
@@ -280,6 +284,7 @@ mod loom_tests {
     }
     // SAFETY: the non-atomic fields are only touched by the slab's holder; loom checks that.
     unsafe impl Sync for Slab {}
+    // SAFETY: as for `Sync`.
     unsafe impl Send for Slab {}
 
     const OWNER: usize = 1;
@@ -291,13 +296,18 @@ mod loom_tests {
             // `take_counted` starts with a SeqCst load (see `stale_owner_hint_model`).
             fence(Ordering::SeqCst);
             let b = self.remote.take_all();
+            // SAFETY: the holder (this thread, in the model) is the only one touching `seen`; loom
+            // checks it.
             let n = self.seen.with_mut(|s| walk(blocks, b, unsafe { &mut *s }));
+            // SAFETY: as above, for `used`.
             self.used.with_mut(|u| unsafe { *u -= n });
         }
         fn used(&self) -> usize {
+            // SAFETY: only the slab's holder reads `used`; loom checks no other thread touches it.
             self.used.with(|u| unsafe { *u })
         }
         fn release(&self) {
+            // SAFETY: as above, for `released`.
             self.released.with_mut(|r| unsafe { *r += 1 });
         }
     }
@@ -336,7 +346,10 @@ mod loom_tests {
                 let (blocks, slab, orphans) = (blocks.clone(), slab.clone(), orphans.clone());
                 thread::spawn(move || {
                     // local free of block 0 (flush to the slab), then retire_slab
+                    // SAFETY: the owner holds the slab here; loom checks that no other thread
+                    // touches `seen` meanwhile.
                     slab.seen.with_mut(|s| unsafe { (&mut *s)[0] += 1 });
+                    // SAFETY: as above, for `used`.
                     slab.used.with_mut(|u| unsafe { *u -= 1 });
                     slab.drain(&blocks);
                     if slab.used() == 0 {
@@ -373,6 +386,7 @@ mod loom_tests {
                 assert_eq!(s.used(), 0, "blocks still out after every free");
                 s.release();
             }
+            // SAFETY: every thread has been joined: nothing else touches the slab.
             let seen = slab.seen.with(|s| unsafe { (*s).clone() });
             assert_eq!(
                 seen,
@@ -381,6 +395,7 @@ mod loom_tests {
             );
             assert_eq!(slab.used(), 0);
             assert_eq!(
+                // SAFETY: every thread has been joined: nothing else touches the slab.
                 slab.released.with(|r| unsafe { *r }),
                 1,
                 "released exactly once"
@@ -502,6 +517,7 @@ mod loom_tests {
             freer.join().unwrap();
             owner.join().unwrap();
             reaper.join().unwrap();
+            // SAFETY: every thread has been joined: nothing else touches the slab.
             let released = slab.released.with(|r| unsafe { *r });
             assert!(released <= 1, "released twice");
             if released == 0 {

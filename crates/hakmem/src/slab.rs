@@ -6,15 +6,20 @@
 //! `used` counts blocks outside the slab (in a thread cache, in use, or on `remote`): a slab with
 //! `used == 0` is empty and can be returned to its SuperSlab.
 //!
-//! Every field but `owner` and `remote` is touched only by the owner (or, for an orphaned slab, by
-//! whoever holds the orphan lock). `remote` sits on its own cache line so that remote frees do not
-//! slow down the owner's reads of `owner`.
+//! Only the slab's holder (its owner, or for an orphaned slab whoever holds the orphan lock) writes
+//! its fields, except `remote`, which other threads push to. Other threads freeing a block of the
+//! slab read `owner`, `class`, `start`, `block_size`, `divides_magic`, `carved` and the head of
+//! `free` (to check the pointer), so the slab is only ever reached through shared references:
+//! its methods take `&self`, the holder-only fields are `Cell`s, and those written while others
+//! may read them are atomics. No `&mut Slab` is ever made. `remote` sits on its own cache line so
+//! that remote frees do not slow down the owner's reads of `owner`.
 
 use crate::check;
 use crate::heap::Heap;
 use crate::list::{Linked, Links};
 use crate::remote::{Block, RemoteList, UNCOUNTED};
 use crate::thread_cache::Bin;
+use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -39,61 +44,64 @@ pub struct CacheLine<T>(pub T);
 pub struct Slab {
     /// The heap that owns the slab; null while it is orphaned or unused.
     pub owner: AtomicPtr<Heap>,
-    pub start: usize,
+    pub start: Cell<usize>,
     /// ceil(2^64 / block_size): `offset * divides_magic < divides_magic` (wrapping) exactly when
     /// `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets are below 2^32).
-    pub divides_magic: u64,
-    pub block_size: u32,
+    pub divides_magic: Cell<u64>,
+    pub block_size: Cell<u32>,
     /// `carved * block_size`: offsets below it are blocks handed out at some time. Owner only (the
     /// fast path's bound check); other threads use `carved`.
-    pub carved_bytes: u32,
-    pub class: u8,
-    pub place: Place,
+    pub carved_bytes: Cell<u32>,
+    pub class: Cell<u8>,
+    pub place: Cell<Place>,
     /// The local free list. Atomic (relaxed) only because a thread freeing a block of the slab
     /// reads its head to catch a double free (`heap::free_remote`); only the holder writes it.
     free: AtomicPtr<Block>,
-    pub capacity: u32,
+    pub capacity: Cell<u32>,
     /// Blocks carved so far. Atomic (relaxed) only because other threads read it to validate a
     /// pointer they free; only the owner writes it.
     pub carved: AtomicU32,
-    pub used: u32,
+    pub used: Cell<u32>,
     pub links: Links<Slab>,
     pub remote: CacheLine<RemoteList>,
 }
 
 impl Linked for Slab {
-    fn links(&mut self) -> &mut Links<Self> {
-        &mut self.links
+    unsafe fn links(this: *mut Self) -> *const Links<Self> {
+        // SAFETY: `this` is valid (the caller's contract); no reference to the record is made.
+        unsafe { &raw const (*this).links }
     }
 }
 
 impl Slab {
     /// Formats the slab for `class` with `capacity` blocks from `start`, owned by `owner`.
-    pub fn format(&mut self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
+    pub fn format(&self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
         self.set_free_list(null_mut());
-        self.start = start;
-        self.block_size = crate::size_class::class_size(class) as u32;
-        self.divides_magic = u64::MAX / self.block_size as u64 + 1;
-        self.capacity = capacity;
+        self.start.set(start);
+        let block_size = crate::size_class::class_size(class) as u32;
+        self.block_size.set(block_size);
+        self.divides_magic.set(u64::MAX / block_size as u64 + 1);
+        self.capacity.set(capacity);
         self.carved.store(0, Ordering::Relaxed);
-        self.carved_bytes = 0;
-        self.used = 0;
-        self.class = class as u8;
-        self.place = Place::None;
-        self.links = Links::new();
+        self.carved_bytes.set(0);
+        self.used.set(0);
+        self.class.set(class as u8);
+        self.place.set(Place::None);
+        self.links.prev.set(null_mut());
+        self.links.next.set(null_mut());
         self.remote.0.reset();
         self.owner.store(owner, Ordering::Release);
-        crate::stats::slab_taken(class, capacity as u64 * self.block_size as u64);
+        crate::stats::slab_taken(class, capacity as u64 * block_size as u64);
     }
 
     /// Marks the slab unused (its SuperSlab gets it back).
-    pub fn clear(&mut self) {
-        if self.class != NO_CLASS {
-            let bytes = self.capacity as u64 * self.block_size as u64;
-            crate::stats::slab_given_back(self.class as usize, bytes);
+    pub fn clear(&self) {
+        if self.class.get() != NO_CLASS {
+            let bytes = self.capacity.get() as u64 * self.block_size.get() as u64;
+            crate::stats::slab_given_back(self.class.get() as usize, bytes);
         }
-        self.class = NO_CLASS;
-        self.place = Place::None;
+        self.class.set(NO_CLASS);
+        self.place.set(Place::None);
         self.owner.store(null_mut(), Ordering::Release);
     }
 
@@ -109,7 +117,7 @@ impl Slab {
     }
 
     /// Moves blocks other threads freed onto the local free list. Returns how many.
-    pub fn drain_remote(&mut self) -> u32 {
+    pub fn drain_remote(&self) -> u32 {
         let (mut b, count) = self.remote.0.take_counted();
         if b.is_null() {
             return 0;
@@ -119,12 +127,13 @@ impl Slab {
             // The list becomes the free list as it is, without a walk: its blocks were just
             // written by other threads, and a walk would take their cache misses one by one.
             self.set_free_list(b);
-            self.used -= count;
+            self.used.set(self.used.get() - count);
             return count;
         }
         let mut n = 0;
         while !b.is_null() {
-            // SAFETY: blocks on the remote list are free blocks of this slab, linked by their pushers.
+            // SAFETY: blocks on the remote list are free blocks of this slab, linked by their
+            // pushers.
             let next = unsafe { (*b).next };
             if next == b {
                 check::report("free", "double free", b as usize);
@@ -136,13 +145,13 @@ impl Slab {
             n += 1;
             b = next;
         }
-        self.used -= n;
+        self.used.set(self.used.get() - n);
         n
     }
 
     /// Links a block into the local free list (encoded in safe mode).
     #[inline]
-    fn put_free(&mut self, b: *mut Block) {
+    fn put_free(&self, b: *mut Block) {
         let link = if check::safe_mode() {
             check::encode_link(b as usize, self.free_list() as usize) as *mut Block
         } else {
@@ -155,13 +164,13 @@ impl Slab {
 
     /// Unlinks the first block of the local free list (checked in safe mode).
     #[inline]
-    fn pop_free(&mut self) -> *mut Block {
+    fn pop_free(&self) -> *mut Block {
         let b = self.free_list();
         // SAFETY: `b` is the first free block of this slab.
         let link = unsafe { (*b).next };
         if check::safe_mode() {
             // SAFETY: as above; a freed block carries its cookie.
-            unsafe { check::verify_freed(b as *mut u8, self.block_size as usize) };
+            unsafe { check::verify_freed(b as *mut u8, self.block_size.get() as usize) };
             let next = check::encode_link(b as usize, link as usize);
             if next != 0 && !self.is_block_start(next) {
                 check::report("malloc", "use after free", b as usize);
@@ -177,15 +186,15 @@ impl Slab {
     /// blocks only when there were no freed ones (topping a short batch up with fresh blocks would
     /// touch new pages while freed ones wait: a mid slab is 2 MiB). Returns how many moved; 0
     /// means the slab has nothing left to give.
-    pub fn take_batch(&mut self, bin: &mut Bin, max: u32) -> u32 {
+    pub fn take_batch(&self, bin: &Bin, max: u32) -> u32 {
         if self.free_list().is_null() {
             self.drain_remote();
         }
         // Blocks neither handed out nor carved-but-unused: the local free list's length.
-        let free_len = self.carved.load(Ordering::Relaxed) - self.used;
+        let free_len = self.carved.load(Ordering::Relaxed) - self.used.get();
         if !self.free_list().is_null()
             && bin.head().is_null()
-            && free_len <= bin.cap
+            && free_len <= bin.cap.get()
             && !check::safe_mode()
         {
             // The whole list fits the empty bin: hand it over without walking it. Freed blocks are
@@ -193,7 +202,7 @@ impl Slab {
             // pops at malloc time overlap them with the caller's work.
             bin.fill(self.free_list(), free_len);
             self.set_free_list(null_mut());
-            self.used += free_len;
+            self.used.set(self.used.get() + free_len);
             return free_len;
         }
         let mut n = 0;
@@ -203,69 +212,72 @@ impl Slab {
             n += 1;
         }
         if n > 0 {
-            self.used += n;
+            self.used.set(self.used.get() + n);
             return n;
         }
         let carved = self.carved.load(Ordering::Relaxed);
-        let fresh = (max - n).min(self.capacity - carved);
+        let fresh = (max - n).min(self.capacity.get() - carved);
         if fresh > 0 {
             // Push in reverse so the lowest address comes out of the bin first.
-            let first = self.start + carved as usize * self.block_size as usize;
+            let block_size = self.block_size.get();
+            let first = self.start.get() + carved as usize * block_size as usize;
             let mut i = fresh;
             while i > 0 {
                 i -= 1;
-                bin.push((first + i as usize * self.block_size as usize) as *mut Block);
+                bin.push((first + i as usize * block_size as usize) as *mut Block);
             }
             self.carved.store(carved + fresh, Ordering::Relaxed);
-            self.carved_bytes = (carved + fresh) * self.block_size;
+            self.carved_bytes.set((carved + fresh) * block_size);
             n += fresh;
         }
-        self.used += n;
+        self.used.set(self.used.get() + n);
         n
     }
 
     /// Puts back one block the owner freed.
     #[inline]
-    pub fn put_local(&mut self, b: *mut Block) {
+    pub fn put_local(&self, b: *mut Block) {
         self.put_free(b);
-        self.used -= 1;
+        self.used.set(self.used.get() - 1);
     }
 
     /// Whether `p` is at a block boundary of this (formatted) slab, below `limit` bytes from its
     /// start.
     #[inline(always)]
     fn is_boundary_below(&self, p: usize, limit: u64) -> bool {
-        let off = p.wrapping_sub(self.start) as u64;
-        off < limit && off.wrapping_mul(self.divides_magic) < self.divides_magic
+        let off = p.wrapping_sub(self.start.get()) as u64;
+        let magic = self.divides_magic.get();
+        off < limit && off.wrapping_mul(magic) < magic
     }
 
     /// The owner's check on the fast path: `p` is the start of a carved block.
     #[inline(always)]
     pub fn is_carved_block_start(&self, p: usize) -> bool {
-        self.is_boundary_below(p, self.carved_bytes as u64)
+        self.is_boundary_below(p, self.carved_bytes.get() as u64)
     }
 
     /// Whether `p` is at a block boundary anywhere in the slab's span.
     #[cfg(test)]
     pub fn is_at_block_boundary(&self, p: usize) -> bool {
-        self.is_boundary_below(p, self.capacity as u64 * self.block_size as u64)
+        self.is_boundary_below(p, self.capacity.get() as u64 * self.block_size.get() as u64)
     }
 
     /// Whether `p` lies inside (or at the start of) one of this slab's carved blocks.
     pub fn holds_carved(&self, p: usize) -> bool {
         let carved = self.carved.load(Ordering::Relaxed) as usize;
-        self.class != NO_CLASS
-            && p >= self.start
-            && p - self.start < carved * self.block_size as usize
+        let start = self.start.get();
+        self.class.get() != NO_CLASS
+            && p >= start
+            && p - start < carved * self.block_size.get() as usize
     }
 
     /// Whether `p` is the start of one of this slab's carved blocks.
     pub fn is_block_start(&self, p: usize) -> bool {
-        if self.class == NO_CLASS || p < self.start {
+        if self.class.get() == NO_CLASS || p < self.start.get() {
             return false;
         }
         let carved = self.carved.load(Ordering::Relaxed) as u64;
-        self.is_boundary_below(p, carved * self.block_size as u64)
+        self.is_boundary_below(p, carved * self.block_size.get() as u64)
     }
 }
 
@@ -278,12 +290,12 @@ mod tests {
         let mut mem = vec![0u64; 1024];
         let start = mem.as_mut_ptr() as usize;
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
-        let mut slab: Slab = unsafe { core::mem::zeroed() };
+        let slab: Slab = unsafe { core::mem::zeroed() };
         slab.format(0, start, 100, null_mut());
-        let mut bin = Bin::new(64);
-        assert_eq!(slab.take_batch(&mut bin, 60), 60);
+        let bin = Bin::new(64);
+        assert_eq!(slab.take_batch(&bin, 60), 60);
         assert_eq!(bin.pop() as usize, start);
-        assert_eq!(slab.used, 60);
+        assert_eq!(slab.used.get(), 60);
         assert!(slab.is_block_start(start + 16 * 59));
         assert!(!slab.is_block_start(start + 16 * 60));
         assert!(!slab.is_block_start(start + 8));
@@ -292,16 +304,19 @@ mod tests {
         let b = bin.pop();
         slab.put_local(b);
         slab.remote.0.push(start as *mut Block);
-        assert_eq!(slab.used, 59);
+        assert_eq!(slab.used.get(), 59);
         // Freed blocks first, without fresh ones to top the batch up: the local free...
-        assert_eq!(slab.take_batch(&mut bin, 60), 1);
+        assert_eq!(slab.take_batch(&bin, 60), 1);
         // ...then the remote one (drained once the local list is empty), then fresh blocks.
-        assert_eq!(slab.take_batch(&mut bin, 60), 1);
-        assert_eq!(slab.used, 60);
-        assert_eq!(slab.take_batch(&mut bin, 60), 40);
-        assert_eq!(slab.take_batch(&mut bin, 60), 0);
-        assert_eq!(slab.used, 100);
-        assert!(slab.free_list().is_null() && slab.carved.load(Ordering::Relaxed) == slab.capacity);
+        assert_eq!(slab.take_batch(&bin, 60), 1);
+        assert_eq!(slab.used.get(), 60);
+        assert_eq!(slab.take_batch(&bin, 60), 40);
+        assert_eq!(slab.take_batch(&bin, 60), 0);
+        assert_eq!(slab.used.get(), 100);
+        assert!(
+            slab.free_list().is_null()
+                && slab.carved.load(Ordering::Relaxed) == slab.capacity.get()
+        );
         drop(mem);
     }
 
@@ -310,16 +325,16 @@ mod tests {
         let mut mem = vec![0u64; 1024];
         let start = mem.as_mut_ptr() as usize;
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
-        let mut slab: Slab = unsafe { core::mem::zeroed() };
+        let slab: Slab = unsafe { core::mem::zeroed() };
         slab.format(0, start, 100, null_mut());
-        let mut bin = Bin::new(8);
-        assert_eq!(slab.take_batch(&mut bin, 4), 4);
+        let bin = Bin::new(8);
+        assert_eq!(slab.take_batch(&bin, 4), 4);
         let blocks: Vec<_> = (0..4).map(|_| bin.pop()).collect();
         for &b in &blocks[..3] {
             slab.put_local(b);
         }
-        assert_eq!(slab.take_batch(&mut bin, 4), 3);
-        assert_eq!((bin.count, slab.used), (3, 4));
+        assert_eq!(slab.take_batch(&bin, 4), 3);
+        assert_eq!((bin.count.get(), slab.used.get()), (3, 4));
         assert!(slab.free_list().is_null());
         let mut got: Vec<_> = (0..3).map(|_| bin.pop()).collect();
         assert!(bin.pop().is_null());
@@ -329,8 +344,11 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "slow under Miri (millions of checks)")]
     fn boundary_check_is_exact_for_every_class() {
-        let mut slab: Slab = unsafe { core::mem::zeroed() };
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab: every field is an integer, a pointer
+        // or a Cell or atomic of one.
+        let slab: Slab = unsafe { core::mem::zeroed() };
         for c in 0..crate::size_class::NUM_CLASSES {
             let start = 1usize << 30;
             let bs = crate::size_class::class_size(c);
@@ -354,8 +372,8 @@ mod tests {
         let mut mem = vec![0u64; 64];
         let start = mem.as_mut_ptr() as usize;
         slab.format(0, start, 32, null_mut());
-        let mut bin = Bin::new(4);
-        slab.take_batch(&mut bin, 2);
+        let bin = Bin::new(4);
+        slab.take_batch(&bin, 2);
         assert!(slab.is_carved_block_start(start + 16));
         assert!(!slab.is_carved_block_start(start + 32));
         assert!(!slab.is_carved_block_start(start + 8));

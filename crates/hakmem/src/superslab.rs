@@ -74,8 +74,9 @@ const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);
 const _: () = assert!(core::mem::size_of::<Global>() <= 512);
 
 impl Linked for SuperSlab {
-    fn links(&mut self) -> &mut Links<Self> {
-        &mut self.links
+    unsafe fn links(this: *mut Self) -> *const Links<Self> {
+        // SAFETY: `this` is valid (the caller's contract); no reference to the record is made.
+        unsafe { &raw const (*this).links }
     }
 }
 
@@ -123,8 +124,13 @@ static GLOBAL: Global = Global {
 #[inline(always)]
 pub unsafe fn slab_of(p: usize) -> *mut Slab {
     let ss = (p & !(SS_SIZE - 1)) as *mut SuperSlab;
-    let idx = (p & (SS_SIZE - 1)) >> (*ss).slab_shift;
-    (*ss).slabs.as_mut_ptr().add(idx)
+    // SAFETY: the chunk is a mapped SuperSlab (the caller's contract) whose header holds
+    // `slab_shift`, so the index is below MAX_SLABS; no reference to the slabs is made (other
+    // threads use them).
+    unsafe {
+        let idx = (p & (SS_SIZE - 1)) >> (*ss).slab_shift;
+        (&raw mut (*ss).slabs).cast::<Slab>().add(idx)
+    }
 }
 
 fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
@@ -149,124 +155,145 @@ pub fn acquire_slab(class: usize, owner: *mut Heap, owner_has_full: bool) -> *mu
     null_mut()
 }
 
+/// # Safety
+/// The manager's lock is held and `m` is its manager.
 unsafe fn acquire_locked(
     m: &mut Manager,
     class: usize,
     owner: *mut Heap,
     owner_has_full: bool,
 ) -> *mut Slab {
-    let size = size_class::class_size(class);
-    if size_class::is_small(class) {
-        let mut ss = m.partial.head;
-        if ss.is_null() {
-            ss = take_empty(m, false);
+    // SAFETY: the lock is held (the caller's contract), so the manager's SuperSlabs and their free
+    // slabs are ours; a slab is formatted by shared reference, as stale frees may read it.
+    unsafe {
+        let size = size_class::class_size(class);
+        if size_class::is_small(class) {
+            let mut ss = m.partial.head;
+            if ss.is_null() {
+                ss = take_empty(m, false);
+                if ss.is_null() {
+                    return null_mut();
+                }
+                (*ss).slab_shift = SMALL_SLAB_SHIFT;
+                (*ss).free_mask = ALL_SMALL_SLABS;
+                m.partial.push_front(ss);
+            }
+            // Prefer a slab whose pages are still there.
+            let dirty_free = (*ss).free_mask & (*ss).dirty_mask;
+            let pick = if dirty_free != 0 {
+                dirty_free
+            } else {
+                (*ss).free_mask
+            };
+            let idx = pick.trailing_zeros() as usize;
+            (*ss).free_mask &= !(1 << idx);
+            (*ss).dirty_mask |= 1 << idx;
+            (*ss).used_slabs += 1;
+            if (*ss).free_mask == 0 {
+                m.partial.remove(ss);
+            }
+            crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
+            let slab = (&raw mut (*ss).slabs).cast::<Slab>().add(idx);
+            let start = ss as usize + (idx << SMALL_SLAB_SHIFT);
+            (*slab).format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
+            slab
+        } else {
+            let first = !owner_has_full;
+            let huge = crate::config::get().thp
+                && size >= HUGE_MID_MIN
+                && (!first || m.huge_first < HUGE_FIRST_MAX);
+            let ss = take_empty(m, huge);
             if ss.is_null() {
                 return null_mut();
             }
-            (*ss).slab_shift = SMALL_SLAB_SHIFT;
-            (*ss).free_mask = ALL_SMALL_SLABS;
-            m.partial.push_front(ss);
+            (*ss).huge_first = huge && first;
+            m.huge_first += (*ss).huge_first as u32;
+            (*ss).slab_shift = MID_SLAB_SHIFT;
+            (*ss).free_mask = 0;
+            (*ss).used_slabs = 1;
+            crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
+            let slab = (&raw mut (*ss).slabs).cast::<Slab>();
+            let start = ss as usize + HEADER_SIZE;
+            (*slab).format(class, start, ((SS_SIZE - HEADER_SIZE) / size) as u32, owner);
+            slab
         }
-        // Prefer a slab whose pages are still there.
-        let dirty_free = (*ss).free_mask & (*ss).dirty_mask;
-        let pick = if dirty_free != 0 {
-            dirty_free
-        } else {
-            (*ss).free_mask
-        };
-        let idx = pick.trailing_zeros() as usize;
-        (*ss).free_mask &= !(1 << idx);
-        (*ss).dirty_mask |= 1 << idx;
-        (*ss).used_slabs += 1;
-        if (*ss).free_mask == 0 {
-            m.partial.remove(ss);
-        }
-        crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
-        let slab = &mut (*ss).slabs[idx];
-        let start = ss as usize + (idx << SMALL_SLAB_SHIFT);
-        slab.format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
-        slab
-    } else {
-        let first = !owner_has_full;
-        let huge = crate::config::get().thp
-            && size >= HUGE_MID_MIN
-            && (!first || m.huge_first < HUGE_FIRST_MAX);
-        let ss = take_empty(m, huge);
-        if ss.is_null() {
-            return null_mut();
-        }
-        (*ss).huge_first = huge && first;
-        m.huge_first += (*ss).huge_first as u32;
-        (*ss).slab_shift = MID_SLAB_SHIFT;
-        (*ss).free_mask = 0;
-        (*ss).used_slabs = 1;
-        crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
-        let slab = &mut (*ss).slabs[0];
-        let start = ss as usize + HEADER_SIZE;
-        slab.format(class, start, ((SS_SIZE - HEADER_SIZE) / size) as u32, owner);
-        slab
     }
 }
 
 /// Advises (or stops advising) huge pages for an empty SuperSlab about to be used. The advice
 /// takes effect on a range with no pages yet; on a cached one it only lets khugepaged merge them.
+///
+/// # Safety
+/// `ss` is a mapped SuperSlab nobody else is setting up, with the manager's lock held.
 unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
-    if (*ss).huge != huge {
-        (*ss).huge = huge;
-        if huge {
-            os::advise_huge(ss as *mut u8, SS_SIZE);
-        } else {
-            os::advise_no_huge(ss as *mut u8, SS_SIZE);
+    // SAFETY: `ss` is a mapped SuperSlab, with the manager's lock held (the caller's contract).
+    unsafe {
+        if (*ss).huge != huge {
+            (*ss).huge = huge;
+            if huge {
+                os::advise_huge(ss as *mut u8, SS_SIZE);
+            } else {
+                os::advise_no_huge(ss as *mut u8, SS_SIZE);
+            }
         }
     }
 }
 
 /// An empty SuperSlab from the cache, or a new one from the OS, advised for huge pages or not;
 /// null when the OS refuses.
+///
+/// # Safety
+/// The manager's lock is held and `m` is its manager.
 unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
-    let mut ss = m.warm.pop_front();
-    if !ss.is_null() {
-        // Its pages are still there: every slab may be dirty.
-        (*ss).dirty_mask = !0;
-        if crate::tuning::learning() {
-            // The most recently emptied one: a strategy keeping none would have lost it.
-            let age = os::now_ms().saturating_sub((*ss).released_ms);
-            crate::tuning::record_superslab_reuse(age, 1, SS_SIZE);
-        }
-    } else {
-        ss = m.cold.pop_front();
+    // SAFETY: the lock is held (the caller's contract): cached SuperSlabs are the manager's, and a
+    // new mapping is ours alone until it is registered.
+    unsafe {
+        let mut ss = m.warm.pop_front();
         if !ss.is_null() {
-            (*ss).dirty_mask = 0;
+            // Its pages are still there: every slab may be dirty.
+            (*ss).dirty_mask = !0;
+            if crate::tuning::learning() {
+                // The most recently emptied one: a strategy keeping none would have lost it.
+                let age = os::now_ms().saturating_sub((*ss).released_ms);
+                crate::tuning::record_superslab_reuse(age, 1, SS_SIZE);
+            }
+        } else {
+            ss = m.cold.pop_front();
+            if !ss.is_null() {
+                (*ss).dirty_mask = 0;
+            }
         }
+        if ss.is_null() {
+            let p = os::map_aligned(SS_SIZE, SS_SIZE, 0);
+            if p.is_null() {
+                return null_mut();
+            }
+            if !registry::in_range(p as usize) {
+                os::unmap(p, SS_SIZE);
+                return null_mut();
+            }
+            if huge {
+                // Before the first write, or the range already has 4 KiB pages.
+                os::advise_huge(p, SS_SIZE);
+            }
+            ss = p as *mut SuperSlab;
+            (*ss).magic = MAGIC;
+            (*ss).huge = huge;
+            for i in 0..MAX_SLABS {
+                (*(&raw const (*ss).slabs).cast::<Slab>().add(i))
+                    .class
+                    .set(NO_CLASS);
+            }
+            m.mapped += 1;
+            crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
+            registry::set(p as usize, Kind::SuperSlab);
+        } else {
+            set_huge(ss, huge);
+        }
+        (*ss).purged = false;
+        (*ss).used_slabs = 0;
+        ss
     }
-    if ss.is_null() {
-        let p = os::map_aligned(SS_SIZE, SS_SIZE, 0);
-        if p.is_null() {
-            return null_mut();
-        }
-        if !registry::in_range(p as usize) {
-            os::unmap(p, SS_SIZE);
-            return null_mut();
-        }
-        if huge {
-            // Before the first write, or the range already has 4 KiB pages.
-            os::advise_huge(p, SS_SIZE);
-        }
-        ss = p as *mut SuperSlab;
-        (*ss).magic = MAGIC;
-        (*ss).huge = huge;
-        for s in (*ss).slabs.iter_mut() {
-            s.class = NO_CLASS;
-        }
-        m.mapped += 1;
-        crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
-        registry::set(p as usize, Kind::SuperSlab);
-    } else {
-        set_huge(ss, huge);
-    }
-    (*ss).purged = false;
-    (*ss).used_slabs = 0;
-    ss
 }
 
 /// Returns an empty slab (`used == 0`, in no list) to its SuperSlab.
@@ -274,7 +301,10 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
 /// # Safety
 /// The caller owns `slab` and nothing references its blocks.
 pub unsafe fn release_slab(slab: *mut Slab) {
-    release_slab_freed_at(slab, os::now_ms());
+    // SAFETY: the caller's contract is `release_slab_freed_at`'s.
+    unsafe {
+        release_slab_freed_at(slab, os::now_ms());
+    }
 }
 
 /// `release_slab` of a slab whose blocks were all free by `freed_ms` (`os::now_ms`), which is
@@ -283,39 +313,43 @@ pub unsafe fn release_slab(slab: *mut Slab) {
 /// # Safety
 /// As `release_slab`.
 pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
-    (*slab).clear();
-    let ss = super_slab_of(slab);
-    let now = os::now_ms();
-    let mut unmap = UnmapBatch::new();
-    GLOBAL.lock.lock();
-    {
-        let m = &mut *GLOBAL.m.get();
-        crate::stats::add(&crate::stats::SLABS_RELEASED, 1);
-        (*ss).used_slabs -= 1;
-        (*ss).released_ms = (*ss).released_ms.max(freed_ms.min(now));
-        if (*ss).slab_shift == SMALL_SLAB_SHIFT {
-            let idx =
-                (slab as usize - (*ss).slabs.as_ptr() as usize) / core::mem::size_of::<Slab>();
-            let was_partial = (*ss).free_mask != 0;
-            (*ss).free_mask |= 1 << idx;
-            if (*ss).used_slabs == 0 {
-                if was_partial {
-                    m.partial.remove(ss);
+    // SAFETY: the caller holds `slab` (empty, in no list); its SuperSlab's header is only written
+    // with the lock held, which it is from `lock()` on.
+    unsafe {
+        (*slab).clear();
+        let ss = super_slab_of(slab);
+        let now = os::now_ms();
+        let mut unmap = UnmapBatch::new();
+        GLOBAL.lock.lock();
+        {
+            let m = &mut *GLOBAL.m.get();
+            crate::stats::add(&crate::stats::SLABS_RELEASED, 1);
+            (*ss).used_slabs -= 1;
+            (*ss).released_ms = (*ss).released_ms.max(freed_ms.min(now));
+            if (*ss).slab_shift == SMALL_SLAB_SHIFT {
+                let idx = (slab as usize - (&raw const (*ss).slabs) as usize)
+                    / core::mem::size_of::<Slab>();
+                let was_partial = (*ss).free_mask != 0;
+                (*ss).free_mask |= 1 << idx;
+                if (*ss).used_slabs == 0 {
+                    if was_partial {
+                        m.partial.remove(ss);
+                    }
+                } else if !was_partial {
+                    m.partial.push_front(ss);
                 }
-            } else if !was_partial {
-                m.partial.push_front(ss);
+            } else {
+                m.huge_first -= (*ss).huge_first as u32;
+                (*ss).huge_first = false;
             }
-        } else {
-            m.huge_first -= (*ss).huge_first as u32;
-            (*ss).huge_first = false;
+            if (*ss).used_slabs == 0 {
+                m.warm.push_front(ss);
+            }
+            purge_locked(m, now, &mut unmap);
         }
-        if (*ss).used_slabs == 0 {
-            m.warm.push_front(ss);
-        }
-        purge_locked(m, now, &mut unmap);
+        GLOBAL.lock.unlock();
+        unmap.run();
     }
-    GLOBAL.lock.unlock();
-    unmap.run();
 }
 
 /// Returns the pages of memory freed more than the purge delay ago (see the module header).
@@ -330,65 +364,78 @@ pub fn purge_expired() {
     unmap.run();
 }
 
+/// # Safety
+/// The manager's lock is held and `m` is its manager.
 unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
-    let cfg = crate::config::get();
-    let delay = knobs::purge_delay_ms();
-    let warm_max = knobs::warm_superslabs();
-    // Expired SuperSlabs go only while more than the batch is warm; the count bound always holds.
-    let batch = knobs::madvise_batch() / SS_SIZE;
-    loop {
-        let old = m.warm.tail;
-        if old.is_null() {
-            break;
-        }
-        let expired = (*old).released_ms + delay <= now && m.warm.len > batch;
-        if !expired && m.warm.len <= warm_max {
-            break;
-        }
-        m.warm.remove(old);
-        os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
-        // Without the advice, khugepaged would fill the range around the header's pages into a
-        // whole huge page again (2 MiB resident for an empty SuperSlab).
-        set_huge(old, false);
-        crate::stats::add(&crate::stats::PURGED_BYTES, (SS_SIZE - HEADER_SIZE) as u64);
-        (*old).purged = true;
-        m.cold.push_front(old);
-    }
-    while m.cold.len > cfg.ss_cold_max && !unmap.is_full() {
-        let old = m.cold.pop_back();
-        m.mapped -= 1;
-        registry::set(old as usize, Kind::None);
-        unmap.push(old);
-    }
-    if now >= m.next_scan_ms {
-        m.next_scan_ms = now + delay / 2;
-        let mut ss = m.partial.head;
-        let mut n = 0;
-        while !ss.is_null() && n < PURGE_SCAN {
-            if (*ss).released_ms + delay <= now {
-                discard_free_slabs(ss);
+    // SAFETY: the lock is held (the caller's contract), so the listed SuperSlabs are the manager's,
+    // and none in `warm`/`cold` or free slabs has live blocks.
+    unsafe {
+        let cfg = crate::config::get();
+        let delay = knobs::purge_delay_ms();
+        let warm_max = knobs::warm_superslabs();
+        // Expired SuperSlabs go only while more than the batch is warm; the count bound always holds.
+        let batch = knobs::madvise_batch() / SS_SIZE;
+        loop {
+            let old = m.warm.tail;
+            if old.is_null() {
+                break;
             }
-            ss = (*ss).links.next;
-            n += 1;
+            let expired = (*old).released_ms + delay <= now && m.warm.len > batch;
+            if !expired && m.warm.len <= warm_max {
+                break;
+            }
+            m.warm.remove(old);
+            os::discard((old as *mut u8).add(HEADER_SIZE), SS_SIZE - HEADER_SIZE);
+            // Without the advice, khugepaged would fill the range around the header's pages into a
+            // whole huge page again (2 MiB resident for an empty SuperSlab).
+            set_huge(old, false);
+            crate::stats::add(&crate::stats::PURGED_BYTES, (SS_SIZE - HEADER_SIZE) as u64);
+            (*old).purged = true;
+            m.cold.push_front(old);
+        }
+        while m.cold.len > cfg.ss_cold_max && !unmap.is_full() {
+            let old = m.cold.pop_back();
+            m.mapped -= 1;
+            registry::set(old as usize, Kind::None);
+            unmap.push(old);
+        }
+        if now >= m.next_scan_ms {
+            m.next_scan_ms = now + delay / 2;
+            let mut ss = m.partial.head;
+            let mut n = 0;
+            while !ss.is_null() && n < PURGE_SCAN {
+                if (*ss).released_ms + delay <= now {
+                    discard_free_slabs(ss);
+                }
+                ss = (*ss).links.next.get();
+                n += 1;
+            }
         }
     }
 }
 
 /// Returns the pages of every free slab of `ss` that still has them.
+///
+/// # Safety
+/// `ss` is a small SuperSlab of the manager, whose lock is held.
 unsafe fn discard_free_slabs(ss: *mut SuperSlab) {
-    let mut dirty_free = (*ss).free_mask & (*ss).dirty_mask;
-    (*ss).dirty_mask &= !dirty_free;
-    while dirty_free != 0 {
-        // One madvise per run of adjacent slabs.
-        let first = dirty_free.trailing_zeros();
-        let run = (dirty_free >> first).trailing_ones();
-        let start = ss as usize + ((first as usize) << SMALL_SLAB_SHIFT);
-        os::discard(start as *mut u8, (run as usize) << SMALL_SLAB_SHIFT);
-        crate::stats::add(
-            &crate::stats::PURGED_BYTES,
-            (run as u64) << SMALL_SLAB_SHIFT,
-        );
-        dirty_free &= !(((1u64 << run) - 1) << first) as u32;
+    // SAFETY: `ss` is a partial SuperSlab of the manager, whose lock is held (the caller's
+    // contract); its free slabs hold no blocks.
+    unsafe {
+        let mut dirty_free = (*ss).free_mask & (*ss).dirty_mask;
+        (*ss).dirty_mask &= !dirty_free;
+        while dirty_free != 0 {
+            // One madvise per run of adjacent slabs.
+            let first = dirty_free.trailing_zeros();
+            let run = (dirty_free >> first).trailing_ones();
+            let start = ss as usize + ((first as usize) << SMALL_SLAB_SHIFT);
+            os::discard(start as *mut u8, (run as usize) << SMALL_SLAB_SHIFT);
+            crate::stats::add(
+                &crate::stats::PURGED_BYTES,
+                (run as u64) << SMALL_SLAB_SHIFT,
+            );
+            dirty_free &= !(((1u64 << run) - 1) << first) as u32;
+        }
     }
 }
 
@@ -448,6 +495,7 @@ pub fn release_empty() {
 
 /// Number of SuperSlabs mapped from the OS now (in use or cached).
 pub fn mapped_count() -> usize {
+    // SAFETY: the lock is held while the manager is read.
     GLOBAL.lock.with(|| unsafe { (*GLOBAL.m.get()).mapped })
 }
 
@@ -462,6 +510,7 @@ mod tests {
     use crate::size_class::{class_of, NUM_SMALL_CLASSES};
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn slabs_are_carved_from_registered_super_slabs_and_come_back() {
         let _serial = crate::tests::serial();
         let small = class_of(64);
@@ -471,34 +520,40 @@ mod tests {
             let c = if i % 10 == 0 { mid } else { small };
             let s = acquire_slab(c, null_mut(), false);
             assert!(!s.is_null());
+            // SAFETY: `s` is a slab just acquired (formatted, ours), and its first page is in its
+            // SuperSlab.
             unsafe {
-                let start = (*s).start;
+                let start = (*s).start.get();
                 assert_eq!(start % (64 * 1024), 0, "slab data is 64 KiB-aligned");
                 assert_eq!(registry::kind_of(start), Kind::SuperSlab);
                 assert_eq!(slab_of(start), s);
-                let end = start + (*s).capacity as usize * (*s).block_size as usize - 1;
+                let end = start + (*s).capacity.get() as usize * (*s).block_size.get() as usize - 1;
                 assert_eq!(slab_of(end), s, "the last byte maps to the same slab");
-                assert_eq!((*s).class as usize, c);
+                assert_eq!((*s).class.get() as usize, c);
                 core::ptr::write_bytes(start as *mut u8, 1, 4096);
             }
             slabs.push(s);
         }
-        let mut starts: Vec<usize> = slabs.iter().map(|&s| unsafe { (*s).start }).collect();
+        // SAFETY: the slabs are valid and ours until released.
+        let mut starts: Vec<usize> = slabs.iter().map(|&s| unsafe { (*s).start.get() }).collect();
         starts.sort();
         starts.dedup();
         assert_eq!(starts.len(), slabs.len(), "no slab handed out twice");
         for s in slabs {
+            // SAFETY: each slab is empty, ours, and released once.
             unsafe { release_slab(s) };
         }
         // Empty SuperSlabs are cached up to the configured bounds, not kept without limit.
         let cfg = crate::config::get();
         let m = GLOBAL
             .lock
+            // SAFETY: the lock is held while the manager is read.
             .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
         assert!(m.0 <= knobs::warm_superslabs() && m.1 <= cfg.ss_cold_max);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn freed_memory_keeps_its_pages_until_the_purge_delay_is_over() {
         let _serial = crate::tests::serial();
         let delay = knobs::purge_delay_ms();
@@ -507,9 +562,11 @@ mod tests {
         let a = acquire_slab(small, null_mut(), false);
         let b = acquire_slab(small, null_mut(), false);
         let ss = super_slab_of(b);
+        // SAFETY: `b`'s first page is ours; the manager and SuperSlab header are read and purged
+        // with the lock held.
         unsafe {
-            core::ptr::write_bytes((*b).start as *mut u8, 1, 4096);
-            let bit = 1u32 << (((*b).start - ss as usize) >> SMALL_SLAB_SHIFT);
+            core::ptr::write_bytes((*b).start.get() as *mut u8, 1, 4096);
+            let bit = 1u32 << (((*b).start.get() - ss as usize) >> SMALL_SLAB_SHIFT);
             release_slab(b);
             let now = os::now_ms();
             let m = || &mut *GLOBAL.m.get();

@@ -6,20 +6,23 @@
 
 use crate::heap::Heap;
 use crate::remote::Block;
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+/// A bin is only ever reached through shared references: other threads read `head` (see below)
+/// while the owner pushes and pops, so a `&mut Bin` would claim an exclusive access that does not
+/// hold. `count` and `cap` are `Cell`s that only the owner touches.
 #[repr(C)]
 pub struct Bin {
     /// The first block. Only the owner writes it; a thread freeing a block of the owner's reads it
     /// (`heap::free_remote`) to catch a block freed again while it sits here. Relaxed loads and
     /// stores are plain moves on x86_64: the fast paths are what they would be with a pointer.
     head: AtomicPtr<Block>,
-    pub count: u32,
-    /// Most blocks kept before a flush.
-    pub cap: u32,
+    /// Blocks in the bin. Owner only.
+    pub count: Cell<u32>,
+    /// Most blocks kept before a flush. Owner only.
+    pub cap: Cell<u32>,
 }
 
 impl Bin {
@@ -27,16 +30,16 @@ impl Bin {
     pub const fn new(cap: u32) -> Self {
         Bin {
             head: AtomicPtr::new(null_mut()),
-            count: 0,
-            cap,
+            count: Cell::new(0),
+            cap: Cell::new(cap),
         }
     }
 
     /// Empties the bin (its blocks are forgotten) and sets its cap.
-    pub fn reset(&mut self, cap: u32) {
+    pub fn reset(&self, cap: u32) {
         self.head.store(null_mut(), Ordering::Relaxed);
-        self.count = 0;
-        self.cap = cap;
+        self.count.set(0);
+        self.cap.set(cap);
     }
 
     /// The first block (null when empty).
@@ -46,7 +49,7 @@ impl Bin {
     }
 
     #[inline(always)]
-    pub fn push(&mut self, b: *mut Block) {
+    pub fn push(&self, b: *mut Block) {
         let head = self.head();
         self.push_before(b, head);
     }
@@ -54,42 +57,42 @@ impl Bin {
     /// Pushes `b` in front of `head`, the head the caller has just read (the free fast path
     /// compares it with `b` first, and this spares it a second load).
     #[inline(always)]
-    pub fn push_before(&mut self, b: *mut Block, head: *mut Block) {
+    pub fn push_before(&self, b: *mut Block, head: *mut Block) {
         // SAFETY: `b` is a free block handed to this bin; its first word is ours to link with.
         unsafe { (*b).next = head };
         self.head.store(b, Ordering::Relaxed);
-        self.count += 1;
+        self.count.set(self.count.get() + 1);
     }
 
     #[inline(always)]
-    pub fn pop(&mut self) -> *mut Block {
+    pub fn pop(&self) -> *mut Block {
         let b = self.head();
         if !b.is_null() {
             // SAFETY: `b` is the head block of this bin.
             let next = unsafe { (*b).next };
             self.head.store(next, Ordering::Relaxed);
-            self.count -= 1;
+            self.count.set(self.count.get() - 1);
             prefetch(next);
         }
         b
     }
 
     /// Hands a list of `count` blocks starting at `first` to this empty bin.
-    pub fn fill(&mut self, first: *mut Block, count: u32) {
+    pub fn fill(&self, first: *mut Block, count: u32) {
         debug_assert!(self.head().is_null());
         self.head.store(first, Ordering::Relaxed);
-        self.count = count;
+        self.count.set(count);
     }
 
     /// Detaches all but the first `keep` blocks and returns them as a list.
-    pub fn split_off(&mut self, keep: u32) -> *mut Block {
+    pub fn split_off(&self, keep: u32) -> *mut Block {
         if keep == 0 {
             let all = self.head();
             self.head.store(null_mut(), Ordering::Relaxed);
-            self.count = 0;
+            self.count.set(0);
             return all;
         }
-        if self.count <= keep {
+        if self.count.get() <= keep {
             return null_mut();
         }
         let mut last = self.head();
@@ -97,10 +100,12 @@ impl Bin {
             // SAFETY: the bin holds more than `keep` blocks, so these links are valid.
             last = unsafe { (*last).next };
         }
-        // SAFETY: `last` is the keep-th block of the bin.
+        // SAFETY: `last` is the keep-th block of the bin; a bin's blocks are free, so their link
+        // words are the bin's to read.
         let rest = unsafe { (*last).next };
+        // SAFETY: as for the read: `last` is a free block of the bin, whose link is the bin's.
         unsafe { (*last).next = null_mut() };
-        self.count = keep;
+        self.count.set(keep);
         rest
     }
 }
@@ -109,19 +114,19 @@ impl Bin {
 /// back from a slab or another thread are usually cold. Never faults, even on null.
 #[inline(always)]
 fn prefetch(b: *mut Block) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: prefetching is a hint and never faults.
     unsafe {
         core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(b as *const i8)
     };
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = b;
 }
 
 // This thread's heap pointer lives in static TLS (initial-exec model): reading it is two
 // instructions, where Rust's `thread_local!` in a shared library calls `__tls_get_addr` on every
 // access. The symbol is hidden, so an executable and a preloaded libhakmem.so each keep their own.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
     ".p2align 3",
@@ -135,7 +140,7 @@ core::arch::global_asm!(
 );
 
 /// This thread's heap, or null if it has none yet (or its heap was torn down at thread exit).
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 #[inline(always)]
 pub fn current() -> *mut Heap {
     let h: *mut Heap;
@@ -152,7 +157,7 @@ pub fn current() -> *mut Heap {
     h
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 pub fn set_current(h: *mut Heap) {
     // SAFETY: writes this thread's 8-byte TLS slot at its initial-exec offset from %fs.
     unsafe {
@@ -166,18 +171,18 @@ pub fn set_current(h: *mut Heap) {
     }
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 thread_local! {
     static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 #[inline(always)]
 pub fn current() -> *mut Heap {
     HEAP.get()
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 pub fn set_current(h: *mut Heap) {
     HEAP.set(h);
 }
@@ -205,19 +210,20 @@ mod tests {
     #[test]
     fn push_pop_split() {
         let mut blocks: Vec<Block> = (0..10).map(|_| Block { next: null_mut() }).collect();
-        let mut bin = Bin::new(8);
+        let bin = Bin::new(8);
         for b in blocks.iter_mut() {
             bin.push(b);
         }
-        assert_eq!(bin.count, 10);
+        assert_eq!(bin.count.get(), 10);
         let mut rest = bin.split_off(4);
         let mut n = 0;
         while !rest.is_null() {
             n += 1;
+            // SAFETY: `rest` is one of `blocks`, linked by the bin.
             rest = unsafe { (*rest).next };
         }
         assert_eq!(n, 6);
-        assert_eq!(bin.count, 4);
+        assert_eq!(bin.count.get(), 4);
         assert_eq!(bin.pop(), &mut blocks[9] as *mut Block);
         assert!(bin.split_off(5).is_null());
         assert!(!bin.split_off(0).is_null());
