@@ -43,16 +43,17 @@ pub struct CompareArgs {
     #[arg(long)]
     hakmem_lib: Option<PathBuf>,
     /// Repetitions per allocator.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::positive, allow_hyphen_values = true)]
     reps: usize,
-    /// Output directory (default: target/hakmem-bench); writes compare.json, compare.csv, compare.md.
+    /// Output directory (default: target/hakmem-bench); writes compare.json, compare.csv, compare.md
+    /// and its charts.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Let the program's stdout and stderr through (default: discarded).
     #[arg(long)]
     show_output: bool,
     /// Seconds before a run is killed.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = crate::positive_u64, allow_hyphen_values = true)]
     timeout: u64,
     /// The program and its arguments (after `--`).
     #[arg(
@@ -424,19 +425,105 @@ pub fn run_once(
     })
 }
 
-pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
-    if a.reps == 0 {
-        eprintln!("hakmem-bench compare: --reps must be at least 1");
-        return ExitCode::from(2);
+/// The program and as many of its arguments as fit in a narrow table column, then `...`: the
+/// scenario's name in the tables (the whole command is printed once above them).
+pub fn short_command(cmd: &[String]) -> String {
+    const MAX: usize = 28;
+    let Some((prog, args)) = cmd.split_first() else {
+        return String::new();
+    };
+    let mut s = Path::new(prog)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prog.clone());
+    for a in args {
+        let a = crate::report::shell_quote(a);
+        if s.chars().count() + 1 + a.chars().count() > MAX {
+            s.push_str(" ...");
+            break;
+        }
+        s.push(' ');
+        s.push_str(&a);
     }
+    s
+}
+
+/// What `--allocators` may name: the known allocators and the names given with `--lib`.
+fn allowed_names(a: &CompareArgs) -> Vec<String> {
+    names()
+        .into_iter()
+        .map(String::from)
+        .chain(
+            a.libs
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(n, _)| n.to_string()),
+        )
+        .collect()
+}
+
+/// A usage error, worded and exiting (status 2) as clap does for the main command's options.
+fn usage_error(msg: String) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = crate::Cli::command();
+    let sub = cmd
+        .find_subcommand_mut("compare")
+        .expect("compare subcommand")
+        .clone();
+    sub.bin_name("hakmem-bench compare")
+        .error(clap::error::ErrorKind::InvalidValue, msg)
+        .exit()
+}
+
+/// Where each allocator came from, for the report: the library and the Debian package that ships it.
+fn describe(c: &Candidate) -> String {
+    let Some(lib) = &c.lib else {
+        return format!("{} (no preload)", crate::alloc::AllocKind::Glibc.version());
+    };
+    let real = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.clone());
+    let mut s = format!("LD_PRELOAD={}", lib.display());
+    if real != *lib {
+        s.push_str(&format!(" (-> {})", real.display()));
+    }
+    let query = |args: &[&str]| {
+        Command::new("dpkg-query")
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let package = [lib, &real].into_iter().find_map(|p| {
+        let out = query(&["-S", &p.to_string_lossy()])?;
+        Some(out.split(": ").next()?.to_string())
+    });
+    if let Some(pkg) = package {
+        if let Some(v) = query(&["-W", "-f", "${Version}", &pkg]) {
+            s.push_str(&format!(", Debian package {pkg} {v}"));
+        }
+    }
+    s
+}
+
+pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
     for l in &a.libs {
         if l.split_once('=')
             .is_none_or(|(n, p)| n.is_empty() || p.is_empty())
         {
-            eprintln!("hakmem-bench compare: --lib {l}: expected NAME=PATH");
-            return ExitCode::from(2);
+            return usage_error(format!(
+                "invalid value '{l}' for '--lib <NAME=PATH>': expected NAME=PATH"
+            ));
         }
     }
+    let allowed = allowed_names(&a);
+    if let Some(bad) = a.allocators.iter().find(|n| !allowed.contains(n)) {
+        return usage_error(format!(
+            "invalid value '{bad}' for '--allocators <ALLOCATORS>'\n  [possible values: {}; or a NAME given with --lib NAME=PATH]",
+            allowed.join(", ")
+        ));
+    }
+    let loadavg_start = results::loadavg();
     let explicit = !a.allocators.is_empty();
     let wanted: Vec<String> = if explicit {
         a.allocators.clone()
@@ -449,7 +536,7 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
         }
         v
     };
-    let scenario = a.cmd.join(" ");
+    let scenario = short_command(&a.cmd);
     let mut errors: Vec<Failure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut cands: Vec<Candidate> = Vec::new();
@@ -485,6 +572,10 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
     for n in &notes {
         eprintln!("hakmem-bench compare: {n}");
     }
+    eprintln!(
+        "hakmem-bench compare: `{scenario}` in the tables is: {}",
+        crate::report::shell_join(&a.cmd)
+    );
     for c in &cands {
         eprintln!(
             "hakmem-bench compare: {:<9} {}",
@@ -562,24 +653,38 @@ pub fn main(a: CompareArgs, default_out: &Path) -> ExitCode {
             baseline: results::BASELINE.into(),
             created_unix: results::now_unix(),
             command: std::env::args().collect(),
+            program: a.cmd.clone(),
+            versions: cands
+                .iter()
+                .map(|c| (c.name.clone(), describe(c)))
+                .collect(),
+            loadavg_start,
+            loadavg_end: results::loadavg(),
         },
         records: col.finish(),
         errors,
         notes,
         learn: None,
     };
+    println!("command: {}\n", crate::report::shell_join(&a.cmd));
     for t in table::tables(&res, &COLUMNS, results::WALL_MS) {
         println!("{}", t.render_text());
     }
     let out = a.out.clone().unwrap_or_else(|| default_out.to_path_buf());
-    let written = res
-        .write(&out, "compare")
-        .and_then(|_| crate::report::write(&res, &out, "compare", &COLUMNS, results::WALL_MS));
+    let written = res.write(&out, "compare").and_then(|mut files| {
+        files.extend(crate::report::write(
+            &res,
+            &out,
+            "compare",
+            &COLUMNS,
+            results::WALL_MS,
+        )?);
+        Ok(files)
+    });
     match written {
-        Ok(md) => eprintln!(
-            "hakmem-bench compare: wrote {} and {}",
-            out.join("compare.json").display(),
-            md.display()
+        Ok(files) => eprintln!(
+            "hakmem-bench compare: wrote {}",
+            crate::report::list_files(&out, &files)
         ),
         Err(e) => {
             eprintln!(

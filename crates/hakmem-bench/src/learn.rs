@@ -1,4 +1,4 @@
-//! The `learn` suite's runner (issue 6, "show it works"): hakmem only, each fixed candidate strategy
+//! The `learn` suite's runner: hakmem only, each fixed candidate strategy
 //! of its learner (`hakmem::learn::strategy::DEFAULTS`, run with `HAKMEM_STRATEGY=<name>`) and the
 //! learner itself (`HAKMEM_LEARN=elo|ucb1`) on each workload, one worker process per run; a composite
 //! score per workload; a warm start from a saved playbook; and the cost of learning on the fast path.
@@ -178,7 +178,11 @@ pub struct Cost {
 pub struct Summary {
     /// Weights of time, minor faults and mean RSS in the score.
     pub weights: Vec<f64>,
+    /// Repetitions per variant of the workloads and of the warm start.
     pub reps: usize,
+    /// Repetitions per variant of the cost runs.
+    #[serde(default)]
+    pub cost_reps: usize,
     pub candidates: Vec<String>,
     pub rows: Vec<Row>,
     pub warm_start: Option<WarmStart>,
@@ -318,10 +322,12 @@ impl Runner<'_> {
 }
 
 fn job(cfg: &Config, scenario: &str, env: Vec<(String, String)>) -> Job {
+    let mut params = cfg.params.clone();
+    params.scale = cfg.learn_scale;
     Job {
         scenario: scenario.into(),
         allocator: AllocKind::Hakmem,
-        params: cfg.params.clone(),
+        params,
         env,
     }
 }
@@ -363,6 +369,7 @@ pub fn run(cfg: &Config, res: &mut Results) {
     let mut sum = Summary {
         weights: WEIGHTS.to_vec(),
         reps,
+        cost_reps: if cost { cfg.reps } else { 0 },
         candidates: vars.iter().map(|v| v.label.clone()).collect(),
         ..Summary::default()
     };
@@ -644,6 +651,7 @@ impl Summary {
             title: "learn".into(),
             headers,
             rows,
+            notes: vec![],
         }
     }
 
@@ -668,7 +676,7 @@ impl Summary {
 
     pub fn cost_table(&self) -> Table {
         Table {
-            title: "learn: the cost of learning and of the call-site telemetry on the fast path (CPU time/op, median)".into(),
+            title: format!("learn: the cost of learning and of the call-site telemetry on the fast path (CPU time/op, median of {} repetitions)", self.cost_reps),
             headers: vec![
                 "scenario".into(),
                 "with".into(),
@@ -693,6 +701,7 @@ impl Summary {
                     ]
                 })
                 .collect(),
+            notes: vec![],
         }
     }
 
@@ -796,6 +805,23 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scenario_list_names_what_runs() {
+        let what = |name: &str| crate::suites::find(&format!("learn/{name}")).unwrap().what;
+        assert!(
+            what("warm-start").contains(WARM_ON),
+            "{}",
+            what("warm-start")
+        );
+        for (_, var, val) in COST_VARIANTS.iter().skip(1) {
+            assert!(
+                what("cost").contains(&format!("{var}={val}")),
+                "{}",
+                what("cost")
+            );
+        }
+    }
 
     #[test]
     fn scores_normalise_by_the_best() {

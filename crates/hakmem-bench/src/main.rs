@@ -1,4 +1,4 @@
-//! hakmem-bench: compares hakmem with glibc, mimalloc and jemalloc (see `docs/BENCH.md`).
+//! hakmem-bench: compares hakmem with glibc, mimalloc, jemalloc and snmalloc (see `docs/BENCH.md`).
 //!
 //! `hakmem-bench` runs every suite; `hakmem-bench compare -- CMD ARGS...` runs any program under each
 //! allocator available as a shared library. Results go to `target/hakmem-bench/`.
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 #[command(
     name = "hakmem-bench",
     version,
-    about = "Benchmarks hakmem against glibc, mimalloc and jemalloc",
+    about = "Benchmarks hakmem against glibc, mimalloc, jemalloc and snmalloc",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -57,10 +57,10 @@ enum Cmd {
 
 #[derive(Args, Clone, Default)]
 struct RunArgs {
-    /// Smaller workloads and 3 repetitions: finishes in under a minute.
+    /// A quarter of the default work and 3 repetitions: about 30 seconds on 2 cores.
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// Larger workloads and 10 repetitions: longer, steadier figures.
+    /// 5 times the default work and 10 repetitions: steadier figures, about 12 minutes.
     #[arg(long)]
     full: bool,
     /// Suites to run, comma-separated: seed, fastpath, larson, extended, learn (default: all but
@@ -70,16 +70,16 @@ struct RunArgs {
     /// Scenarios to run, comma-separated ids such as `seed/json` or `larson/tput` (see `list`).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
-    /// Allocators to compare, comma-separated (default: all four).
+    /// Allocators to compare, comma-separated (default: all five).
     #[arg(long, value_delimiter = ',', value_enum)]
     allocators: Vec<AllocKind>,
     /// Repetitions per allocator (default: 3 quick, 5 default, 10 full; learn: 2, 3, 5 per variant).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     reps: Option<usize>,
     /// Threads for the N-thread scenarios and Larson (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     threads: Option<usize>,
-    /// Larson: seconds each measurement runs (default: 0.3 quick, 1 default, 2 full).
+    /// Larson: seconds each measurement runs (default: 0.25 quick, 0.5 default, 2 full).
     #[arg(long)]
     larson_secs: Option<f64>,
     /// Larson: smallest block size; overrides the profiles' (tput 8, pf 2048).
@@ -89,23 +89,37 @@ struct RunArgs {
     #[arg(long)]
     larson_max: Option<usize>,
     /// Larson: blocks per thread; overrides the profiles' (tput 1024, pf 10000).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     larson_chunks: Option<usize>,
     /// Larson: random seed (default 12345).
     #[arg(long)]
     larson_seed: Option<u64>,
     /// Larson: thread count (default: --threads).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     larson_threads: Option<usize>,
     /// Output directory (default: target/hakmem-bench next to this executable's target/<profile>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Seconds before a worker is killed as hung.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = positive_u64, allow_hyphen_values = true)]
     timeout: u64,
     /// No progress bar and no per-suite tables while running.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// A count that must be at least 1 (`--reps`, `--threads`, ...); "-1" reaches here too, rather than
+/// being taken for an option.
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a positive integer".into()),
+    }
+}
+
+/// As [`positive`], for seconds.
+pub fn positive_u64(s: &str) -> Result<u64, String> {
+    positive(s).map(|n| n as u64)
 }
 
 fn main() -> ExitCode {
@@ -172,6 +186,7 @@ fn run_main(args: RunArgs) -> ExitCode {
             println!("{}", l.render_text());
         }
     }
+    res.info.loadavg_end = results::loadavg();
     let time = table::summary(&res, "time_ns");
     if !time.is_empty() {
         println!("Geometric mean of time/op relative to mimalloc (lower is better): {time}");
@@ -180,15 +195,20 @@ fn run_main(args: RunArgs) -> ExitCode {
             table::summary(&res, "peak_rss_kib")
         );
     }
-    let written = res
-        .write(&out, "results")
-        .and_then(|_| report::write(&res, &out, "report", &runner::COLUMNS, results::TIME_NS));
+    let written = res.write(&out, "results").and_then(|mut files| {
+        files.extend(report::write(
+            &res,
+            &out,
+            "report",
+            &runner::COLUMNS,
+            results::TIME_NS,
+        )?);
+        Ok(files)
+    });
     match written {
-        Ok(md) => eprintln!(
-            "hakmem-bench: wrote {}, {} and {} in {:.0} s",
-            out.join("results.json").display(),
-            out.join("results.csv").display(),
-            md.display(),
+        Ok(files) => eprintln!(
+            "hakmem-bench: wrote {} in {:.0} s",
+            report::list_files(&out, &files),
             started.elapsed().as_secs_f64()
         ),
         Err(e) => {
@@ -211,12 +231,14 @@ fn run_main(args: RunArgs) -> ExitCode {
 }
 
 fn config(a: &RunArgs) -> Result<runner::Config, String> {
-    let (mode, scale, reps, larson_secs, learn_reps) = if a.quick {
-        ("quick", 0.25, 3, 0.3, 2)
+    // Units of work per measurement (see docs/BENCH.md), repetitions, Larson's seconds, and the
+    // learn suite's units and repetitions per variant.
+    let (mode, scale, reps, larson_secs, learn_scale, learn_reps) = if a.quick {
+        ("quick", 0.25, 3, 0.25, 0.25, 2)
     } else if a.full {
-        ("full", 5.0, 10, 2.0, 5)
+        ("full", 5.0, 10, 2.0, 5.0, 5)
     } else {
-        ("default", 2.0, 5, 1.0, 3)
+        ("default", 1.0, 5, 0.5, 2.0, 3)
     };
     for s in &a.suite {
         if !suites::SUITES.contains(&s.as_str()) {
@@ -253,7 +275,7 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
         a.allocators.clone()
     };
     allocators.dedup();
-    let threads = a.threads.unwrap_or_else(results::cores).max(1);
+    let threads = a.threads.unwrap_or_else(results::cores);
     let larson = |mut p: suites::LarsonParams| {
         p.min = a.larson_min.unwrap_or(p.min);
         p.max = a.larson_max.unwrap_or(p.max);
@@ -261,7 +283,7 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
         p.seed = a.larson_seed.unwrap_or(p.seed);
         p
     };
-    let lt = a.larson_threads.unwrap_or(threads).max(1);
+    let lt = a.larson_threads.unwrap_or(threads);
     let ls = a.larson_secs.unwrap_or(larson_secs);
     if !(ls > 0.0 && ls < 3600.0) {
         return Err(format!(
@@ -270,6 +292,11 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     }
     let mut notes = Vec::new();
     let mut larson_pf = larson(suites::larson::pf(lt, ls));
+    // A smaller size for --quick: its blocks per thread scale with the work (filling and freeing
+    // 10000 blocks of ~17 KiB per thread would take most of a quick run).
+    if a.larson_chunks.is_none() && scale < 1.0 {
+        larson_pf.chunks = ((larson_pf.chunks as f64 * scale) as usize).max(64);
+    }
     // Larson's pf profile keeps (threads + 1) x chunks blocks of ~17 KiB live: bound it to a quarter of
     // the machine's memory on machines with many cores, unless --larson-chunks says otherwise.
     let avg = (larson_pf.min + larson_pf.max) / 2;
@@ -297,9 +324,6 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let reps = a.reps.unwrap_or(reps);
-    if reps == 0 {
-        return Err("--reps must be at least 1".into());
-    }
     Ok(runner::Config {
         exe,
         scenarios,
@@ -312,6 +336,7 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
         progress: !a.no_progress,
         notes,
         learn,
+        learn_scale,
         learn_reps: a.reps.unwrap_or(learn_reps),
     })
 }

@@ -3,9 +3,9 @@
 
 use crate::stats;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const SCHEMA: &str = "hakmem-bench/1";
 pub const BASELINE: &str = "mimalloc";
@@ -79,6 +79,18 @@ pub struct RunInfo {
     pub baseline: String,
     pub created_unix: u64,
     pub command: Vec<String>,
+    /// `compare`: the program that ran under each allocator, with its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub program: Vec<String>,
+    /// Per allocator, the version under test (see `AllocKind::version`; for `compare`, the library).
+    #[serde(default)]
+    pub versions: BTreeMap<String, String>,
+    /// /proc/loadavg's 1, 5 and 15 minute averages when the run started and when it ended: a load
+    /// near or above `cores` means other processes competed for the cores.
+    #[serde(default)]
+    pub loadavg_start: Vec<f64>,
+    #[serde(default)]
+    pub loadavg_end: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -255,10 +267,14 @@ impl Results {
         s
     }
 
-    pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<()> {
+    /// Writes `<stem>.json` and `<stem>.csv` into `dir`; returns their paths.
+    pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join(format!("{stem}.json")), self.to_json())?;
-        std::fs::write(dir.join(format!("{stem}.csv")), self.to_csv())
+        let json = dir.join(format!("{stem}.json"));
+        let csv = dir.join(format!("{stem}.csv"));
+        std::fs::write(&json, self.to_json())?;
+        std::fs::write(&csv, self.to_csv())?;
+        Ok(vec![json, csv])
     }
 }
 
@@ -278,32 +294,23 @@ fn csv(s: &str) -> String {
     }
 }
 
-/// The short git revision of the source tree (`-dirty` when tracked files changed), or "unknown".
+/// The short git revision this runner (and the hakmem in it) was built from, `-dirty` when tracked
+/// files differed from it, or "unknown" (recorded by build.rs).
 pub fn git_revision() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(rev) if !rev.is_empty() => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{rev}-dirty")
-            } else {
-                rev
-            }
-        }
-        _ => "unknown".into(),
-    }
+    env!("HAKMEM_BENCH_GIT").into()
+}
+
+/// The 1, 5 and 15 minute load averages (empty when /proc/loadavg cannot be read).
+pub fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .take(3)
+                .map(|x| x.parse().ok())
+                .collect::<Option<Vec<f64>>>()
+        })
+        .unwrap_or_default()
 }
 
 pub fn cores() -> usize {
@@ -325,6 +332,28 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// A run's context as the unit tests need it.
+#[cfg(test)]
+pub fn info_for_tests(allocators: &[&str]) -> RunInfo {
+    RunInfo {
+        schema: SCHEMA.into(),
+        tool_version: "0".into(),
+        git_revision: "abc".into(),
+        cores: 2,
+        kernel: "k".into(),
+        mode: "quick".into(),
+        reps: 3,
+        allocators: allocators.iter().map(|a| a.to_string()).collect(),
+        baseline: BASELINE.into(),
+        created_unix: 1,
+        command: vec!["hakmem-bench".into()],
+        program: vec![],
+        versions: BTreeMap::from([("hakmem".into(), "hakmem 0.1.0".into())]),
+        loadavg_start: vec![0.5, 0.25, 0.125],
+        loadavg_end: vec![1.0, 0.5, 0.25],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,19 +367,7 @@ mod tests {
             }
         }
         Results {
-            info: RunInfo {
-                schema: SCHEMA.into(),
-                tool_version: "0".into(),
-                git_revision: "abc".into(),
-                cores: 2,
-                kernel: "k".into(),
-                mode: "quick".into(),
-                reps: 3,
-                allocators: vec!["hakmem".into(), "mimalloc".into()],
-                baseline: BASELINE.into(),
-                created_unix: 1,
-                command: vec!["hakmem-bench".into()],
-            },
+            info: info_for_tests(&["hakmem", "mimalloc"]),
             records: c.finish(),
             errors: vec![Failure {
                 suite: "seed".into(),
@@ -401,6 +418,8 @@ mod tests {
         assert_eq!(v["info"]["schema"], SCHEMA);
         assert_eq!(v["info"]["cores"], 2);
         assert_eq!(v["info"]["git_revision"], "abc");
+        assert_eq!(v["info"]["versions"]["hakmem"], "hakmem 0.1.0");
+        assert_eq!(v["info"]["loadavg_end"][0], 1.0);
         let rec = &v["records"][0];
         for key in [
             "suite",

@@ -33,6 +33,9 @@ pub struct Config {
     pub notes: Vec<String>,
     /// The `learn` suite's selected scenarios (run by `learn::run`, not here).
     pub learn: Vec<&'static Scenario>,
+    /// Units of work of the `learn` suite (its own, so that the learner sees as many epochs
+    /// whatever the main suites' size).
+    pub learn_scale: f64,
     /// Repetitions per variant in the `learn` suite.
     pub learn_reps: usize,
 }
@@ -74,6 +77,14 @@ pub fn run(cfg: &Config) -> Results {
         baseline: results::BASELINE.into(),
         created_unix: results::now_unix(),
         command: cfg.command.clone(),
+        program: Vec::new(),
+        versions: cfg
+            .allocators
+            .iter()
+            .map(|a| (a.name().to_string(), a.version()))
+            .collect(),
+        loadavg_start: results::loadavg(),
+        loadavg_end: Vec::new(),
     };
 
     for (i, sc) in cfg.scenarios.iter().enumerate() {

@@ -1,12 +1,31 @@
 //! The results as tables, one per suite: one row per scenario x allocator, each figure followed by its
 //! ratio to mimalloc. Rendered for the terminal or as Markdown.
 
-use crate::results::{Metric, Results};
+use crate::results::{Metric, Record, Results, BASELINE};
 
 pub struct Table {
     pub title: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// Lines printed under the table (the legend of its marks).
+    pub notes: Vec<String>,
+}
+
+/// Repetitions that spread more than this (half the range, in percent of the median) make a
+/// figure, and a ratio built on it, unreliable: such cells get [`UNRELIABLE`].
+pub const SPREAD_WARN_PCT: f64 = 20.0;
+pub const UNRELIABLE: &str = "!";
+
+/// The legend line of [`UNRELIABLE`].
+pub fn unreliable_legend() -> String {
+    format!(
+        "{UNRELIABLE} = the repetitions of this figure, or of {BASELINE}'s, spread more than {SPREAD_WARN_PCT:.0} % around the median (half the range): the ratio is unreliable; rerun on an idle machine or with more repetitions (--reps)."
+    )
+}
+
+/// Whether a record's repetitions spread too much to trust its median.
+pub fn unreliable(r: &Record) -> bool {
+    r.spread_pct > SPREAD_WARN_PCT
 }
 
 /// Human units for a metric's value.
@@ -89,8 +108,9 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                 .filter(|(s, _)| *s == suite)
                 .map(|(_, n)| n)
                 .collect();
-            // Only the columns some scenario of this suite has.
-            let cols: Vec<Metric> = columns
+            // Only the columns some scenario of this suite has (all of them when every run
+            // failed, so the FAILED cells have a column to go in).
+            let mut cols: Vec<Metric> = columns
                 .iter()
                 .copied()
                 .filter(|m| {
@@ -99,6 +119,9 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                         .any(|r| r.suite == suite && r.metric == m.name)
                 })
                 .collect();
+            if cols.is_empty() {
+                cols = columns.to_vec();
+            }
             let mut headers = vec!["scenario".to_string(), "allocator".to_string()];
             for m in &cols {
                 headers.push(header(*m));
@@ -108,6 +131,7 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                 headers.push("x mi".into());
             }
             let mut rows = Vec::new();
+            let mut marked = false;
             for sc in &scen {
                 let short = sc.strip_prefix(&format!("{suite}/")).unwrap_or(sc);
                 let mut first = true;
@@ -154,17 +178,31 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                     }
                     for m in &cols {
                         let rec = res.find(sc, a, m.name);
+                        let base = res.find(sc, BASELINE, m.name);
+                        let mut mark = |bad: bool| {
+                            marked |= bad;
+                            if bad {
+                                UNRELIABLE
+                            } else {
+                                ""
+                            }
+                        };
                         row.push(
                             rec.map(|r| fmt_value(m.name, r.median))
                                 .unwrap_or_else(|| "-".into()),
                         );
                         if *m == spread_on {
                             row.push(
-                                rec.map(|r| format!("{:.0}%", r.spread_pct))
+                                rec.map(|r| format!("{:.0}%{}", r.spread_pct, mark(unreliable(r))))
                                     .unwrap_or_else(|| "-".into()),
                             );
                         }
-                        row.push(fmt_ratio(rec.and_then(|r| r.ratio_to_mimalloc)));
+                        let ratio = rec.and_then(|r| r.ratio_to_mimalloc);
+                        let shaky = rec.is_some_and(unreliable) || base.is_some_and(unreliable);
+                        row.push(match ratio {
+                            Some(_) => format!("{}{}", fmt_ratio(ratio), mark(shaky)),
+                            None => fmt_ratio(None),
+                        });
                     }
                     rows.push(row);
                     first = false;
@@ -174,6 +212,11 @@ pub fn tables(res: &Results, columns: &[Metric], spread_on: Metric) -> Vec<Table
                 title: suite,
                 headers,
                 rows,
+                notes: if marked {
+                    vec![unreliable_legend()]
+                } else {
+                    vec![]
+                },
             }
         })
         .collect()
@@ -231,21 +274,21 @@ fn header(m: Metric) -> String {
 }
 
 impl Table {
-    /// Aligned columns for the terminal; a row with fewer cells (a failure) runs on past the columns.
+    /// Aligned columns for the terminal; a row with fewer cells (a failure) has its scenario and
+    /// allocator aligned, and its message runs on past the columns.
     pub fn render_text(&self) -> String {
         let n = self.headers.len();
         let mut w: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for r in &self.rows {
-            if r.len() == n {
-                for (i, c) in r.iter().enumerate() {
-                    w[i] = w[i].max(c.chars().count());
-                }
+            let cols = if r.len() == n { n } else { r.len().min(2) };
+            for (i, c) in r.iter().take(cols).enumerate() {
+                w[i] = w[i].max(c.chars().count());
             }
         }
         let line = |cells: &[String]| {
             let mut s = String::new();
             for (i, c) in cells.iter().enumerate() {
-                let width = if cells.len() == n { w[i] } else { 0 };
+                let width = if cells.len() == n || i < 2 { w[i] } else { 0 };
                 if i < 2 {
                     s.push_str(&format!("{c:<width$}  "));
                 } else {
@@ -258,6 +301,10 @@ impl Table {
         out.push_str(&line(&self.headers));
         for r in &self.rows {
             out.push_str(&line(r));
+        }
+        for n in &self.notes {
+            out.push_str(n);
+            out.push('\n');
         }
         out
     }
@@ -284,6 +331,11 @@ impl Table {
                     .join(" | ")
             ));
         }
+        for n in &self.notes {
+            out.push('\n');
+            out.push_str(n);
+            out.push('\n');
+        }
         out
     }
 }
@@ -302,5 +354,54 @@ mod tests {
         assert_eq!(fmt_value("minflt", 12.0), "12");
         assert_eq!(fmt_ratio(Some(0.5)), "0.50x");
         assert_eq!(fmt_ratio(None), "-");
+    }
+
+    #[test]
+    fn widely_spread_figures_and_their_ratios_are_marked() {
+        use crate::results::{info_for_tests, Collector, Results, TIME_NS};
+        let mut c = Collector::default();
+        for (alloc, reps) in [
+            ("hakmem", [100.0, 100.0, 300.0]),
+            ("glibc", [200.0, 201.0, 202.0]),
+            ("mimalloc", [100.0, 101.0, 102.0]),
+        ] {
+            for x in reps {
+                c.add("seed", "seed/json", alloc, TIME_NS, x);
+            }
+        }
+        let res = Results {
+            info: info_for_tests(&["hakmem", "glibc", "mimalloc"]),
+            records: c.finish(),
+            errors: vec![],
+            notes: vec![],
+            learn: None,
+        };
+        let t = &tables(&res, &[TIME_NS], TIME_NS)[0];
+        // scenario, allocator, time/op, +-, x mi
+        assert_eq!(t.rows[0][3], "100%!");
+        assert_eq!(t.rows[0][4], "0.99x!");
+        assert_eq!(t.rows[1][3], "0%");
+        assert_eq!(t.rows[1][4], "1.99x");
+        assert_eq!(t.notes, vec![unreliable_legend()]);
+        assert!(t.render_text().contains("the ratio is unreliable"));
+        assert!(t.render_markdown().contains("the ratio is unreliable"));
+        // A spread baseline makes every ratio to it unreliable.
+        let mut c = Collector::default();
+        for (alloc, reps) in [
+            ("glibc", [200.0, 201.0, 202.0]),
+            ("mimalloc", [50.0, 100.0, 150.0]),
+        ] {
+            for x in reps {
+                c.add("seed", "seed/json", alloc, TIME_NS, x);
+            }
+        }
+        let res = Results {
+            records: c.finish(),
+            info: info_for_tests(&["glibc", "mimalloc"]),
+            ..res
+        };
+        let t = &tables(&res, &[TIME_NS], TIME_NS)[0];
+        assert_eq!(t.rows[0][3], "0%");
+        assert_eq!(t.rows[0][4], "2.01x!");
     }
 }

@@ -4,7 +4,7 @@
 //! be compared between allocators and builds. Each thread frees a random block of its array and
 //! allocates a replacement of random size in MIN..=MAX; with THREADS > 1 the arrays are handed
 //! between threads every CHUNKS replacements, so blocks are freed by other threads than their
-//! allocators'. ALLOCATOR: hakmem, glibc, mimalloc, jemalloc. Set LARSON_STATS=1 to print hakmem's
+//! allocators'. ALLOCATOR: hakmem, glibc, mimalloc, jemalloc, snmalloc. Set LARSON_STATS=1 to print hakmem's
 //! counters at the end.
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -99,7 +99,9 @@ fn run<A: GlobalAlloc + Sync>(
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 7 {
-        eprintln!("usage: larson_ops hakmem|glibc|mimalloc|jemalloc MIN MAX CHUNKS OPS THREADS");
+        eprintln!(
+            "usage: larson_ops hakmem|glibc|mimalloc|jemalloc|snmalloc MIN MAX CHUNKS OPS THREADS"
+        );
         std::process::exit(2);
     }
     let num = |i: usize, what: &str| -> usize { args[i].parse().expect(what) };
@@ -115,6 +117,7 @@ fn main() {
         "glibc" => run(&std::alloc::System, min, max, chunks, ops, threads),
         "mimalloc" => run(&mimalloc::MiMalloc, min, max, chunks, ops, threads),
         "jemalloc" => run(&tikv_jemallocator::Jemalloc, min, max, chunks, ops, threads),
+        "snmalloc" => run(&snmalloc_rs::SnMalloc, min, max, chunks, ops, threads),
         other => {
             eprintln!("larson_ops: unknown allocator {other}");
             std::process::exit(2);

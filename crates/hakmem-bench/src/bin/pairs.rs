@@ -1,6 +1,6 @@
 //! `pairs ALLOCATOR SIZE N`: N malloc+free pairs of SIZE bytes on one thread, for instruction counts
 //! under `valgrind --tool=callgrind` (scripts/callgrind-pairs.sh runs it with N = 0 and N > 0 and
-//! divides the difference). ALLOCATOR: hakmem, glibc, mimalloc, jemalloc.
+//! divides the difference). ALLOCATOR: hakmem, glibc, mimalloc, jemalloc, snmalloc.
 
 use core::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -23,7 +23,7 @@ fn pairs<A: GlobalAlloc>(a: &A, size: usize, n: u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 4 {
-        eprintln!("usage: pairs hakmem|glibc|mimalloc|jemalloc SIZE N");
+        eprintln!("usage: pairs hakmem|glibc|mimalloc|jemalloc|snmalloc SIZE N");
         std::process::exit(2);
     }
     let size: usize = args[2].parse().expect("SIZE");
@@ -33,6 +33,7 @@ fn main() {
         "glibc" => pairs(&std::alloc::System, size, n),
         "mimalloc" => pairs(&mimalloc::MiMalloc, size, n),
         "jemalloc" => pairs(&tikv_jemallocator::Jemalloc, size, n),
+        "snmalloc" => pairs(&snmalloc_rs::SnMalloc, size, n),
         other => {
             eprintln!("pairs: unknown allocator {other}");
             std::process::exit(2);

@@ -6,6 +6,8 @@ use super::{check_mark, mark, must, tag, Outcome, Params};
 use crate::alloc::Alloc;
 use crate::rng::Rng;
 use std::hint::black_box;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Barrier;
 use std::time::Instant;
 
@@ -95,26 +97,89 @@ fn worker<A: Alloc>(a: &A, order: Order, batches: usize, seed: u64, barrier: &Ba
 
 /// Slots in the producer -> consumer ring of `cross_thread`.
 const RING: usize = 8;
+/// Polls of a slot before a thread that waits for it goes to sleep: about a microsecond, long
+/// enough to catch a batch that is nearly done, short enough not to burn a busy machine's core.
+const SPINS: u32 = 200;
+
+const EMPTY: u32 = 0;
+const FULL: u32 = 1;
+/// Added to a slot's state by a thread about to sleep on it: whoever changes the state wakes it.
+const SLEEPER: u32 = 2;
 
 /// One batch of blocks in flight from the producer to the consumer.
 struct Slot {
-    full: std::sync::atomic::AtomicBool,
+    /// EMPTY or FULL, plus SLEEPER while a thread sleeps on it (futex word).
+    state: AtomicU32,
     blocks: std::cell::UnsafeCell<[(usize, usize); BATCH]>,
 }
 
-// SAFETY: `full` hands `blocks` from one thread to the other (release/acquire), so only one of
+// SAFETY: `state` hands `blocks` from one thread to the other (release/acquire), so only one of
 // them touches it at a time.
 unsafe impl Sync for Slot {}
 
+impl Slot {
+    /// Returns once the slot is `want`: polls briefly, then sleeps in the kernel until the other
+    /// thread changes the state, so a waiting thread leaves the core to the one it waits for.
+    fn wait_for(&self, want: u32) {
+        for _ in 0..SPINS {
+            if self.state.load(Acquire) & !SLEEPER == want {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            let s = self.state.load(Acquire);
+            if s & !SLEEPER == want {
+                return;
+            }
+            if s & SLEEPER == 0
+                && self
+                    .state
+                    .compare_exchange(s, s | SLEEPER, Acquire, Acquire)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: FUTEX_WAIT on an aligned u32 that outlives the call; it returns at once if
+            // the state is no longer `s | SLEEPER`, so a wake-up cannot be missed.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    s | SLEEPER,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+    }
+
+    /// Sets the state to `to` (publishing the blocks) and wakes the other thread if it sleeps.
+    fn set(&self, to: u32) {
+        if self.state.swap(to, Release) & SLEEPER != 0 {
+            // SAFETY: FUTEX_WAKE on an aligned u32 that outlives the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                )
+            };
+        }
+    }
+}
+
 /// Cross-thread frees: one thread allocates batches of 64 blocks (16..1024 B) and marks them, the
-/// other checks and frees them (every free is a remote free); batches go through a ring of 8.
-/// Time per block (one malloc and its free on another thread).
+/// other checks and frees them (every free is a remote free); batches go through a ring of 8. A
+/// thread that finds its next slot not ready polls it briefly, then sleeps until the other hands
+/// it over (futex), so on a busy machine neither burns the time slice the other needs. Time per
+/// block (one malloc and its free on another thread).
 pub fn cross_thread<A: Alloc>(a: &A, p: &Params) -> Outcome {
-    use std::sync::atomic::Ordering::{Acquire, Release};
     let batches = p.n(PAIRS / 2) / BATCH + 1;
     let ring: Vec<Slot> = (0..RING)
         .map(|_| Slot {
-            full: false.into(),
+            state: EMPTY.into(),
             blocks: [(0, 0); BATCH].into(),
         })
         .collect();
@@ -128,9 +193,7 @@ pub fn cross_thread<A: Alloc>(a: &A, p: &Params) -> Outcome {
             let mut k = 0;
             for b in 0..batches {
                 let slot = &ring[b % RING];
-                while slot.full.load(Acquire) {
-                    std::hint::spin_loop();
-                }
+                slot.wait_for(EMPTY);
                 // SAFETY: the slot is empty, so the consumer is done with it.
                 let blocks = unsafe { &mut *slot.blocks.get() };
                 for x in blocks.iter_mut() {
@@ -142,16 +205,14 @@ pub fn cross_thread<A: Alloc>(a: &A, p: &Params) -> Outcome {
                     unsafe { mark(q, size, tag(b)) };
                     *x = (q as usize, size);
                 }
-                slot.full.store(true, Release);
+                slot.set(FULL);
             }
         });
         let consumer = s.spawn(move || {
             let mut sum = 0u64;
             for b in 0..batches {
                 let slot = &ring[b % RING];
-                while !slot.full.load(Acquire) {
-                    std::hint::spin_loop();
-                }
+                slot.wait_for(FULL);
                 // SAFETY: the slot is full, so the producer is done with it.
                 let blocks = unsafe { &*slot.blocks.get() };
                 for &(q, size) in blocks.iter() {
@@ -161,7 +222,7 @@ pub fn cross_thread<A: Alloc>(a: &A, p: &Params) -> Outcome {
                         a.dealloc(q as *mut u8, size, 8);
                     }
                 }
-                slot.full.store(false, Release);
+                slot.set(EMPTY);
             }
             sum
         });

@@ -102,8 +102,8 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario { suite: "learn", name: "mixed", what: "hakmem only, per strategy, for 0.75 s per unit: the seed MIXED cycle list (64 KiB, 256 KiB, 2 MiB)" },
     Scenario { suite: "learn", name: "pressure", what: "hakmem only, per strategy, for 0.75 s per unit: crests of ~40 MiB of 300 KiB..1 MiB blocks, idle-ish troughs" },
     Scenario { suite: "learn", name: "phase", what: "hakmem only, per strategy, for 0.75 s per unit: small-object churn, then 256 KiB..4 MiB block churn" },
-    Scenario { suite: "learn", name: "warm-start", what: "hakmem, learner (elo) on learn/mixed twice with one HAKMEM_PLAYBOOK file: cold, then warm" },
-    Scenario { suite: "learn", name: "cost", what: "hakmem, the fastpath scenarios with HAKMEM_LEARN=off and elo: difference in time/op" },
+    Scenario { suite: "learn", name: "warm-start", what: "hakmem, learner (elo) on learn/pressure twice with one HAKMEM_PLAYBOOK file: cold, then warm" },
+    Scenario { suite: "learn", name: "cost", what: "hakmem, the 1-thread and N-thread fastpath scenarios with everything off, HAKMEM_LEARN=elo and HAKMEM_SITES=1: difference in CPU time/op" },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
