@@ -57,10 +57,10 @@ enum Cmd {
 
 #[derive(Args, Clone, Default)]
 struct RunArgs {
-    /// A quarter of the default work and 3 repetitions: about 30 seconds on 2 cores.
+    /// A quarter of the default work and 3 repetitions: about 20 seconds on 2 cores.
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// 5 times the default work and 10 repetitions: steadier figures, about 12 minutes.
+    /// 5 times the default work and 10 repetitions: steadier figures, about 11 minutes.
     #[arg(long)]
     full: bool,
     /// Suites to run, comma-separated: seed, fastpath, larson, extended, learn (default: all but
