@@ -57,10 +57,10 @@ enum Cmd {
 
 #[derive(Args, Clone, Default)]
 struct RunArgs {
-    /// A quarter of the default work and 3 repetitions: about 30 seconds on 2 cores.
+    /// A quarter of the default work and 3 repetitions: about 20 seconds on 2 cores.
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// 5 times the default work and 10 repetitions: steadier figures, about 12 minutes.
+    /// 5 times the default work and 10 repetitions: steadier figures, about 11 minutes.
     #[arg(long)]
     full: bool,
     /// Suites to run, comma-separated: seed, fastpath, larson, extended, learn (default: all but
@@ -79,7 +79,7 @@ struct RunArgs {
     /// Threads for the N-thread scenarios and Larson (default: the number of cores).
     #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     threads: Option<usize>,
-    /// Larson: seconds each measurement runs (default: 0.25 quick, 0.5 default, 2 full).
+    /// Larson: seconds each measurement runs (default: 0.2 quick, 0.3 default, 2 full).
     #[arg(long)]
     larson_secs: Option<f64>,
     /// Larson: smallest block size; overrides the profiles' (tput 8, pf 2048).
@@ -234,11 +234,11 @@ fn config(a: &RunArgs) -> Result<runner::Config, String> {
     // Units of work per measurement (see docs/BENCH.md), repetitions, Larson's seconds, and the
     // learn suite's units and repetitions per variant.
     let (mode, scale, reps, larson_secs, learn_scale, learn_reps) = if a.quick {
-        ("quick", 0.25, 3, 0.25, 0.25, 2)
+        ("quick", 0.25, 3, 0.2, 0.25, 2)
     } else if a.full {
         ("full", 5.0, 10, 2.0, 5.0, 5)
     } else {
-        ("default", 1.0, 5, 0.5, 2.0, 3)
+        ("default", 1.0, 5, 0.3, 2.0, 3)
     };
     for s in &a.suite {
         if !suites::SUITES.contains(&s.as_str()) {

@@ -404,12 +404,12 @@ fn compare_runs_a_short_command() {
     );
     for a in &allocs {
         for m in ["wall_ms", "user_ms", "sys_ms", "minflt", "peak_rss_kib"] {
-            let r = records(&v, &scen, a, m);
+            let r = records(&v, scen, a, m);
             assert_eq!(r.len(), 1, "{a} {m}: {t}");
             assert_eq!(r[0]["reps"].as_array().unwrap().len(), 2);
         }
         assert!(
-            records(&v, &scen, a, "peak_rss_kib")[0]["median"]
+            records(&v, scen, a, "peak_rss_kib")[0]["median"]
                 .as_f64()
                 .unwrap()
                 > 100.0
