@@ -4,17 +4,24 @@
 
 /// Must match `HAKMEM_ABI_VERSION` in include/hakmem.h.
 pub const ABI_VERSION: u32 = 1;
+/// The checks passed.
 pub const ABI_OK: i32 = 0;
+/// The caller was built for another major version.
 pub const ABI_VERSION_MISMATCH: i32 = 1;
+/// The caller's struct is larger than ours.
 pub const ABI_STRUCT_MISMATCH: i32 = 2;
 
 /// `struct hak_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct HakStats {
+    /// Size of the struct as the caller knows it.
     pub struct_size: usize,
+    /// `ABI_VERSION` of the library that filled it.
     pub abi_version: u32,
+    /// Zero.
     pub reserved: u32,
+    /// The figures of `stats::snapshot`.
     pub counters: crate::stats::Snapshot,
 }
 
@@ -22,14 +29,23 @@ pub struct HakStats {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct HakConfig {
+    /// Size of the struct as the caller knows it.
     pub struct_size: usize,
+    /// `ABI_VERSION` of the library that filled it.
     pub abi_version: u32,
+    /// Zero.
     pub reserved: u32,
+    /// `HAKMEM_PURGE_DELAY_MS`.
     pub purge_delay_ms: u64,
+    /// Empty SuperSlabs kept with their pages.
     pub ss_warm_max: u64,
+    /// Empty SuperSlabs kept without their pages.
     pub ss_cold_max: u64,
+    /// BigCache's capacity in bytes.
     pub bigcache_bytes: u64,
+    /// 1 when BigCache is on.
     pub bigcache_enabled: u32,
+    /// 1 with `HAKMEM_SAFE_FREE=1`.
     pub safe_free: u32,
 }
 

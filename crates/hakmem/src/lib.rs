@@ -38,9 +38,9 @@
 
 mod bigcache;
 mod check;
-pub mod config;
+mod config;
 mod heap;
-pub mod knobs;
+mod knobs;
 mod large;
 pub mod learn;
 mod list;
@@ -49,8 +49,8 @@ mod os;
 mod purge;
 mod registry;
 mod remote;
-pub mod sites;
-pub mod size_class;
+mod sites;
+mod size_class;
 mod slab;
 pub mod stats;
 mod superslab;
@@ -59,6 +59,7 @@ mod text;
 mod thread_cache;
 pub mod tuning;
 
+#[doc(hidden)]
 pub mod abi;
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -739,12 +740,6 @@ pub fn init() {
 pub fn release_cached_memory() {
     bigcache::clear();
     superslab::release_empty();
-}
-
-/// Figures for tests and the benchmark: (SuperSlabs mapped, large blocks cached, warm bytes cached).
-pub fn memory_stats() -> (usize, usize, usize) {
-    let (n, warm) = bigcache::stats();
-    (superslab::mapped_count(), n, warm)
 }
 
 // SAFETY: blocks are aligned to MIN_ALIGN or, above it, by `memalign`; a block stays valid and

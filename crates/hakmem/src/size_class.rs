@@ -5,7 +5,8 @@
 //! live in 64 KiB slabs; larger ("mid") classes take a whole SuperSlab as one slab. Requests above
 //! `MID_MAX` are large blocks (see `large.rs`).
 
-/// Largest block served from 64 KiB slabs.
+/// Largest block served from 64 KiB slabs (the code uses `NUM_SMALL_CLASSES`; the tests check both agree).
+#[cfg(test)]
 pub const SMALL_MAX: usize = 8 * 1024;
 /// Largest block served from SuperSlabs at all; above it, large blocks on their own mapping.
 pub const MID_MAX: usize = 256 * 1024;

@@ -30,7 +30,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 /// Counters kept in each heap; written only by the heap's thread.
-pub struct HeapCounters {
+pub(crate) struct HeapCounters {
     /// Thread-cache refills, per size class.
     pub refills: [AtomicU64; NUM_CLASSES],
     pub flushes: AtomicU64,
@@ -39,28 +39,28 @@ pub struct HeapCounters {
 
 /// Adds one to a single-writer counter (a plain load and store, no locked instruction).
 #[inline]
-pub fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Adds `n` to a shared counter.
 #[inline]
-pub fn add(c: &AtomicU64, n: u64) {
+pub(crate) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-pub static SLABS_ACQUIRED: AtomicU64 = AtomicU64::new(0);
-pub static SLABS_RELEASED: AtomicU64 = AtomicU64::new(0);
-pub static SUPERSLABS_MAPPED: AtomicU64 = AtomicU64::new(0);
-pub static SUPERSLABS_UNMAPPED: AtomicU64 = AtomicU64::new(0);
-pub static LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
-pub static LARGE_FREES: AtomicU64 = AtomicU64::new(0);
-pub static BIGCACHE_HITS: AtomicU64 = AtomicU64::new(0);
-pub static PURGED_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static MMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SLABS_ACQUIRED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SLABS_RELEASED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SUPERSLABS_MAPPED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SUPERSLABS_UNMAPPED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LARGE_FREES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static BIGCACHE_HITS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static PURGED_BYTES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static MMAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// A figure that goes up and down, and the most it has been.
-pub struct Gauge {
+pub(crate) struct Gauge {
     now: AtomicU64,
     peak: AtomicU64,
 }
@@ -100,41 +100,41 @@ impl Default for Gauge {
 }
 
 /// Bytes hakmem has mapped from the OS (`os.rs`).
-pub static MAPPED: Gauge = Gauge::new();
+pub(crate) static MAPPED: Gauge = Gauge::new();
 /// Block bytes of the slabs threads hold (`slab.rs`).
-pub static SLAB_BYTES: Gauge = Gauge::new();
+pub(crate) static SLAB_BYTES: Gauge = Gauge::new();
 /// Slabs threads hold, per size class.
-pub static CLASS_SLABS: [Gauge; NUM_CLASSES] = [const { Gauge::new() }; NUM_CLASSES];
+pub(crate) static CLASS_SLABS: [Gauge; NUM_CLASSES] = [const { Gauge::new() }; NUM_CLASSES];
 /// Mapping bytes of the large blocks in use (`large.rs`).
-pub static LARGE_BYTES: Gauge = Gauge::new();
+pub(crate) static LARGE_BYTES: Gauge = Gauge::new();
 /// Mapping bytes of large blocks allocated since start, growth by realloc included.
-pub static LARGE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LARGE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// A slab of `class` with `bytes` of blocks was handed to a thread.
-pub fn slab_taken(class: usize, bytes: u64) {
+pub(crate) fn slab_taken(class: usize, bytes: u64) {
     SLAB_BYTES.add(bytes);
     CLASS_SLABS[class].add(1);
 }
 
 /// A slab of `class` with `bytes` of blocks went back to its SuperSlab.
-pub fn slab_given_back(class: usize, bytes: u64) {
+pub(crate) fn slab_given_back(class: usize, bytes: u64) {
     SLAB_BYTES.sub(bytes);
     CLASS_SLABS[class].sub(1);
 }
 
 /// A large block on a mapping of `len` bytes was handed out.
-pub fn large_taken(len: usize) {
+pub(crate) fn large_taken(len: usize) {
     LARGE_BYTES.add(len as u64);
     add(&LARGE_BYTES_TOTAL, len as u64);
 }
 
 /// A large block on a mapping of `len` bytes was freed.
-pub fn large_given_back(len: usize) {
+pub(crate) fn large_given_back(len: usize) {
     LARGE_BYTES.sub(len as u64);
 }
 
 /// A large block in use now has a mapping of `new_len` bytes instead of `old_len`.
-pub fn large_resized(old_len: usize, new_len: usize) {
+pub(crate) fn large_resized(old_len: usize, new_len: usize) {
     if new_len > old_len {
         large_taken(new_len - old_len);
     } else {
@@ -147,32 +147,54 @@ pub fn large_resized(old_len: usize, new_len: usize) {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Snapshot {
+    /// Thread-cache refills from slabs.
     pub refills: u64,
+    /// Thread-cache flushes back to slabs (half a full cache each).
     pub flushes: u64,
+    /// Frees of blocks another thread's heap owns.
     pub remote_frees: u64,
+    /// Slabs handed to threads.
     pub slabs_acquired: u64,
+    /// Slabs given back empty.
     pub slabs_released: u64,
+    /// 2 MiB SuperSlabs mapped from the OS.
     pub superslabs_mapped: u64,
+    /// SuperSlabs unmapped.
     pub superslabs_unmapped: u64,
+    /// SuperSlabs mapped now (in use or cached).
     pub superslabs_live: u64,
+    /// Large blocks allocated (each in its own mapping).
     pub large_allocs: u64,
+    /// Large blocks freed.
     pub large_frees: u64,
+    /// Large allocations served from BigCache.
     pub bigcache_hits: u64,
+    /// Freed large blocks in BigCache now.
     pub bigcache_blocks: u64,
+    /// Bytes of those that still have their pages.
     pub bigcache_warm_bytes: u64,
+    /// Bytes whose pages went back to the OS (`MADV_DONTNEED`).
     pub purged_bytes: u64,
+    /// Mappings the OS refused.
     pub mmap_failures: u64,
+    /// Bytes mapped from the OS now (cached memory included).
     pub mapped_bytes: u64,
+    /// The most `mapped_bytes` has been.
     pub mapped_bytes_peak: u64,
+    /// Block bytes of the slabs threads hold now (in use, cached or free in them).
     pub slab_bytes: u64,
+    /// The most `slab_bytes` has been.
     pub slab_bytes_peak: u64,
+    /// Bytes of the large blocks in use now (their mappings).
     pub large_bytes: u64,
+    /// The most `large_bytes` has been.
     pub large_bytes_peak: u64,
+    /// Bytes of large blocks allocated since start.
     pub large_bytes_total: u64,
 }
 
 /// Thread-cache refills per size class, summed over every heap.
-pub fn class_refills() -> [u64; NUM_CLASSES] {
+pub(crate) fn class_refills() -> [u64; NUM_CLASSES] {
     let mut r = [0; NUM_CLASSES];
     crate::heap::for_each_heap(|c| {
         for (sum, n) in r.iter_mut().zip(&c.refills) {
@@ -267,7 +289,7 @@ impl Snapshot {
 
 /// This process's resident bytes now and at most (VmRSS and VmHWM of /proc/self/status; the
 /// peak from getrusage if that cannot be read). Without allocating.
-pub fn resident_bytes() -> (u64, u64) {
+pub(crate) fn resident_bytes() -> (u64, u64) {
     let mut buf = [0u8; 4096];
     let n = read_file(c"/proc/self/status", &mut buf);
     let status = &buf[..n];
@@ -324,7 +346,7 @@ const PEAK_COL: usize = 56;
 /// Appends the figures: the memory table and the counters with what they count, or the members
 /// of a JSON object (`"name":value,...`: every `Snapshot` field, then `rss_bytes` and
 /// `rss_bytes_peak`) when `json` is set. Never allocates.
-pub fn write(out: &mut Text, json: bool) {
+pub(crate) fn write(out: &mut Text, json: bool) {
     let s = snapshot();
     let (rss, rss_peak) = resident_bytes();
     if json {
@@ -420,7 +442,7 @@ const CLASS_COLUMNS: [(usize, &str); 5] = [
 
 /// Appends the size classes that held a slab or had a refill: block size, slabs held now and at
 /// most, refills. Text lines, or a JSON array.
-pub fn write_classes(out: &mut Text, json: bool) {
+pub(crate) fn write_classes(out: &mut Text, json: bool) {
     let refills = class_refills();
     if json {
         out.str("[");
@@ -491,7 +513,7 @@ static REPORT: ReportBuffer = ReportBuffer(UnsafeCell::new([0; REPORT_CAPACITY])
 static REPORT_BUSY: AtomicBool = AtomicBool::new(false);
 
 /// `HAKMEM_STATS=1` (text) or `json`: prints the report. Called at exit.
-pub fn print_if_asked() {
+pub(crate) fn print_if_asked() {
     let cfg = crate::config::get();
     if cfg.stats != 0 {
         print_report(cfg.stats == 2);
@@ -530,7 +552,7 @@ fn print_report(json: bool) {
 }
 
 /// The whole report: text lines headed and ended with the pid, or one JSON object on one line.
-pub fn write_report(out: &mut Text, json: bool) {
+pub(crate) fn write_report(out: &mut Text, json: bool) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u64;
     let mut name = [0u8; 256];
@@ -677,7 +699,7 @@ fn file_id(fd: i32) -> Option<(u64, u64)> {
 
 /// Keeps a copy of stderr for the report (close-on-exec, at a high descriptor). Called once, at
 /// start-up, when `HAKMEM_STATS` is on.
-pub fn keep_stderr() {
+pub(crate) fn keep_stderr() {
     let Some((dev, ino)) = file_id(2) else {
         KEPT_STDERR.store(-2, Ordering::Relaxed);
         return;
@@ -699,7 +721,7 @@ pub fn keep_stderr() {
 /// Where stderr output goes: the copy kept at start-up while it still is that file (a program
 /// may close any descriptor, and open another file under its number), else descriptor 2, unless
 /// stderr was closed at start-up (-1: nowhere).
-pub fn stderr_fd() -> i32 {
+pub(crate) fn stderr_fd() -> i32 {
     let fd = KEPT_STDERR.load(Ordering::Acquire);
     if fd == -2 {
         return -1;
