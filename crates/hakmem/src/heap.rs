@@ -81,6 +81,26 @@ const COLLECT_PERIOD: u32 = 64;
 // Every method takes `&self`: other threads read and set the atomics and read the bins' heads while
 // the owner runs these (see the module header), so no `&mut Heap` may exist.
 impl Heap {
+    /// A heap with empty bins that have no room (`thread_cache::EMPTY_HEAP`).
+    pub const fn empty() -> Heap {
+        Heap {
+            bins: [const { Bin::new(0) }; NUM_CLASSES],
+            classes: [const {
+                UnsafeCell::new(ClassSlabs {
+                    current: null_mut(),
+                    partial: List::new(),
+                    full: List::new(),
+                })
+            }; NUM_CLASSES],
+            remote_hint: AtomicU64::new(0),
+            retirements: AtomicU32::new(0),
+            slow_calls: Cell::new(0),
+            pool_next: Cell::new(null_mut()),
+            all_next: null_mut(),
+            counters: crate::stats::HeapCounters::new(),
+        }
+    }
+
     /// Class `c`'s slabs. Only the owner dereferences it, and never while a reference from an
     /// earlier dereference is live.
     #[inline]
@@ -139,10 +159,10 @@ impl Heap {
         crate::stats::bump(&self.counters.refills[c]);
         let bin = &self.bins[c];
         // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
-        let batch = if bin.cap.get() == 0 {
+        let batch = if bin.cap() == 0 {
             1
         } else {
-            bin.cap.set(cache_cap(c));
+            bin.set_cap(cache_cap(c));
             refill_batch(c)
         };
         let cs = self.slabs(c);
@@ -264,10 +284,10 @@ impl Heap {
         self.count_slow_call();
         crate::stats::bump(&self.counters.flushes);
         let bin = &self.bins[c];
-        if bin.cap.get() != 0 {
-            bin.cap.set(cache_cap(c));
+        if bin.cap() != 0 {
+            bin.set_cap(cache_cap(c));
         }
-        let keep = bin.cap.get() / 2;
+        let keep = bin.cap() / 2;
         let rest = bin.split_off(keep);
         self.return_blocks(c, rest);
         timer.stop(crate::size_class::class_size(c));
@@ -483,7 +503,7 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     let me = thread_cache::current();
     // A free into another thread's slab is a slow path: every REMOTE_PURGE_PERIOD of them (each,
     // for a thread without a heap) checks whether idle memory is due to go back (`purge.rs`).
-    let check_purge = if me.is_null() {
+    let check_purge = if thread_cache::is_empty_heap(me) {
         true
     } else {
         // SAFETY: this thread's heap is valid; its counters are atomics it alone writes.
@@ -679,7 +699,7 @@ fn init_once() {
 #[cold]
 pub fn current_or_create() -> *mut Heap {
     let h = thread_cache::current();
-    if !h.is_null() {
+    if !thread_cache::is_empty_heap(h) {
         return h;
     }
     if EXITED.get() {
@@ -687,7 +707,7 @@ pub fn current_or_create() -> *mut Heap {
     }
     ensure_init();
     let h = thread_cache::current();
-    if !h.is_null() {
+    if !thread_cache::is_empty_heap(h) {
         return h;
     }
     let h = pool_take();
@@ -719,7 +739,7 @@ pub fn alloc_without_heap(c: usize) -> *mut Block {
     let heap = unsafe { &*h };
     heap.init();
     // An empty cap: the refill takes one block.
-    heap.bins[c].cap.set(0);
+    heap.bins[c].set_cap(0);
     let b = if heap.refill(c) {
         heap.bins[c].pop()
     } else {
@@ -736,7 +756,7 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
         return;
     }
     EXITED.set(true);
-    thread_cache::set_current(null_mut());
+    thread_cache::set_current(thread_cache::empty_heap());
     // SAFETY: `h` is this thread's heap; the thread runs no more allocator code with it.
     unsafe { (*h).retire() };
     pool_put(h);

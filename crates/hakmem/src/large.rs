@@ -203,7 +203,7 @@ pub fn holds(p: usize) -> bool {
     loop {
         match registry::kind_of(base) {
             Kind::None => {}
-            Kind::SuperSlab => return false,
+            Kind::SuperSlab | Kind::MidSuperSlab => return false,
             kind => {
                 let h = header_location(base, kind);
                 // SAFETY: the registry says this chunk holds a large block, so its header is

@@ -68,6 +68,7 @@ use core::sync::atomic::Ordering;
 use registry::Kind;
 use remote::Block;
 use size_class::{class_of, class_size, MID_MAX, MIN_ALIGN};
+use thread_cache::Bin;
 
 /// The hakmem allocator, for `#[global_allocator] static A: hakmem::Hakmem = hakmem::Hakmem;`.
 pub struct Hakmem;
@@ -89,20 +90,41 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
 /// Always safe to call; unsafe because it returns raw memory.
 #[inline]
 pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
+    if size <= size_class::TABLE_MAX {
+        let heap = thread_cache::current();
+        // SAFETY: this thread's heap (or the empty heap, whose bins are empty) is valid, its bins
+        // its first field; `size <= TABLE_MAX`.
+        let (bin, off) = unsafe { thread_cache::small_bin(&raw const (*heap).bins, size) };
+        // SAFETY: this thread is the bin's owner, the only one to pop it (shared reference:
+        // others may read its head).
+        let b = unsafe { (*bin).pop() };
+        if !b.is_null() {
+            return b as *mut u8;
+        }
+        // SAFETY: the bin's class is that of `size`, which is at most MID_MAX.
+        return unsafe { alloc_class_slow(size, site, off / core::mem::size_of::<Bin>()) };
+    }
+    // SAFETY: no precondition beyond `malloc_at`'s.
+    unsafe { malloc_above_table(size, site) }
+}
+
+/// `malloc_at` of more than `TABLE_MAX` bytes.
+///
+/// # Safety
+/// As `malloc_at`.
+#[inline(never)]
+unsafe fn malloc_above_table(size: usize, site: usize) -> *mut u8 {
     if size <= MID_MAX {
         let c = class_of(size);
         let heap = thread_cache::current();
-        if !heap.is_null() {
-            // SAFETY: this thread's heap is valid and this thread is its owner, the only one to
-            // pop its bins (shared reference: others may read the bin's head); class_of(size) <
-            // NUM_CLASSES for size <= MID_MAX.
-            let b = unsafe { (*heap).bins.get_unchecked(c).pop() };
-            if !b.is_null() {
-                return b as *mut u8;
-            }
+        // SAFETY: this thread's heap (or the empty heap, whose bins are empty) is valid and this
+        // thread is its owner, the only one to pop its bins; class_of(size) < NUM_CLASSES.
+        let b = unsafe { (*heap).bins.get_unchecked(c).pop() };
+        if !b.is_null() {
+            return b as *mut u8;
         }
         // SAFETY: `c` is the class of `size`, which is at most MID_MAX.
-        return unsafe { alloc_class_slow(c, size, site) };
+        return unsafe { alloc_class_slow(size, site, c) };
     }
     // SAFETY: `size` is above MID_MAX.
     unsafe { alloc_large_at(size, site) }
@@ -137,7 +159,7 @@ unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
 /// # Safety
 /// `c` is `class_of(size)` and `size <= MID_MAX`.
 #[cold]
-unsafe fn alloc_class_slow(c: usize, size: usize, site: usize) -> *mut u8 {
+unsafe fn alloc_class_slow(size: usize, site: usize, c: usize) -> *mut u8 {
     if check::safe_mode() {
         // size <= MID_MAX here (malloc_at), so adding SAFE_EXTRA cannot wrap.
         if size + check::SAFE_EXTRA > MID_MAX {
@@ -235,10 +257,8 @@ fn out_of_memory() -> *mut u8 {
 /// `p` is null or a live block from this allocator.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
-    if !p.is_null() {
-        // SAFETY: `p` is not null and (the caller's contract) a live block of ours.
-        unsafe { free_non_null(p) };
-    }
+    // SAFETY: `p` is null or (the caller's contract) a live block of ours; null is ignored there.
+    unsafe { free_as::<Free>(p) };
 }
 
 /// `free_sized`: `free`, with misuse reported as free_sized's.
@@ -298,53 +318,103 @@ unsafe fn free_non_null(p: *mut u8) {
     unsafe { free_as::<Free>(p) }
 }
 
-/// Frees `p` (not null) on behalf of the C function `F`.
+/// Frees `p` on behalf of the C function `F` (null is ignored).
 ///
 /// # Safety
-/// `p` is not null; it should be a live block of ours, and misuse the checks here catch (a
-/// pointer not ours, not a block's start, a block just freed) is reported.
+/// `p` should be null or a live block of ours; misuse the checks here catch (a pointer not ours,
+/// not a block's start, a block just freed) is reported.
 #[inline(always)]
 unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     let addr = p as usize;
+    // Every path that leaves this function's fast path is a tail call that can return (the
+    // reports are behind them), so the fast path needs no stack frame.
     match registry::kind_of(addr) {
-        Kind::SuperSlab => {
-            // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so it is mapped and its
-            // header, with the slab holding `addr`, is valid.
-            let slab = unsafe { superslab::slab_of(addr) };
-            let heap = thread_cache::current();
-            // SAFETY: as above; slabs are only reached through shared references.
-            let s = unsafe { &*slab };
-            if s.owner.load(Ordering::Relaxed) == heap && !heap.is_null() {
-                if !s.is_carved_block_start(addr) {
-                    // SAFETY: `slab` is valid (as above).
-                    unsafe { report_not_block_start(F::NAME, slab, addr) };
-                }
-                let c = s.class.get() as usize;
-                // SAFETY: `heap` is this thread's heap (valid); it owns the slab, which is thus
-                // formatted for a valid class. This thread is the bin's only writer, and reaches
-                // it by shared reference because others may read its head.
-                let bin = unsafe { (*heap).bins.get_unchecked(c) };
-                let head = bin.head();
-                if head == p as *mut Block {
-                    check::report(F::NAME, "double free", addr);
-                }
-                if bin.count.get() < bin.cap.get() {
-                    bin.push_before(p as *mut Block, head);
-                    return;
-                }
-                // SAFETY: as above; `p` is a carved block of this heap's class `c` slab.
-                return unsafe { free_and_flush::<F>(heap, c, p) };
-            }
-            // SAFETY: `slab` is valid and `addr` lies in it.
-            unsafe { free_foreign_slab::<F>(slab, p) }
-        }
-        // SAFETY: the registry says `addr` lies in a large block's mapping.
-        Kind::Large | Kind::LargeAligned => unsafe { free_large::<F>(addr) },
-        Kind::None => report_not_ours(F::NAME, addr),
+        // SAFETY: the registry says `addr`'s chunk is a SuperSlab of 64 KiB slabs, so its header,
+        // with the slab record of `addr`, is mapped.
+        Kind::SuperSlab => unsafe { free_to_slab::<F>(superslab::small_slab_of(addr), p) },
+        // SAFETY: as above, for a SuperSlab of one slab.
+        Kind::MidSuperSlab => unsafe { free_to_slab::<F>(superslab::mid_slab_of(addr), p) },
+        // SAFETY: `addr`'s chunk is not a SuperSlab (the caller's contract is passed on).
+        _ => unsafe { free_not_in_slab::<F>(addr) },
     }
 }
 
-/// The bin of class `c` is full (always, in safe mode): flush it, with `p`.
+/// Frees `p`, which lies in `slab`: onto this thread's bin when this thread owns the slab.
+///
+/// # Safety
+/// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range.
+#[inline(always)]
+unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
+    let heap = thread_cache::current();
+    // SAFETY: `slab` is valid (the caller's contract); slabs are reached by shared reference.
+    let s = unsafe { &*slab };
+    // No slab is owned by the empty heap, so a thread without a heap takes the foreign path.
+    if s.owner.load(Ordering::Relaxed) != heap {
+        // SAFETY: `slab` is valid and `p` lies in it.
+        return unsafe { free_foreign_slab::<F>(slab, p) };
+    }
+    // SAFETY: `heap` is this thread's heap (valid); it owns the slab, which is thus formatted
+    // for a class whose bin lies `bin_offset` bytes into the heap. This thread is the bin's only
+    // writer, and reaches it by shared reference because others may read its head.
+    let bin = unsafe {
+        &*(heap as *const u8)
+            .add(s.bin_offset.get() as usize)
+            .cast::<Bin>()
+    };
+    let head = bin.head();
+    if !s.is_carved_block_start(p as usize) || head == p as *mut Block {
+        // SAFETY: as above.
+        return unsafe { free_misused::<F>(heap, slab, p) };
+    }
+    if bin.take_room() {
+        bin.link_before(p as *mut Block, head);
+        return;
+    }
+    // SAFETY: as above; `p` is a carved block of this heap's slab.
+    unsafe { free_and_flush::<F>(heap, s.class.get() as usize, p) }
+}
+
+/// A free the fast path found wrong, by this slab's owner: not a block's start, or the block at
+/// the head of the bin. Reports it (and does not return); frees `p` as usual if the checks pass
+/// when made again here.
+///
+/// # Safety
+/// `heap` is this thread's heap and owns `slab`, which `p` lies in.
+#[cold]
+#[inline(never)]
+unsafe fn free_misused<F: FreeFn>(heap: *mut heap::Heap, slab: *mut slab::Slab, p: *mut u8) {
+    // SAFETY: `slab` is valid and formatted (the caller's contract).
+    unsafe { check_block_start(F::NAME, slab, p as usize) };
+    // SAFETY: as above.
+    let c = unsafe { (*slab).class.get() } as usize;
+    // SAFETY: `heap` is this thread's heap, valid.
+    let bin = unsafe { &(*heap).bins[c] };
+    if bin.head() == p as *mut Block {
+        check::report(F::NAME, "double free", p as usize);
+    }
+    if !bin.take_room() {
+        // SAFETY: `p` is a carved block of a class `c` slab of this heap (checked above).
+        return unsafe { free_and_flush::<F>(heap, c, p) };
+    }
+    bin.link_before(p as *mut Block, bin.head());
+}
+
+/// Frees `p`, not in a SuperSlab: null, a large block, or a pointer not ours (reported).
+///
+/// # Safety
+/// As `free_as`.
+#[inline(never)]
+unsafe fn free_not_in_slab<F: FreeFn>(addr: usize) {
+    match registry::kind_of(addr) {
+        // SAFETY: the registry says `addr` lies in a large block's mapping.
+        Kind::Large | Kind::LargeAligned if addr != 0 => unsafe { free_large::<F>(addr) },
+        _ if addr == 0 => {}
+        _ => report_not_ours(F::NAME, addr),
+    }
+}
+
+/// The bin of class `c` is full (always, in safe mode), and a `take_room` said so: flush it,
+/// with `p`.
 ///
 /// # Safety
 /// `heap` is this thread's heap, and `p` the start of a carved block of one of its class `c` slabs.
@@ -352,6 +422,7 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
 unsafe fn free_and_flush<F: FreeFn>(heap: *mut heap::Heap, c: usize, p: *mut u8) {
     // SAFETY: this thread's heap is valid and this thread its owner (by shared reference).
     let heap = unsafe { &*heap };
+    heap.bins[c].undo_take_room();
     if check::safe_mode() {
         // SAFETY: `p` is a block of `class_size(c)` bytes (the caller's contract).
         unsafe { check::disarm(F::NAME, p, class_size(c)) };
@@ -432,18 +503,15 @@ unsafe fn report_not_block_start(op: &str, slab: *mut slab::Slab, p: usize) -> !
 #[cold]
 unsafe fn cache_is_damaged(c: usize) -> bool {
     let heap = thread_cache::current();
-    if heap.is_null() {
-        return false;
-    }
-    // SAFETY: this thread's heap is valid; its bin is read by shared reference.
+    // SAFETY: this thread's heap (or the empty heap) is valid; its bin is read by shared reference.
     let bin = unsafe { &(*heap).bins[c] };
     let mut b = bin.head();
     // Brent's cycle check: a list that comes back to a block meets `mark`, the block last seen at
     // a power-of-two step, within about twice the length of its loop.
     let (mut mark, mut step, mut next_mark) = (null_mut(), 0u32, 1u32);
-    for _ in 0..bin.count.get() {
+    for _ in 0..bin.count() {
         let addr = b as usize;
-        if b == mark || registry::kind_of(addr) != Kind::SuperSlab {
+        if b == mark || !registry::kind_of(addr).is_superslab() {
             return true;
         }
         // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
@@ -531,7 +599,7 @@ enum Live {
 unsafe fn live_block(op: &str, p: *mut u8) -> Live {
     let addr = p as usize;
     match registry::kind_of(addr) {
-        Kind::SuperSlab => {
+        Kind::SuperSlab | Kind::MidSuperSlab => {
             // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
             let slab = unsafe { superslab::slab_of(addr) };
             // SAFETY: `slab` is valid (the registry says its chunk is a SuperSlab).
@@ -570,8 +638,7 @@ unsafe fn just_freed(slab: *mut slab::Slab, p: *mut u8) -> bool {
         return true;
     }
     let heap = thread_cache::current();
-    !heap.is_null()
-        && slab.owner.load(Ordering::Relaxed) == heap
+    slab.owner.load(Ordering::Relaxed) == heap
         // SAFETY: this thread's heap is valid and owns the slab, so the class is a valid index.
         && unsafe { (*heap).bins[slab.class.get() as usize].head() } == b
 }
@@ -1023,10 +1090,10 @@ pub(crate) mod tests {
             // (which a bin popped past its end has wrapped around to about 2^32).
             (*second).next = first;
             let bin = &(*thread_cache::current()).bins[c];
-            let count = bin.count.get();
-            bin.count.set(u32::MAX);
+            let count = bin.count();
+            bin.force_count(u32::MAX);
             assert!(cache_is_damaged(c));
-            bin.count.set(count);
+            bin.force_count(count);
             (*second).next = keep;
             assert!(!cache_is_damaged(c));
             for _ in 0..4 {

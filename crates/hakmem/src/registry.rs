@@ -18,13 +18,22 @@ const ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
 pub enum Kind {
     /// Not ours.
     None = 0,
-    /// A SuperSlab header starts at the chunk's base.
+    /// A SuperSlab of 64 KiB slabs starts at the chunk's base (its header first).
     SuperSlab = 1,
     /// A large block whose header starts at the chunk's base.
     Large = 2,
     /// A large block aligned to 2 MiB or more: its user pointer is the chunk's base and its header
     /// is in the page just below.
     LargeAligned = 3,
+    /// A SuperSlab of one mid slab starts at the chunk's base (its header first).
+    MidSuperSlab = 4,
+}
+
+impl Kind {
+    /// Whether a SuperSlab (of either kind) starts at the chunk's base.
+    pub fn is_superslab(self) -> bool {
+        matches!(self, Kind::SuperSlab | Kind::MidSuperSlab)
+    }
 }
 
 struct Table([AtomicU8; ENTRIES]);
@@ -51,6 +60,7 @@ pub fn kind_of(addr: usize) -> Kind {
             1 => Kind::SuperSlab,
             2 => Kind::Large,
             3 => Kind::LargeAligned,
+            4 => Kind::MidSuperSlab,
             _ => Kind::None,
         },
         None => Kind::None,

@@ -40,19 +40,27 @@ pub enum Place {
 #[repr(C, align(64))]
 pub struct CacheLine<T>(pub T);
 
-#[repr(C, align(64))]
+/// 256 bytes, so `free` finds a slab's record from a block's address with a shift and a mask.
+#[repr(C, align(256))]
 pub struct Slab {
     /// The heap that owns the slab; null while it is orphaned or unused.
     pub owner: AtomicPtr<Heap>,
     pub start: Cell<usize>,
-    /// ceil(2^64 / block_size): `offset * divides_magic < divides_magic` (wrapping) exactly when
-    /// `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets are below 2^32).
+    /// floor(2^64 / block_size) + 1: `offset * divides_magic < divides_magic` (wrapping) exactly
+    /// when `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets below 2^32, block
+    /// sizes below 2^32). For a power of two this is one more than the paper's ceil(2^64 / size),
+    /// so that `block_size * divides_magic` (mod 2^64) is never 0 (`carved_bound`).
     pub divides_magic: Cell<u64>,
     pub block_size: Cell<u32>,
-    /// `carved * block_size`: offsets below it are blocks handed out at some time. Owner only (the
-    /// fast path's bound check); other threads use `carved`.
-    pub carved_bytes: Cell<u32>,
+    /// `carved * (block_size * divides_magic mod 2^64)`: the offset of carved block k times
+    /// `divides_magic` is k times that step, so one compare against this bound checks both that an
+    /// offset is a block boundary and that the block was carved (`is_carved_block_start`). Owner
+    /// only (the fast path's check); other threads use `carved`.
+    carved_bound: Cell<u64>,
     pub class: Cell<u8>,
+    /// Byte offset of the class's bin in a heap (`class * size_of::<Bin>()`): `free` reaches the
+    /// bin without multiplying.
+    pub bin_offset: Cell<u32>,
     pub place: Cell<Place>,
     /// The local free list. Atomic (relaxed) only because a thread freeing a block of the slab
     /// reads its head to catch a double free (`heap::free_remote`); only the holder writes it.
@@ -73,6 +81,8 @@ impl Linked for Slab {
     }
 }
 
+const _: () = assert!(core::mem::size_of::<Slab>() == 256);
+
 impl Slab {
     /// Formats the slab for `class` with `capacity` blocks from `start`, owned by `owner`.
     pub fn format(&self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
@@ -80,12 +90,15 @@ impl Slab {
         self.start.set(start);
         let block_size = crate::size_class::class_size(class) as u32;
         self.block_size.set(block_size);
-        self.divides_magic.set(u64::MAX / block_size as u64 + 1);
+        self.divides_magic
+            .set(((1u128 << 64) / block_size as u128) as u64 + 1);
         self.capacity.set(capacity);
         self.carved.store(0, Ordering::Relaxed);
-        self.carved_bytes.set(0);
+        self.carved_bound.set(0);
         self.used.set(0);
         self.class.set(class as u8);
+        self.bin_offset
+            .set((class * core::mem::size_of::<crate::thread_cache::Bin>()) as u32);
         self.place.set(Place::None);
         self.links.prev.set(null_mut());
         self.links.next.set(null_mut());
@@ -194,7 +207,7 @@ impl Slab {
         let free_len = self.carved.load(Ordering::Relaxed) - self.used.get();
         if !self.free_list().is_null()
             && bin.head().is_null()
-            && free_len <= bin.cap.get()
+            && free_len <= bin.cap()
             && !check::safe_mode()
         {
             // The whole list fits the empty bin: hand it over without walking it. Freed blocks are
@@ -227,7 +240,8 @@ impl Slab {
                 bin.push((first + i as usize * block_size as usize) as *mut Block);
             }
             self.carved.store(carved + fresh, Ordering::Relaxed);
-            self.carved_bytes.set((carved + fresh) * block_size);
+            let step = (block_size as u64).wrapping_mul(self.divides_magic.get());
+            self.carved_bound.set((carved + fresh) as u64 * step);
             n += fresh;
         }
         self.used.set(self.used.get() + n);
@@ -250,10 +264,16 @@ impl Slab {
         off < limit && off.wrapping_mul(magic) < magic
     }
 
-    /// The owner's check on the fast path: `p` is the start of a carved block.
+    /// The owner's check on the fast path: `p` is the start of a carved block. `p` lies in the
+    /// slab's SuperSlab, so its offset from `start` taken as 32 bits is exact, or (below `start`,
+    /// in a mid slab's header) at least 2^32 - 64 KiB: a multiple of the block size there would
+    /// be block 2^14 or more, past `carved_bound`, and the divisibility test is exact for every
+    /// 32-bit offset; a non-multiple gives at least `divides_magic`, far above the bound (at most
+    /// 2 MiB times the step, which is below the block size).
     #[inline(always)]
     pub fn is_carved_block_start(&self, p: usize) -> bool {
-        self.is_boundary_below(p, self.carved_bytes.get() as u64)
+        let off = p.wrapping_sub(self.start.get()) as u32 as u64;
+        off.wrapping_mul(self.divides_magic.get()) < self.carved_bound.get()
     }
 
     /// Whether `p` is at a block boundary anywhere in the slab's span.
@@ -284,6 +304,59 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carved_block_start_check_is_exact() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for class in 0..crate::size_class::NUM_CLASSES {
+            // SAFETY: a zeroed Slab is a valid (unformatted) slab.
+            let slab: Slab = unsafe { core::mem::zeroed() };
+            let size = crate::size_class::class_size(class);
+            let start = 0x7f00_0001_0000usize;
+            let span = if crate::size_class::is_small(class) {
+                64 << 10
+            } else {
+                (2 << 20) - (64 << 10)
+            };
+            let capacity = (span / size) as u32;
+            slab.format(class, start, capacity, null_mut());
+            for carved in [0, 1, capacity / 2, capacity] {
+                slab.carved.store(carved, Ordering::Relaxed);
+                let step = (size as u64).wrapping_mul(slab.divides_magic.get());
+                slab.carved_bound.set(carved as u64 * step);
+                let check = |off: isize| {
+                    let p = (start as isize + off) as usize;
+                    let want = off >= 0
+                        && off as usize % size == 0
+                        && (off as usize) < carved as usize * size;
+                    assert_eq!(
+                        slab.is_carved_block_start(p),
+                        want,
+                        "class {class} carved {carved} off {off}"
+                    );
+                };
+                // Every block boundary and its neighbours, the header below a mid slab, and a
+                // sample of other offsets.
+                for k in 0..=capacity as isize {
+                    for d in [-1, 0, 1, 8, 16] {
+                        check(k * size as isize + d);
+                    }
+                }
+                for off in -(64 << 10)..0isize {
+                    if off % 7 == 0 || off > -64 {
+                        check(off);
+                    }
+                }
+                for _ in 0..2000 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    check((rng % span as u64) as isize);
+                }
+            }
+            slab.clear();
+        }
+    }
 
     #[test]
     fn carve_free_and_drain() {
@@ -334,7 +407,7 @@ mod tests {
             slab.put_local(b);
         }
         assert_eq!(slab.take_batch(&bin, 4), 3);
-        assert_eq!((bin.count.get(), slab.used.get()), (3, 4));
+        assert_eq!((bin.count(), slab.used.get()), (3, 4));
         assert!(slab.free_list().is_null());
         let mut got: Vec<_> = (0..3).map(|_| bin.pop()).collect();
         assert!(bin.pop().is_null());

@@ -37,6 +37,16 @@ pub(crate) struct HeapCounters {
     pub remote_frees: AtomicU64,
 }
 
+impl HeapCounters {
+    pub(crate) const fn new() -> Self {
+        HeapCounters {
+            refills: [const { AtomicU64::new(0) }; NUM_CLASSES],
+            flushes: AtomicU64::new(0),
+            remote_frees: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Adds one to a single-writer counter (a plain load and store, no locked instruction).
 #[inline]
 pub(crate) fn bump(c: &AtomicU64) {

@@ -133,6 +133,25 @@ pub unsafe fn slab_of(p: usize) -> *mut Slab {
     }
 }
 
+/// The slab holding `p`, whose chunk the registry says is a SuperSlab of 64 KiB slabs: a mask and
+/// a shift, as slab records are 256 bytes.
+///
+/// # Safety
+/// `p`'s chunk is registered as `Kind::SuperSlab`.
+#[inline(always)]
+pub unsafe fn small_slab_of(p: usize) -> *mut Slab {
+    const _: () = assert!(core::mem::size_of::<Slab>() << 8 == 1 << SMALL_SLAB_SHIFT);
+    let ss = p & !(SS_SIZE - 1);
+    let record = (p >> 8) & ((MAX_SLABS - 1) << 8);
+    (ss + core::mem::offset_of!(SuperSlab, slabs) + record) as *mut Slab
+}
+
+/// The slab of a SuperSlab registered as `Kind::MidSuperSlab`, which holds `p`.
+#[inline(always)]
+pub fn mid_slab_of(p: usize) -> *mut Slab {
+    ((p & !(SS_SIZE - 1)) + core::mem::offset_of!(SuperSlab, slabs)) as *mut Slab
+}
+
 fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
     (slab as usize & !(SS_SIZE - 1)) as *mut SuperSlab
 }
@@ -175,6 +194,7 @@ unsafe fn acquire_locked(
                     return null_mut();
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
+                registry::set(ss as usize, Kind::SuperSlab);
                 (*ss).free_mask = ALL_SMALL_SLABS;
                 m.partial.push_front(ss);
             }
@@ -209,6 +229,7 @@ unsafe fn acquire_locked(
             (*ss).huge_first = huge && first;
             m.huge_first += (*ss).huge_first as u32;
             (*ss).slab_shift = MID_SLAB_SHIFT;
+            registry::set(ss as usize, Kind::MidSuperSlab);
             (*ss).free_mask = 0;
             (*ss).used_slabs = 1;
             crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
@@ -525,10 +546,17 @@ mod tests {
             unsafe {
                 let start = (*s).start.get();
                 assert_eq!(start % (64 * 1024), 0, "slab data is 64 KiB-aligned");
-                assert_eq!(registry::kind_of(start), Kind::SuperSlab);
-                assert_eq!(slab_of(start), s);
                 let end = start + (*s).capacity.get() as usize * (*s).block_size.get() as usize - 1;
-                assert_eq!(slab_of(end), s, "the last byte maps to the same slab");
+                for p in [start, end] {
+                    assert_eq!(slab_of(p), s);
+                    let fast = match registry::kind_of(p) {
+                        Kind::SuperSlab => small_slab_of(p),
+                        Kind::MidSuperSlab => mid_slab_of(p),
+                        k => panic!("{k:?}"),
+                    };
+                    assert_eq!(fast, s, "free's lookup finds the same slab");
+                }
+                assert_eq!(registry::kind_of(start) == Kind::MidSuperSlab, c == mid);
                 assert_eq!((*s).class.get() as usize, c);
                 core::ptr::write_bytes(start as *mut u8, 1, 4096);
             }

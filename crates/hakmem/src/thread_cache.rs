@@ -6,31 +6,33 @@
 
 use crate::heap::Heap;
 use crate::remote::Block;
+use crate::size_class::{class_by_log, NUM_CLASSES, TABLE_MAX};
 use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// A bin is only ever reached through shared references: other threads read `head` (see below)
 /// while the owner pushes and pops, so a `&mut Bin` would claim an exclusive access that does not
-/// hold. `count` and `cap` are `Cell`s that only the owner touches.
+/// hold. `room` and `cap` are `Cell`s that only the owner touches.
 #[repr(C)]
 pub struct Bin {
     /// The first block. Only the owner writes it; a thread freeing a block of the owner's reads it
     /// (`heap::free_remote`) to catch a block freed again while it sits here. Relaxed loads and
     /// stores are plain moves on x86_64: the fast paths are what they would be with a pointer.
     head: AtomicPtr<Block>,
-    /// Blocks in the bin. Owner only.
-    pub count: Cell<u32>,
+    /// Blocks the bin may still take before a flush: `cap` minus the blocks in it. A free takes one
+    /// with a single decrement-and-branch; a pop gives one back. Owner only.
+    room: Cell<i32>,
     /// Most blocks kept before a flush. Owner only.
-    pub cap: Cell<u32>,
+    cap: Cell<u32>,
 }
 
 impl Bin {
-    #[cfg(test)]
+    /// An empty bin with no room: every pop and push on it takes the slow path.
     pub const fn new(cap: u32) -> Self {
         Bin {
             head: AtomicPtr::new(null_mut()),
-            count: Cell::new(0),
+            room: Cell::new(cap as i32),
             cap: Cell::new(cap),
         }
     }
@@ -38,8 +40,31 @@ impl Bin {
     /// Empties the bin (its blocks are forgotten) and sets its cap.
     pub fn reset(&self, cap: u32) {
         self.head.store(null_mut(), Ordering::Relaxed);
-        self.count.set(0);
+        self.room.set(cap as i32);
         self.cap.set(cap);
+    }
+
+    /// Blocks in the bin.
+    pub fn count(&self) -> u32 {
+        (self.cap.get() as i32 - self.room.get()) as u32
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.cap.get()
+    }
+
+    /// Sets the cap, keeping the blocks (a bin above its new cap flushes at its next free).
+    pub fn set_cap(&self, cap: u32) {
+        let count = self.count();
+        self.cap.set(cap);
+        self.room.set(cap as i32 - count as i32);
+    }
+
+    /// Makes `count` say `n` (tests of the damage checks).
+    #[cfg(test)]
+    pub fn force_count(&self, n: u32) {
+        self.room
+            .set((self.cap.get() as i32).wrapping_sub(n as i32));
     }
 
     /// The first block (null when empty).
@@ -48,20 +73,35 @@ impl Bin {
         self.head.load(Ordering::Relaxed)
     }
 
+    /// Takes room for one more block: false when the bin is full, and then the room is left one
+    /// below zero until `undo_take_room` (written this way, the free fast path is one
+    /// decrement-and-branch).
     #[inline(always)]
-    pub fn push(&self, b: *mut Block) {
-        let head = self.head();
-        self.push_before(b, head);
+    pub fn take_room(&self) -> bool {
+        let r = self.room.get() - 1;
+        self.room.set(r);
+        r >= 0
     }
 
-    /// Pushes `b` in front of `head`, the head the caller has just read (the free fast path
-    /// compares it with `b` first, and this spares it a second load).
+    /// Undoes a `take_room` that found the bin full.
+    pub fn undo_take_room(&self) {
+        self.room.set(self.room.get() + 1);
+    }
+
+    /// Pushes `b`, whatever the room (a flush follows when the bin is over its cap).
+    pub fn push(&self, b: *mut Block) {
+        self.room.set(self.room.get() - 1);
+        self.link_before(b, self.head());
+    }
+
+    /// Pushes `b` in front of `head`, the head the caller has just read, after `take_room` said
+    /// there is room (the free fast path compares `head` with `b` first, and this spares it a
+    /// second load).
     #[inline(always)]
-    pub fn push_before(&self, b: *mut Block, head: *mut Block) {
+    pub fn link_before(&self, b: *mut Block, head: *mut Block) {
         // SAFETY: `b` is a free block handed to this bin; its first word is ours to link with.
         unsafe { (*b).next = head };
         self.head.store(b, Ordering::Relaxed);
-        self.count.set(self.count.get() + 1);
     }
 
     #[inline(always)]
@@ -71,7 +111,7 @@ impl Bin {
             // SAFETY: `b` is the head block of this bin.
             let next = unsafe { (*b).next };
             self.head.store(next, Ordering::Relaxed);
-            self.count.set(self.count.get() - 1);
+            self.room.set(self.room.get() + 1);
             prefetch(next);
         }
         b
@@ -81,7 +121,7 @@ impl Bin {
     pub fn fill(&self, first: *mut Block, count: u32) {
         debug_assert!(self.head().is_null());
         self.head.store(first, Ordering::Relaxed);
-        self.count.set(count);
+        self.room.set(self.cap.get() as i32 - count as i32);
     }
 
     /// Detaches all but the first `keep` blocks and returns them as a list.
@@ -89,10 +129,10 @@ impl Bin {
         if keep == 0 {
             let all = self.head();
             self.head.store(null_mut(), Ordering::Relaxed);
-            self.count.set(0);
+            self.room.set(self.cap.get() as i32);
             return all;
         }
-        if self.count.get() <= keep {
+        if self.count() <= keep {
             return null_mut();
         }
         let mut last = self.head();
@@ -105,9 +145,38 @@ impl Bin {
         let rest = unsafe { (*last).next };
         // SAFETY: as for the read: `last` is a free block of the bin, whose link is the bin's.
         unsafe { (*last).next = null_mut() };
-        self.count.set(keep);
+        self.room.set(self.cap.get() as i32 - keep as i32);
         rest
     }
+}
+
+/// The bins of a heap, as the fast paths see them: the heap's first field.
+pub type Bins = [Bin; NUM_CLASSES];
+
+/// For requests up to `TABLE_MAX` bytes, by size in 16-byte units rounded up: the byte offset of
+/// their class's bin in a heap, so `malloc` finds its bin with one load and no multiply.
+static BIN_OFFSET_BY_16: [u16; TABLE_MAX / 16 + 1] = {
+    let mut t = [0u16; TABLE_MAX / 16 + 1];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = (class_by_log(i * 16) * core::mem::size_of::<Bin>()) as u16;
+        i += 1;
+    }
+    t
+};
+
+/// The bin for a request of `size <= TABLE_MAX` bytes in `bins`, and its byte offset (the class is
+/// the offset over `size_of::<Bin>()`).
+///
+/// # Safety
+/// `bins` points at a heap's bins.
+#[inline(always)]
+pub unsafe fn small_bin(bins: *const Bins, size: usize) -> (*const Bin, usize) {
+    debug_assert!(size <= TABLE_MAX);
+    // SAFETY: `(size + 15) >> 4` is at most TABLE_MAX / 16 for `size <= TABLE_MAX`.
+    let off = unsafe { *BIN_OFFSET_BY_16.get_unchecked((size + 15) >> 4) } as usize;
+    // SAFETY: the offset is that of a bin in the array (`bins` is valid: the caller's contract).
+    (unsafe { (bins as *const u8).add(off).cast::<Bin>() }, off)
 }
 
 /// Starts loading the new head's cache line, whose link the next pop reads: blocks that came
@@ -123,23 +192,48 @@ fn prefetch(b: *mut Block) {
     let _ = b;
 }
 
+/// What a thread without a heap of its own points at: a heap whose bins are empty and have no room,
+/// so the fast paths need no null test (a pop finds nothing, and no slab is owned by it), and the
+/// slow paths ask `is_empty_heap`. Nothing ever writes to it.
+pub static EMPTY_HEAP: EmptyHeap = EmptyHeap(Heap::empty());
+
+#[repr(transparent)]
+pub struct EmptyHeap(Heap);
+// SAFETY: the empty heap is never written (see above): its bins have no blocks and no room, no slab
+// names it as owner, and the slow paths replace it before touching a heap.
+unsafe impl Sync for EmptyHeap {}
+
+/// Whether `h` is the empty heap (the thread has no heap yet, or no longer).
+#[inline(always)]
+pub fn is_empty_heap(h: *mut Heap) -> bool {
+    core::ptr::eq(h, &EMPTY_HEAP.0)
+}
+
+/// The empty heap as the pointer the TLS slot holds.
+pub fn empty_heap() -> *mut Heap {
+    &EMPTY_HEAP.0 as *const Heap as *mut Heap
+}
+
 // This thread's heap pointer lives in static TLS (initial-exec model): reading it is two
 // instructions, where Rust's `thread_local!` in a shared library calls `__tls_get_addr` on every
-// access. The symbol is hidden, so an executable and a preloaded libhakmem.so each keep their own.
+// access. It starts as the empty heap's address (the TLS image is relocated before any thread
+// copies it). The symbol is hidden, so an executable and a preloaded libhakmem.so each keep their
+// own.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 core::arch::global_asm!(
-    ".pushsection .tbss,\"awT\",@nobits",
+    ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
     ".globl hakmem_tls_heap",
     ".hidden hakmem_tls_heap",
     ".type hakmem_tls_heap, @object",
     ".size hakmem_tls_heap, 8",
     "hakmem_tls_heap:",
-    ".zero 8",
+    ".quad {empty}",
     ".popsection",
+    empty = sym EMPTY_HEAP,
 );
 
-/// This thread's heap, or null if it has none yet (or its heap was torn down at thread exit).
+/// This thread's heap: the empty heap if it has none yet (or its heap was retired at thread exit).
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 #[inline(always)]
 pub fn current() -> *mut Heap {
@@ -173,7 +267,7 @@ pub fn set_current(h: *mut Heap) {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 thread_local! {
-    static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+    static HEAP: Cell<*mut Heap> = const { Cell::new(&EMPTY_HEAP.0 as *const Heap as *mut Heap) };
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
@@ -197,14 +291,14 @@ mod tests {
         set_current(mine);
         assert_eq!(current(), mine);
         std::thread::spawn(|| {
-            assert!(current().is_null());
+            assert!(is_empty_heap(current()));
             set_current(0x2000 as *mut Heap);
             assert_eq!(current(), 0x2000 as *mut Heap);
         })
         .join()
         .unwrap();
         assert_eq!(current(), mine);
-        set_current(null_mut());
+        set_current(empty_heap());
     }
 
     #[test]
@@ -214,7 +308,7 @@ mod tests {
         for b in blocks.iter_mut() {
             bin.push(b);
         }
-        assert_eq!(bin.count.get(), 10);
+        assert_eq!(bin.count(), 10);
         let mut rest = bin.split_off(4);
         let mut n = 0;
         while !rest.is_null() {
@@ -223,7 +317,7 @@ mod tests {
             rest = unsafe { (*rest).next };
         }
         assert_eq!(n, 6);
-        assert_eq!(bin.count.get(), 4);
+        assert_eq!(bin.count(), 4);
         assert_eq!(bin.pop(), &mut blocks[9] as *mut Block);
         assert!(bin.split_off(5).is_null());
         assert!(!bin.split_off(0).is_null());
