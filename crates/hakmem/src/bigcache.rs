@@ -234,7 +234,7 @@ pub fn stats() -> (usize, usize) {
     })
 }
 
-/// The lock the fork handlers hold across `fork()` (see `heap.rs`).
+/// The lock the fork handlers hold across `fork()` (`fork.rs`).
 pub fn lock() -> &'static Lock {
     &GLOBAL.lock
 }

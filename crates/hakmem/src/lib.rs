@@ -39,16 +39,21 @@
 mod bigcache;
 mod check;
 mod config;
+mod fork;
 mod heap;
+mod heap_pool;
+mod init;
 mod knobs;
 mod large;
 pub mod learn;
 mod list;
 mod lock;
+mod orphans;
 mod os;
 mod purge;
 mod registry;
 mod remote;
+mod remote_free;
 mod sites;
 mod size_class;
 mod slab;
@@ -57,6 +62,7 @@ mod superslab;
 mod sync;
 mod text;
 mod thread_cache;
+mod thread_heap;
 pub mod tuning;
 
 #[doc(hidden)]
@@ -183,10 +189,10 @@ unsafe fn alloc_class_slow(size: usize, site: usize, c: usize) -> *mut u8 {
 /// # Safety
 /// `c` < NUM_CLASSES.
 unsafe fn alloc_from_class(c: usize) -> *mut u8 {
-    let heap = heap::current_or_create();
+    let heap = thread_heap::current_or_create();
     if heap.is_null() {
         // The thread is exiting (its heap is gone) or there is no memory for a heap.
-        let b = heap::alloc_without_heap(c);
+        let b = thread_heap::alloc_without_heap(c);
         return if b.is_null() {
             out_of_memory()
         } else {
@@ -228,8 +234,8 @@ fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
         // Impossible whatever the caches hold: do not empty them trying.
         return (out_of_memory(), false);
     }
-    heap::ensure_init();
-    heap::purge_if_due();
+    init::ensure_init();
+    purge::purge_if_due();
     let timer = tuning::Timer::start_large();
     let (mut p, mut zeroed) = large::alloc(size, align);
     if p.is_null() {
@@ -453,7 +459,7 @@ unsafe fn free_foreign_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
         check::report(F::NAME, "double free", p as usize);
     }
     // SAFETY: `p` is the start of a carved block of `slab`, not just freed (checked above).
-    unsafe { heap::free_remote(slab, p as *mut Block) };
+    unsafe { remote_free::free_remote(slab, p as *mut Block) };
 }
 
 /// Reports `p` unless it is the start of a block of `slab`.
@@ -564,7 +570,7 @@ fn large_header(op: &str, freed: &str, addr: usize) -> *mut large::LargeHeader {
 /// `addr` should be a live large block; what `large_header` checks is reported.
 #[cold]
 unsafe fn free_large<F: FreeFn>(addr: usize) {
-    heap::purge_if_due();
+    purge::purge_if_due();
     let timer = tuning::Timer::start_large();
     let h = large_header(F::NAME, "double free", addr);
     // SAFETY: `h` is the valid header of a live (not cached) large block this thread frees; the
@@ -799,14 +805,13 @@ pub unsafe fn free_at(p: *mut u8, site: usize) {
 /// Process-wide set-up (thread-exit hook, fork handlers). Runs by itself on first use; a library
 /// constructor may call it early so that the fork handlers exist before any allocation.
 pub fn init() {
-    heap::ensure_init();
+    init::ensure_init();
 }
 
 /// Returns every cached region to the OS: BigCache's large blocks and the empty SuperSlabs.
 /// Called when a mapping fails, and available to programs (`malloc_trim`).
 pub fn release_cached_memory() {
-    bigcache::clear();
-    superslab::release_empty();
+    purge::release_all();
 }
 
 // SAFETY: blocks are aligned to MIN_ALIGN or, above it, by `memalign`; a block stays valid and

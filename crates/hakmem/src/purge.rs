@@ -2,11 +2,13 @@
 //!
 //! Freed memory keeps its pages for the purge delay (`knobs::purge_delay_ms`), so a program that
 //! frees and allocates again does not fault them back in. The slow paths (refills, flushes, large
-//! blocks, frees into another thread's slabs, thread exit) ask `due`, which reads a coarse clock
-//! and, at most every half delay, lets one of them `run` a purge: SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`)
-//! return the pages of whatever has been free longer than the delay. Memory idle past the delay is
-//! thus returned by the first such call after it; a program that makes no allocator calls at all
-//! keeps what it freed until it makes one (or calls `malloc_trim`).
+//! blocks, frees into another thread's slabs, thread exit) call `purge_if_due`, which reads a
+//! coarse clock and, at most every half delay, lets one of them reap the orphans other threads
+//! emptied (`orphans.rs`) and `run` a purge: SuperSlabs (`superslab.rs`) and BigCache
+//! (`bigcache.rs`) return the pages of whatever has been free longer than the delay. Memory idle
+//! past the delay is thus returned by the first such call after it; a program that makes no
+//! allocator calls at all keeps what it freed until it makes one (or calls `malloc_trim`, which
+//! returns every cached region: `release_all`).
 
 use crate::os;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +29,25 @@ pub fn due() -> bool {
         .is_ok()
 }
 
+/// Returns every cached region to the OS at once: BigCache's large blocks and the empty
+/// SuperSlabs (a mapping failed, or `malloc_trim`).
+pub fn release_all() {
+    crate::bigcache::clear();
+    crate::superslab::release_empty();
+}
+
 /// Returns the pages of freed memory whose purge delay is over.
 pub fn run() {
     crate::superslab::purge_expired();
     crate::bigcache::purge_expired();
+}
+
+/// Returns the pages of memory idle past the purge delay, if a purge is due, and then
+/// the orphaned slabs that other threads' frees have emptied, so memory freed on behalf of exited
+/// threads goes back too. Called on every slow path.
+pub fn purge_if_due() {
+    if due() {
+        crate::orphans::reap();
+        run();
+    }
 }

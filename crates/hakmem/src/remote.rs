@@ -82,7 +82,7 @@ impl RemoteList {
     /// consumer calls this.
     ///
     /// The first load is SeqCst (a plain load on x86_64): a consumer that learned of a push from
-    /// a SeqCst hint (`heap::free_remote`) then reads the list no earlier than that push.
+    /// a SeqCst hint (`remote_free::free_remote`) then reads the list no earlier than that push.
     #[inline]
     pub fn take_counted(&self) -> (*mut Block, u32) {
         if self.head.load(Ordering::SeqCst).is_null() {
@@ -267,7 +267,7 @@ mod loom_tests {
         });
     }
 
-    /// A model of slab retirement and adoption (heap.rs `retire_slab`, `adopt_orphan`,
+    /// A model of slab retirement and adoption (orphans.rs `retire_slab`, `adopt`,
     /// `free_remote`) over the real `RemoteList`. The slab has 3 blocks out: the owner frees one
     /// locally and retires (drains the remote list, releases the slab if nothing is out, else sets
     /// owner = null and publishes it on the orphan list under the lock); another thread frees the
@@ -404,9 +404,9 @@ mod loom_tests {
         });
     }
 
-    /// A model of a remote free racing its slab owner's retirement and a reap (heap.rs
+    /// A model of a remote free racing its slab owner's retirement and a reap (heap.rs, orphans.rs
     /// `free_remote` with `owner_of` and `set_hint`, `Heap::retire`, `retire_slab`,
-    /// `reap_orphans`). One block of the slab is out; a freer frees it remotely while the owner
+    /// `orphans::reap`). One block of the slab is out; a freer frees it remotely while the owner
     /// retires (drains, orphans the slab, sets the orphan hint, counts the retirement, forwards
     /// its late hints) and a reaper reaps once. At the end the block must not be stranded: either
     /// it came back and the slab was released, or the orphan hint is set for the next reap.

@@ -81,7 +81,7 @@ static TRACKED_LEN: AtomicU32 = AtomicU32::new(0);
 static START_TICKS: AtomicU64 = AtomicU64::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Turns profiling on if the configuration asks for it. Called once, from `heap::ensure_init`.
+/// Turns profiling on if the configuration asks for it. Called once, from `init::ensure_init`.
 pub fn init() {
     let c = crate::config::get();
     if c.sites || c.learn != 0 || c.stats != 0 {
@@ -473,7 +473,7 @@ fn exe_path(buf: &mut [u8]) -> &[u8] {
     &buf[..n]
 }
 
-/// The lock the fork handlers hold across `fork()` (see `heap.rs`).
+/// The lock the fork handlers hold across `fork()` (`fork.rs`).
 pub fn lock() -> &'static Lock {
     &GLOBAL.lock
 }

@@ -63,7 +63,7 @@ pub struct Slab {
     pub bin_offset: Cell<u32>,
     pub place: Cell<Place>,
     /// The local free list. Atomic (relaxed) only because a thread freeing a block of the slab
-    /// reads its head to catch a double free (`heap::free_remote`); only the holder writes it.
+    /// reads its head to catch a double free (`remote_free::free_remote`); only the holder writes it.
     free: AtomicPtr<Block>,
     pub capacity: Cell<u32>,
     /// Blocks carved so far. Atomic (relaxed) only because other threads read it to validate a

@@ -206,7 +206,7 @@ pub struct Snapshot {
 /// Thread-cache refills per size class, summed over every heap.
 pub(crate) fn class_refills() -> [u64; NUM_CLASSES] {
     let mut r = [0; NUM_CLASSES];
-    crate::heap::for_each_heap(|c| {
+    crate::heap_pool::for_each_heap(|c| {
         for (sum, n) in r.iter_mut().zip(&c.refills) {
             *sum += n.load(Ordering::Relaxed);
         }
@@ -220,7 +220,7 @@ pub fn snapshot() -> Snapshot {
         refills: class_refills().iter().sum(),
         ..Snapshot::default()
     };
-    crate::heap::for_each_heap(|c| {
+    crate::heap_pool::for_each_heap(|c| {
         s.flushes += c.flushes.load(Ordering::Relaxed);
         s.remote_frees += c.remote_frees.load(Ordering::Relaxed);
     });
@@ -536,7 +536,7 @@ pub(crate) fn print_if_asked() {
 /// `HAKMEM_STATS` or learning on). Never allocates. A report asked for while another thread is
 /// printing one is skipped.
 pub fn print() {
-    crate::heap::ensure_init();
+    crate::init::ensure_init();
     print_report(crate::config::get().stats == 2);
 }
 

@@ -160,18 +160,11 @@ fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
 /// `owner_has_full` says whether the owner already holds a full slab of the class (a mid class
 /// then gets huge pages, see `HUGE_MID_MIN`).
 pub fn acquire_slab(class: usize, owner: *mut Heap, owner_has_full: bool) -> *mut Slab {
-    for attempt in 0..2 {
-        GLOBAL.lock.lock();
-        // SAFETY: the lock is held.
-        let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner, owner_has_full) };
-        GLOBAL.lock.unlock();
-        if !slab.is_null() || attempt == 1 {
-            return slab;
-        }
-        // The OS refused a new SuperSlab: give back every cached region and try once more.
-        crate::release_cached_memory();
-    }
-    null_mut()
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held.
+    let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner, owner_has_full) };
+    GLOBAL.lock.unlock();
+    slab
 }
 
 /// # Safety
@@ -520,7 +513,7 @@ pub fn mapped_count() -> usize {
     GLOBAL.lock.with(|| unsafe { (*GLOBAL.m.get()).mapped })
 }
 
-/// The lock the fork handlers hold across `fork()` (see `heap.rs`).
+/// The lock the fork handlers hold across `fork()` (`fork.rs`).
 pub fn lock() -> &'static Lock {
     &GLOBAL.lock
 }

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 #[repr(C)]
 pub struct Bin {
     /// The first block. Only the owner writes it; a thread freeing a block of the owner's reads it
-    /// (`heap::free_remote`) to catch a block freed again while it sits here. Relaxed loads and
+    /// (`remote_free::free_remote`) to catch a block freed again while it sits here. Relaxed loads and
     /// stores are plain moves on x86_64: the fast paths are what they would be with a pointer.
     head: AtomicPtr<Block>,
     /// Blocks the bin may still take before a flush: `cap` minus the blocks in it. A free takes one

@@ -94,7 +94,7 @@ pub fn learning() -> bool {
 
 /// Applies the starting strategy and, with learning on, sets up the learner (loading the
 /// playbook file if there is one); registers what runs at exit. Called once, from
-/// `heap::ensure_init`.
+/// `init::ensure_init`.
 pub fn init() {
     let cfg = config::get();
     register_exit_hook(cfg);
@@ -284,7 +284,7 @@ fn register_exit_hook(cfg: &config::Config) {
             at_exit();
         }
         // SAFETY: registers a plain function; atexit may allocate, which re-enters the allocator
-        // safely (`heap::ensure_init` lets the initialising thread through).
+        // safely (`init::ensure_init` lets the initialising thread through).
         unsafe { libc::atexit(hook) };
     }
 }
@@ -388,7 +388,7 @@ pub struct Status {
 }
 
 pub fn status() -> Status {
-    crate::heap::ensure_init();
+    crate::init::ensure_init();
     let mut s = Status {
         learning: false,
         epochs: 0,
@@ -667,7 +667,7 @@ pub fn ticks() -> u64 {
     }
 }
 
-/// The lock the fork handlers hold across `fork()` (see `heap.rs`); it nests outside the others.
+/// The lock the fork handlers hold across `fork()` (`fork.rs`); it nests outside the others.
 pub fn lock() -> &'static Lock {
     &GLOBAL.lock
 }

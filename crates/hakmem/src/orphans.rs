@@ -1,0 +1,113 @@
+//! Orphans: slabs whose owner thread exited while they still held live blocks. Frees into them
+//! go on their remote lists and set `ORPHAN_HINT`; a thread that needs a slab of that class adopts
+//! one (`adopt`), and `reap` returns the orphans whose blocks have all been freed.
+
+use crate::heap::Heap;
+use crate::list::List;
+use crate::lock::Lock;
+use crate::size_class::NUM_CLASSES;
+use crate::slab::{Place, Slab};
+use crate::superslab;
+use core::cell::{Cell, UnsafeCell};
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bit c set: an orphaned slab of class c may have received frees since the last reap.
+pub static ORPHAN_HINT: AtomicU64 = AtomicU64::new(0);
+/// When a block was last freed into an orphaned slab (ms, `os::now_ms`): a slab the reap finds
+/// empty has been free since then at least, which is when its purge delay starts.
+pub static ORPHAN_FREE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Releases an empty slab or makes it an orphan.
+///
+/// # Safety
+/// The calling heap owns `s`, a slab of class `c` in none of its lists.
+pub unsafe fn retire_slab(c: usize, s: *mut Slab) {
+    // SAFETY: the caller owns `s`, so it is valid and this thread is its only writer.
+    let slab = unsafe { &*s };
+    slab.drain_remote();
+    if slab.used.get() == 0 {
+        // SAFETY: the slab is empty and in no list.
+        unsafe { superslab::release_slab(s) };
+        return;
+    }
+    slab.owner.store(null_mut(), Ordering::SeqCst);
+    // A remote free may have come in between the drain and the store: the next holder drains it.
+    slab.place.set(Place::Orphan);
+    ORPHANS.lock.lock();
+    // SAFETY: the orphan lock is held; `s` is in no list.
+    unsafe { (*ORPHANS.lists.get())[c].push_front(s) };
+    ORPHANS.count.set(ORPHANS.count.get() + 1);
+    ORPHANS.lock.unlock();
+    ORPHAN_HINT.fetch_or(1 << c, Ordering::SeqCst);
+}
+
+/// Slabs whose owner thread exited while they still held live blocks, per class.
+struct Orphans {
+    lock: Lock,
+    lists: UnsafeCell<[List<Slab>; NUM_CLASSES]>,
+    count: Cell<usize>,
+}
+// SAFETY: `lists` and `count` are only accessed with `lock` held.
+unsafe impl Sync for Orphans {}
+
+static ORPHANS: Orphans = Orphans {
+    lock: Lock::new(),
+    lists: UnsafeCell::new([const { List::new() }; NUM_CLASSES]),
+    count: Cell::new(0),
+};
+
+/// Takes an orphaned slab of class `c` for `heap`.
+pub fn adopt(c: usize, heap: *mut Heap) -> *mut Slab {
+    ORPHANS.lock.lock();
+    // SAFETY: the lock is held.
+    let s = unsafe { (*ORPHANS.lists.get())[c].pop_front() };
+    if !s.is_null() {
+        ORPHANS.count.set(ORPHANS.count.get() - 1);
+    }
+    ORPHANS.lock.unlock();
+    if !s.is_null() {
+        // SAFETY: the slab left the orphan list, so we are its only holder (and it is valid).
+        let slab = unsafe { &*s };
+        slab.owner.store(heap, Ordering::SeqCst);
+        slab.drain_remote();
+    }
+    s
+}
+
+/// Releases the orphaned slabs whose blocks have all been freed by now, in the classes whose
+/// orphans got frees since the last reap.
+pub fn reap() {
+    if ORPHAN_HINT.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    ORPHANS.lock.lock();
+    let mut hint = ORPHAN_HINT.swap(0, Ordering::SeqCst);
+    // SAFETY: the lock is held, so the lists are ours; the lock holder is the holder of every
+    // orphan (valid, and this thread its only writer); `next` is read before a slab leaves.
+    unsafe {
+        let lists = &mut *ORPHANS.lists.get();
+        while hint != 0 {
+            let c = hint.trailing_zeros() as usize;
+            hint &= hint - 1;
+            let list = &mut lists[c];
+            let mut s = list.head;
+            while !s.is_null() {
+                let next = (*s).links.next.get();
+                (*s).drain_remote();
+                if (*s).used.get() == 0 {
+                    list.remove(s);
+                    ORPHANS.count.set(ORPHANS.count.get() - 1);
+                    superslab::release_slab_freed_at(s, ORPHAN_FREE_MS.load(Ordering::SeqCst));
+                }
+                s = next;
+            }
+        }
+    }
+    ORPHANS.lock.unlock();
+}
+
+/// The lock the fork handlers hold across `fork()`.
+pub fn lock() -> &'static Lock {
+    &ORPHANS.lock
+}
