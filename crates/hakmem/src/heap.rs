@@ -37,7 +37,15 @@ struct ClassSlabs {
     current: *mut Slab,
     partial: List<Slab>,
     full: List<Slab>,
+    /// Refills of the class since the heap's owner took it, up to `SLOW_START` (see there).
+    refills: u32,
 }
+
+/// A class's first refills in a heap take a quarter, then half of the batch: carving writes every
+/// block it hands over, so a thread that uses a class a little (most of the 52, in most threads)
+/// touches a few KiB of it rather than the whole batch, and a busy class reaches the full batch
+/// on its third refill.
+const SLOW_START: u32 = 2;
 
 #[repr(C)]
 pub struct Heap {
@@ -76,6 +84,7 @@ impl Heap {
                     current: null_mut(),
                     partial: List::new(),
                     full: List::new(),
+                    refills: 0,
                 })
             }; NUM_CLASSES],
             remote_hint: AtomicU64::new(0),
@@ -107,6 +116,7 @@ impl Heap {
                     current: null_mut(),
                     partial: List::new(),
                     full: List::new(),
+                    refills: 0,
                 }
             };
         }
@@ -145,13 +155,17 @@ impl Heap {
         crate::stats::bump(&self.counters.refills[c]);
         let bin = &self.bins[c];
         // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
+        let cs = self.slabs(c);
         let batch = if bin.cap() == 0 {
             1
         } else {
             bin.set_cap(cache_cap(c));
-            refill_batch(c)
+            // SAFETY: the owner is the only thread that touches `classes`; no reference is live.
+            let refills = unsafe { &mut (*cs).refills };
+            let shift = SLOW_START - *refills;
+            *refills = (*refills + 1).min(SLOW_START);
+            (refill_batch(c) >> shift).max(1)
         };
-        let cs = self.slabs(c);
         loop {
             // SAFETY: the owner is the only thread that touches `classes`; `cs` is not
             // dereferenced across the calls below that reach it themselves.

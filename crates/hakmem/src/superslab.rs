@@ -41,12 +41,15 @@ const UNMAP_BATCH: usize = 8;
 /// maps it whole. Smaller classes keep 4 KiB pages (a huge page would make a thread's slab of each
 /// class 2 MiB resident at once). Slabs belong to one thread, so the rule is per heap: a heap's
 /// SuperSlab of a class gets them when the heap already filled one of that class; its first one
-/// only while fewer than `HUGE_FIRST_MAX` such first SuperSlabs are huge in the whole process: a
-/// heap with one SuperSlab of a class may hold a single block in it (a thread holding one buffer,
-/// or a buffer growing by realloc through every class), and a huge page makes 2 MiB resident for
-/// it, so this bounds that waste to a constant, however many threads there are.
+/// only while fewer than `HUGE_FIRST_MAX` such first SuperSlabs are huge in the whole process, and
+/// only once the process has `HUGE_FIRST_AFTER` SuperSlabs mapped: a heap with one SuperSlab of a
+/// class may hold a single block in it (a thread holding one buffer, a buffer growing by realloc
+/// through every class, libstdc++'s 73 KiB emergency exception pool), and a huge page makes 2 MiB
+/// resident for it. A small program thus pays nothing for huge pages, and a larger one at most
+/// 4 MiB, however many threads there are.
 const HUGE_MID_MIN: usize = 64 * 1024;
 const HUGE_FIRST_MAX: u32 = 2;
+const HUGE_FIRST_AFTER: usize = 8;
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -214,7 +217,7 @@ unsafe fn acquire_locked(
             let first = !owner_has_full;
             let huge = crate::config::get().thp
                 && size >= HUGE_MID_MIN
-                && (!first || m.huge_first < HUGE_FIRST_MAX);
+                && (!first || (m.huge_first < HUGE_FIRST_MAX && m.mapped >= HUGE_FIRST_AFTER));
             let ss = take_empty(m, huge);
             if ss.is_null() {
                 return null_mut();
