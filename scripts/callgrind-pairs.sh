@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per malloc+free pair (same thread, 16..1024 B) under valgrind --tool=callgrind:
 #   1. Rust GlobalAlloc: hakmem::Hakmem, glibc (System), the mimalloc crate, tikv-jemallocator;
-#   2. C programs under LD_PRELOAD: libhakmem.so, Debian's libmimalloc and libjemalloc if installed.
+#   2. C programs under LD_PRELOAD: libhakmem.so, Debian's libmimalloc and libjemalloc if installed,
+#      and any in EXTRA_LIBS; "pair" is a malloc then a free, "batch" 64 mallocs then 64 frees
+#      (per malloc+free).
 # Each figure is (instructions with N pairs - instructions with 0 pairs) / N, so start-up is excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,20 +38,41 @@ done
 
 cat > "$tmp/pairs.c" <<'C'
 #include <stdlib.h>
+/* pairs SIZE N [batch]: N malloc+free pairs, one after the other, or (batch) N/64 rounds of 64
+   mallocs then 64 frees. */
 int main(int argc, char **argv) {
     size_t size = strtoul(argv[1], 0, 10); long n = atol(argv[2]);
     void *w = malloc(size); free(w);
-    for (long i = 0; i < n; i++) { void *p = malloc(size); __asm__ volatile("" :: "r"(p) : "memory"); free(p); }
+    if (argc < 4) {
+        for (long i = 0; i < n; i++) { void *p = malloc(size); __asm__ volatile("" :: "r"(p) : "memory"); free(p); }
+    } else {
+        void *a[64];
+        for (int k = 0; k < 64; k++) a[k] = malloc(size);
+        for (int k = 0; k < 64; k++) free(a[k]);
+        for (long i = 0; i < n / 64; i++) {
+            for (int k = 0; k < 64; k++) { a[k] = malloc(size); __asm__ volatile("" :: "r"(a[k]) : "memory"); }
+            for (int k = 0; k < 64; k++) free(a[k]);
+        }
+    }
     return 0;
 }
 C
 gcc -O2 "$tmp/pairs.c" -o "$tmp/pairs"
-for lib in glibc "$rel/libhakmem.so" /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2; do
+# Other libraries to compare (e.g. a mimalloc 3 or snmalloc build): EXTRA_LIBS="/path/a.so /path/b.so".
+for lib in glibc "$rel/libhakmem.so" /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ${EXTRA_LIBS:-}; do
     if [ "$lib" != glibc ] && [ ! -f "$lib" ]; then continue; fi
     pre=""; [ "$lib" != glibc ] && pre="$lib"
-    row=$(printf '%-26s' "C $(basename "$lib")")
-    for size in 16 64 256 1024; do
-        row+=$(printf ' %8s' "$(per_pair "$size" env LD_PRELOAD="$pre" "$tmp/pairs")")
+    for mode in pair batch; do
+        row=$(printf '%-26s' "C $(basename "$lib") $mode")
+        for size in 16 64 256 1024; do
+            if [ $mode = pair ]; then
+                row+=$(printf ' %8s' "$(per_pair "$size" env LD_PRELOAD="$pre" "$tmp/pairs")")
+            else
+                a=$(count env LD_PRELOAD="$pre" "$tmp/pairs" "$size" 0 batch)
+                b=$(count env LD_PRELOAD="$pre" "$tmp/pairs" "$size" "$N" batch)
+                row+=$(printf ' %8s' $(( (b - a) / N )))
+            fi
+        done
+        echo "$row"
     done
-    echo "$row"
 done
