@@ -1,7 +1,7 @@
 //! Call-site profiles (telemetry): which call sites allocate, how much, what sizes, and how long
 //! their blocks live (`learn::site`).
 //!
-//! On with `HAKMEM_SITES=1`, or whenever learning or `HAKMEM_STATS` is on. Sites come from
+//! On with `HAKMEM_SITES=1`, or whenever `HAKMEM_STATS` is on (the learner does not use them). Sites come from
 //! `hak_alloc_at(size, site)` / `hak_free_at(p, site)`, and from `malloc`'s caller (the return
 //! address the preload passes in) on allocations that take a slow path: thread-cache refills and
 //! large blocks. Fast-path allocations are never looked at. Of those events, 1 in 2^k is
@@ -84,7 +84,7 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 /// Turns profiling on if the configuration asks for it. Called once, from `heap::ensure_init`.
 pub fn init() {
     let c = crate::config::get();
-    if c.sites || c.learn != 0 || c.stats != 0 {
+    if c.sites || c.stats != 0 {
         START_TICKS.store(crate::tuning::ticks(), Ordering::Relaxed);
         START_NS.store(crate::os::monotonic_ns(), Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);

@@ -7,6 +7,7 @@
 //! Pure data: no allocation, no I/O; the caller applies a strategy to the allocator.
 
 use super::rng::Rng;
+use super::score::Mode;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -169,19 +170,13 @@ impl Strategy {
             .count()
     }
 
-    /// How much freed memory this strategy keeps with its pages, in ladder rungs: the sum of the
-    /// rungs of BigCache's size, the madvise batch, the purge delay and the warm SuperSlabs. A
-    /// strategy at least as high on each of the four loses no warm reuse the other keeps.
-    pub fn generosity(&self) -> u32 {
-        [
-            Knob::BigCacheBytes,
-            Knob::MadviseBatch,
-            Knob::PurgeDelayMs,
-            Knob::WarmSuperSlabs,
-        ]
-        .iter()
-        .map(|&k| k.rung(self.get(k)).unwrap_or(0) as u32)
-        .sum()
+    /// The same strategy with no knob above `ceiling`'s (each snapped down onto its ladder).
+    pub fn capped(&self, ceiling: &Strategy) -> Strategy {
+        let mut s = *self;
+        for &k in &Knob::ALL {
+            s.set(k, self.get(k).min(ceiling.get(k)));
+        }
+        s
     }
 
     /// Sum over knobs of the distance in rungs (both must be valid).
@@ -220,6 +215,26 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
         s.set(k, l[if up { r + 1 } else { r - 1 }]);
     }
     s
+}
+
+/// The most a strategy may keep in `mode` (`Strategy::capped`). In `lean` mode no strategy keeps
+/// more freed memory than `DEFAULT` does (BigCache's size, the madvise batch, the purge delay, the
+/// warm SuperSlabs), so that trying one never raises the peak; the other modes use every rung.
+pub fn ceiling(mode: Mode) -> Strategy {
+    let mut top = DEFAULT;
+    for &k in &Knob::ALL {
+        top.set(k, *k.ladder().last().unwrap_or(&0));
+    }
+    match mode {
+        Mode::Fast | Mode::Balanced => top,
+        Mode::Lean => Strategy {
+            bigcache_bytes: DEFAULT.bigcache_bytes,
+            madvise_batch: DEFAULT.madvise_batch,
+            purge_delay_ms: DEFAULT.purge_delay_ms,
+            warm_superslabs: DEFAULT.warm_superslabs,
+            ..top
+        },
+    }
 }
 
 /// The allocator's built-in behaviour (the `config.rs` defaults): what runs unless told otherwise.

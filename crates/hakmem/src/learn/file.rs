@@ -1,0 +1,599 @@
+//! The playbook file: what `HAKMEM_PLAYBOOK` loads at start and saves at exit, so that the next
+//! run starts from what this one learned.
+//!
+//! Layout (little-endian): the magic `HAKMEMPB`, the version, the header size, the entry size,
+//! the knob count, the entry count, the next id, the epochs rated; then each entry (id, parent,
+//! knobs, ELO rating, wins, losses, draws, samples, mean cost, UCB1 pulls and reward sum); then an
+//! FNV-1a checksum of all that. A file that fails any check is rejected whole. `save` writes a
+//! temporary file beside the target and renames it, and never replaces a file that is not a
+//! playbook (or an empty one).
+
+use super::playbook::{Entry, Playbook, MAX_STRATEGIES};
+use super::rate::{Arm, Rating};
+use super::strategy::{Strategy, KNOB_COUNT};
+
+/// Why a playbook file was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// The path is not NUL-terminated, has an inner NUL, or is too long.
+    BadPath,
+    /// A system call failed with this errno.
+    Io(i32),
+    /// Shorter than its header says.
+    Truncated,
+    /// Longer than the largest valid file, or longer than its header says.
+    TooLong,
+    BadMagic,
+    BadVersion,
+    /// Header, entry size or knob count differ from this build's.
+    BadLayout,
+    BadChecksum,
+    /// An entry fails validation (invalid strategy, non-finite numbers, duplicate id).
+    BadEntry,
+    /// `save` found something other than a playbook at the path (a file without the magic, a
+    /// directory, a device), and left it alone.
+    NotAPlaybook,
+}
+
+impl FileError {
+    /// Why, in a few words: the system's message for the common errnos of file operations (the
+    /// caller adds the number), a description for the rest.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FileError::BadPath => "path too long",
+            FileError::Io(e) => match e {
+                libc::EPERM => "Operation not permitted",
+                libc::ENOENT => "No such file or directory",
+                libc::EIO => "Input/output error",
+                libc::EACCES => "Permission denied",
+                libc::EBUSY => "Device or resource busy",
+                libc::ENOTDIR => "Not a directory",
+                libc::EISDIR => "Is a directory",
+                libc::EINVAL => "Invalid argument",
+                libc::ENFILE => "Too many open files in system",
+                libc::EMFILE => "Too many open files",
+                libc::ETXTBSY => "Text file busy",
+                libc::EFBIG => "File too large",
+                libc::ENOSPC => "No space left on device",
+                libc::EROFS => "Read-only file system",
+                libc::EMLINK => "Too many links",
+                libc::ENAMETOOLONG => "File name too long",
+                libc::ELOOP => "Too many levels of symbolic links",
+                libc::EDQUOT => "Disk quota exceeded",
+                libc::ENOMEM => "Cannot allocate memory",
+                _ => "system error",
+            },
+            FileError::Truncated => "corrupt playbook (truncated)",
+            FileError::TooLong => "corrupt playbook (too long)",
+            FileError::BadMagic | FileError::NotAPlaybook => "not a hakmem playbook",
+            FileError::BadVersion => "playbook of another version",
+            FileError::BadLayout => "playbook of another build (different layout)",
+            FileError::BadChecksum => "corrupt playbook (bad checksum)",
+            FileError::BadEntry => "corrupt playbook (invalid entry)",
+        }
+    }
+}
+
+pub const MAGIC: [u8; 8] = *b"HAKMEMPB";
+pub const VERSION: u32 = 1;
+pub const HEADER_SIZE: usize = 8 + 6 * 4 + 8;
+pub const ENTRY_SIZE: usize = 4 + 4 + KNOB_COUNT * 8 + 8 + 4 * 4 + 8 + 8 + 8;
+/// Size of the largest valid file.
+pub const MAX_FILE_SIZE: usize = HEADER_SIZE + MAX_STRATEGIES * ENTRY_SIZE + 8;
+/// Longest path `save` and `load` accept, NUL included.
+pub const MAX_PATH: usize = 4096;
+
+
+impl Playbook {
+    /// Serialises the playbook into `buf`; returns the length used.
+    pub fn encode(&self, buf: &mut [u8; MAX_FILE_SIZE]) -> usize {
+        let mut w = Writer { buf, pos: 0 };
+        w.bytes(&MAGIC);
+        w.u32(VERSION);
+        w.u32(HEADER_SIZE as u32);
+        w.u32(ENTRY_SIZE as u32);
+        w.u32(KNOB_COUNT as u32);
+        w.u32(self.len as u32);
+        w.u32(self.next_id);
+        w.u64(self.epochs);
+        for e in self.entries() {
+            w.u32(e.id);
+            w.u32(e.parent);
+            for k in e.strategy.knobs() {
+                w.u64(k);
+            }
+            w.f64(e.elo.rating);
+            w.u32(e.elo.wins);
+            w.u32(e.elo.losses);
+            w.u32(e.elo.draws);
+            w.u32(e.samples);
+            w.f64(e.mean_cost);
+            w.u64(e.arm.pulls);
+            w.f64(e.arm.reward_sum);
+        }
+        let sum = fnv1a(&w.buf[..w.pos]);
+        w.u64(sum);
+        w.pos
+    }
+
+    /// Replaces the entries, ids and epoch count with those in `buf` (a whole file), keeping the
+    /// configuration, selector and random state. On error nothing changes.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<(), FileError> {
+        // Anything else than an empty file or one starting with the magic is some other file
+        // (as `save` sees it).
+        if !buf.is_empty() && !buf.starts_with(&MAGIC) {
+            return Err(FileError::BadMagic);
+        }
+        if buf.len() > MAX_FILE_SIZE {
+            return Err(FileError::TooLong);
+        }
+        if buf.len() < HEADER_SIZE + 8 {
+            return Err(FileError::Truncated);
+        }
+        let mut r = Reader { buf, pos: 0 };
+        r.take(8);
+        if r.u32() != VERSION {
+            return Err(FileError::BadVersion);
+        }
+        if r.u32() as usize != HEADER_SIZE
+            || r.u32() as usize != ENTRY_SIZE
+            || r.u32() as usize != KNOB_COUNT
+        {
+            return Err(FileError::BadLayout);
+        }
+        let count = r.u32() as usize;
+        if count == 0 || count > MAX_STRATEGIES {
+            return Err(FileError::BadLayout);
+        }
+        let want = HEADER_SIZE + count * ENTRY_SIZE + 8;
+        if buf.len() < want {
+            return Err(FileError::Truncated);
+        }
+        if buf.len() > want {
+            return Err(FileError::TooLong);
+        }
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&buf[want - 8..]);
+        if fnv1a(&buf[..want - 8]) != u64::from_le_bytes(tail) {
+            return Err(FileError::BadChecksum);
+        }
+        let next_id = r.u32();
+        let epochs = r.u64();
+        let mut entries = [Entry::EMPTY; MAX_STRATEGIES];
+        for i in 0..count {
+            let id = r.u32();
+            let parent = r.u32();
+            let mut knobs = [0u64; KNOB_COUNT];
+            for k in knobs.iter_mut() {
+                *k = r.u64();
+            }
+            let e = Entry {
+                id,
+                parent,
+                strategy: Strategy::from_knobs(&knobs),
+                elo: Rating {
+                    rating: r.f64(),
+                    wins: r.u32(),
+                    losses: r.u32(),
+                    draws: r.u32(),
+                },
+                samples: r.u32(),
+                mean_cost: r.f64(),
+                arm: Arm {
+                    pulls: r.u64(),
+                    reward_sum: r.f64(),
+                },
+                screened: false,
+            };
+            let dup = entries[..i]
+                .iter()
+                .any(|o| o.id == e.id || o.strategy == e.strategy);
+            if dup
+                || e.id == 0
+                || e.id >= next_id
+                || e.parent >= next_id
+                || !e.strategy.is_valid()
+                || !e.elo.rating.is_finite()
+                || !e.mean_cost.is_finite()
+                || !e.arm.reward_sum.is_finite()
+                || e.arm.reward_sum < 0.0
+                || e.arm.reward_sum > e.arm.pulls as f64
+            {
+                return Err(FileError::BadEntry);
+            }
+            entries[i] = e;
+        }
+        self.replace(&entries[..count], next_id, epochs);
+        Ok(())
+    }
+
+    /// Writes the playbook to `path` (NUL-terminated) through a temporary file in the same
+    /// directory (named after the process, so processes saving at once never share one), synced
+    /// to disk, and a rename: a crash never leaves a partial playbook. Only a missing path, an
+    /// empty regular file or a regular file starting with the magic (a playbook, perhaps
+    /// corrupt) is replaced; anything else is left alone (`NotAPlaybook`).
+    pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        check_replaceable(path)?;
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = self.encode(&mut buf);
+        let mut tmp = [0u8; MAX_PATH + 32];
+        let stem = path.len() - 1;
+        tmp[..stem].copy_from_slice(&path[..stem]);
+        let mut len = stem;
+        tmp[len] = b'.';
+        len += 1;
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let mut digits = [0u8; 20];
+        let pid = crate::text::decimal(pid as u64, &mut digits);
+        tmp[len..len + pid.len()].copy_from_slice(pid);
+        len += pid.len();
+        tmp[len..len + 5].copy_from_slice(b".tmp\0");
+        let tmp = &tmp[..len + 5];
+        // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
+        // initialised bytes.
+        unsafe {
+            let fd = libc::open(
+                tmp.as_ptr() as *const libc::c_char,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                return Err(FileError::Io(errno()));
+            }
+            let mut done = 0;
+            while done < n {
+                let w = libc::write(fd, buf[done..].as_ptr() as *const libc::c_void, n - done);
+                if w < 0 {
+                    let e = errno();
+                    if e == libc::EINTR {
+                        continue;
+                    }
+                    libc::close(fd);
+                    libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                    return Err(FileError::Io(e));
+                }
+                done += w as usize;
+            }
+            if libc::fsync(fd) != 0 {
+                let e = errno();
+                libc::close(fd);
+                libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                return Err(FileError::Io(e));
+            }
+            if libc::close(fd) != 0
+                || libc::rename(
+                    tmp.as_ptr() as *const libc::c_char,
+                    path.as_ptr() as *const libc::c_char,
+                ) != 0
+            {
+                let e = errno();
+                libc::unlink(tmp.as_ptr() as *const libc::c_char);
+                return Err(FileError::Io(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the playbook from `path` (NUL-terminated); see `decode`.
+    pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        // One byte more than the largest valid file, to tell "too long" from "exactly full".
+        let mut buf = [0u8; MAX_FILE_SIZE + 1];
+        let mut n = 0;
+        // SAFETY: path is NUL-terminated; reads stay within buf.
+        unsafe {
+            let fd = libc::open(
+                path.as_ptr() as *const libc::c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(FileError::Io(errno()));
+            }
+            while n < buf.len() {
+                let r = libc::read(
+                    fd,
+                    buf[n..].as_mut_ptr() as *mut libc::c_void,
+                    buf.len() - n,
+                );
+                if r < 0 {
+                    let e = errno();
+                    if e == libc::EINTR {
+                        continue;
+                    }
+                    libc::close(fd);
+                    return Err(FileError::Io(e));
+                }
+                if r == 0 {
+                    break;
+                }
+                n += r as usize;
+            }
+            libc::close(fd);
+        }
+        self.decode(&buf[..n])
+    }
+}
+
+/// Ok if `save` may replace what is at `path` (NUL-terminated, checked): nothing, an empty
+/// regular file, or a regular file starting with the magic.
+fn check_replaceable(path: &[u8]) -> Result<(), FileError> {
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    // SAFETY: path is NUL-terminated; fstat fills the struct we pass; reads stay within head.
+    unsafe {
+        // Non-blocking, so that a FIFO at the path cannot hang the process.
+        let fd = libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        );
+        if fd < 0 {
+            let e = errno();
+            return if e == libc::ENOENT {
+                Ok(())
+            } else {
+                Err(FileError::Io(e))
+            };
+        }
+        let mut st: libc::stat = core::mem::zeroed();
+        let regular = libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        while regular && n < head.len() {
+            let r = libc::read(
+                fd,
+                head[n..].as_mut_ptr() as *mut libc::c_void,
+                head.len() - n,
+            );
+            if r < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if r <= 0 {
+                break;
+            }
+            n += r as usize;
+        }
+        libc::close(fd);
+        if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
+            Ok(())
+        } else {
+            Err(FileError::NotAPlaybook)
+        }
+    }
+}
+
+fn check_path(path: &[u8]) -> Result<(), FileError> {
+    match path.iter().position(|&b| b == 0) {
+        Some(i) if i > 0 && i + 1 == path.len() && path.len() <= MAX_PATH => Ok(()),
+        _ => Err(FileError::BadPath),
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8; MAX_FILE_SIZE],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+}
+
+/// Reads fields from a buffer whose length the caller has already checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+    fn u32(&mut self) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4));
+        u32::from_le_bytes(a)
+    }
+    fn u64(&mut self) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8));
+        u64::from_le_bytes(a)
+    }
+    fn f64(&mut self) -> f64 {
+        f64::from_bits(self.u64())
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::playbook::Selector;
+    use crate::learn::score::Mode;
+    use crate::learn::strategy::ceiling;
+
+    fn pb() -> Playbook {
+        Playbook::new(Selector::Elo, ceiling(Mode::Fast), 1)
+    }
+
+    fn rated() -> Playbook {
+        let mut p = pb();
+        for i in 0..60 {
+            let s = p.select();
+            p.record(s, 1.0 + 0.1 * (s as f64) + 0.01 * (i % 3) as f64);
+        }
+        p.evolve();
+        p
+    }
+
+    fn temp_path(name: &str) -> Vec<u8> {
+        let mut v = std::env::temp_dir()
+            .join(format!("hakmem-learn-{}-{name}", std::process::id()))
+            .into_os_string()
+            .into_encoded_bytes();
+        v.push(0);
+        v
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut p = rated();
+        p.evolve();
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = p.encode(&mut buf);
+        assert_eq!(n, HEADER_SIZE + p.len() * ENTRY_SIZE + 8);
+        let mut q = pb();
+        q.decode(&buf[..n]).unwrap();
+        assert_eq!(q.entries(), p.entries());
+        assert_eq!(q.epochs(), p.epochs());
+        assert_eq!(q.next_id, p.next_id);
+    }
+
+    #[test]
+    fn every_corrupt_byte_truncation_and_foreign_file_is_rejected() {
+        let p = rated();
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = p.encode(&mut buf);
+        let mut q = pb();
+        let fresh: Vec<Entry> = q.entries().to_vec();
+        for i in 0..n {
+            let mut b = buf;
+            b[i] ^= 0x10;
+            assert!(q.decode(&b[..n]).is_err(), "flip at byte {i}");
+        }
+        for len in 0..n {
+            assert!(q.decode(&buf[..len]).is_err(), "truncated to {len}");
+        }
+        assert_eq!(q.entries(), &fresh[..], "a rejected file changed nothing");
+        let mut b = buf;
+        b[0] = b'X';
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadMagic));
+        let mut b = buf;
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadVersion));
+        let mut b = buf;
+        b[16..20].copy_from_slice(&999u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadLayout));
+        assert_eq!(q.decode(&buf[..n - 1]), Err(FileError::Truncated));
+        assert_eq!(q.decode(&buf[..n + 1]), Err(FileError::TooLong));
+        let mut b = buf;
+        b[HEADER_SIZE + 5] ^= 1;
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadChecksum));
+        assert_eq!(
+            q.decode(b"#!/bin/sh\necho hello\n"),
+            Err(FileError::BadMagic)
+        );
+        assert_eq!(
+            q.decode(&[b'#'; MAX_FILE_SIZE * 2]),
+            Err(FileError::BadMagic)
+        );
+        assert_eq!(q.decode(b"HAKX"), Err(FileError::BadMagic));
+        assert_eq!(q.decode(b"HAKMEMP"), Err(FileError::BadMagic));
+        assert_eq!(q.decode(b""), Err(FileError::Truncated));
+        // A valid checksum over an invalid entry (knob off its ladder).
+        let mut b = buf;
+        b[HEADER_SIZE + 8..HEADER_SIZE + 16].copy_from_slice(&12345u64.to_le_bytes());
+        let sum = fnv1a(&b[..n - 8]);
+        b[n - 8..n].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadEntry));
+    }
+
+    #[test]
+    fn file_round_trip_and_bad_files() {
+        let path = temp_path("roundtrip");
+        let mut p = rated();
+        p.evolve();
+        p.save(&path).unwrap();
+        let mut q = pb();
+        q.load(&path).unwrap();
+        assert_eq!(q.entries(), p.entries());
+        // Saving again replaces the file atomically.
+        p.record(0, 0.1);
+        p.save(&path).unwrap();
+        q.load(&path).unwrap();
+        assert_eq!(q.epochs(), p.epochs());
+        // Truncated and corrupt files on disk.
+        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
+        let mut bytes = std::fs::read(&os_path).unwrap();
+        std::fs::write(&os_path, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::Truncated));
+        bytes[HEADER_SIZE + 3] ^= 0xff;
+        std::fs::write(&os_path, &bytes).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::BadChecksum));
+        bytes.resize(5000, 0);
+        std::fs::write(&os_path, &bytes).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::TooLong));
+        std::fs::remove_file(&os_path).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
+        assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
+        assert_eq!(q.save(b"a\0b\0"), Err(FileError::BadPath));
+        assert!(matches!(
+            p.save(b"/nonexistent-dir/x\0"),
+            Err(FileError::Io(_))
+        ));
+    }
+
+    /// `save` replaces only a playbook (by its magic, even a corrupt one) or an empty file, never
+    /// another file or a directory, and leaves no temporary file behind.
+    #[test]
+    fn save_never_replaces_what_is_not_a_playbook() {
+        let path = temp_path("foreign");
+        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
+        let p = rated();
+        for foreign in [&b"# /etc/services\nhttp 80/tcp\n"[..], b"H", b"HAKMEMP"] {
+            std::fs::write(&os_path, foreign).unwrap();
+            assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
+            assert_eq!(std::fs::read(&os_path).unwrap(), foreign);
+        }
+        for ours in [&b""[..], b"HAKMEMPB and then anything"] {
+            std::fs::write(&os_path, ours).unwrap();
+            p.save(&path).unwrap();
+            let mut q = pb();
+            q.load(&path).unwrap();
+            assert_eq!(q.entries(), p.entries());
+        }
+        std::fs::remove_file(&os_path).unwrap();
+        std::fs::create_dir(&os_path).unwrap();
+        assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
+        std::fs::remove_dir(&os_path).unwrap();
+        let dir = std::path::Path::new(&os_path).parent().unwrap();
+        let stem = std::path::Path::new(&os_path).file_name().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&*stem.to_string_lossy())
+            })
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
