@@ -369,7 +369,9 @@ pub fn write(out: &mut Text, json: bool) {
             write_knobs(out, &s, true);
             out.str("}");
         } else {
-            out.str("hakmem: learning off, strategy ").str(name).str(" ");
+            out.str("hakmem: learning off, strategy ")
+                .str(name)
+                .str(" ");
             write_knobs(out, &s, false);
             out.str("\n");
         }
@@ -389,8 +391,14 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
         write_knobs(out, &chosen, true);
         out.str(",\"leaderboard\":[");
     } else {
-        out.str("hakmem: learning ").str(selector).str(", mode ").str(mode);
-        out.str(", ").number(l.epoch()).str(" epochs, phase ").str(phase);
+        out.str("hakmem: learning ")
+            .str(selector)
+            .str(", mode ")
+            .str(mode);
+        out.str(", ")
+            .number(l.epoch())
+            .str(" epochs, phase ")
+            .str(phase);
         out.str("\nhakmem: chosen ");
         write_knobs(out, &chosen, false);
         out.str("\nhakmem: leaderboard, best first (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
@@ -413,37 +421,52 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
             out.str(",\"mean_cost\":").fixed(e.mean_cost, 4);
             out.str(",\"name\":\"").str(name).str("\",\"knobs\":");
             write_knobs(out, &e.strategy, true);
-            out.str(",\"chosen\":").str(if is_chosen { "true}" } else { "false}" });
+            out.str(",\"chosen\":")
+                .str(if is_chosen { "true}" } else { "false}" });
         } else {
             out.str("hakmem:   ").number(rank as u64 + 1);
-            out.str(" #").number(e.id as u64).str(" <").number(e.parent as u64);
+            out.str(" #")
+                .number(e.id as u64)
+                .str(" <")
+                .number(e.parent as u64);
             out.str(" ").fixed(e.elo.rating, 1);
             for n in [e.elo.wins, e.elo.losses, e.elo.draws, e.samples] {
                 out.str(" ").number(n as u64);
             }
-            out.str(" ").fixed(e.mean_cost, 3).str(" ").str(name).str(" ");
+            out.str(" ")
+                .fixed(e.mean_cost, 3)
+                .str(" ")
+                .str(name)
+                .str(" ");
             write_knobs(out, &e.strategy, false);
             out.str(if is_chosen { " *\n" } else { "\n" });
         }
     }
-    if json {
-        out.str("],\"transitions\":[");
+    let t = l.transitions();
+    let counts = [
+        ("froze", t.froze),
+        ("canaries", t.canaries),
+        ("promoted", t.promoted),
+        ("rejected", t.rejected),
+        ("rolled_back", t.rolled_back),
+        ("phase_changes", t.phase_changes),
+    ];
+    out.str(if json {
+        "],\"transitions\":{"
     } else {
-        out.str("hakmem: transitions (epoch event)\n");
-    }
-    for (i, r) in l.events().enumerate() {
+        "hakmem: transitions:"
+    });
+    for (i, (name, n)) in counts.into_iter().enumerate() {
         if json {
-            out.str(if i > 0 { ",{" } else { "{" });
-            out.str("\"epoch\":").number(r.epoch).str(",\"event\":\"");
-            out.str(r.event.name()).str("\"}");
+            out.str(if i > 0 { ",\"" } else { "\"" })
+                .str(name)
+                .str("\":");
         } else {
-            out.str("hakmem:   ").number(r.epoch).str(" ");
-            out.str(r.event.name()).str("\n");
+            out.str(" ").str(name).str(" ");
         }
+        out.number(n as u64);
     }
-    if json {
-        out.str("]}");
-    }
+    out.str(if json { "}}" } else { "\n" });
 }
 
 fn write_knobs(out: &mut Text, s: &Strategy, json: bool) {

@@ -83,7 +83,6 @@ pub const MAX_FILE_SIZE: usize = HEADER_SIZE + MAX_STRATEGIES * ENTRY_SIZE + 8;
 /// Longest path `save` and `load` accept, NUL included.
 pub const MAX_PATH: usize = 4096;
 
-
 impl Playbook {
     /// Serialises the playbook into `buf`; returns the length used.
     pub fn encode(&self, buf: &mut [u8; MAX_FILE_SIZE]) -> usize {
@@ -234,43 +233,33 @@ impl Playbook {
         // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
         // initialised bytes.
         unsafe {
-            let fd = libc::open(
-                tmp.as_ptr() as *const libc::c_char,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                0o644,
-            );
+            let tmp = tmp.as_ptr() as *const libc::c_char;
+            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
+            let fd = libc::open(tmp, flags, 0o644);
             if fd < 0 {
                 return Err(FileError::Io(errno()));
             }
-            let mut done = 0;
-            while done < n {
+            let (mut done, mut err) = (0, 0);
+            while err == 0 && done < n {
                 let w = libc::write(fd, buf[done..].as_ptr() as *const libc::c_void, n - done);
-                if w < 0 {
-                    let e = errno();
-                    if e == libc::EINTR {
-                        continue;
-                    }
-                    libc::close(fd);
-                    libc::unlink(tmp.as_ptr() as *const libc::c_char);
-                    return Err(FileError::Io(e));
+                match w {
+                    0.. => done += w as usize,
+                    _ if errno() == libc::EINTR => {}
+                    _ => err = errno(),
                 }
-                done += w as usize;
             }
-            if libc::fsync(fd) != 0 {
-                let e = errno();
-                libc::close(fd);
-                libc::unlink(tmp.as_ptr() as *const libc::c_char);
-                return Err(FileError::Io(e));
+            if err == 0 && libc::fsync(fd) != 0 {
+                err = errno();
             }
-            if libc::close(fd) != 0
-                || libc::rename(
-                    tmp.as_ptr() as *const libc::c_char,
-                    path.as_ptr() as *const libc::c_char,
-                ) != 0
-            {
-                let e = errno();
-                libc::unlink(tmp.as_ptr() as *const libc::c_char);
-                return Err(FileError::Io(e));
+            if libc::close(fd) != 0 && err == 0 {
+                err = errno();
+            }
+            if err == 0 && libc::rename(tmp, path.as_ptr() as *const libc::c_char) != 0 {
+                err = errno();
+            }
+            if err != 0 {
+                libc::unlink(tmp);
+                return Err(FileError::Io(err));
             }
         }
         Ok(())
@@ -281,37 +270,20 @@ impl Playbook {
         check_path(path)?;
         // One byte more than the largest valid file, to tell "too long" from "exactly full".
         let mut buf = [0u8; MAX_FILE_SIZE + 1];
-        let mut n = 0;
-        // SAFETY: path is NUL-terminated; reads stay within buf.
-        unsafe {
-            let fd = libc::open(
+        // SAFETY: path is NUL-terminated.
+        let fd = unsafe {
+            libc::open(
                 path.as_ptr() as *const libc::c_char,
                 libc::O_RDONLY | libc::O_CLOEXEC,
-            );
-            if fd < 0 {
-                return Err(FileError::Io(errno()));
-            }
-            while n < buf.len() {
-                let r = libc::read(
-                    fd,
-                    buf[n..].as_mut_ptr() as *mut libc::c_void,
-                    buf.len() - n,
-                );
-                if r < 0 {
-                    let e = errno();
-                    if e == libc::EINTR {
-                        continue;
-                    }
-                    libc::close(fd);
-                    return Err(FileError::Io(e));
-                }
-                if r == 0 {
-                    break;
-                }
-                n += r as usize;
-            }
-            libc::close(fd);
+            )
+        };
+        if fd < 0 {
+            return Err(FileError::Io(errno()));
         }
+        let n = read_all(fd, &mut buf);
+        // SAFETY: fd is open.
+        unsafe { libc::close(fd) };
+        let n = n.map_err(FileError::Io)?;
         self.decode(&buf[..n])
     }
 }
@@ -319,46 +291,58 @@ impl Playbook {
 /// Ok if `save` may replace what is at `path` (NUL-terminated, checked): nothing, an empty
 /// regular file, or a regular file starting with the magic.
 fn check_replaceable(path: &[u8]) -> Result<(), FileError> {
-    let mut head = [0u8; 8];
-    let mut n = 0;
-    // SAFETY: path is NUL-terminated; fstat fills the struct we pass; reads stay within head.
-    unsafe {
-        // Non-blocking, so that a FIFO at the path cannot hang the process.
-        let fd = libc::open(
+    // SAFETY: path is NUL-terminated. Non-blocking, so that a FIFO at the path cannot hang us.
+    let fd = unsafe {
+        libc::open(
             path.as_ptr() as *const libc::c_char,
             libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        );
-        if fd < 0 {
-            let e = errno();
-            return if e == libc::ENOENT {
-                Ok(())
-            } else {
-                Err(FileError::Io(e))
-            };
-        }
-        let mut st: libc::stat = core::mem::zeroed();
-        let regular = libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        while regular && n < head.len() {
-            let r = libc::read(
+        )
+    };
+    match errno() {
+        libc::ENOENT if fd < 0 => return Ok(()),
+        e if fd < 0 => return Err(FileError::Io(e)),
+        _ => {}
+    }
+    // SAFETY: an all-zero stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fd is open; fstat writes the struct we pass.
+    let regular =
+        unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    let mut head = [0u8; 8];
+    let n = if regular {
+        read_all(fd, &mut head).unwrap_or(0)
+    } else {
+        0
+    };
+    // SAFETY: fd is open.
+    unsafe { libc::close(fd) };
+    if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
+        Ok(())
+    } else {
+        Err(FileError::NotAPlaybook)
+    }
+}
+
+/// Reads from `fd` until `buf` is full or the end: the bytes read, or the errno.
+fn read_all(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the read stays within buf.
+        let r = unsafe {
+            libc::read(
                 fd,
-                head[n..].as_mut_ptr() as *mut libc::c_void,
-                head.len() - n,
-            );
-            if r < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            if r <= 0 {
-                break;
-            }
-            n += r as usize;
-        }
-        libc::close(fd);
-        if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
-            Ok(())
-        } else {
-            Err(FileError::NotAPlaybook)
+                buf[n..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - n,
+            )
+        };
+        match r {
+            0 => break,
+            1.. => n += r as usize,
+            _ if errno() == libc::EINTR => {}
+            _ => return Err(errno()),
         }
     }
+    Ok(n)
 }
 
 fn check_path(path: &[u8]) -> Result<(), FileError> {
@@ -431,7 +415,6 @@ impl Reader<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,24 +446,17 @@ mod tests {
     }
 
     #[test]
-    fn encode_decode_round_trip() {
-        let mut p = rated();
-        p.evolve();
+    fn round_trip_and_every_corrupt_byte_truncation_and_foreign_file_rejected() {
+        let p = rated();
         let mut buf = [0u8; MAX_FILE_SIZE];
         let n = p.encode(&mut buf);
         assert_eq!(n, HEADER_SIZE + p.len() * ENTRY_SIZE + 8);
         let mut q = pb();
         q.decode(&buf[..n]).unwrap();
-        assert_eq!(q.entries(), p.entries());
-        assert_eq!(q.epochs(), p.epochs());
-        assert_eq!(q.next_id, p.next_id);
-    }
-
-    #[test]
-    fn every_corrupt_byte_truncation_and_foreign_file_is_rejected() {
-        let p = rated();
-        let mut buf = [0u8; MAX_FILE_SIZE];
-        let n = p.encode(&mut buf);
+        assert_eq!(
+            (q.entries(), q.epochs(), q.next_id),
+            (p.entries(), p.epochs(), p.next_id)
+        );
         let mut q = pb();
         let fresh: Vec<Entry> = q.entries().to_vec();
         for i in 0..n {
@@ -506,16 +482,14 @@ mod tests {
         let mut b = buf;
         b[HEADER_SIZE + 5] ^= 1;
         assert_eq!(q.decode(&b[..n]), Err(FileError::BadChecksum));
-        assert_eq!(
-            q.decode(b"#!/bin/sh\necho hello\n"),
-            Err(FileError::BadMagic)
-        );
-        assert_eq!(
-            q.decode(&[b'#'; MAX_FILE_SIZE * 2]),
-            Err(FileError::BadMagic)
-        );
-        assert_eq!(q.decode(b"HAKX"), Err(FileError::BadMagic));
-        assert_eq!(q.decode(b"HAKMEMP"), Err(FileError::BadMagic));
+        for foreign in [
+            &b"#!/bin/sh\n"[..],
+            &[b'#'; MAX_FILE_SIZE * 2],
+            b"HAKX",
+            b"HAKMEMP",
+        ] {
+            assert_eq!(q.decode(foreign), Err(FileError::BadMagic));
+        }
         assert_eq!(q.decode(b""), Err(FileError::Truncated));
         // A valid checksum over an invalid entry (knob off its ladder).
         let mut b = buf;
@@ -583,15 +557,18 @@ mod tests {
         std::fs::create_dir(&os_path).unwrap();
         assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
         std::fs::remove_dir(&os_path).unwrap();
-        let dir = std::path::Path::new(&os_path).parent().unwrap();
-        let stem = std::path::Path::new(&os_path).file_name().unwrap();
+        let (dir, stem) = (
+            std::env::temp_dir(),
+            format!("hakmem-learn-{}-foreign", std::process::id()),
+        );
         let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
-            .filter_map(|e| e.ok())
             .filter(|e| {
-                e.file_name()
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
                     .to_string_lossy()
-                    .starts_with(&*stem.to_string_lossy())
+                    .starts_with(&stem)
             })
             .collect();
         assert!(left.is_empty(), "{left:?}");

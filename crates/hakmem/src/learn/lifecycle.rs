@@ -10,7 +10,7 @@
 //!   `SHIFT` times away from their running averages, `SHIFT_EPOCHS` epochs in a row. Back to
 //!   LEARN, wherever it was.
 //!
-//! Transitions go to a small log for the exit report.
+//! The exit report counts the transitions.
 
 use super::strategy::Strategy;
 
@@ -21,8 +21,6 @@ pub const CANARY_GAIN: f64 = 0.08;
 pub const ROLLBACK: f64 = 1.5;
 pub const SHIFT: f64 = 4.0;
 pub const SHIFT_EPOCHS: u32 = 2;
-/// Transitions kept in the log (the latest).
-pub const LOG_CAPACITY: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -41,38 +39,19 @@ impl Phase {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Froze,
-    CanaryStarted,
-    CanaryRolledBack,
-    CanaryRejected,
-    CanaryPromoted,
-    PhaseChanged,
-}
-
-impl Event {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Event::Froze => "froze",
-            Event::CanaryStarted => "canary-started",
-            Event::CanaryRolledBack => "canary-rolled-back",
-            Event::CanaryRejected => "canary-rejected",
-            Event::CanaryPromoted => "canary-promoted",
-            Event::PhaseChanged => "phase-changed",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub epoch: u64,
-    pub event: Event,
+/// How often each transition happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transitions {
+    pub froze: u32,
+    pub canaries: u32,
+    pub promoted: u32,
+    pub rejected: u32,
+    pub rolled_back: u32,
+    pub phase_changes: u32,
 }
 
 pub struct Lifecycle {
     phase: Phase,
-    pub(super) epoch: u64,
     leader: u32,
     stable: u32,
     frozen: Strategy,
@@ -86,15 +65,13 @@ pub struct Lifecycle {
     /// Running averages of the sizes' median and 95th percentile (0: none yet).
     sizes: [f64; 2],
     shifted: u32,
-    log: [Record; LOG_CAPACITY],
-    logged: u64,
+    transitions: Transitions,
 }
 
 impl Lifecycle {
     pub fn new(start: Strategy) -> Self {
         Lifecycle {
             phase: Phase::Learn,
-            epoch: 0,
             leader: 0,
             stable: 0,
             frozen: start,
@@ -106,11 +83,7 @@ impl Lifecycle {
             canary_sum: 0.0,
             sizes: [0.0; 2],
             shifted: 0,
-            log: [Record {
-                epoch: 0,
-                event: Event::Froze,
-            }; LOG_CAPACITY],
-            logged: 0,
+            transitions: Transitions::default(),
         }
     }
 
@@ -126,18 +99,8 @@ impl Lifecycle {
         &self.challenger
     }
 
-    /// The transitions, oldest first (the last `LOG_CAPACITY`).
-    pub fn events(&self) -> impl Iterator<Item = &Record> + '_ {
-        let n = self.logged.min(LOG_CAPACITY as u64);
-        (self.logged - n..self.logged).map(|i| &self.log[(i % LOG_CAPACITY as u64) as usize])
-    }
-
-    fn emit(&mut self, event: Event) {
-        self.log[(self.logged % LOG_CAPACITY as u64) as usize] = Record {
-            epoch: self.epoch,
-            event,
-        };
-        self.logged += 1;
+    pub fn transitions(&self) -> Transitions {
+        self.transitions
     }
 
     /// Back to LEARN (a phase change, or a loaded playbook).
@@ -175,7 +138,7 @@ impl Lifecycle {
         self.shifted = 0;
         self.sizes = now;
         self.unfreeze();
-        self.emit(Event::PhaseChanged);
+        self.transitions.phase_changes += 1;
         true
     }
 
@@ -196,7 +159,7 @@ impl Lifecycle {
             self.frozen_cost = 0.0;
             self.frozen_epochs = 0;
             self.since_canary = 0;
-            self.emit(Event::Froze);
+            self.transitions.froze += 1;
         }
     }
 
@@ -217,7 +180,7 @@ impl Lifecycle {
         self.canary_epochs = 0;
         self.canary_sum = 0.0;
         self.since_canary = 0;
-        self.emit(Event::CanaryStarted);
+        self.transitions.canaries += 1;
     }
 
     /// A canary epoch cost `cost`. Returns true when the challenger was promoted.
@@ -225,24 +188,23 @@ impl Lifecycle {
         self.canary_epochs += 1;
         self.canary_sum += cost;
         let mean = self.canary_sum / self.canary_epochs as f64;
-        let verdict = if cost > ROLLBACK * self.frozen_cost {
-            Event::CanaryRolledBack
+        let t = &mut self.transitions;
+        if cost > ROLLBACK * self.frozen_cost {
+            t.rolled_back += 1;
         } else if self.canary_epochs < CANARY_EPOCHS {
             return false;
-        } else if mean < (1.0 - CANARY_GAIN) * self.frozen_cost {
-            Event::CanaryPromoted
+        } else if mean >= (1.0 - CANARY_GAIN) * self.frozen_cost {
+            t.rejected += 1;
         } else {
-            Event::CanaryRejected
-        };
-        self.phase = Phase::Frozen;
-        self.emit(verdict);
-        if verdict != Event::CanaryPromoted {
-            return false;
+            t.promoted += 1;
+            self.phase = Phase::Frozen;
+            self.frozen = self.challenger;
+            self.frozen_cost = mean;
+            self.frozen_epochs = self.canary_epochs;
+            return true;
         }
-        self.frozen = self.challenger;
-        self.frozen_cost = mean;
-        self.frozen_epochs = self.canary_epochs;
-        true
+        self.phase = Phase::Frozen;
+        false
     }
 }
 
@@ -250,10 +212,6 @@ impl Lifecycle {
 mod tests {
     use super::*;
     use crate::learn::strategy::{BALANCED, LEAN};
-
-    fn names(l: &Lifecycle) -> Vec<&'static str> {
-        l.events().map(|r| r.event.name()).collect()
-    }
 
     fn frozen() -> Lifecycle {
         let mut l = Lifecycle::new(BALANCED);
@@ -272,7 +230,7 @@ mod tests {
         assert_eq!(l.phase(), Phase::Learn);
         let l = frozen();
         assert_eq!((l.phase(), *l.frozen()), (Phase::Frozen, LEAN));
-        assert_eq!(names(&l), ["froze"]);
+        assert_eq!(l.transitions().froze, 1);
     }
 
     #[test]
@@ -293,16 +251,10 @@ mod tests {
         assert!(!l.canary_epoch(0.8) && !l.canary_epoch(0.9));
         assert!(l.canary_epoch(0.85));
         assert_eq!(*l.frozen(), BALANCED);
+        let t = l.transitions();
         assert_eq!(
-            names(&l)[1..],
-            [
-                "canary-started",
-                "canary-rejected",
-                "canary-started",
-                "canary-rolled-back",
-                "canary-started",
-                "canary-promoted"
-            ]
+            (t.canaries, t.rejected, t.rolled_back, t.promoted),
+            (3, 1, 1, 1)
         );
     }
 
@@ -318,7 +270,7 @@ mod tests {
         assert!(!l.observe_sizes(1000, 9000));
         assert!(l.observe_sizes(1000, 9000));
         assert_eq!(l.phase(), Phase::Learn);
-        assert_eq!(names(&l).last(), Some(&"phase-changed"));
+        assert_eq!(l.transitions().phase_changes, 1);
         for _ in 0..40 {
             assert!(!l.observe_sizes(1000, 9000));
         }

@@ -162,7 +162,10 @@ mod tests {
     fn ln_and_pow10_match_the_standard_library() {
         let mut x = 1e-310;
         while x < 1e300 {
-            assert!((ln(x) - x.ln()).abs() <= 1e-12 * x.ln().abs().max(1.0), "{x}");
+            assert!(
+                (ln(x) - x.ln()).abs() <= 1e-12 * x.ln().abs().max(1.0),
+                "{x}"
+            );
             x *= 1.37;
         }
         let mut y = -30.0;
@@ -198,7 +201,10 @@ mod tests {
         a.record(1.0);
         a.record(0.0);
         assert!(close(a.mean(), 0.75));
-        assert!(close(a.index(8, 0.5), 0.75 + 0.5 * (8f64.ln() / 2.0).sqrt()));
+        assert!(close(
+            a.index(8, 0.5),
+            0.75 + 0.5 * (8f64.ln() / 2.0).sqrt()
+        ));
         assert_eq!(reward_of(f64::NAN), 0.0);
         assert!(reward_of(3.0) > reward_of(10.0) && reward_of(0.1) > reward_of(0.5));
     }

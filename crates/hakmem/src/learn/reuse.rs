@@ -21,7 +21,10 @@ pub struct Reuse {
 
 /// The first rung of `k`'s ladder at or above `v` (the ladder's length if none).
 fn bucket(k: Knob, v: u64) -> usize {
-    k.ladder().iter().position(|&x| x >= v).unwrap_or(k.ladder().len())
+    k.ladder()
+        .iter()
+        .position(|&x| x >= v)
+        .unwrap_or(k.ladder().len())
 }
 
 /// The bucket (age, depth) of a reuse after `age_ms`, `depth` bytes deep.
@@ -86,7 +89,13 @@ mod tests {
         r.pages[a][d] = 7;
         assert_eq!(r.lost_pages(&DEFAULT), 7);
         // Within the batch, or maybe: a bucket counts only when all of it is past the batch.
-        assert_eq!(r.lost_pages(&Strategy { madvise_batch: 16 << 20, ..DEFAULT }), 0);
+        assert_eq!(
+            r.lost_pages(&Strategy {
+                madvise_batch: 16 << 20,
+                ..DEFAULT
+            }),
+            0
+        );
         assert_eq!(cell(6000, 2 << 30), (7, 5));
     }
 }

@@ -68,7 +68,10 @@ pub const BASELINE_EPOCHS: u64 = 1024;
 fn terms(m: &Measurements) -> [f64; 2] {
     let cpu_ns = m.ops.max(1) as f64 * 1000.0;
     let share = (m.slow_path_ns as f64 + m.minor_faults as f64 * FAULT_NS) / cpu_ns;
-    [1.0 / (1.0 - share.min(MAX_SHARE)), m.resident_bytes.max(1 << 16) as f64]
+    [
+        1.0 / (1.0 - share.min(MAX_SHARE)),
+        m.resident_bytes.max(1 << 16) as f64,
+    ]
 }
 
 /// Turns measurements into costs against a running baseline.
@@ -147,7 +150,10 @@ mod tests {
             let mut s = Scorer::new(mode);
             s.score(&m(1_000_000 / 3, 0, 80 << 20, 1000));
             let c = s.score(&faster) - 1.0;
-            assert!(c * sign > 0.0 || (sign == 0.0 && c.abs() < 1e-5), "{mode:?} {c}");
+            assert!(
+                c * sign > 0.0 || (sign == 0.0 && c.abs() < 1e-5),
+                "{mode:?} {c}"
+            );
         }
     }
 
@@ -164,7 +170,10 @@ mod tests {
             s.score(&m(0, 0, 600 << 20, 1000));
         }
         let b = s.baseline.unwrap()[1] / (1 << 20) as f64;
-        assert!((b - (300.0 + 300.0 * (1.0 - (-1.0f64).exp()))).abs() < 1.0, "{b}");
+        assert!(
+            (b - (300.0 + 300.0 * (1.0 - (-1.0f64).exp()))).abs() < 1.0,
+            "{b}"
+        );
         s.reset();
         assert!(!s.has_baseline());
         assert_eq!(s.score(&m(7, 7, 7, 0)), 1.0);
