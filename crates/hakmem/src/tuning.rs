@@ -402,7 +402,7 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
         out.str("\nhakmem: chosen ");
         write_knobs(out, &chosen, false);
         out.str("\nhakmem: leaderboard, best first (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
-        out.str("hakmem:   (<parent: the strategy it was mutated from, <0 for a built-in one; rating: ELO, 1500 at start;\n");
+        out.str("hakmem:   (<parent: the one it was mutated from, <0 for a built-in candidate; rating: ELO, 1500 at start;\n");
         out.str("hakmem:   epochs: those it ran, earlier runs' included; mean_cost: their cost, about 1.0 for an average\n");
         out.str("hakmem:   epoch, lower is better; name: the built-in candidate, - for a mutation; *: the chosen one)\n");
     }
