@@ -9,7 +9,7 @@
 //! nanoseconds, so recording (a scan of 64 profiles) adds about 1 % to it. A free is recorded exactly when its
 //! allocation was, so each site's live count (and so its Little's-law lifetime) is exact for the
 //! sampled blocks: a sampled large block remembers its site in its header; a sampled
-//! `hak_alloc_at` block is remembered in a small table of tracked blocks (`TRACKED`; when it is
+//! `hak_alloc_at` block is remembered in a small list of tracked blocks (`TRACKED`; when it is
 //! full, no more are sampled until some are freed) that `hak_free_at` consults. A small block
 //! from `malloc` is freed by `free`, which names no site, so those sites report no lifetime.
 //!
@@ -25,16 +25,14 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 /// One slow-path event in this many is recorded (a power of two).
 pub const PERIOD: u64 = 16;
 
-/// Most `hak_alloc_at` blocks tracked at once (open addressing, a power of two).
-const TRACKED: usize = 1024;
+/// Most `hak_alloc_at` blocks tracked at once.
+const TRACKED: usize = 256;
 
 struct State {
     table: SiteTable,
-    /// Addresses of sampled `hak_alloc_at` blocks not yet freed (0: empty slot, 1: deleted).
+    /// Addresses of sampled `hak_alloc_at` blocks not yet freed.
     tracked: [usize; TRACKED],
     tracked_len: usize,
-    /// Deleted slots (1s); past a quarter of the table it is rebuilt without them.
-    tombstones: usize,
 }
 
 struct Global {
@@ -51,7 +49,6 @@ static GLOBAL: Global = Global {
         table: SiteTable::new(),
         tracked: [0; TRACKED],
         tracked_len: 0,
-        tombstones: 0,
     }),
 };
 
@@ -115,11 +112,6 @@ pub fn free(site: usize) {
     }
 }
 
-fn slot_of(p: usize) -> usize {
-    ((p as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TRACKED.trailing_zeros()))
-        as usize
-}
-
 /// `hak_alloc_at`: samples the allocation of block `p` (`size` bytes) from `site`, tracking `p`
 /// so that its `hak_free_at` is recorded too.
 pub fn alloc_block(p: usize, site: usize, size: usize) {
@@ -127,35 +119,15 @@ pub fn alloc_block(p: usize, site: usize, size: usize) {
         return;
     }
     record(|st, now| {
-        if st.tracked_len >= TRACKED / 2 {
+        if st.tracked_len == TRACKED {
             return false;
         }
-        insert(&mut st.tracked, p);
+        st.tracked[st.tracked_len] = p;
         st.tracked_len += 1;
         TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
         st.table.record_alloc(site, size as u64, now);
         true
     });
-}
-
-fn insert(table: &mut [usize; TRACKED], p: usize) {
-    let mut i = slot_of(p);
-    while table[i] > 1 {
-        i = (i + 1) % TRACKED;
-    }
-    table[i] = p;
-}
-
-/// Re-inserts the tracked blocks into a table without deleted slots.
-fn rebuild(st: &mut State) {
-    let old = st.tracked;
-    st.tracked = [0; TRACKED];
-    for p in old {
-        if p > 1 {
-            insert(&mut st.tracked, p);
-        }
-    }
-    st.tombstones = 0;
 }
 
 /// `hak_free_at`: records the free of `p` from `site` if its allocation was sampled.
@@ -164,23 +136,11 @@ pub fn free_block(p: usize, site: usize) {
         return;
     }
     record_now(|st, now| {
-        let mut i = slot_of(p);
-        for _ in 0..TRACKED {
-            match st.tracked[i] {
-                0 => return,
-                x if x == p => {
-                    st.tracked[i] = 1;
-                    st.tracked_len -= 1;
-                    st.tombstones += 1;
-                    if st.tombstones > TRACKED / 4 {
-                        rebuild(st);
-                    }
-                    TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
-                    st.table.record_free(site, now);
-                    return;
-                }
-                _ => i = (i + 1) % TRACKED,
-            }
+        if let Some(i) = st.tracked[..st.tracked_len].iter().position(|&x| x == p) {
+            st.tracked_len -= 1;
+            st.tracked[i] = st.tracked[st.tracked_len];
+            TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
+            st.table.record_free(site, now);
         }
     });
 }

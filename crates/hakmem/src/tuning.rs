@@ -269,27 +269,28 @@ fn finish_learning() {
 /// Warns `<what> HAKMEM_PLAYBOOK file <path>: <reason><consequence>` (`path` NUL-terminated).
 fn warn_playbook(what: &[u8], path: &[u8], e: crate::learn::FileError, consequence: &[u8]) {
     let mut digits = [0u8; 20];
-    let errno: [&[u8]; 3] = match e {
-        crate::learn::FileError::Io(n) => [
+    let (open, n, close): (&[u8], &[u8], &[u8]) = match e {
+        crate::learn::FileError::Io(n) => (
             b" (errno ",
             crate::text::decimal(n as u64, &mut digits),
             b")",
-        ],
-        _ => [b""; 3],
+        ),
+        _ => (b"", b"", b""),
     };
     let path = &path[..path.len() - 1];
     let reason = e.reason().as_bytes();
-    config::warn(&[
+    let parts = [
         what,
         b" HAKMEM_PLAYBOOK file ",
         path,
         b": ",
         reason,
-        errno[0],
-        errno[1],
-        errno[2],
+        open,
+        n,
+        close,
         consequence,
-    ]);
+    ];
+    config::warn(&parts);
 }
 
 /// One playbook evolution step now (`hak_evolve_playbook`): (strategies retired, challenger
@@ -470,25 +471,16 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
 }
 
 fn write_knobs(out: &mut Text, s: &Strategy, json: bool) {
-    if json {
-        out.str("{");
-    }
+    let (open, sep, eq, close) = if json {
+        ("{\"", ",\"", "\":", "}")
+    } else {
+        ("", " ", "=", "")
+    };
     for (i, k) in crate::learn::Knob::ALL.iter().enumerate() {
-        if json {
-            if i > 0 {
-                out.str(",");
-            }
-            out.str("\"").str(k.name()).str("\":").number(s.get(*k));
-        } else {
-            if i > 0 {
-                out.str(" ");
-            }
-            out.str(k.name()).str("=").number(s.get(*k));
-        }
+        out.str(if i == 0 { open } else { sep }).str(k.name());
+        out.str(eq).number(s.get(*k));
     }
-    if json {
-        out.str("}");
-    }
+    out.str(close);
 }
 
 /// The process figures an epoch is measured from.

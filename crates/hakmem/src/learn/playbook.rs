@@ -1,8 +1,8 @@
 //! The playbook: the live candidate strategies, their ratings, which one runs next, and how the
 //! set evolves. Saved to a file at exit and loaded at start (`file.rs`).
 //!
-//! - Warm-up (at the start, and after a phase change, which forgets the ratings): every strategy
-//!   runs in turn, in a random order each round, so that each is rated on this workload.
+//! - Warm-up (two rounds at the start, one after a phase change, which forgets the ratings): every
+//!   strategy runs in turn, in a random order each round, so that each is rated on this workload.
 //! - Then a new challenger runs `TRIAL_EPOCHS` epochs, and one cheaper on average than the leader
 //!   runs until it has `CONFIRM_EPOCHS` rated ones; otherwise ELO runs the leader, or with
 //!   probability `EPSILON` another strategy, and UCB1 runs the arm with the highest bound. A
@@ -26,7 +26,7 @@ pub const KEEP: usize = 6;
 pub const EPSILON: f64 = 0.05;
 /// UCB1's exploration constant (rewards are in [0, 1], most within 0.3 of each other).
 pub const UCB_C: f64 = 0.25;
-/// Warm-up rounds.
+/// Warm-up rounds at the start (one after a phase change).
 pub const WARM_UP_ROUNDS: u32 = 2;
 /// Epochs a new challenger runs before the selector decides on it.
 pub const TRIAL_EPOCHS: u32 = 2;
@@ -331,7 +331,8 @@ impl Playbook {
     }
 
     /// After a phase change: what was learned is about another workload. The top `KEEP` and the
-    /// built-in candidates (back if they were retired) start again, unrated, with a full warm-up.
+    /// built-in candidates (back if they were retired) start again, unrated, with one warm-up
+    /// round (the program is already running in the new phase's, so it is kept short).
     pub fn restart(&mut self) {
         let r = self.ranking();
         let top: [u32; KEEP] =
@@ -358,7 +359,7 @@ impl Playbook {
             }
         }
         self.last = None;
-        self.warm_up = WARM_UP_ROUNDS * self.len as u32;
+        self.warm_up = self.len as u32;
     }
 
     /// Adds `s` (a promoted canary) with `rating`, replacing the worst entry when full; returns
@@ -577,6 +578,6 @@ mod tests {
         while p.warming_up() {
             seen[p.select()] += 1;
         }
-        assert!(seen.iter().all(|&n| n == WARM_UP_ROUNDS), "{seen:?}");
+        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
     }
 }
