@@ -491,65 +491,18 @@ mod tests {
         assert_eq!(q.decode(&b[..n]), Err(FileError::BadEntry));
     }
 
+    /// (Saving and loading files, a rename, foreign files left alone and the warnings are
+    /// tested under the preload: `crates/hakmem-preload/tests/learning.rs`.)
     #[test]
-    fn files_round_trip_and_bad_files_are_rejected() {
+    fn a_file_round_trips_and_a_missing_one_is_enoent() {
         let path = temp_path("roundtrip");
         let p = rated();
         p.save(&path).unwrap();
         let mut q = pb();
         q.load(&path).unwrap();
         assert_eq!(q.entries(), p.entries());
-        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
-        let bytes = std::fs::read(&os_path).unwrap();
-        std::fs::write(&os_path, &bytes[..bytes.len() / 2]).unwrap();
-        assert_eq!(q.load(&path), Err(FileError::Truncated));
-        std::fs::remove_file(&os_path).unwrap();
+        std::fs::remove_file(std::str::from_utf8(&path[..path.len() - 1]).unwrap()).unwrap();
         assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
         assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
-        assert_eq!(q.save(b"a\0b\0"), Err(FileError::BadPath));
-        assert!(matches!(
-            p.save(b"/nonexistent-dir/x\0"),
-            Err(FileError::Io(_))
-        ));
-    }
-
-    /// `save` replaces only a playbook (by its magic, even a corrupt one) or an empty file, never
-    /// another file or a directory, and leaves no temporary file behind.
-    #[test]
-    fn save_never_replaces_what_is_not_a_playbook() {
-        let path = temp_path("foreign");
-        let os_path = String::from_utf8(path[..path.len() - 1].to_vec()).unwrap();
-        let p = rated();
-        for foreign in [&b"# /etc/services\nhttp 80/tcp\n"[..], b"H", b"HAKMEMP"] {
-            std::fs::write(&os_path, foreign).unwrap();
-            assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
-            assert_eq!(std::fs::read(&os_path).unwrap(), foreign);
-        }
-        for ours in [&b""[..], b"HAKMEMPB and then anything"] {
-            std::fs::write(&os_path, ours).unwrap();
-            p.save(&path).unwrap();
-            let mut q = pb();
-            q.load(&path).unwrap();
-            assert_eq!(q.entries(), p.entries());
-        }
-        std::fs::remove_file(&os_path).unwrap();
-        std::fs::create_dir(&os_path).unwrap();
-        assert_eq!(p.save(&path), Err(FileError::NotAPlaybook));
-        std::fs::remove_dir(&os_path).unwrap();
-        let (dir, stem) = (
-            std::env::temp_dir(),
-            format!("hakmem-learn-{}-foreign", std::process::id()),
-        );
-        let left: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&stem)
-            })
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
     }
 }
