@@ -393,7 +393,7 @@ mod tests {
         };
         let c = config(&a).unwrap();
         assert!(c.scenarios.is_empty());
-        assert_eq!(c.learn.len(), 6);
+        assert_eq!(c.learn.len(), 7);
         assert_eq!(c.allocators, vec![AllocKind::Hakmem]);
         let a = RunArgs {
             scenario: vec!["learn/vm".into(), "seed/json".into()],

@@ -518,7 +518,7 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
         .collect();
     assert_eq!(cands, want);
     let rows = l["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 4, "vm, mixed, pressure, phase");
+    assert_eq!(rows.len(), 5, "vm, mixed, pressure, phase, larson");
     for r in rows {
         let cells = r["cells"].as_array().unwrap();
         assert_eq!(cells.len(), want.len());

@@ -37,11 +37,9 @@ static GLOBAL: Global = Global {
 };
 
 /// The cached block whose mapping is the shortest of those at least `len` bytes long and at
-/// most 25 % longer (the most recently freed among equals), or null. With learning on, a hit is
-/// recorded with its age and depth (the bytes freed after it, and its own: for a warm block only
-/// the warm ones count, for a purged one all, since a more generous strategy would have kept them
-/// all warm), which is what decides whether a stingier strategy would have lost it, or (a purged
-/// block) a more generous one would have kept it warm (`learn::reuse`).
+/// most 25 % longer (the most recently freed among equals), or null. With learning on, a warm
+/// hit is recorded with its age and depth (the warm bytes freed after it, and its own), which is
+/// what decides whether a stingier strategy would have lost it (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
     let max = len + len / 4;
     GLOBAL.lock.lock();
@@ -51,17 +49,15 @@ pub fn take(len: usize) -> *mut LargeHeader {
         let mut best: *mut LargeHeader = null_mut();
         let mut depth = 0;
         let mut warm_ahead = 0;
-        let mut all_ahead = 0;
         let mut h = c.blocks.head;
         while !h.is_null() {
             let l = (*h).map_len;
             if !(*h).purged {
                 warm_ahead += l;
             }
-            all_ahead += l;
             if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
                 best = h;
-                depth = if (*h).purged { all_ahead } else { warm_ahead };
+                depth = warm_ahead;
                 if l == len {
                     break;
                 }
@@ -71,14 +67,12 @@ pub fn take(len: usize) -> *mut LargeHeader {
         if !best.is_null() {
             (*best).cached = false;
             c.blocks.remove(best);
-            let cold = (*best).purged;
-            if !cold {
+            if !(*best).purged {
                 c.warm_bytes -= (*best).map_len;
-            }
-            if crate::tuning::learning() {
-                let age = os::now_ms().saturating_sub((*best).cached_ms);
-                let purge = cold.then(|| ((*best).purged_epoch, large::refaults((*best).map_len)));
-                crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len, purge);
+                if crate::tuning::learning() {
+                    let age = os::now_ms().saturating_sub((*best).cached_ms);
+                    crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len);
+                }
             }
         }
         best
@@ -152,7 +146,6 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
                 }
                 crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);
                 (*t).purged = true;
-                (*t).purged_epoch = crate::tuning::epoch();
                 c.warm_bytes -= (*t).map_len;
             }
             t = (*t).links.prev.get();
@@ -189,40 +182,6 @@ pub fn clear() {
         // SAFETY: the block left the cache; nobody else holds it.
         unsafe { large::unmap(h) };
     }
-}
-
-/// Pages of the cached blocks, by [age bucket][depth bucket] as in `learn::reuse`: the warm ones
-/// (depth: the warm bytes freed after a block, and its own), which a switch to a stingier
-/// strategy would purge at once (`Reuse::dropped_pages`), and the purged ones still listed (depth:
-/// all the bytes freed after it, and its own, as a cold reuse counts it), which a more generous
-/// strategy would still hold warm (`Reuse::kept_cold_pages`). Learning only, at an epoch's end.
-pub fn held() -> ([[u64; 7]; 7], [[u64; 7]; 7]) {
-    use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
-    let now = os::now_ms();
-    let mut warm = [[0u64; 7]; 7];
-    let mut cold = [[0u64; 7]; 7];
-    GLOBAL.lock.lock();
-    // SAFETY: the lock is held; cached headers are valid.
-    unsafe {
-        let c = &*GLOBAL.c.get();
-        let mut warm_ahead = 0u64;
-        let mut all_ahead = 0u64;
-        let mut h = c.blocks.head;
-        while !h.is_null() {
-            let l = (*h).map_len as u64;
-            all_ahead += l;
-            let a = age_bucket(now.saturating_sub((*h).cached_ms));
-            if (*h).purged {
-                cold[a][depth_bucket(all_ahead, &BIG_DEPTH)] += l / RPAGE;
-            } else {
-                warm_ahead += l;
-                warm[a][depth_bucket(warm_ahead, &BIG_DEPTH)] += l / RPAGE;
-            }
-            h = (*h).links.next.get();
-        }
-    }
-    GLOBAL.lock.unlock();
-    (warm, cold)
 }
 
 /// (blocks cached, bytes of them still warm)
@@ -286,61 +245,5 @@ mod tests {
         assert!(warm <= budget, "warm {warm} > budget {budget}");
         clear();
         assert_eq!(stats(), (0, 0));
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
-    fn held_counts_the_blocks_by_age_and_depth_warm_and_purged() {
-        use crate::learn::reuse::{age_bucket, depth_bucket, BIG_DEPTH, PAGE as RPAGE};
-        let _serial = crate::tests::serial();
-        clear();
-        let size = 3 << 20;
-        let len = large::standard_len(size) as u64;
-        let blocks: Vec<*mut u8> = (0..2).map(|_| large::alloc(size, 16).0).collect();
-        for &b in &blocks {
-            // SAFETY: each block is a fresh large block of `size` bytes, freed once after the
-            // write.
-            unsafe { core::ptr::write_bytes(b, 0x5A, size) };
-            // SAFETY: each block is live, standard, unused and freed once.
-            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
-        }
-        let by_depth = |t: &[[u64; 7]; 7]| {
-            let mut d = [0u64; 7];
-            for ages in t {
-                for (i, pages) in ages.iter().enumerate() {
-                    d[i] += pages;
-                }
-            }
-            d
-        };
-        // The newer block is one deep, the older two (the bytes freed after it, and its own);
-        // both are young (a slow machine may take 10 ms: the ages are summed), and warm unless
-        // the default purge delay passed between the two frees.
-        let mut want = [0u64; 7];
-        want[depth_bucket(len, &BIG_DEPTH)] += len / RPAGE;
-        want[depth_bucket(2 * len, &BIG_DEPTH)] += len / RPAGE;
-        let (warm, cold) = held();
-        for ages in warm[age_bucket(1000)..]
-            .iter()
-            .chain(&cold[age_bucket(1000)..])
-        {
-            assert_eq!(ages, &[0; 7]);
-        }
-        let (w, c) = (by_depth(&warm), by_depth(&cold));
-        let total: Vec<u64> = w.iter().zip(&c).map(|(a, b)| a + b).collect();
-        assert_eq!(total, want);
-        // Purged (no delay, no batch), they are still listed: cold, at the same depths.
-        let before = knobs::live();
-        let mut stingy = before;
-        stingy.purge_delay_ms = 0;
-        stingy.madvise_batch = 0;
-        knobs::apply(&stingy);
-        purge_expired();
-        knobs::apply(&before);
-        let (warm, cold) = held();
-        assert_eq!(warm, [[0; 7]; 7]);
-        assert_eq!(by_depth(&cold), want);
-        clear();
-        assert_eq!(super::held(), ([[0; 7]; 7], [[0; 7]; 7]));
     }
 }

@@ -15,7 +15,7 @@
 //! | `HAKMEM_SAFE_FREE` | off | switch; on: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | off | switch, or `json`; on: print the report (`stats.rs`: memory, counters, size classes, the learner's state, call sites) at exit; `json`: as one line of JSON |
 //! | `HAKMEM_STATS_FILE` | stderr | file the report is appended to; `%p` in it is replaced by the pid, `%%` by `%` |
-//! | `HAKMEM_SITES` | off | switch; on: profile call sites (`sites.rs`); on anyway with learning or stats |
+//! | `HAKMEM_SITES` | off | switch; on: profile call sites (`sites.rs`); on anyway with stats |
 //! | `HAKMEM_FAIL_MMAP_AFTER`, `HAKMEM_FAIL_MMAP_TIMES` | unset, 1 | 0 to 2^64-1; test hook: mappings N+1..N+M fail |
 //!
 //! A switch is `1`, `on`, `yes` or `true` for on, `0`, `off`, `no` or `false` for off; these and
@@ -41,7 +41,7 @@ pub struct Config {
     pub mode: u8,
     /// The playbook file's path, NUL-terminated.
     pub playbook: Option<&'static [u8]>,
-    /// `HAKMEM_SITES=1`: profile call sites even without learning or stats.
+    /// `HAKMEM_SITES=1`: profile call sites even without stats.
     pub sites: bool,
     /// The stats file's path pattern (`%p`: the pid), NUL-terminated.
     pub stats_file: Option<&'static [u8]>,

@@ -34,8 +34,6 @@ pub struct LargeHeader {
     pub purged: bool,
     /// When it was cached (ms, `os::now_ms`).
     pub cached_ms: u64,
-    /// With learning on, the learner's epoch in which it was purged (`tuning::epoch`).
-    pub purged_epoch: u32,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
     pub cached: bool,
     /// The call site of its allocation when `sites` recorded it, else 0.
@@ -70,18 +68,6 @@ fn huge_rounded(len: usize) -> usize {
 /// Whether a large mapping of `len` bytes is advised huge pages (`register`).
 pub fn huge_backed(len: usize) -> bool {
     len >= CHUNK && crate::config::get().thp
-}
-
-/// About how many page faults touching every page of a purged standard block of `map_len` bytes
-/// again costs: one per huge page where the mapping is `huge_backed`, one per 4 KiB page in the
-/// partial rest and elsewhere.
-pub fn refaults(map_len: usize) -> u64 {
-    let pages = |b: usize| (b / PAGE) as u64;
-    if huge_backed(map_len) {
-        (map_len / CHUNK) as u64 + pages(map_len % CHUNK)
-    } else {
-        pages(map_len)
-    }
 }
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
@@ -158,7 +144,6 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             standard,
             purged: false,
             cached_ms: 0,
-            purged_epoch: 0,
             cached: false,
             site: 0,
             links: crate::list::Links::new(),

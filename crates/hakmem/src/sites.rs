@@ -1,50 +1,38 @@
 //! Call-site profiles (telemetry): which call sites allocate, how much, what sizes, and how long
 //! their blocks live (`learn::site`).
 //!
-//! On with `HAKMEM_SITES=1`, or whenever learning or `HAKMEM_STATS` is on. Sites come from
+//! On with `HAKMEM_SITES=1`, or whenever `HAKMEM_STATS` is on (the learner does not use them). Sites come from
 //! `hak_alloc_at(size, site)` / `hak_free_at(p, site)`, and from `malloc`'s caller (the return
 //! address the preload passes in) on allocations that take a slow path: thread-cache refills and
-//! large blocks. Fast-path allocations are never looked at. Of those events, 1 in 2^k is
-//! recorded, under a try-lock (a busy lock skips the sample); k adapts so that recording costs
-//! under `BUDGET_PPM` of the time between adjustments. A free is recorded exactly when its
+//! large blocks. Fast-path allocations are never looked at. Of those events, 1 in `PERIOD` is
+//! recorded, under a try-lock (a busy lock skips the sample): a slow path costs hundreds of
+//! nanoseconds, so recording (a scan of 64 profiles) adds about 1 % to it. A free is recorded exactly when its
 //! allocation was, so each site's live count (and so its Little's-law lifetime) is exact for the
 //! sampled blocks: a sampled large block remembers its site in its header; a sampled
-//! `hak_alloc_at` block is remembered in a small table of tracked blocks (`TRACKED`; when it is
+//! `hak_alloc_at` block is remembered in a small list of tracked blocks (`TRACKED`; when it is
 //! full, no more are sampled until some are freed) that `hak_free_at` consults. A small block
 //! from `malloc` is freed by `free`, which names no site, so those sites report no lifetime.
 //!
 //! The exit report names each code address as the object file it lies in and its offset there
 //! (`module_of`), which `addr2line` turns into a function and line.
 
-use crate::learn::site::{Sampler, SiteTable};
+use crate::learn::site::SiteTable;
 use crate::lock::Lock;
 use crate::text::Text;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-/// Recording may cost this share of the time, in parts per million (1 %).
-pub const BUDGET_PPM: u64 = 10_000;
-/// Sampling never gets sparser than 1 in 2^MAX_SHIFT slow-path events: at that rate recording
-/// costs nothing measurable, and sites with a few thousand events still show up.
-const MAX_SHIFT: u32 = 12;
-/// The sampling rate is reconsidered after this many recorded events.
-const ADJUST_EVERY: u32 = 256;
+/// One slow-path event in this many is recorded (a power of two).
+pub const PERIOD: u64 = 16;
 
-/// Most `hak_alloc_at` blocks tracked at once (open addressing, a power of two).
-const TRACKED: usize = 1024;
+/// Most `hak_alloc_at` blocks tracked at once.
+const TRACKED: usize = 256;
 
 struct State {
     table: SiteTable,
-    /// Addresses of sampled `hak_alloc_at` blocks not yet freed (0: empty slot, 1: deleted).
+    /// Addresses of sampled `hak_alloc_at` blocks not yet freed.
     tracked: [usize; TRACKED],
     tracked_len: usize,
-    /// Deleted slots (1s); past a quarter of the table it is rebuilt without them.
-    tombstones: usize,
-    sampler: Sampler,
-    /// Ticks spent recording since the window started, and when it started.
-    spent: u64,
-    window_start: u64,
-    recorded: u32,
 }
 
 struct Global {
@@ -61,19 +49,12 @@ static GLOBAL: Global = Global {
         table: SiteTable::new(),
         tracked: [0; TRACKED],
         tracked_len: 0,
-        tombstones: 0,
-        sampler: Sampler::new(4, 0, MAX_SHIFT),
-        spent: 0,
-        window_start: 0,
-        recorded: 0,
     }),
 };
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Events seen (a racy count: it only spaces the samples out).
 static EVENTS: AtomicU64 = AtomicU64::new(0);
-/// The sampling period's mask (2^k - 1), read without the lock.
-static MASK: AtomicU64 = AtomicU64::new(15);
 static SAMPLES: AtomicU32 = AtomicU32::new(0);
 /// Blocks in `State::tracked`, read without the lock so `hak_free_at` skips it when empty.
 static TRACKED_LEN: AtomicU32 = AtomicU32::new(0);
@@ -84,7 +65,7 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 /// Turns profiling on if the configuration asks for it. Called once, from `init::ensure_init`.
 pub fn init() {
     let c = crate::config::get();
-    if c.sites || c.learn != 0 || c.stats != 0 {
+    if c.sites || c.stats != 0 {
         START_TICKS.store(crate::tuning::ticks(), Ordering::Relaxed);
         START_NS.store(crate::os::monotonic_ns(), Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);
@@ -101,27 +82,18 @@ pub fn enabled() -> bool {
 fn sampled() -> bool {
     let n = EVENTS.load(Ordering::Relaxed);
     EVENTS.store(n.wrapping_add(1), Ordering::Relaxed);
-    n & MASK.load(Ordering::Relaxed) == 0
+    n % PERIOD == 0
 }
 
-/// Large blocks are sampled at least 1 in this many: each costs a microsecond or more anyway.
-const LARGE_MAX_PERIOD: u64 = 64;
-static LARGE_EVENTS: AtomicU64 = AtomicU64::new(0);
-
-/// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path; `large` for a
-/// block with its own mapping. Returns whether it was recorded, so that its free can be too.
+/// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path (`_large`: a
+/// block with its own mapping, sampled alike). Returns whether it was recorded, so that its free
+/// can be too.
 #[inline]
-pub fn alloc(site: usize, size: usize, large: bool) -> bool {
+pub fn alloc(site: usize, size: usize, _large: bool) -> bool {
     if !enabled() || site == 0 {
         return false;
     }
-    let hit = if large {
-        let n = LARGE_EVENTS.load(Ordering::Relaxed);
-        LARGE_EVENTS.store(n.wrapping_add(1), Ordering::Relaxed);
-        n & MASK.load(Ordering::Relaxed).min(LARGE_MAX_PERIOD - 1) == 0
-    } else {
-        sampled()
-    };
+    let hit = sampled();
     if !hit {
         return false;
     }
@@ -140,11 +112,6 @@ pub fn free(site: usize) {
     }
 }
 
-fn slot_of(p: usize) -> usize {
-    ((p as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TRACKED.trailing_zeros()))
-        as usize
-}
-
 /// `hak_alloc_at`: samples the allocation of block `p` (`size` bytes) from `site`, tracking `p`
 /// so that its `hak_free_at` is recorded too.
 pub fn alloc_block(p: usize, site: usize, size: usize) {
@@ -152,35 +119,15 @@ pub fn alloc_block(p: usize, site: usize, size: usize) {
         return;
     }
     record(|st, now| {
-        if st.tracked_len >= TRACKED / 2 {
+        if st.tracked_len == TRACKED {
             return false;
         }
-        insert(&mut st.tracked, p);
+        st.tracked[st.tracked_len] = p;
         st.tracked_len += 1;
         TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
         st.table.record_alloc(site, size as u64, now);
         true
     });
-}
-
-fn insert(table: &mut [usize; TRACKED], p: usize) {
-    let mut i = slot_of(p);
-    while table[i] > 1 {
-        i = (i + 1) % TRACKED;
-    }
-    table[i] = p;
-}
-
-/// Re-inserts the tracked blocks into a table without deleted slots.
-fn rebuild(st: &mut State) {
-    let old = st.tracked;
-    st.tracked = [0; TRACKED];
-    for p in old {
-        if p > 1 {
-            insert(&mut st.tracked, p);
-        }
-    }
-    st.tombstones = 0;
 }
 
 /// `hak_free_at`: records the free of `p` from `site` if its allocation was sampled.
@@ -189,23 +136,11 @@ pub fn free_block(p: usize, site: usize) {
         return;
     }
     record_now(|st, now| {
-        let mut i = slot_of(p);
-        for _ in 0..TRACKED {
-            match st.tracked[i] {
-                0 => return,
-                x if x == p => {
-                    st.tracked[i] = 1;
-                    st.tracked_len -= 1;
-                    st.tombstones += 1;
-                    if st.tombstones > TRACKED / 4 {
-                        rebuild(st);
-                    }
-                    TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
-                    st.table.record_free(site, now);
-                    return;
-                }
-                _ => i = (i + 1) % TRACKED,
-            }
+        if let Some(i) = st.tracked[..st.tracked_len].iter().position(|&x| x == p) {
+            st.tracked_len -= 1;
+            st.tracked[i] = st.tracked[st.tracked_len];
+            TRACKED_LEN.store(st.tracked_len as u32, Ordering::Relaxed);
+            st.table.record_free(site, now);
         }
     });
 }
@@ -230,27 +165,9 @@ fn record_now(f: impl FnOnce(&mut State, u64)) {
 }
 
 fn record_locked(f: impl FnOnce(&mut State, u64) -> bool) -> bool {
-    let t0 = crate::tuning::ticks();
     // SAFETY: the lock is held.
-    let st = unsafe { &mut *GLOBAL.state.get() };
-    if st.window_start == 0 {
-        st.window_start = t0;
-    }
-    let done = f(st, t0);
-    st.recorded += 1;
+    let done = f(unsafe { &mut *GLOBAL.state.get() }, crate::tuning::ticks());
     SAMPLES.fetch_add(1, Ordering::Relaxed);
-    let t1 = crate::tuning::ticks();
-    st.spent += t1.saturating_sub(t0);
-    if st.recorded >= ADJUST_EVERY {
-        // Each recorded event stands for 2^k events' worth of checks; the checks themselves are
-        // a counter and a mask, so the recording is what the budget bounds.
-        st.sampler
-            .adjust(st.spent, t1.saturating_sub(st.window_start), BUDGET_PPM);
-        MASK.store(st.sampler.period() - 1, Ordering::Relaxed);
-        st.recorded = 0;
-        st.spent = 0;
-        st.window_start = t1;
-    }
     GLOBAL.lock.unlock();
     done
 }
@@ -284,7 +201,7 @@ pub fn write(out: &mut Text, json: bool, n: usize) {
         out.str(",\"samples\":").number(samples);
         out.str(",\"sites\":[");
     } else if !enabled() {
-        out.str("hakmem: call sites: not profiled (HAKMEM_SITES=1, HAKMEM_STATS or learning turn it on)\n");
+        out.str("hakmem: call sites: not profiled (HAKMEM_SITES=1 or HAKMEM_STATS turn it on)\n");
         return;
     } else {
         out.str("hakmem: call sites: 1 in ")
@@ -400,7 +317,7 @@ fn top_sites(rows: &mut [Row]) -> (usize, u64) {
             },
         };
     }
-    let period = st.sampler.period();
+    let period = PERIOD;
     GLOBAL.lock.unlock();
     (len, period)
 }

@@ -269,11 +269,6 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
         if !ss.is_null() {
             // Its pages are still there: every slab may be dirty.
             (*ss).dirty_mask = !0;
-            if crate::tuning::learning() {
-                // The most recently emptied one: a strategy keeping none would have lost it.
-                let age = os::now_ms().saturating_sub((*ss).released_ms);
-                crate::tuning::record_superslab_reuse(age, 1, SS_SIZE);
-            }
         } else {
             ss = m.cold.pop_front();
             if !ss.is_null() {

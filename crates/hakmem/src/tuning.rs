@@ -1,25 +1,21 @@
 //! Online tuning: the epoch driver between the allocator's slow paths and the learner (`learn/`).
 //!
-//! With `HAKMEM_LEARN` off (the default) this only applies the fixed strategy at start-up
-//! (`HAKMEM_STRATEGY`, else `default`, plus the knob variables of `config.rs`). With it on:
+//! With learning off this only applies the fixed strategy at start-up (`HAKMEM_STRATEGY`, else
+//! `default`, plus the knob variables of `config.rs`). With it on:
 //! - every 8th slow call of a heap (refill, flush) and every 8th large allocation or free is
 //!   timed in TSC ticks and charged 8 times (`Timer`), and its request size goes into the epoch's
 //!   size sketch (`tick`, under a try-lock: a busy lock just skips the sample);
-//! - when `EPOCH_MS` have passed (`PROBE_MS` for the first epoch of a strategy never run yet),
-//!   the thread that holds the lock ends the epoch: it reads the
+//! - when `EPOCH_MS` have passed, the thread that holds the lock ends the epoch: it reads the
 //!   process's CPU time and minor faults (getrusage) and resident size (/proc/self/statm), hands
 //!   the learner the epoch's `Measurements`, and stores the strategy it returns in `knobs`.
 //!
-//! What an epoch measures, all as deltas over the epoch: slow-path time (ticks converted to ns
-//! with the epoch's own TSC/clock ratio), minor faults, and resident bytes; "per operation" means
-//! per microsecond of process CPU time, since the fast paths count nothing. Live bytes are not
-//! tracked (that would cost the fast path), so the memory term is resident bytes against the
-//! 1 MiB floor: the scorer compares it with its running baseline, which is what ranks strategies.
-//! The fast paths never look at any of this; the slow paths read one relaxed flag when off.
+//! Slow-path time is converted from ticks to ns with the epoch's own TSC/clock ratio; "per
+//! operation" means per microsecond of process CPU time, since the fast paths count nothing. The
+//! fast paths never look at any of this; the slow paths read one relaxed flag when off.
 
 use crate::learn::reuse::{self, Reuse};
 use crate::learn::sketch::SizeSketch;
-use crate::learn::{Learner, Measurements, Mode, Phase, Selector, Strategy};
+use crate::learn::{Learner, Measurements, Mode, Selector, Strategy};
 use crate::lock::Lock;
 use crate::text::Text;
 use crate::{config, knobs, os};
@@ -29,9 +25,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Wall time of one epoch.
 pub const EPOCH_MS: u64 = 10;
-/// Wall time of a probe: the first epoch of a strategy that has not run yet (it may be
-/// catastrophic for this workload, and a probe is enough to tell).
-pub const PROBE_MS: u64 = 3;
 /// One slow event in this many is timed and sampled (a power of two).
 pub const SAMPLE_PERIOD: u64 = 8;
 
@@ -71,21 +64,9 @@ static GLOBAL: Global = Global {
 };
 
 static SLOW_TICKS: AtomicU64 = AtomicU64::new(0);
+/// The epoch's warm BigCache reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
+static REUSE: [[AtomicU64; 6]; 8] = [const { [const { AtomicU64::new(0) }; 6] }; 8];
 static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
-/// The epoch's warm reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
-static REUSE_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
-static REUSE_SUPERSLAB: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
-static REUSE_COLD_BIG: [[AtomicU64; 7]; 7] = [const { [const { AtomicU64::new(0) }; 7] }; 7];
-static REUSE_COLD_FROM_LAST_EPOCH: AtomicU64 = AtomicU64::new(0);
-/// Epochs ended so far (wraps): which epoch a BigCache purge happened in.
-static EPOCH: AtomicU32 = AtomicU32::new(0);
-
-/// The learner's current epoch number (wrapping; 0 while learning is off).
-#[inline]
-pub fn epoch() -> u32 {
-    EPOCH.load(Ordering::Relaxed)
-}
-
 /// Whether learning is on.
 #[inline]
 pub fn learning() -> bool {
@@ -178,51 +159,11 @@ impl Timer {
     }
 }
 
-/// Records that BigCache handed out a block of `bytes` (learning only: the caller checks
-/// `learning()`), warm or purged (`purge`: the epoch of its purge and the page faults touching it
-/// again costs, `large::refaults`), that waited `age_ms`, with `depth` warm bytes newer than it or
-/// in it. (An epoch ending on another thread meanwhile may count a reuse in the wrong epoch: a
-/// window of microseconds per 10 ms epoch.)
-pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize, purge: Option<(u32, u64)>) {
-    let a = reuse::age_bucket(age_ms);
-    let d = reuse::depth_bucket(depth, &reuse::BIG_DEPTH);
-    let pages = bytes as u64 / reuse::PAGE;
-    let table = if purge.is_some() {
-        &REUSE_COLD_BIG
-    } else {
-        &REUSE_BIG
-    };
-    table[a][d].fetch_add(pages, Ordering::Relaxed);
-    if let Some((e, faults)) = purge {
-        if epoch().wrapping_sub(e) == 1 {
-            REUSE_COLD_FROM_LAST_EPOCH.fetch_add(faults, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Records that an empty SuperSlab of `bytes` was taken again with its pages (learning only),
-/// after `age_ms`, `depth` empty SuperSlabs deep (1: the most recently emptied).
-pub fn record_superslab_reuse(age_ms: u64, depth: u64, bytes: usize) {
-    let a = reuse::age_bucket(age_ms);
-    let d = reuse::depth_bucket(depth, &reuse::SS_DEPTH);
-    REUSE_SUPERSLAB[a][d].fetch_add(bytes as u64 / reuse::PAGE, Ordering::Relaxed);
-}
-
-/// The reuses since the last call, which ends an epoch.
-fn take_reuse() -> Reuse {
-    // Purges from now on belong to the next epoch.
-    EPOCH.fetch_add(1, Ordering::Relaxed);
-    let mut r = Reuse::ZERO;
-    for a in 0..7 {
-        for d in 0..7 {
-            r.big[a][d] = REUSE_BIG[a][d].swap(0, Ordering::Relaxed);
-            r.superslab[a][d] = REUSE_SUPERSLAB[a][d].swap(0, Ordering::Relaxed);
-            r.cold_big[a][d] = REUSE_COLD_BIG[a][d].swap(0, Ordering::Relaxed);
-        }
-    }
-    r.cold_from_last_epoch = REUSE_COLD_FROM_LAST_EPOCH.swap(0, Ordering::Relaxed);
-    (r.held_big, r.held_cold_big) = crate::bigcache::held();
-    r
+/// Records that BigCache handed out a warm block of `bytes` (learning only: the caller checks
+/// `learning()`) that waited `age_ms`, with `depth` warm bytes newer than it or in it.
+pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
+    let (a, d) = reuse::cell(age_ms, depth);
+    REUSE[a][d].fetch_add(reuse::pages(bytes as u64), Ordering::Relaxed);
 }
 
 /// Samples `size` and ends the epoch if it is due. Never waits for the lock.
@@ -250,13 +191,15 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     let m = Measurements {
         slow_path_ns: (d_ticks as u128 * d_wall as u128 / d_tsc as u128) as u64,
         minor_faults: s.minor_faults.saturating_sub(st.last.minor_faults),
-        live_bytes: 0,
-        mapped_bytes: s.resident_bytes,
+        resident_bytes: s.resident_bytes,
         ops: s.cpu_us.saturating_sub(st.last.cpu_us).max(1),
-        elapsed_ns: d_wall,
         size_p50: st.sizes.p50().unwrap_or(0),
         size_p95: st.sizes.p95().unwrap_or(0),
-        reuse: take_reuse(),
+        reuse: Reuse {
+            pages: core::array::from_fn(|a| {
+                core::array::from_fn(|d| REUSE[a][d].swap(0, Ordering::Relaxed))
+            }),
+        },
     };
     // SAFETY: `learning` is set, so the learner is initialised; the lock is held.
     let learner = unsafe { st.learner.assume_init_mut() };
@@ -264,12 +207,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     st.sizes.clear();
     st.last = s;
     st.slow_ticks_seen = slow;
-    st.next_epoch_ms = now_ms
-        + if learner.probing() {
-            PROBE_MS
-        } else {
-            EPOCH_MS
-        };
+    st.next_epoch_ms = now_ms + EPOCH_MS;
 }
 
 /// At start-up, when there is something to do at exit (a playbook to save, a report to print):
@@ -331,27 +269,28 @@ fn finish_learning() {
 /// Warns `<what> HAKMEM_PLAYBOOK file <path>: <reason><consequence>` (`path` NUL-terminated).
 fn warn_playbook(what: &[u8], path: &[u8], e: crate::learn::FileError, consequence: &[u8]) {
     let mut digits = [0u8; 20];
-    let errno: [&[u8]; 3] = match e {
-        crate::learn::FileError::Io(n) => [
+    let (open, n, close): (&[u8], &[u8], &[u8]) = match e {
+        crate::learn::FileError::Io(n) => (
             b" (errno ",
             crate::text::decimal(n as u64, &mut digits),
             b")",
-        ],
-        _ => [b""; 3],
+        ),
+        _ => (b"", b"", b""),
     };
     let path = &path[..path.len() - 1];
     let reason = e.reason().as_bytes();
-    config::warn(&[
+    let parts = [
         what,
         b" HAKMEM_PLAYBOOK file ",
         path,
         b": ",
         reason,
-        errno[0],
-        errno[1],
-        errno[2],
+        open,
+        n,
+        close,
         consequence,
-    ]);
+    ];
+    config::warn(&parts);
 }
 
 /// One playbook evolution step now (`hak_evolve_playbook`): (strategies retired, challenger
@@ -398,27 +337,25 @@ pub fn status() -> Status {
         name: None,
         best: knobs::live(),
     };
-    if learning() {
-        GLOBAL.lock.lock();
-        // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
-        let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() };
+    with_learner(|l| {
         s.learning = true;
         s.epochs = l.epoch();
         s.trained_epochs = l.playbook().epochs();
-        s.phase = phase_name(l.phase());
+        s.phase = l.phase().name();
         s.current = *l.current();
         s.best = *l.best();
-        GLOBAL.lock.unlock();
-    }
+    });
     s.name = crate::learn::strategy::default_name(&s.current);
     s
 }
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Learn => "learn",
-        Phase::Frozen => "frozen",
-        Phase::Canary => "canary",
+/// Runs `f` on the learner under the lock, if learning is on.
+fn with_learner(f: impl FnOnce(&Learner)) {
+    if learning() {
+        GLOBAL.lock.lock();
+        // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
+        f(unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() });
+        GLOBAL.lock.unlock();
     }
 }
 
@@ -428,9 +365,8 @@ pub fn write(out: &mut Text, json: bool) {
         let s = knobs::live();
         let name = crate::learn::strategy::default_name(&s).unwrap_or("custom");
         if json {
-            out.str("{\"learning\":false,\"strategy\":\"")
-                .str(name)
-                .str("\",\"knobs\":");
+            out.str("{\"learning\":false,\"strategy\":\"").str(name);
+            out.str("\",\"knobs\":");
             write_knobs(out, &s, true);
             out.str("}");
         } else {
@@ -442,28 +378,17 @@ pub fn write(out: &mut Text, json: bool) {
         }
         return;
     }
-    GLOBAL.lock.lock();
-    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
-    let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() };
-    let selector = match l.selector() {
-        Selector::Elo => "elo",
-        Selector::Ucb1 => "ucb1",
-    };
-    let mode = match l.mode() {
-        Mode::Fast => "fast",
-        Mode::Balanced => "balanced",
-        Mode::Lean => "lean",
-    };
+    with_learner(|l| write_learner(out, json, l));
+}
+
+fn write_learner(out: &mut Text, json: bool, l: &Learner) {
+    let (selector, mode, phase) = (l.selector().name(), l.mode().name(), l.phase().name());
     let chosen = *l.best();
     if json {
         out.str("{\"learning\":true,\"selector\":\"").str(selector);
-        out.str("\",\"mode\":\"")
-            .str(mode)
-            .str("\",\"epochs\":")
-            .number(l.epoch());
-        out.str(",\"phase\":\"")
-            .str(phase_name(l.phase()))
-            .str("\",\"chosen\":");
+        out.str("\",\"mode\":\"").str(mode);
+        out.str("\",\"epochs\":").number(l.epoch());
+        out.str(",\"phase\":\"").str(phase).str("\",\"chosen\":");
         write_knobs(out, &chosen, true);
         out.str(",\"leaderboard\":[");
     } else {
@@ -471,33 +396,24 @@ pub fn write(out: &mut Text, json: bool) {
             .str(selector)
             .str(", mode ")
             .str(mode);
-        out.str(", ").number(l.epoch()).str(" epochs, phase ");
-        out.str(phase_name(l.phase())).str("\nhakmem: chosen ");
+        out.str(", ")
+            .number(l.epoch())
+            .str(" epochs, phase ")
+            .str(phase);
+        out.str("\nhakmem: chosen ");
         write_knobs(out, &chosen, false);
-        out.str("\nhakmem: leaderboard, best first by ");
-        out.str(match l.selector() {
-            Selector::Elo => "rating",
-            Selector::Ucb1 => "mean reward 1/(1+cost^2)",
-        });
-        out.str(" (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
-        out.str("hakmem:   (#id: the strategy's number; <parent: the one it was mutated from, <0 for a built-in candidate;\n");
-        out.str("hakmem:   rating: ELO from pairwise epoch comparisons, 1500 at start, with their wins losses draws;\n");
-        out.str("hakmem:   epochs: epochs it ran (a loaded playbook's included); mean_cost: their cost (a moving\n");
-        out.str("hakmem:   average of about the last 16), about 1.0 for an average epoch, lower is better;\n");
-        out.str(
-            "hakmem:   name: the built-in candidate it is, - for a mutation; *: the chosen one)\n",
-        );
+        out.str("\nhakmem: leaderboard, best first (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
+        out.str("hakmem:   (<parent: the one it was mutated from, <0 for a built-in candidate; rating: ELO, 1500 at start;\n");
+        out.str("hakmem:   epochs: those it ran, earlier runs' included; mean_cost: their cost, about 1.0 for an average\n");
+        out.str("hakmem:   epoch, lower is better; name: the built-in candidate, - for a mutation; *: the chosen one)\n");
     }
-    for (rank, e) in l.leaderboard().enumerate() {
+    for (rank, e) in l.playbook().ranked().enumerate() {
         let name = crate::learn::strategy::default_name(&e.strategy).unwrap_or("-");
+        let is_chosen = e.strategy == chosen;
         if json {
-            if rank > 0 {
-                out.str(",");
-            }
-            out.str("{\"id\":")
-                .number(e.id as u64)
-                .str(",\"parent\":")
-                .number(e.parent as u64);
+            out.str(if rank > 0 { ",{" } else { "{" });
+            out.str("\"id\":").number(e.id as u64);
+            out.str(",\"parent\":").number(e.parent as u64);
             out.str(",\"rating\":").fixed(e.elo.rating, 1);
             out.str(",\"wins\":").number(e.elo.wins as u64);
             out.str(",\"losses\":").number(e.elo.losses as u64);
@@ -506,84 +422,65 @@ pub fn write(out: &mut Text, json: bool) {
             out.str(",\"mean_cost\":").fixed(e.mean_cost, 4);
             out.str(",\"name\":\"").str(name).str("\",\"knobs\":");
             write_knobs(out, &e.strategy, true);
-            out.str(",\"chosen\":").str(if e.strategy == chosen {
-                "true"
-            } else {
-                "false"
-            });
-            out.str("}");
+            out.str(",\"chosen\":")
+                .str(if is_chosen { "true}" } else { "false}" });
         } else {
-            out.str("hakmem:   ")
-                .number(rank as u64 + 1)
-                .str(" #")
-                .number(e.id as u64);
-            out.str(" <")
-                .number(e.parent as u64)
-                .str(" ")
-                .fixed(e.elo.rating, 1);
-            out.str(" ")
-                .number(e.elo.wins as u64)
-                .str(" ")
-                .number(e.elo.losses as u64);
-            out.str(" ")
-                .number(e.elo.draws as u64)
-                .str(" ")
-                .number(e.samples as u64);
+            out.str("hakmem:   ").number(rank as u64 + 1);
+            out.str(" #")
+                .number(e.id as u64)
+                .str(" <")
+                .number(e.parent as u64);
+            out.str(" ").fixed(e.elo.rating, 1);
+            for n in [e.elo.wins, e.elo.losses, e.elo.draws, e.samples] {
+                out.str(" ").number(n as u64);
+            }
             out.str(" ")
                 .fixed(e.mean_cost, 3)
                 .str(" ")
                 .str(name)
                 .str(" ");
             write_knobs(out, &e.strategy, false);
-            out.str(if e.strategy == chosen { " *\n" } else { "\n" });
+            out.str(if is_chosen { " *\n" } else { "\n" });
         }
     }
-    if json {
-        out.str("],\"transitions\":[");
+    let t = l.transitions();
+    let counts = [
+        ("froze", t.froze),
+        ("canaries", t.canaries),
+        ("promoted", t.promoted),
+        ("rejected", t.rejected),
+        ("rolled_back", t.rolled_back),
+        ("phase_changes", t.phase_changes),
+    ];
+    out.str(if json {
+        "],\"transitions\":{"
     } else {
-        out.str("hakmem: transitions (epoch event)\n");
-    }
-    for (i, r) in l.events().iter().enumerate() {
+        "hakmem: transitions:"
+    });
+    for (i, (name, n)) in counts.into_iter().enumerate() {
         if json {
-            if i > 0 {
-                out.str(",");
-            }
-            out.str("{\"epoch\":").number(r.epoch).str(",\"event\":\"");
-            out.str(r.event.name()).str("\"}");
+            out.str(if i > 0 { ",\"" } else { "\"" })
+                .str(name)
+                .str("\":");
         } else {
-            out.str("hakmem:   ")
-                .number(r.epoch)
-                .str(" ")
-                .str(r.event.name())
-                .str("\n");
+            out.str(" ").str(name).str(" ");
         }
+        out.number(n as u64);
     }
-    if json {
-        out.str("]}");
-    }
-    GLOBAL.lock.unlock();
+    out.str(if json { "}}" } else { "\n" });
 }
 
 fn write_knobs(out: &mut Text, s: &Strategy, json: bool) {
-    if json {
-        out.str("{");
-    }
+    let (open, sep, eq, close) = if json {
+        ("{\"", ",\"", "\":", "}")
+    } else {
+        ("", " ", "=", "")
+    };
     for (i, k) in crate::learn::Knob::ALL.iter().enumerate() {
-        if json {
-            if i > 0 {
-                out.str(",");
-            }
-            out.str("\"").str(k.name()).str("\":").number(s.get(*k));
-        } else {
-            if i > 0 {
-                out.str(" ");
-            }
-            out.str(k.name()).str("=").number(s.get(*k));
-        }
+        out.str(if i == 0 { open } else { sep }).str(k.name());
+        out.str(eq).number(s.get(*k));
     }
-    if json {
-        out.str("}");
-    }
+    out.str(close);
 }
 
 /// The process figures an epoch is measured from.
@@ -685,26 +582,5 @@ mod tests {
         assert!(b.cpu_us >= a.cpu_us && b.minor_faults >= a.minor_faults);
         assert!(a.resident_bytes > 1 << 20, "{}", a.resident_bytes);
         assert_eq!(v.iter().map(|&x| x as usize).sum::<usize>(), 1 << 20);
-    }
-
-    /// A cold reuse is attributed to the epoch before only if its purge happened in that epoch.
-    #[test]
-    fn cold_reuses_know_the_epoch_of_their_purge() {
-        let bytes = 64 * reuse::PAGE as usize;
-        let _ = take_reuse();
-        let e = epoch();
-        record_big_reuse(20, 8 << 20, bytes, Some((e, 64))); // purged and reused in this epoch
-        let r = take_reuse();
-        assert_eq!(r.cold_from_last_epoch, 0);
-        assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 64);
-        assert_eq!(epoch(), e.wrapping_add(1));
-        // Purged in the epoch before: its faults (3: say, huge pages) are the last epoch's.
-        record_big_reuse(20, 8 << 20, bytes, Some((e, 3)));
-        record_big_reuse(20, 8 << 20, bytes, Some((e.wrapping_sub(1), 64))); // two epochs before
-        record_big_reuse(20, 8 << 20, bytes, None); // warm
-        let r = take_reuse();
-        assert_eq!(r.cold_from_last_epoch, 3);
-        assert_eq!(r.cold_big.iter().flatten().sum::<u64>(), 128);
-        assert_eq!(r.big.iter().flatten().sum::<u64>(), 64);
     }
 }

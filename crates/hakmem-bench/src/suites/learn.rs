@@ -1,10 +1,12 @@
 //! The `learn` suite's workloads: chosen so that different fixed strategies of hakmem's learner win
-//! on different ones. Each runs for a fixed wall time (`secs`: 1.5 s in the default run), so the
+//! on different ones; `larson` is a real program's pattern (Larson's server benchmark, as
+//! mimalloc-bench runs it), where the thread-cache knobs decide. Each runs for a fixed wall time (`secs`: 1.5 s in the default run), so the
 //! learner sees the same ~150 epochs of 10 ms whatever the strategy, and a bad strategy cannot make
 //! the suite run for minutes; the figure is wall time per operation.
 
 use super::{
-    check_mark, check_pages, mark, must, seed, tag, touch_pages, Block, Outcome, Params, KIB, MIB,
+    check_mark, check_pages, mark, must, seed, tag, touch_pages, Block, LarsonParams, Outcome,
+    Params, KIB, MIB,
 };
 use crate::alloc::Alloc;
 use crate::rng::Rng;
@@ -220,4 +222,22 @@ pub fn phase<A: Alloc>(a: &A, p: &Params) -> Outcome {
     }
     sum += free_all(a, &mut big, true);
     outcome(ops, start, sum)
+}
+
+/// Larson's server pattern with mimalloc-bench's `larsonN` arguments (8..1000 B blocks, 5000 per
+/// thread, seed 4141) on `--threads` threads for `secs`: each thread frees a random block of its
+/// array and allocates a replacement, and the arrays change hands between threads, so most frees
+/// are cross-thread. How many blocks a thread cache takes and keeps decides its speed.
+pub fn larson<A: Alloc>(a: &A, p: &Params) -> Outcome {
+    super::larson::run(
+        a,
+        &LarsonParams {
+            secs: secs(p),
+            min: 8,
+            max: 1000,
+            chunks: 5000,
+            seed: 4141,
+            threads: p.threads,
+        },
+    )
 }

@@ -102,6 +102,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario { suite: "learn", name: "mixed", what: "hakmem only, per strategy, for 0.75 s per unit: the seed MIXED cycle list (64 KiB, 256 KiB, 2 MiB)" },
     Scenario { suite: "learn", name: "pressure", what: "hakmem only, per strategy, for 0.75 s per unit: crests of ~40 MiB of 300 KiB..1 MiB blocks, idle-ish troughs" },
     Scenario { suite: "learn", name: "phase", what: "hakmem only, per strategy, for 0.75 s per unit: small-object churn, then 256 KiB..4 MiB block churn" },
+    Scenario { suite: "learn", name: "larson", what: "hakmem only, per strategy, for 0.75 s per unit: Larson's server pattern (8..1000 B, 5000 blocks per thread, cross-thread frees)" },
     Scenario { suite: "learn", name: "warm-start", what: "hakmem, learner (elo) on learn/pressure twice with one HAKMEM_PLAYBOOK file: cold, then warm" },
     Scenario { suite: "learn", name: "cost", what: "hakmem, the 1-thread and N-thread fastpath scenarios with everything off, HAKMEM_LEARN=elo and HAKMEM_SITES=1: difference in CPU time/op" },
 ];
@@ -138,6 +139,7 @@ pub fn run<A: Alloc>(a: &A, id: &str, p: &Params) -> Result<Outcome, String> {
         "learn/mixed" => learn::mixed(a, p),
         "learn/pressure" => learn::pressure(a, p),
         "learn/phase" => learn::phase(a, p),
+        "learn/larson" => learn::larson(a, p),
         _ => return Err(format!("unknown scenario `{id}`")),
     })
 }

@@ -1,12 +1,13 @@
 //! A strategy: one complete, valid vector of the allocator's workload-dependent knobs.
 //!
 //! Every knob takes its values from a fixed ladder (`Knob::ladder`), so a strategy is valid exactly
-//! when each knob sits on a rung of its ladder; `clamp` snaps any value onto the ladder. The
+//! when each knob sits on a rung of its ladder. The
 //! generator (`mutate`) moves one or two knobs by one rung, so a challenger is always valid and
 //! always differs from its parent in one or two knobs. `DEFAULTS` is the starting candidate set.
 //! Pure data: no allocation, no I/O; the caller applies a strategy to the allocator.
 
 use super::rng::Rng;
+use super::score::Mode;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -78,20 +79,9 @@ impl Knob {
     pub fn rung(self, v: u64) -> Option<usize> {
         self.ladder().iter().position(|&x| x == v)
     }
-
-    /// The legal value nearest to `v`: the smallest rung at or above `v`, or the top rung.
-    pub fn snap(self, v: u64) -> u64 {
-        let l = self.ladder();
-        for &x in l {
-            if x >= v {
-                return x;
-            }
-        }
-        l[l.len() - 1]
-    }
 }
 
-/// A complete knob vector. Build it from `DEFAULTS`, `clamp` or `from_knobs`; `is_valid` holds for
+/// A complete knob vector. Build it from `DEFAULTS` or `from_knobs`; `is_valid` holds for
 /// every strategy the learner hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strategy {
@@ -152,15 +142,6 @@ impl Strategy {
         Knob::ALL.iter().all(|&k| k.rung(self.get(k)).is_some())
     }
 
-    /// The same strategy with every knob snapped onto its ladder.
-    pub fn clamp(&self) -> Strategy {
-        let mut s = *self;
-        for &k in &Knob::ALL {
-            s.set(k, k.snap(self.get(k)));
-        }
-        s
-    }
-
     /// Number of knobs whose values differ.
     pub fn knobs_differing(&self, other: &Strategy) -> usize {
         Knob::ALL
@@ -169,19 +150,13 @@ impl Strategy {
             .count()
     }
 
-    /// How much freed memory this strategy keeps with its pages, in ladder rungs: the sum of the
-    /// rungs of BigCache's size, the madvise batch, the purge delay and the warm SuperSlabs. A
-    /// strategy at least as high on each of the four loses no warm reuse the other keeps.
-    pub fn generosity(&self) -> u32 {
-        [
-            Knob::BigCacheBytes,
-            Knob::MadviseBatch,
-            Knob::PurgeDelayMs,
-            Knob::WarmSuperSlabs,
-        ]
-        .iter()
-        .map(|&k| k.rung(self.get(k)).unwrap_or(0) as u32)
-        .sum()
+    /// The same strategy with no knob above `ceiling`'s.
+    pub fn capped(&self, ceiling: &Strategy) -> Strategy {
+        let mut s = *self;
+        for &k in &Knob::ALL {
+            s.set(k, self.get(k).min(ceiling.get(k)));
+        }
+        s
     }
 
     /// Sum over knobs of the distance in rungs (both must be valid).
@@ -199,7 +174,7 @@ impl Strategy {
 /// The generator: a challenger that differs from `parent` (valid) in one knob (probability 1/2) or
 /// two knobs, each moved one rung up or down (down at the top rung, up at the bottom).
 pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
-    let mut s = parent.clamp();
+    let mut s = *parent;
     let first = rng.below(KNOB_COUNT as u64) as usize;
     let mut second = None;
     if rng.below(2) == 1 {
@@ -222,136 +197,76 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
     s
 }
 
+/// The most a strategy may keep in `mode` (`Strategy::capped`). In `lean` mode no strategy keeps
+/// more freed memory than `DEFAULT` does (BigCache's size, the madvise batch, the purge delay, the
+/// warm SuperSlabs), so that trying one never raises the peak; the other modes use every rung.
+pub fn ceiling(mode: Mode) -> Strategy {
+    let mut top = DEFAULT;
+    for &k in &Knob::ALL {
+        top.set(k, *k.ladder().last().unwrap_or(&0));
+    }
+    match mode {
+        Mode::Fast | Mode::Balanced => top,
+        Mode::Lean => Strategy {
+            bigcache_bytes: DEFAULT.bigcache_bytes,
+            madvise_batch: DEFAULT.madvise_batch,
+            purge_delay_ms: DEFAULT.purge_delay_ms,
+            warm_superslabs: DEFAULT.warm_superslabs,
+            ..top
+        },
+    }
+}
+
+/// A strategy from its knobs: threshold in KiB, BigCache in MiB, batch in MiB, delay in ms,
+/// cap multiplier, refill in KiB, warm SuperSlabs.
+const fn knobs(
+    thr: u64,
+    cache: u64,
+    batch: u64,
+    delay: u64,
+    cap: u64,
+    refill: u64,
+    warm: u64,
+) -> Strategy {
+    Strategy {
+        large_threshold: thr * KIB,
+        bigcache_bytes: cache * MIB,
+        madvise_batch: batch * MIB,
+        purge_delay_ms: delay,
+        cache_cap_mult: cap,
+        refill_bytes: refill * KIB,
+        warm_superslabs: warm,
+    }
+}
+
 /// The allocator's built-in behaviour (the `config.rs` defaults): what runs unless told otherwise.
-pub const DEFAULT: Strategy = Strategy {
-    large_threshold: 256 * KIB,
-    bigcache_bytes: 64 * MIB,
-    madvise_batch: 0,
-    purge_delay_ms: 50,
-    cache_cap_mult: 2,
-    refill_bytes: 16 * KIB,
-    warm_superslabs: 32,
-};
-
+pub const DEFAULT: Strategy = knobs(256, 64, 0, 50, 2, 16, 32);
 /// The middle of the road: the default with batched purges and fewer warm SuperSlabs.
-pub const BALANCED: Strategy = Strategy {
-    large_threshold: 256 * KIB,
-    bigcache_bytes: 64 * MIB,
-    madvise_batch: 4 * MIB,
-    purge_delay_ms: 100,
-    cache_cap_mult: 2,
-    refill_bytes: 16 * KIB,
-    warm_superslabs: 8,
-};
-
+pub const BALANCED: Strategy = knobs(256, 64, 4, 100, 2, 16, 8);
 /// Speed first: big caches, long purge delay, deep thread caches.
-pub const FAST: Strategy = Strategy {
-    large_threshold: 256 * KIB,
-    bigcache_bytes: GIB,
-    madvise_batch: 64 * MIB,
-    purge_delay_ms: 5000,
-    cache_cap_mult: 8,
-    refill_bytes: 64 * KIB,
-    warm_superslabs: 32,
-};
+pub const FAST: Strategy = knobs(256, 1024, 64, 5000, 8, 64, 32);
+/// Footprint first: no caches, immediate purge, shallow thread caches.
+pub const LEAN: Strategy = knobs(64, 0, 0, 0, 1, 4, 0);
 
-/// Footprint first: small caches, immediate purge, shallow thread caches.
-pub const LEAN: Strategy = Strategy {
-    large_threshold: 64 * KIB,
-    bigcache_bytes: 0,
-    madvise_batch: 0,
-    purge_delay_ms: 0,
-    cache_cap_mult: 1,
-    refill_bytes: 4 * KIB,
-    warm_superslabs: 0,
-};
-
-/// Maximum number of default candidates.
+/// Number of built-in candidates.
 pub const DEFAULT_COUNT: usize = 10;
 
-/// The starting candidates, with names for the leaderboard and `HAKMEM_STRATEGY`. They differ in
-/// several knobs each, so the first epochs sample the space broadly; the generator refines from
-/// there.
+/// The built-in candidates, with names for the leaderboard and `HAKMEM_STRATEGY`. They differ in
+/// three knobs or more each, so that the warm-up samples the space broadly; mutation refines.
 pub const DEFAULTS: [(&str, Strategy); DEFAULT_COUNT] = [
     ("default", DEFAULT),
     ("balanced", BALANCED),
     ("fast", FAST),
     ("lean", LEAN),
-    (
-        "fast-small",
-        Strategy {
-            large_threshold: 256 * KIB,
-            bigcache_bytes: 256 * MIB,
-            madvise_batch: 16 * MIB,
-            purge_delay_ms: 1000,
-            cache_cap_mult: 4,
-            refill_bytes: 32 * KIB,
-            warm_superslabs: 16,
-        },
-    ),
-    (
-        "lean-small",
-        Strategy {
-            large_threshold: 128 * KIB,
-            bigcache_bytes: 16 * MIB,
-            madvise_batch: MIB,
-            purge_delay_ms: 10,
-            cache_cap_mult: 1,
-            refill_bytes: 8 * KIB,
-            warm_superslabs: 2,
-        },
-    ),
-    (
-        "big-blocks-cached",
-        Strategy {
-            large_threshold: 64 * KIB,
-            bigcache_bytes: GIB,
-            madvise_batch: 16 * MIB,
-            purge_delay_ms: 5000,
-            cache_cap_mult: 2,
-            refill_bytes: 16 * KIB,
-            warm_superslabs: 4,
-        },
-    ),
-    (
-        "small-objects",
-        Strategy {
-            large_threshold: 256 * KIB,
-            bigcache_bytes: 16 * MIB,
-            madvise_batch: 4 * MIB,
-            purge_delay_ms: 100,
-            cache_cap_mult: 8,
-            refill_bytes: 64 * KIB,
-            warm_superslabs: 16,
-        },
-    ),
-    (
-        "batched-purge",
-        Strategy {
-            large_threshold: 256 * KIB,
-            bigcache_bytes: 64 * MIB,
-            madvise_batch: 64 * MIB,
-            purge_delay_ms: 50,
-            cache_cap_mult: 2,
-            refill_bytes: 8 * KIB,
-            warm_superslabs: 1,
-        },
-    ),
-    (
-        "mmap-early",
-        Strategy {
-            large_threshold: 128 * KIB,
-            bigcache_bytes: 16 * MIB,
-            madvise_batch: 0,
-            purge_delay_ms: 10,
-            cache_cap_mult: 4,
-            refill_bytes: 8 * KIB,
-            warm_superslabs: 4,
-        },
-    ),
+    ("fast-small", knobs(256, 256, 16, 1000, 4, 32, 16)),
+    ("lean-small", knobs(128, 16, 1, 10, 1, 8, 2)),
+    ("big-blocks-cached", knobs(64, 1024, 16, 5000, 2, 16, 4)),
+    ("small-objects", knobs(256, 16, 4, 100, 8, 64, 16)),
+    ("batched-purge", knobs(256, 64, 64, 50, 2, 8, 1)),
+    ("mmap-early", knobs(128, 16, 0, 10, 4, 8, 4)),
 ];
 
-/// The name of `s` if it is one of `DEFAULTS`.
+/// The name of `s` if it is a built-in candidate.
 pub fn default_name(s: &Strategy) -> Option<&'static str> {
     DEFAULTS.iter().find(|(_, d)| d == s).map(|(n, _)| *n)
 }
@@ -361,99 +276,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ladders_are_strictly_ascending_and_small() {
+    fn ladders_ascend_and_the_candidates_are_valid_distinct_and_round_trip() {
         for &k in &Knob::ALL {
-            let l = k.ladder();
-            assert!(l.len() >= 2 && l.len() <= 16, "{}", k.name());
-            assert!(l.windows(2).all(|w| w[0] < w[1]), "{}", k.name());
+            assert!(k.ladder().windows(2).all(|w| w[0] < w[1]), "{}", k.name());
         }
-    }
-
-    #[test]
-    fn defaults_are_valid_distinct_and_differ_meaningfully() {
         for (i, (n, a)) in DEFAULTS.iter().enumerate() {
-            assert!(a.is_valid(), "{n}");
-            assert_eq!(default_name(a), Some(*n));
+            assert!(a.is_valid() && default_name(a) == Some(*n), "{n}");
+            assert_eq!(Strategy::from_knobs(&a.knobs()), *a);
             for (m, b) in &DEFAULTS[i + 1..] {
                 assert!(a.knobs_differing(b) >= 3, "{n} vs {m}");
             }
         }
-        const { assert!(FAST.bigcache_bytes > LEAN.bigcache_bytes) };
-        const { assert!(FAST.purge_delay_ms > LEAN.purge_delay_ms) };
-        assert_eq!(LEAN.purge_delay_ms, 0);
+        let lean = ceiling(Mode::Lean);
+        assert_eq!(FAST.capped(&lean).bigcache_bytes, DEFAULT.bigcache_bytes);
+        assert_eq!(FAST.capped(&ceiling(Mode::Balanced)), FAST);
     }
 
     #[test]
-    fn clamp_snaps_onto_ladders_and_is_idempotent() {
-        let wild = Strategy {
-            large_threshold: 3 * MIB,
-            bigcache_bytes: 100 * GIB,
-            madvise_batch: 1,
-            purge_delay_ms: 7,
-            cache_cap_mult: 5,
-            refill_bytes: 0,
-            warm_superslabs: 1000,
-        };
-        assert!(!wild.is_valid());
-        let c = wild.clamp();
-        assert!(c.is_valid());
-        assert_eq!(c.large_threshold, 256 * KIB);
-        assert_eq!(c.bigcache_bytes, GIB);
-        assert_eq!(c.madvise_batch, MIB);
-        assert_eq!(c.purge_delay_ms, 10);
-        assert_eq!(c.cache_cap_mult, 8);
-        assert_eq!(c.refill_bytes, 4 * KIB);
-        assert_eq!(c.warm_superslabs, 32);
-        assert_eq!(c.clamp(), c);
-        assert_eq!(BALANCED.clamp(), BALANCED);
-        assert_eq!(DEFAULT.clamp(), DEFAULT);
-    }
-
-    #[test]
-    fn knobs_round_trip() {
-        for (_, s) in &DEFAULTS {
-            assert_eq!(Strategy::from_knobs(&s.knobs()), *s);
-        }
-    }
-
-    #[test]
-    fn mutate_changes_one_or_two_knobs_by_one_rung_and_stays_valid() {
+    fn mutate_changes_one_or_two_knobs_by_one_rung() {
         let mut rng = Rng::new(42);
-        let mut ones = 0;
         let mut twos = 0;
         for i in 0..2000 {
             let parent = DEFAULTS[i % DEFAULT_COUNT].1;
             let c = mutate(&parent, &mut rng);
-            assert!(c.is_valid());
             let d = c.knobs_differing(&parent);
-            assert!(d == 1 || d == 2, "{d}");
+            assert!(c.is_valid() && (d == 1 || d == 2), "{d}");
             assert_eq!(c.rung_distance(&parent) as usize, d);
-            if d == 1 {
-                ones += 1;
-            } else {
-                twos += 1;
-            }
+            twos += (d == 2) as u32;
         }
-        assert!(ones > 800 && twos > 800, "{ones} {twos}");
+        assert!((800..1200).contains(&twos), "{twos}");
         // The extremes can only move inwards.
         for _ in 0..100 {
-            let c = mutate(&LEAN, &mut rng);
-            for &k in &Knob::ALL {
-                assert!(c.get(k) >= LEAN.get(k));
-            }
-            let c = mutate(&FAST, &mut rng);
-            for &k in &Knob::ALL {
-                assert!(c.get(k) <= FAST.get(k));
-            }
-        }
-    }
-
-    #[test]
-    fn mutate_is_deterministic_for_a_seed() {
-        let mut a = Rng::new(9);
-        let mut b = Rng::new(9);
-        for _ in 0..50 {
-            assert_eq!(mutate(&BALANCED, &mut a), mutate(&BALANCED, &mut b));
+            let (l, f) = (mutate(&LEAN, &mut rng), mutate(&FAST, &mut rng));
+            assert!(Knob::ALL
+                .iter()
+                .all(|&k| l.get(k) >= LEAN.get(k) && f.get(k) <= FAST.get(k)));
         }
     }
 }

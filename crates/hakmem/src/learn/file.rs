@@ -1,0 +1,508 @@
+//! The playbook file: what `HAKMEM_PLAYBOOK` loads at start and saves at exit, so that the next
+//! run starts from what this one learned.
+//!
+//! Layout (little-endian): the magic `HAKMEMPB`, the version, the header size, the entry size,
+//! the knob count, the entry count, the next id, the epochs rated; then each entry (id, parent,
+//! knobs, ELO rating, wins, losses, draws, samples, mean cost, UCB1 pulls and reward sum); then an
+//! FNV-1a checksum of all that. A file that fails any check is rejected whole. `save` writes a
+//! temporary file beside the target and renames it, and never replaces a file that is not a
+//! playbook (or an empty one).
+
+use super::playbook::{Entry, Playbook, MAX_STRATEGIES};
+use super::rate::{Arm, Rating};
+use super::strategy::{Strategy, KNOB_COUNT};
+
+/// Why a playbook file was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// The path is not NUL-terminated, has an inner NUL, or is too long.
+    BadPath,
+    /// A system call failed with this errno.
+    Io(i32),
+    /// Shorter than its header says.
+    Truncated,
+    /// Longer than the largest valid file, or longer than its header says.
+    TooLong,
+    BadMagic,
+    BadVersion,
+    /// Header, entry size or knob count differ from this build's.
+    BadLayout,
+    BadChecksum,
+    /// An entry fails validation (invalid strategy, non-finite numbers, duplicate id).
+    BadEntry,
+    /// `save` found something other than a playbook at the path (a file without the magic, a
+    /// directory, a device), and left it alone.
+    NotAPlaybook,
+}
+
+impl FileError {
+    /// Why, in a few words: the system's message for the common errnos of file operations (the
+    /// caller adds the number), a description for the rest.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FileError::BadPath => "path too long",
+            FileError::Io(e) => match e {
+                libc::EPERM => "Operation not permitted",
+                libc::ENOENT => "No such file or directory",
+                libc::EIO => "Input/output error",
+                libc::EACCES => "Permission denied",
+                libc::ENOTDIR => "Not a directory",
+                libc::EISDIR => "Is a directory",
+                libc::ENOSPC => "No space left on device",
+                libc::EROFS => "Read-only file system",
+                libc::ENAMETOOLONG => "File name too long",
+                libc::ELOOP => "Too many levels of symbolic links",
+                libc::EDQUOT => "Disk quota exceeded",
+                _ => "system error",
+            },
+            FileError::Truncated => "corrupt playbook (truncated)",
+            FileError::TooLong => "corrupt playbook (too long)",
+            FileError::BadMagic | FileError::NotAPlaybook => "not a hakmem playbook",
+            FileError::BadVersion => "playbook of another version",
+            FileError::BadLayout => "playbook of another build (different layout)",
+            FileError::BadChecksum => "corrupt playbook (bad checksum)",
+            FileError::BadEntry => "corrupt playbook (invalid entry)",
+        }
+    }
+}
+
+pub const MAGIC: [u8; 8] = *b"HAKMEMPB";
+pub const VERSION: u32 = 1;
+pub const HEADER_SIZE: usize = 8 + 6 * 4 + 8;
+pub const ENTRY_SIZE: usize = 4 + 4 + KNOB_COUNT * 8 + 8 + 4 * 4 + 8 + 8 + 8;
+/// Size of the largest valid file.
+pub const MAX_FILE_SIZE: usize = HEADER_SIZE + MAX_STRATEGIES * ENTRY_SIZE + 8;
+/// Longest path `save` and `load` accept, NUL included.
+pub const MAX_PATH: usize = 4096;
+
+impl Playbook {
+    /// Serialises the playbook into `buf`; returns the length used.
+    pub fn encode(&self, buf: &mut [u8; MAX_FILE_SIZE]) -> usize {
+        let mut w = Writer { buf, pos: 0 };
+        w.bytes(&MAGIC);
+        w.u32(VERSION);
+        w.u32(HEADER_SIZE as u32);
+        w.u32(ENTRY_SIZE as u32);
+        w.u32(KNOB_COUNT as u32);
+        w.u32(self.len as u32);
+        w.u32(self.next_id);
+        w.u64(self.epochs);
+        for e in self.entries() {
+            w.u32(e.id);
+            w.u32(e.parent);
+            for k in e.strategy.knobs() {
+                w.u64(k);
+            }
+            w.f64(e.elo.rating);
+            w.u32(e.elo.wins);
+            w.u32(e.elo.losses);
+            w.u32(e.elo.draws);
+            w.u32(e.samples);
+            w.f64(e.mean_cost);
+            w.u64(e.arm.pulls);
+            w.f64(e.arm.reward_sum);
+        }
+        let sum = fnv1a(&w.buf[..w.pos]);
+        w.u64(sum);
+        w.pos
+    }
+
+    /// Replaces the entries, ids and epoch count with those in `buf` (a whole file), keeping the
+    /// configuration, selector and random state. On error nothing changes.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<(), FileError> {
+        // Anything else than an empty file or one starting with the magic is some other file
+        // (as `save` sees it).
+        if !buf.is_empty() && !buf.starts_with(&MAGIC) {
+            return Err(FileError::BadMagic);
+        }
+        if buf.len() > MAX_FILE_SIZE {
+            return Err(FileError::TooLong);
+        }
+        if buf.len() < HEADER_SIZE + 8 {
+            return Err(FileError::Truncated);
+        }
+        let mut r = Reader { buf, pos: 0 };
+        r.take(8);
+        if r.u32() != VERSION {
+            return Err(FileError::BadVersion);
+        }
+        if r.u32() as usize != HEADER_SIZE
+            || r.u32() as usize != ENTRY_SIZE
+            || r.u32() as usize != KNOB_COUNT
+        {
+            return Err(FileError::BadLayout);
+        }
+        let count = r.u32() as usize;
+        if count == 0 || count > MAX_STRATEGIES {
+            return Err(FileError::BadLayout);
+        }
+        let want = HEADER_SIZE + count * ENTRY_SIZE + 8;
+        if buf.len() < want {
+            return Err(FileError::Truncated);
+        }
+        if buf.len() > want {
+            return Err(FileError::TooLong);
+        }
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&buf[want - 8..]);
+        if fnv1a(&buf[..want - 8]) != u64::from_le_bytes(tail) {
+            return Err(FileError::BadChecksum);
+        }
+        let next_id = r.u32();
+        let epochs = r.u64();
+        let mut entries = [Entry::EMPTY; MAX_STRATEGIES];
+        for i in 0..count {
+            let id = r.u32();
+            let parent = r.u32();
+            let mut knobs = [0u64; KNOB_COUNT];
+            for k in knobs.iter_mut() {
+                *k = r.u64();
+            }
+            let e = Entry {
+                id,
+                parent,
+                strategy: Strategy::from_knobs(&knobs),
+                elo: Rating {
+                    rating: r.f64(),
+                    wins: r.u32(),
+                    losses: r.u32(),
+                    draws: r.u32(),
+                },
+                samples: r.u32(),
+                mean_cost: r.f64(),
+                arm: Arm {
+                    pulls: r.u64(),
+                    reward_sum: r.f64(),
+                },
+                screened: false,
+            };
+            let dup = entries[..i]
+                .iter()
+                .any(|o| o.id == e.id || o.strategy == e.strategy);
+            if dup
+                || e.id == 0
+                || e.id >= next_id
+                || e.parent >= next_id
+                || !e.strategy.is_valid()
+                || !e.elo.rating.is_finite()
+                || !e.mean_cost.is_finite()
+                || !e.arm.reward_sum.is_finite()
+                || e.arm.reward_sum < 0.0
+                || e.arm.reward_sum > e.arm.pulls as f64
+            {
+                return Err(FileError::BadEntry);
+            }
+            entries[i] = e;
+        }
+        self.replace(&entries[..count], next_id, epochs);
+        Ok(())
+    }
+
+    /// Writes the playbook to `path` (NUL-terminated) through a temporary file in the same
+    /// directory (named after the process, so processes saving at once never share one), synced
+    /// to disk, and a rename: a crash never leaves a partial playbook. Only a missing path, an
+    /// empty regular file or a regular file starting with the magic (a playbook, perhaps
+    /// corrupt) is replaced; anything else is left alone (`NotAPlaybook`).
+    pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        check_replaceable(path)?;
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = self.encode(&mut buf);
+        let mut tmp = [0u8; MAX_PATH + 32];
+        let stem = path.len() - 1;
+        tmp[..stem].copy_from_slice(&path[..stem]);
+        let mut len = stem;
+        tmp[len] = b'.';
+        len += 1;
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let mut digits = [0u8; 20];
+        let pid = crate::text::decimal(pid as u64, &mut digits);
+        tmp[len..len + pid.len()].copy_from_slice(pid);
+        len += pid.len();
+        tmp[len..len + 5].copy_from_slice(b".tmp\0");
+        let tmp = &tmp[..len + 5];
+        // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
+        // initialised bytes.
+        unsafe {
+            let tmp = tmp.as_ptr() as *const libc::c_char;
+            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
+            let fd = libc::open(tmp, flags, 0o644);
+            if fd < 0 {
+                return Err(FileError::Io(errno()));
+            }
+            let (mut done, mut err) = (0, 0);
+            while err == 0 && done < n {
+                let w = libc::write(fd, buf[done..].as_ptr() as *const libc::c_void, n - done);
+                match w {
+                    0.. => done += w as usize,
+                    _ if errno() == libc::EINTR => {}
+                    _ => err = errno(),
+                }
+            }
+            if err == 0 && libc::fsync(fd) != 0 {
+                err = errno();
+            }
+            if libc::close(fd) != 0 && err == 0 {
+                err = errno();
+            }
+            if err == 0 && libc::rename(tmp, path.as_ptr() as *const libc::c_char) != 0 {
+                err = errno();
+            }
+            if err != 0 {
+                libc::unlink(tmp);
+                return Err(FileError::Io(err));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the playbook from `path` (NUL-terminated); see `decode`.
+    pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
+        check_path(path)?;
+        // One byte more than the largest valid file, to tell "too long" from "exactly full".
+        let mut buf = [0u8; MAX_FILE_SIZE + 1];
+        // SAFETY: path is NUL-terminated.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr() as *const libc::c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(FileError::Io(errno()));
+        }
+        let n = read_all(fd, &mut buf);
+        // SAFETY: fd is open.
+        unsafe { libc::close(fd) };
+        let n = n.map_err(FileError::Io)?;
+        self.decode(&buf[..n])
+    }
+}
+
+/// Ok if `save` may replace what is at `path` (NUL-terminated, checked): nothing, an empty
+/// regular file, or a regular file starting with the magic.
+fn check_replaceable(path: &[u8]) -> Result<(), FileError> {
+    // SAFETY: path is NUL-terminated. Non-blocking, so that a FIFO at the path cannot hang us.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    match errno() {
+        libc::ENOENT if fd < 0 => return Ok(()),
+        e if fd < 0 => return Err(FileError::Io(e)),
+        _ => {}
+    }
+    // SAFETY: an all-zero stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fd is open; fstat writes the struct we pass.
+    let regular =
+        unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    let mut head = [0u8; 8];
+    let n = if regular {
+        read_all(fd, &mut head).unwrap_or(0)
+    } else {
+        0
+    };
+    // SAFETY: fd is open.
+    unsafe { libc::close(fd) };
+    if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
+        Ok(())
+    } else {
+        Err(FileError::NotAPlaybook)
+    }
+}
+
+/// Reads from `fd` until `buf` is full or the end: the bytes read, or the errno.
+fn read_all(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the read stays within buf.
+        let r = unsafe {
+            libc::read(
+                fd,
+                buf[n..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - n,
+            )
+        };
+        match r {
+            0 => break,
+            1.. => n += r as usize,
+            _ if errno() == libc::EINTR => {}
+            _ => return Err(errno()),
+        }
+    }
+    Ok(n)
+}
+
+fn check_path(path: &[u8]) -> Result<(), FileError> {
+    match path.iter().position(|&b| b == 0) {
+        Some(i) if i > 0 && i + 1 == path.len() && path.len() <= MAX_PATH => Ok(()),
+        _ => Err(FileError::BadPath),
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8; MAX_FILE_SIZE],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+}
+
+/// Reads fields from a buffer whose length the caller has already checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+    fn u32(&mut self) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4));
+        u32::from_le_bytes(a)
+    }
+    fn u64(&mut self) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8));
+        u64::from_le_bytes(a)
+    }
+    fn f64(&mut self) -> f64 {
+        f64::from_bits(self.u64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::playbook::Selector;
+    use crate::learn::score::Mode;
+    use crate::learn::strategy::ceiling;
+
+    fn pb() -> Playbook {
+        Playbook::new(Selector::Elo, ceiling(Mode::Fast), 1)
+    }
+
+    fn rated() -> Playbook {
+        let mut p = pb();
+        for i in 0..60 {
+            let s = p.select();
+            p.record(s, 1.0 + 0.1 * (s as f64) + 0.01 * (i % 3) as f64);
+        }
+        p.evolve();
+        p
+    }
+
+    fn temp_path(name: &str) -> Vec<u8> {
+        let mut v = std::env::temp_dir()
+            .join(format!("hakmem-learn-{}-{name}", std::process::id()))
+            .into_os_string()
+            .into_encoded_bytes();
+        v.push(0);
+        v
+    }
+
+    #[test]
+    fn round_trip_and_every_corrupt_byte_truncation_and_foreign_file_rejected() {
+        let p = rated();
+        let mut buf = [0u8; MAX_FILE_SIZE];
+        let n = p.encode(&mut buf);
+        assert_eq!(n, HEADER_SIZE + p.len() * ENTRY_SIZE + 8);
+        let mut q = pb();
+        q.decode(&buf[..n]).unwrap();
+        assert_eq!(
+            (q.entries(), q.epochs(), q.next_id),
+            (p.entries(), p.epochs(), p.next_id)
+        );
+        let mut q = pb();
+        let fresh: Vec<Entry> = q.entries().to_vec();
+        for i in 0..n {
+            let mut b = buf;
+            b[i] ^= 0x10;
+            assert!(q.decode(&b[..n]).is_err(), "flip at byte {i}");
+        }
+        for len in 0..n {
+            assert!(q.decode(&buf[..len]).is_err(), "truncated to {len}");
+        }
+        assert_eq!(q.entries(), &fresh[..], "a rejected file changed nothing");
+        let mut b = buf;
+        b[0] = b'X';
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadMagic));
+        let mut b = buf;
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadVersion));
+        let mut b = buf;
+        b[16..20].copy_from_slice(&999u32.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadLayout));
+        assert_eq!(q.decode(&buf[..n - 1]), Err(FileError::Truncated));
+        assert_eq!(q.decode(&buf[..n + 1]), Err(FileError::TooLong));
+        let mut b = buf;
+        b[HEADER_SIZE + 5] ^= 1;
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadChecksum));
+        for foreign in [
+            &b"#!/bin/sh\n"[..],
+            &[b'#'; MAX_FILE_SIZE * 2],
+            b"HAKX",
+            b"HAKMEMP",
+        ] {
+            assert_eq!(q.decode(foreign), Err(FileError::BadMagic));
+        }
+        assert_eq!(q.decode(b""), Err(FileError::Truncated));
+        // A valid checksum over an invalid entry (knob off its ladder).
+        let mut b = buf;
+        b[HEADER_SIZE + 8..HEADER_SIZE + 16].copy_from_slice(&12345u64.to_le_bytes());
+        let sum = fnv1a(&b[..n - 8]);
+        b[n - 8..n].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(q.decode(&b[..n]), Err(FileError::BadEntry));
+    }
+
+    /// (Saving and loading files, a rename, foreign files left alone and the warnings are
+    /// tested under the preload: `crates/hakmem-preload/tests/learning.rs`.)
+    #[test]
+    fn a_file_round_trips_and_a_missing_one_is_enoent() {
+        let path = temp_path("roundtrip");
+        let p = rated();
+        p.save(&path).unwrap();
+        let mut q = pb();
+        q.load(&path).unwrap();
+        assert_eq!(q.entries(), p.entries());
+        std::fs::remove_file(std::str::from_utf8(&path[..path.len() - 1]).unwrap()).unwrap();
+        assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
+        assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
+    }
+}
