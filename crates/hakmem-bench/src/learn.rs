@@ -1,5 +1,5 @@
 //! The `learn` suite's runner: hakmem only, each fixed candidate strategy
-//! of its learner (`hakmem::learn::strategy::DEFAULTS`, run with `HAKMEM_STRATEGY=<name>`) and the
+//! of its learner (`hakmem::strategy::DEFAULTS`, run with `HAKMEM_STRATEGY=<name>`) and the
 //! learner itself (`HAKMEM_LEARN=elo|ucb1`) on each workload, one worker process per run; a composite
 //! score per workload; a warm start from a saved playbook; and the cost of learning on the fast path.
 
@@ -91,7 +91,7 @@ pub fn variants() -> Vec<Variant> {
             ("HAKMEM_MODE", "balanced"),
         ]),
     };
-    let mut v: Vec<Variant> = hakmem::learn::strategy::DEFAULTS
+    let mut v: Vec<Variant> = hakmem::strategy::DEFAULTS
         .iter()
         .map(|(name, _)| fixed(name, name))
         .collect();
@@ -835,7 +835,7 @@ mod tests {
     #[test]
     fn variants_cover_every_candidate_and_both_learners() {
         let v = variants();
-        assert_eq!(v.len(), hakmem::learn::strategy::DEFAULTS.len() + 3);
+        assert_eq!(v.len(), hakmem::strategy::DEFAULTS.len() + 3);
         let again = v.iter().find(|x| x.label == REPEAT).unwrap();
         assert!(again
             .env
@@ -845,7 +845,7 @@ mod tests {
         assert!(v[0]
             .env
             .iter()
-            .any(|(k, x)| k == "HAKMEM_STRATEGY" && x == hakmem::learn::strategy::DEFAULTS[0].0));
+            .any(|(k, x)| k == "HAKMEM_STRATEGY" && x == hakmem::strategy::DEFAULTS[0].0));
     }
 
     #[test]

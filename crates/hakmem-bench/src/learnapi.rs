@@ -2,7 +2,7 @@
 //! one place (it stood in for that API while it was being wired in), plus a short description of an
 //! evolved strategy.
 
-use hakmem::learn::Strategy;
+use hakmem::strategy::Strategy;
 pub use hakmem::tuning::{finish, status};
 
 /// A strategy's knobs in a few words, for one that is not a named candidate.

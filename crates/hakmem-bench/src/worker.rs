@@ -128,7 +128,7 @@ pub fn worker_main(job_json: &str) -> Result<(), String> {
             epochs: st.epochs,
             phase: st.phase.to_string(),
             trained_epochs: st.trained_epochs,
-            choice: match hakmem::learn::strategy::default_name(&st.best) {
+            choice: match hakmem::strategy::default_name(&st.best) {
                 Some(n) => n.to_string(),
                 None => crate::learnapi::describe(&st.best),
             },

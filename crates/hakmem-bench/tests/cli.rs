@@ -503,7 +503,7 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
     let v = json(&out.join("results.json"));
     assert_eq!(v["errors"].as_array().unwrap().len(), 0, "{t}");
     let l = &v["learn"];
-    let mut want: Vec<String> = hakmem::learn::strategy::DEFAULTS
+    let mut want: Vec<String> = hakmem::strategy::DEFAULTS
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();

@@ -13,8 +13,20 @@ use crate::lock::Lock;
 use crate::os::{self, PAGE};
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 const MAX_ENTRIES: usize = 64;
+
+/// Told of each warm block BigCache hands out: how long it waited (ms), the warm bytes cached more
+/// recently than it or in it, and its bytes. The learner sets one when it starts (`tuning.rs`); it
+/// is called with BigCache's lock held.
+pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
+static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
+
+/// Makes `f` the observer of warm reuses.
+pub fn observe_reuses(f: ReuseObserver) {
+    REUSE_OBSERVER.store(f as *mut (), Ordering::Relaxed);
+}
 
 struct Cache {
     blocks: List<LargeHeader>,
@@ -69,9 +81,12 @@ pub fn take(len: usize) -> *mut LargeHeader {
             c.blocks.remove(best);
             if !(*best).purged {
                 c.warm_bytes -= (*best).map_len;
-                if crate::tuning::learning() {
+                let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
+                if !observer.is_null() {
                     let age = os::now_ms().saturating_sub((*best).cached_ms);
-                    crate::tuning::record_big_reuse(age, depth as u64, (*best).map_len);
+                    // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
+                    let f: ReuseObserver = core::mem::transmute(observer);
+                    f(age, depth as u64, (*best).map_len);
                 }
             }
         }

@@ -45,7 +45,7 @@ mod heap_pool;
 mod init;
 mod knobs;
 mod large;
-pub mod learn;
+mod learn;
 mod list;
 mod lock;
 mod orphans;
@@ -67,6 +67,13 @@ pub mod tuning;
 
 #[doc(hidden)]
 pub mod abi;
+
+/// The strategies the tuner chooses among: a strategy is a vector of knob values (thread-cache
+/// depth, refill size, purge delay, BigCache budget, ...); `HAKMEM_STRATEGY` names one of
+/// `DEFAULTS` to run fixed.
+pub mod strategy {
+    pub use crate::learn::strategy::{default_name, Strategy, DEFAULTS};
+}
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::null_mut;

@@ -36,6 +36,7 @@ impl<'a> Text<'a> {
         &self.bytes[..self.len]
     }
 
+    #[cfg(test)]
     /// Whether some text did not fit.
     pub fn truncated(&self) -> bool {
         self.truncated

@@ -24,9 +24,9 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Wall time of one epoch.
-pub const EPOCH_MS: u64 = 10;
+pub(crate) const EPOCH_MS: u64 = 10;
 /// One slow event in this many is timed and sampled (a power of two).
-pub const SAMPLE_PERIOD: u64 = 8;
+pub(crate) const SAMPLE_PERIOD: u64 = 8;
 
 struct State {
     learner: MaybeUninit<Learner>,
@@ -69,14 +69,14 @@ static REUSE: [[AtomicU64; 6]; 8] = [const { [const { AtomicU64::new(0) }; 6] };
 static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
 /// Whether learning is on.
 #[inline]
-pub fn learning() -> bool {
+pub(crate) fn learning() -> bool {
     GLOBAL.learning.load(Ordering::Relaxed)
 }
 
 /// Applies the starting strategy and, with learning on, sets up the learner (loading the
 /// playbook file if there is one); registers what runs at exit. Called once, from
 /// `init::ensure_init`.
-pub fn init() {
+pub(crate) fn init() {
     let cfg = config::get();
     register_exit_hook(cfg);
     if cfg.learn == 0 {
@@ -116,6 +116,7 @@ pub fn init() {
         }
     }
     knobs::apply(learner.current());
+    crate::bigcache::observe_reuses(record_big_reuse);
     st.last = Sample::now();
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
     GLOBAL.learning.store(true, Ordering::Release);
@@ -123,7 +124,7 @@ pub fn init() {
 }
 
 /// Times one slow event when it is sampled and learning is on.
-pub struct Timer(u64);
+pub(crate) struct Timer(u64);
 
 impl Timer {
     /// Starts timing if `sampled` (one event in `SAMPLE_PERIOD`) and learning is on.
@@ -159,9 +160,9 @@ impl Timer {
     }
 }
 
-/// Records that BigCache handed out a warm block of `bytes` (learning only: the caller checks
-/// `learning()`) that waited `age_ms`, with `depth` warm bytes newer than it or in it.
-pub fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
+/// Records that BigCache handed out a warm block of `bytes` that waited `age_ms`, with `depth` warm
+/// bytes newer than it or in it (BigCache's reuse observer while learning is on).
+fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
     let (a, d) = reuse::cell(age_ms, depth);
     REUSE[a][d].fetch_add(reuse::pages(bytes as u64), Ordering::Relaxed);
 }
@@ -310,6 +311,7 @@ pub fn evolve_playbook() -> Option<(u32, bool)> {
 /// What the tuner is doing, for programs and the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Status {
+    /// Whether the learner runs (`HAKMEM_LEARN`).
     pub learning: bool,
     /// Epochs ended in this process.
     pub epochs: u64,
@@ -326,6 +328,7 @@ pub struct Status {
     pub best: Strategy,
 }
 
+/// What the tuner runs now, and what it has learned.
 pub fn status() -> Status {
     crate::init::ensure_init();
     let mut s = Status {
@@ -360,7 +363,7 @@ fn with_learner(f: impl FnOnce(&Learner)) {
 }
 
 /// Appends the learner's state for the exit report: text lines, or the value of a JSON member.
-pub fn write(out: &mut Text, json: bool) {
+pub(crate) fn write(out: &mut Text, json: bool) {
     if !learning() {
         let s = knobs::live();
         let name = crate::learn::strategy::default_name(&s).unwrap_or("custom");
@@ -552,7 +555,7 @@ fn resident_bytes() -> u64 {
 
 /// A cheap, monotonic tick count: the TSC on x86_64, else nanoseconds.
 #[inline]
-pub fn ticks() -> u64 {
+pub(crate) fn ticks() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: rdtsc has no preconditions on x86_64.
@@ -565,7 +568,7 @@ pub fn ticks() -> u64 {
 }
 
 /// The lock the fork handlers hold across `fork()` (`fork.rs`); it nests outside the others.
-pub fn lock() -> &'static Lock {
+pub(crate) fn lock() -> &'static Lock {
     &GLOBAL.lock
 }
 

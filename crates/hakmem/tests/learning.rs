@@ -53,7 +53,7 @@ fn verify(p: &[u8], seed: usize) {
 /// Two threads allocate sizes from 16 B to 1 MiB (across the 64..256 KiB threshold the strategies
 /// move), keep a window of live blocks, hand a quarter to the other thread to free, and check
 /// every block before it is freed. Returns the distinct strategies seen running.
-fn workload(secs: f64) -> Vec<hakmem::learn::Strategy> {
+fn workload(secs: f64) -> Vec<hakmem::strategy::Strategy> {
     let (tx, rx) = std::sync::mpsc::channel::<(Vec<u8>, usize)>();
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let other = std::thread::spawn(move || {

@@ -24,7 +24,7 @@ pub mod strategy;
 
 pub use file::FileError;
 pub use lifecycle::{Phase, Transitions};
-pub use playbook::{Entry, Evolution, Playbook, Selector};
+pub use playbook::{Evolution, Playbook, Selector};
 pub use score::{Measurements, Mode};
 pub use strategy::{Knob, Strategy};
 

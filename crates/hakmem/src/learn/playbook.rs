@@ -133,12 +133,9 @@ impl Playbook {
         p
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     pub fn entries(&self) -> &[Entry] {

@@ -32,6 +32,7 @@ impl Rating {
         }
     }
 
+    #[cfg(test)]
     pub fn games(&self) -> u32 {
         self.wins + self.losses + self.draws
     }

@@ -78,14 +78,12 @@ impl SiteTable {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
+    #[cfg(test)]
     /// Profiles evicted so far to make room.
     pub fn evictions(&self) -> u64 {
         self.evictions
@@ -99,6 +97,7 @@ impl SiteTable {
         self.iter().position(|p| p.site == site)
     }
 
+    #[cfg(test)]
     pub fn get(&self, site: usize) -> Option<&SiteProfile> {
         self.position(site).map(|i| &self.profiles[i])
     }

@@ -55,6 +55,7 @@ impl SizeSketch {
         self.max = self.max.max(v);
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.total
     }

@@ -85,17 +85,24 @@ impl Knob {
 /// every strategy the learner hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strategy {
+    /// Mid-size requests above this many bytes get their own mapping (and BigCache).
     pub large_threshold: u64,
+    /// BigCache's budget of freed large blocks kept with their pages, in bytes.
     pub bigcache_bytes: u64,
+    /// Dirty bytes of freed memory kept past the purge delay before a batch goes back.
     pub madvise_batch: u64,
+    /// How long freed memory keeps its pages, in ms.
     pub purge_delay_ms: u64,
+    /// A thread cache holds this many refill batches of a class before it flushes half.
     pub cache_cap_mult: u64,
+    /// Bytes moved from a slab to a thread cache at once (small classes).
     pub refill_bytes: u64,
+    /// Empty SuperSlabs kept with their pages.
     pub warm_superslabs: u64,
 }
 
 impl Strategy {
-    pub fn get(&self, k: Knob) -> u64 {
+    pub(crate) fn get(&self, k: Knob) -> u64 {
         match k {
             Knob::LargeThreshold => self.large_threshold,
             Knob::BigCacheBytes => self.bigcache_bytes,
@@ -107,7 +114,7 @@ impl Strategy {
         }
     }
 
-    pub fn set(&mut self, k: Knob, v: u64) {
+    pub(crate) fn set(&mut self, k: Knob, v: u64) {
         match k {
             Knob::LargeThreshold => self.large_threshold = v,
             Knob::BigCacheBytes => self.bigcache_bytes = v,
@@ -120,7 +127,7 @@ impl Strategy {
     }
 
     /// The knobs in `Knob::ALL` order.
-    pub fn knobs(&self) -> [u64; KNOB_COUNT] {
+    pub(crate) fn knobs(&self) -> [u64; KNOB_COUNT] {
         let mut a = [0; KNOB_COUNT];
         for (i, &k) in Knob::ALL.iter().enumerate() {
             a[i] = self.get(k);
