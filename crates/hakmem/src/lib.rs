@@ -154,13 +154,7 @@ unsafe fn alloc_large_at(size: usize, site: usize) -> *mut u8 {
         let h = large::header_of(p as usize, Kind::Large);
         // SAFETY: `p` is a large block just allocated with the standard alignment, so `h` is its
         // valid header, and this thread its only user.
-        unsafe {
-            (*h).site = if sites::alloc(site, size, true) {
-                site
-            } else {
-                0
-            }
-        };
+        unsafe { (*h).site = if sites::alloc(site, size) { site } else { 0 } };
     }
     p
 }
@@ -186,7 +180,7 @@ unsafe fn alloc_class_slow(size: usize, site: usize, c: usize) -> *mut u8 {
         // SAFETY: `alloc_large_at` has no precondition (only its memory is raw).
         return unsafe { alloc_large_at(size, site) };
     }
-    sites::alloc(site, size, false);
+    sites::alloc(site, size);
     // SAFETY: `c` < NUM_CLASSES (the caller's contract).
     unsafe { alloc_from_class(c) }
 }
@@ -347,7 +341,9 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
         Kind::SuperSlab => unsafe { free_to_slab::<F>(superslab::small_slab_of(addr), p) },
         // SAFETY: as above, for a SuperSlab of one slab.
         Kind::MidSuperSlab => unsafe { free_to_slab::<F>(superslab::mid_slab_of(addr), p) },
-        // SAFETY: `addr`'s chunk is not a SuperSlab (the caller's contract is passed on).
+        // SAFETY: `addr`'s chunk is not a SuperSlab (the caller's contract is passed on). The
+        // kind is read again there: passing it makes the compiler test the large kinds first,
+        // 4 instructions more on the slab path.
         _ => unsafe { free_not_in_slab::<F>(addr) },
     }
 }

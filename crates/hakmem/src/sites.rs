@@ -85,11 +85,10 @@ fn sampled() -> bool {
     n % PERIOD == 0
 }
 
-/// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path (`_large`: a
-/// block with its own mapping, sampled alike). Returns whether it was recorded, so that its free
-/// can be too.
+/// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path (small, mid or
+/// large blocks alike). Returns whether it was recorded, so that its free can be too.
 #[inline]
-pub fn alloc(site: usize, size: usize, _large: bool) -> bool {
+pub fn alloc(site: usize, size: usize) -> bool {
     if !enabled() || site == 0 {
         return false;
     }

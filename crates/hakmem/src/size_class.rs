@@ -18,22 +18,12 @@ pub const NUM_SMALL_CLASSES: usize = 8 + 4 * 6;
 /// Minimum alignment of every block (x86_64 max_align_t).
 pub const MIN_ALIGN: usize = 16;
 
-/// Requests up to this size find their class in `SMALL_CLASS_OF`, one load.
+/// Requests up to this size find their bin through a table (`thread_cache::small_bin`).
 pub const TABLE_MAX: usize = 1024;
 
 /// Class index for a request of `size` bytes (`size <= MID_MAX`). `size == 0` gets class 0.
 #[inline(always)]
-pub fn class_of(size: usize) -> usize {
-    if size <= TABLE_MAX {
-        SMALL_CLASS_OF[(size + 15) >> 4] as usize
-    } else {
-        class_by_log(size)
-    }
-}
-
-/// The class of `size` computed from its bit length (any `size <= MID_MAX`, `size > 0`).
-#[inline(always)]
-pub const fn class_by_log(size: usize) -> usize {
+pub const fn class_of(size: usize) -> usize {
     if size <= 128 {
         (size + 15) / 16 - (size != 0) as usize
     } else {
@@ -42,18 +32,6 @@ pub const fn class_by_log(size: usize) -> usize {
         8 + (log2 - 7) * 4 + ((s >> (log2 - 2)) & 3)
     }
 }
-
-/// `class_of` for sizes up to `TABLE_MAX`, indexed by the size in 16-byte units rounded up: every
-/// size in a unit has the same class, as class sizes are multiples of 16.
-static SMALL_CLASS_OF: [u8; TABLE_MAX / 16 + 1] = {
-    let mut t = [0u8; TABLE_MAX / 16 + 1];
-    let mut i = 1;
-    while i < t.len() {
-        t[i] = class_by_log(i * 16) as u8;
-        i += 1;
-    }
-    t
-};
 
 const fn compute_class_size(c: usize) -> usize {
     if c < 8 {

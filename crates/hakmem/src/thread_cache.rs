@@ -6,7 +6,7 @@
 
 use crate::heap::Heap;
 use crate::remote::Block;
-use crate::size_class::{class_by_log, NUM_CLASSES, TABLE_MAX};
+use crate::size_class::{class_of, NUM_CLASSES, TABLE_MAX};
 use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -157,9 +157,9 @@ pub type Bins = [Bin; NUM_CLASSES];
 /// their class's bin in a heap, so `malloc` finds its bin with one load and no multiply.
 static BIN_OFFSET_BY_16: [u16; TABLE_MAX / 16 + 1] = {
     let mut t = [0u16; TABLE_MAX / 16 + 1];
-    let mut i = 1;
+    let mut i = 0;
     while i < t.len() {
-        t[i] = (class_by_log(i * 16) * core::mem::size_of::<Bin>()) as u16;
+        t[i] = (class_of(i * 16) * core::mem::size_of::<Bin>()) as u16;
         i += 1;
     }
     t
@@ -299,6 +299,21 @@ mod tests {
         .unwrap();
         assert_eq!(current(), mine);
         set_current(empty_heap());
+    }
+
+    #[test]
+    fn small_bin_is_the_bin_of_the_class() {
+        let bins: Bins = [const { Bin::new(0) }; NUM_CLASSES];
+        for size in 0..=TABLE_MAX {
+            // SAFETY: `bins` is a heap's bins array; `size <= TABLE_MAX`.
+            let (bin, off) = unsafe { small_bin(&bins, size) };
+            assert_eq!(
+                off / core::mem::size_of::<Bin>(),
+                class_of(size),
+                "size {size}"
+            );
+            assert!(core::ptr::eq(bin, &bins[class_of(size)]));
+        }
     }
 
     #[test]
