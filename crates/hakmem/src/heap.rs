@@ -24,6 +24,7 @@
 use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
 use crate::remote::Block;
+use crate::remote_free::Outbox;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::{Place, Slab};
 use crate::superslab::{self, slab_of};
@@ -47,20 +48,31 @@ struct ClassSlabs {
 /// on its third refill.
 const SLOW_START: u32 = 2;
 
+/// The part of a heap that threads freeing into its slabs touch on every such free. It has a cache
+/// line of its own: the owner's slow-path state next to it would otherwise take the line away from
+/// them at every refill.
+#[repr(C, align(64))]
+pub struct Mailbox {
+    /// Bit c set: some slab of class c got a remote free since the owner last looked.
+    pub remote_hint: AtomicU64,
+    /// How many times this heap was retired; never reset (a pooled heap is used again). A remote
+    /// free reads it to learn whether the heap it hinted retired meanwhile (`free_remote`).
+    pub retirements: AtomicU32,
+}
+
 #[repr(C)]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
     /// Owner only; reached through `slabs`, a raw pointer per class, so no reference to one class's
     /// lists outlives the statement that uses it.
     classes: [UnsafeCell<ClassSlabs>; NUM_CLASSES],
-    /// Bit c set: some slab of class c got a remote free since the owner last looked.
-    pub remote_hint: AtomicU64,
-    /// How many times this heap was retired; never reset (a pooled heap is used again). A remote
-    /// free reads it to learn whether the heap it hinted retired meanwhile (`free_remote`).
-    pub retirements: AtomicU32,
+    /// What other threads' frees read and write, on a cache line of its own.
+    pub mail: Mailbox,
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
     /// Owner only.
     slow_calls: Cell<u32>,
+    /// Blocks this heap's thread freed into another heap's slab, not yet sent. Owner only.
+    pub outbox: Outbox,
     /// Next in the pool of finished heaps; only touched with the pool's lock held.
     pub pool_next: Cell<*mut Heap>,
     /// Next in the list of every heap ever made (for summing counters); never changes once set.
@@ -71,6 +83,10 @@ pub struct Heap {
 /// Every this many slow-path calls a heap collects the remote frees of all its classes, so
 /// slabs emptied by other threads go back even if the owner never needs a new slab.
 const COLLECT_PERIOD: u32 = 64;
+
+/// Every this many slow-path calls a heap asks whether a purge is due (`purge.rs`): the question
+/// reads the clock, which costs as much as a refill of a busy producer when asked at each one.
+const PURGE_CHECK_PERIOD: u32 = 8;
 
 // Every method takes `&self`: other threads read and set the atomics and read the bins' heads while
 // the owner runs these (see the module header), so no `&mut Heap` may exist.
@@ -87,9 +103,12 @@ impl Heap {
                     refills: 0,
                 })
             }; NUM_CLASSES],
-            remote_hint: AtomicU64::new(0),
-            retirements: AtomicU32::new(0),
+            mail: Mailbox {
+                remote_hint: AtomicU64::new(0),
+                retirements: AtomicU32::new(0),
+            },
             slow_calls: Cell::new(0),
+            outbox: Outbox::new(),
             pool_next: Cell::new(null_mut()),
             all_next: null_mut(),
             counters: crate::stats::HeapCounters::new(),
@@ -120,19 +139,22 @@ impl Heap {
                 }
             };
         }
-        self.remote_hint.store(0, Ordering::Relaxed);
+        self.mail.remote_hint.store(0, Ordering::Relaxed);
         self.slow_calls.set(0);
         self.pool_next.set(null_mut());
     }
 
     fn count_slow_call(&self) {
+        self.outbox.flush();
         let n = self.slow_calls.get().wrapping_add(1);
         self.slow_calls.set(n);
-        if n % COLLECT_PERIOD == 0 {
+        if n.is_multiple_of(COLLECT_PERIOD) {
             self.collect_all_remote();
             crate::orphans::reap();
         }
-        crate::purge::purge_if_due();
+        if n.is_multiple_of(PURGE_CHECK_PERIOD) {
+            crate::purge::purge_if_due();
+        }
     }
 
     /// Whether this slow call is one the tuner samples.
@@ -235,10 +257,10 @@ impl Heap {
     /// the loop.)
     fn collect_remote(&self, c: usize) {
         let bit = 1u64 << c;
-        if self.remote_hint.load(Ordering::SeqCst) & bit == 0 {
+        if self.mail.remote_hint.load(Ordering::SeqCst) & bit == 0 {
             return;
         }
-        self.remote_hint.fetch_and(!bit, Ordering::SeqCst);
+        self.mail.remote_hint.fetch_and(!bit, Ordering::SeqCst);
         let cs = self.slabs(c);
         for from_full in [true, false] {
             // SAFETY: owner only; `addr_of` makes no reference to the class's lists.
@@ -275,7 +297,7 @@ impl Heap {
     }
 
     fn collect_all_remote(&self) {
-        let mut hint = self.remote_hint.load(Ordering::SeqCst);
+        let mut hint = self.mail.remote_hint.load(Ordering::SeqCst);
         while hint != 0 {
             let c = hint.trailing_zeros() as usize;
             hint &= hint - 1;
@@ -331,6 +353,7 @@ impl Heap {
 
     /// Thread exit: every cached block goes back, empty slabs are released, the rest orphaned.
     pub fn retire(&self) {
+        self.outbox.flush();
         for c in 0..NUM_CLASSES {
             let all = self.bins[c].split_off(0);
             // Returning blocks may release partial/full slabs; the current one is handled below.
@@ -363,8 +386,8 @@ impl Heap {
         // A remote free that read this heap as its slab's owner before the slab was orphaned may
         // push onto the orphan and hint here: the hints that came in go to the orphans, and a
         // free that hints after this sees the new count and forwards its own (`free_remote`).
-        self.retirements.fetch_add(1, Ordering::SeqCst);
-        let late = self.remote_hint.swap(0, Ordering::SeqCst);
+        self.mail.retirements.fetch_add(1, Ordering::SeqCst);
+        let late = self.mail.remote_hint.swap(0, Ordering::SeqCst);
         if late != 0 {
             crate::orphans::ORPHAN_HINT.fetch_or(late, Ordering::SeqCst);
         }

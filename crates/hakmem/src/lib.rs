@@ -811,9 +811,15 @@ pub fn init() {
     init::ensure_init();
 }
 
-/// Returns every cached region to the OS: BigCache's large blocks and the empty SuperSlabs.
+/// Returns every cached region to the OS: BigCache's large blocks and the empty SuperSlabs, after
+/// sending the blocks this thread freed into other threads' slabs and still holds (its outbox).
 /// Called when a mapping fails, and available to programs (`malloc_trim`).
 pub fn release_cached_memory() {
+    let me = thread_cache::current();
+    if !thread_cache::is_empty_heap(me) {
+        // SAFETY: this thread's heap is valid while it runs; only it touches the outbox.
+        unsafe { (*me).outbox.flush() };
+    }
     purge::release_all();
 }
 

@@ -46,16 +46,24 @@ impl RemoteList {
     }
 
     /// Pushes `block` (an address below 2^48), which the caller owns and no longer uses.
-    #[inline]
+    #[cfg(test)]
     pub fn push(&self, block: *mut Block) {
-        debug_assert_eq!(block.addr() & !ADDR_MASK, 0);
+        self.push_chain(block, block, 1);
+    }
+
+    /// Pushes the chain `first` .. `last` of `n` blocks (linked through their first words, from
+    /// `first` to `last`; addresses below 2^48), which the caller owns and no longer uses: one
+    /// CAS for the whole chain.
+    #[inline]
+    pub fn push_chain(&self, first: *mut Block, last: *mut Block, n: u32) {
+        debug_assert_eq!(first.addr() & !ADDR_MASK, 0);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            let (next, n) = unpack(head);
-            // SAFETY: the caller hands us the block; nobody else reads it until the push is seen.
-            unsafe { (*block).next = next };
-            let n = if n == UNCOUNTED { n } else { n + 1 };
-            let new = block.map_addr(|a| a | (n as usize) << COUNT_SHIFT);
+            let (next, count) = unpack(head);
+            // SAFETY: the caller hands us the chain; nobody else reads it until the push is seen.
+            unsafe { (*last).next = next };
+            let count = count.saturating_add(n).min(UNCOUNTED);
+            let new = first.map_addr(|a| a | (count as usize) << COUNT_SHIFT);
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::Relaxed)
