@@ -325,7 +325,7 @@ pub(crate) fn resident_bytes() -> (u64, u64) {
 }
 
 /// Reads the start of file `path` into `buf`; returns the bytes read (0 if it cannot be read).
-fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
+pub(crate) fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
     // SAFETY: open/read/close with a NUL-terminated path and our own buffer.
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);

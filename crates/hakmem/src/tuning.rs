@@ -15,7 +15,7 @@
 
 use crate::learn::reuse::{self, Reuse};
 use crate::learn::sketch::SizeSketch;
-use crate::learn::{Learner, Measurements, Mode, Selector, Strategy};
+use crate::learn::{FileError, Learner, Measurements, Mode, Selector, Strategy};
 use crate::lock::Lock;
 use crate::text::Text;
 use crate::{config, knobs, os};
@@ -81,15 +81,9 @@ pub(crate) fn init() {
     register_exit_hook(cfg);
     if cfg.learn == 0 {
         let mut s = crate::learn::strategy::DEFAULTS[cfg.strategy].1;
-        if let Some(v) = cfg.purge_delay_ms {
-            s.purge_delay_ms = v;
-        }
-        if let Some(v) = cfg.ss_warm_max {
-            s.warm_superslabs = v as u64;
-        }
-        if let Some(v) = cfg.bigcache_bytes {
-            s.bigcache_bytes = v as u64;
-        }
+        s.purge_delay_ms = cfg.purge_delay_ms.unwrap_or(s.purge_delay_ms);
+        s.warm_superslabs = cfg.ss_warm_max.map_or(s.warm_superslabs, |v| v as u64);
+        s.bigcache_bytes = cfg.bigcache_bytes.map_or(s.bigcache_bytes, |v| v as u64);
         knobs::apply(&s);
         return;
     }
@@ -111,7 +105,7 @@ pub(crate) fn init() {
     if let Some(path) = cfg.playbook {
         match learner.load(path) {
             Ok(()) => {}
-            Err(crate::learn::FileError::Io(libc::ENOENT)) => {}
+            Err(FileError::Io(libc::ENOENT)) => {}
             Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }
@@ -268,44 +262,26 @@ fn finish_learning() {
 }
 
 /// Warns `<what> HAKMEM_PLAYBOOK file <path>: <reason><consequence>` (`path` NUL-terminated).
-fn warn_playbook(what: &[u8], path: &[u8], e: crate::learn::FileError, consequence: &[u8]) {
+fn warn_playbook(what: &[u8], path: &[u8], e: FileError, consequence: &[u8]) {
     let mut digits = [0u8; 20];
-    let (open, n, close): (&[u8], &[u8], &[u8]) = match e {
-        crate::learn::FileError::Io(n) => (
+    let [open, n, close]: [&[u8]; 3] = match e {
+        FileError::Io(n) => [
             b" (errno ",
             crate::text::decimal(n as u64, &mut digits),
             b")",
-        ),
-        _ => (b"", b"", b""),
+        ],
+        _ => [b""; 3],
     };
     let path = &path[..path.len() - 1];
     let reason = e.reason().as_bytes();
-    let parts = [
-        what,
-        b" HAKMEM_PLAYBOOK file ",
-        path,
-        b": ",
-        reason,
-        open,
-        n,
-        close,
-        consequence,
-    ];
-    config::warn(&parts);
+    let file = b" HAKMEM_PLAYBOOK file ";
+    config::warn(&[what, file, path, b": ", reason, open, n, close, consequence]);
 }
 
 /// One playbook evolution step now (`hak_evolve_playbook`): (strategies retired, challenger
 /// added), or None when learning is off.
 pub fn evolve_playbook() -> Option<(u32, bool)> {
-    if !learning() {
-        return None;
-    }
-    GLOBAL.lock.lock();
-    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
-    let l = unsafe { (*GLOBAL.state.get()).learner.assume_init_mut() };
-    let ev = l.evolve();
-    GLOBAL.lock.unlock();
-    Some((ev.retired, ev.added.is_some()))
+    with_learner(|l| l.evolve()).map(|ev| (ev.retired, ev.added.is_some()))
 }
 
 /// What the tuner is doing, for programs and the benchmark.
@@ -353,35 +329,31 @@ pub fn status() -> Status {
 }
 
 /// Runs `f` on the learner under the lock, if learning is on.
-fn with_learner(f: impl FnOnce(&Learner)) {
-    if learning() {
-        GLOBAL.lock.lock();
-        // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
-        f(unsafe { (*GLOBAL.state.get()).learner.assume_init_ref() });
-        GLOBAL.lock.unlock();
+fn with_learner<R>(f: impl FnOnce(&mut Learner) -> R) -> Option<R> {
+    if !learning() {
+        return None;
     }
+    GLOBAL.lock.lock();
+    // SAFETY: the lock is held; `learning` is set, so the learner is initialised.
+    let r = f(unsafe { (*GLOBAL.state.get()).learner.assume_init_mut() });
+    GLOBAL.lock.unlock();
+    Some(r)
 }
 
 /// Appends the learner's state for the exit report: text lines, or the value of a JSON member.
 pub(crate) fn write(out: &mut Text, json: bool) {
-    if !learning() {
+    if with_learner(|l| write_learner(out, json, l)).is_none() {
         let s = knobs::live();
         let name = crate::learn::strategy::default_name(&s).unwrap_or("custom");
-        if json {
-            out.str("{\"learning\":false,\"strategy\":\"").str(name);
-            out.str("\",\"knobs\":");
-            write_knobs(out, &s, true);
-            out.str("}");
+        let (head, sep, tail) = if json {
+            ("{\"learning\":false,\"strategy\":\"", "\",\"knobs\":", "}")
         } else {
-            out.str("hakmem: learning off, strategy ")
-                .str(name)
-                .str(" ");
-            write_knobs(out, &s, false);
-            out.str("\n");
-        }
-        return;
+            ("hakmem: learning off, strategy ", " ", "\n")
+        };
+        out.str(head).str(name).str(sep);
+        write_knobs(out, &s, json);
+        out.str(tail);
     }
-    with_learner(|l| write_learner(out, json, l));
 }
 
 fn write_learner(out: &mut Text, json: bool, l: &Learner) {
@@ -395,14 +367,9 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
         write_knobs(out, &chosen, true);
         out.str(",\"leaderboard\":[");
     } else {
-        out.str("hakmem: learning ")
-            .str(selector)
-            .str(", mode ")
-            .str(mode);
-        out.str(", ")
-            .number(l.epoch())
-            .str(" epochs, phase ")
-            .str(phase);
+        out.str("hakmem: learning ").str(selector).str(", mode ");
+        out.str(mode).str(", ").number(l.epoch());
+        out.str(" epochs, phase ").str(phase);
         out.str("\nhakmem: chosen ");
         write_knobs(out, &chosen, false);
         out.str("\nhakmem: leaderboard, best first (rank #id <parent rating wins losses draws epochs mean_cost name knobs)\n");
@@ -429,19 +396,14 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
                 .str(if is_chosen { "true}" } else { "false}" });
         } else {
             out.str("hakmem:   ").number(rank as u64 + 1);
-            out.str(" #")
-                .number(e.id as u64)
-                .str(" <")
-                .number(e.parent as u64);
+            out.str(" #").number(e.id as u64);
+            out.str(" <").number(e.parent as u64);
             out.str(" ").fixed(e.elo.rating, 1);
             for n in [e.elo.wins, e.elo.losses, e.elo.draws, e.samples] {
                 out.str(" ").number(n as u64);
             }
-            out.str(" ")
-                .fixed(e.mean_cost, 3)
-                .str(" ")
-                .str(name)
-                .str(" ");
+            out.str(" ").fixed(e.mean_cost, 3);
+            out.str(" ").str(name).str(" ");
             write_knobs(out, &e.strategy, false);
             out.str(if is_chosen { " *\n" } else { "\n" });
         }
@@ -462,9 +424,8 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
     });
     for (i, (name, n)) in counts.into_iter().enumerate() {
         if json {
-            out.str(if i > 0 { ",\"" } else { "\"" })
-                .str(name)
-                .str("\":");
+            out.str(if i > 0 { ",\"" } else { "\"" });
+            out.str(name).str("\":");
         } else {
             out.str(" ").str(name).str(" ");
         }
@@ -524,33 +485,13 @@ impl Sample {
 /// The process's resident bytes, from /proc/self/statm (0 if it cannot be read).
 fn resident_bytes() -> u64 {
     let mut buf = [0u8; 128];
-    // SAFETY: open/read/close on our own buffer and a constant NUL-terminated path.
-    let n = unsafe {
-        let fd = libc::open(
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return 0;
-        }
-        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
-        libc::close(fd);
-        n
-    };
-    if n <= 0 {
-        return 0;
-    }
+    let n = crate::stats::read_file(c"/proc/self/statm", &mut buf);
     // The second field is the resident page count.
-    let mut fields = buf[..n as usize].split(|&b| b == b' ');
-    let pages = fields
-        .nth(1)
-        .map(|f| {
-            f.iter()
-                .take_while(|b| b.is_ascii_digit())
-                .fold(0u64, |v, &d| v * 10 + (d - b'0') as u64)
-        })
-        .unwrap_or(0);
-    pages * 4096
+    let pages = buf[..n].split(|&b| b == b' ').nth(1);
+    pages
+        .and_then(|p| config::parse_number(p, u64::MAX))
+        .unwrap_or(0)
+        * 4096
 }
 
 /// A cheap, monotonic tick count: the TSC on x86_64, else nanoseconds.

@@ -11,6 +11,7 @@
 use super::playbook::{Entry, Playbook, MAX_STRATEGIES};
 use super::rate::{Arm, Rating};
 use super::strategy::{Strategy, KNOB_COUNT};
+use crate::text::Text;
 
 /// Why a playbook file was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,15 +122,15 @@ impl Playbook {
         if buf.len() < HEADER_SIZE + 8 {
             return Err(FileError::Truncated);
         }
-        let mut r = Reader { buf, pos: 0 };
-        r.take(8);
+        let mut r = Reader {
+            buf,
+            pos: MAGIC.len(),
+        };
         if r.u32() != VERSION {
             return Err(FileError::BadVersion);
         }
-        if r.u32() as usize != HEADER_SIZE
-            || r.u32() as usize != ENTRY_SIZE
-            || r.u32() as usize != KNOB_COUNT
-        {
+        let layout = [HEADER_SIZE, ENTRY_SIZE, KNOB_COUNT];
+        if [r.u32(), r.u32(), r.u32()] != layout.map(|n| n as u32) {
             return Err(FileError::BadLayout);
         }
         let count = r.u32() as usize;
@@ -143,9 +144,8 @@ impl Playbook {
         if buf.len() > want {
             return Err(FileError::TooLong);
         }
-        let mut tail = [0u8; 8];
-        tail.copy_from_slice(&buf[want - 8..]);
-        if fnv1a(&buf[..want - 8]) != u64::from_le_bytes(tail) {
+        let sum = Reader { buf, pos: want - 8 }.u64();
+        if fnv1a(&buf[..want - 8]) != sum {
             return Err(FileError::BadChecksum);
         }
         let next_id = r.u32();
@@ -154,10 +154,7 @@ impl Playbook {
         for i in 0..count {
             let id = r.u32();
             let parent = r.u32();
-            let mut knobs = [0u64; KNOB_COUNT];
-            for k in knobs.iter_mut() {
-                *k = r.u64();
-            }
+            let knobs = [0; KNOB_COUNT].map(|_| r.u64());
             let e = Entry {
                 id,
                 parent,
@@ -176,10 +173,8 @@ impl Playbook {
                 },
                 screened: false,
             };
-            let dup = entries[..i]
-                .iter()
-                .any(|o| o.id == e.id || o.strategy == e.strategy);
-            if dup
+            let dup = |o: &Entry| o.id == e.id || o.strategy == e.strategy;
+            if entries[..i].iter().any(dup)
                 || e.id == 0
                 || e.id >= next_id
                 || e.parent >= next_id
@@ -209,19 +204,11 @@ impl Playbook {
         let mut buf = [0u8; MAX_FILE_SIZE];
         let n = self.encode(&mut buf);
         let mut tmp = [0u8; MAX_PATH + 32];
-        let stem = path.len() - 1;
-        tmp[..stem].copy_from_slice(&path[..stem]);
-        let mut len = stem;
-        tmp[len] = b'.';
-        len += 1;
+        let mut tmp = Text::new(&mut tmp);
         // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() } as u32;
-        let mut digits = [0u8; 20];
-        let pid = crate::text::decimal(pid as u64, &mut digits);
-        tmp[len..len + pid.len()].copy_from_slice(pid);
-        len += pid.len();
-        tmp[len..len + 5].copy_from_slice(b".tmp\0");
-        let tmp = &tmp[..len + 5];
+        let pid = unsafe { libc::getpid() } as u64;
+        tmp.push(&path[..path.len() - 1]).str(".").number(pid);
+        let tmp = tmp.str(".tmp\0").as_bytes();
         // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
         // initialised bytes.
         unsafe {
@@ -262,20 +249,7 @@ impl Playbook {
         check_path(path)?;
         // One byte more than the largest valid file, to tell "too long" from "exactly full".
         let mut buf = [0u8; MAX_FILE_SIZE + 1];
-        // SAFETY: path is NUL-terminated.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr() as *const libc::c_char,
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(FileError::Io(errno()));
-        }
-        let n = read_all(fd, &mut buf);
-        // SAFETY: fd is open.
-        unsafe { libc::close(fd) };
-        let n = n.map_err(FileError::Io)?;
+        let n = with_file(path, 0, |fd| read_all(fd, &mut buf)).map_err(FileError::Io)?;
         self.decode(&buf[..n])
     }
 }
@@ -283,36 +257,38 @@ impl Playbook {
 /// Ok if `save` may replace what is at `path` (NUL-terminated, checked): nothing, an empty
 /// regular file, or a regular file starting with the magic.
 fn check_replaceable(path: &[u8]) -> Result<(), FileError> {
-    // SAFETY: path is NUL-terminated. Non-blocking, so that a FIFO at the path cannot hang us.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr() as *const libc::c_char,
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        )
-    };
-    match errno() {
-        libc::ENOENT if fd < 0 => return Ok(()),
-        e if fd < 0 => return Err(FileError::Io(e)),
-        _ => {}
+    // Non-blocking, so that a FIFO at the path cannot hang us.
+    let replaceable = with_file(path, libc::O_NONBLOCK, |fd| {
+        // SAFETY: an all-zero stat is valid; fstat fills it.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: fd is open; fstat writes the struct we pass.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(false);
+        }
+        let mut head = [0u8; 8];
+        let n = read_all(fd, &mut head).unwrap_or(0);
+        Ok((st.st_size == 0 && n == 0) || head == MAGIC)
+    });
+    match replaceable {
+        Ok(true) | Err(libc::ENOENT) => Ok(()),
+        Ok(false) => Err(FileError::NotAPlaybook),
+        Err(e) => Err(FileError::Io(e)),
     }
-    // SAFETY: an all-zero stat is valid; fstat fills it.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: fd is open; fstat writes the struct we pass.
-    let regular =
-        unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
-    let mut head = [0u8; 8];
-    let n = if regular {
-        read_all(fd, &mut head).unwrap_or(0)
-    } else {
-        0
-    };
+}
+
+/// Opens `path` (NUL-terminated, checked) read-only with `flags` added, runs `f` on the file
+/// descriptor and closes it; the errno if it cannot be opened or `f` fails.
+fn with_file<T>(path: &[u8], flags: i32, f: impl FnOnce(i32) -> Result<T, i32>) -> Result<T, i32> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | flags;
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr() as *const libc::c_char, flags) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let r = f(fd);
     // SAFETY: fd is open.
     unsafe { libc::close(fd) };
-    if regular && ((st.st_size == 0 && n == 0) || head == MAGIC) {
-        Ok(())
-    } else {
-        Err(FileError::NotAPlaybook)
-    }
+    r
 }
 
 /// Reads from `fd` until `buf` is full or the end: the bytes read, or the errno.
@@ -387,20 +363,17 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        s
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        self.pos += N;
+        a
     }
     fn u32(&mut self) -> u32 {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4));
-        u32::from_le_bytes(a)
+        u32::from_le_bytes(self.bytes())
     }
     fn u64(&mut self) -> u64 {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8));
-        u64::from_le_bytes(a)
+        u64::from_le_bytes(self.bytes())
     }
     fn f64(&mut self) -> f64 {
         f64::from_bits(self.u64())
@@ -410,46 +383,24 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learn::playbook::Selector;
-    use crate::learn::score::Mode;
-    use crate::learn::strategy::ceiling;
-
-    fn pb() -> Playbook {
-        Playbook::new(Selector::Elo, ceiling(Mode::Fast), 1)
-    }
-
-    fn rated() -> Playbook {
-        let mut p = pb();
-        for i in 0..60 {
-            let s = p.select();
-            p.record(s, 1.0 + 0.1 * (s as f64) + 0.01 * (i % 3) as f64);
-        }
-        p.evolve();
-        p
-    }
-
-    fn temp_path(name: &str) -> Vec<u8> {
-        let mut v = std::env::temp_dir()
-            .join(format!("hakmem-learn-{}-{name}", std::process::id()))
-            .into_os_string()
-            .into_encoded_bytes();
-        v.push(0);
-        v
-    }
+    use crate::learn::playbook::tests::{pb, rated};
+    use crate::learn::playbook::Selector::Elo;
+    use crate::learn::tests::{remove_temp, temp_path};
 
     #[test]
     fn round_trip_and_every_corrupt_byte_truncation_and_foreign_file_rejected() {
-        let p = rated();
+        let mut p = rated(Elo);
+        p.evolve(); // a challenger: an entry with a parent
         let mut buf = [0u8; MAX_FILE_SIZE];
         let n = p.encode(&mut buf);
-        assert_eq!(n, HEADER_SIZE + p.len() * ENTRY_SIZE + 8);
-        let mut q = pb();
+        assert_eq!(n, HEADER_SIZE + p.len * ENTRY_SIZE + 8);
+        let mut q = pb(Elo);
         q.decode(&buf[..n]).unwrap();
         assert_eq!(
             (q.entries(), q.epochs(), q.next_id),
             (p.entries(), p.epochs(), p.next_id)
         );
-        let mut q = pb();
+        let mut q = pb(Elo);
         let fresh: Vec<Entry> = q.entries().to_vec();
         for i in 0..n {
             let mut b = buf;
@@ -496,12 +447,13 @@ mod tests {
     #[test]
     fn a_file_round_trips_and_a_missing_one_is_enoent() {
         let path = temp_path("roundtrip");
-        let p = rated();
+        let mut p = rated(Elo);
+        p.evolve();
         p.save(&path).unwrap();
-        let mut q = pb();
+        let mut q = pb(Elo);
         q.load(&path).unwrap();
         assert_eq!(q.entries(), p.entries());
-        std::fs::remove_file(std::str::from_utf8(&path[..path.len() - 1]).unwrap()).unwrap();
+        remove_temp(&path);
         assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
         assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
     }

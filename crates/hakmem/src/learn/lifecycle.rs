@@ -51,21 +51,21 @@ pub struct Transitions {
 }
 
 pub struct Lifecycle {
-    phase: Phase,
+    pub(super) phase: Phase,
     leader: u32,
     stable: u32,
-    frozen: Strategy,
+    pub(super) frozen: Strategy,
     /// The frozen epochs' mean cost (over about the last 16).
     frozen_cost: f64,
     frozen_epochs: u32,
     since_canary: u32,
-    challenger: Strategy,
+    pub(super) challenger: Strategy,
     canary_epochs: u32,
     canary_sum: f64,
     /// Running averages of the sizes' median and 95th percentile (0: none yet).
     sizes: [f64; 2],
     shifted: u32,
-    transitions: Transitions,
+    pub(super) transitions: Transitions,
 }
 
 impl Lifecycle {
@@ -87,22 +87,6 @@ impl Lifecycle {
         }
     }
 
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    pub fn frozen(&self) -> &Strategy {
-        &self.frozen
-    }
-
-    pub fn challenger(&self) -> &Strategy {
-        &self.challenger
-    }
-
-    pub fn transitions(&self) -> Transitions {
-        self.transitions
-    }
-
     /// Back to LEARN (a phase change, or a loaded playbook).
     pub fn unfreeze(&mut self) {
         self.phase = Phase::Learn;
@@ -120,10 +104,7 @@ impl Lifecycle {
             self.sizes = now;
             return false;
         }
-        let moved = |i: usize| {
-            let r = now[i] / self.sizes[i];
-            !(1.0 / SHIFT..=SHIFT).contains(&r)
-        };
+        let moved = |i: usize| !(1.0 / SHIFT..=SHIFT).contains(&(now[i] / self.sizes[i]));
         if !(moved(0) && moved(1)) {
             self.shifted = 0;
             for (avg, x) in self.sizes.iter_mut().zip(now) {
@@ -227,10 +208,10 @@ mod tests {
         for i in 0..100 {
             l.observe_leader(1 + (i % 2), &LEAN);
         }
-        assert_eq!(l.phase(), Phase::Learn);
+        assert_eq!(l.phase, Phase::Learn);
         let l = frozen();
-        assert_eq!((l.phase(), *l.frozen()), (Phase::Frozen, LEAN));
-        assert_eq!(l.transitions().froze, 1);
+        assert_eq!((l.phase, l.frozen), (Phase::Frozen, LEAN));
+        assert_eq!(l.transitions.froze, 1);
     }
 
     #[test]
@@ -243,15 +224,15 @@ mod tests {
         assert!(l.canary_due());
         l.start_canary(BALANCED);
         assert!(!l.canary_epoch(1.0) && !l.canary_epoch(1.0) && !l.canary_epoch(1.0));
-        assert_eq!(l.phase(), Phase::Frozen);
+        assert_eq!(l.phase, Phase::Frozen);
         l.start_canary(BALANCED);
         assert!(!l.canary_epoch(1.6));
-        assert_eq!(l.phase(), Phase::Frozen);
+        assert_eq!(l.phase, Phase::Frozen);
         l.start_canary(BALANCED);
         assert!(!l.canary_epoch(0.8) && !l.canary_epoch(0.9));
         assert!(l.canary_epoch(0.85));
-        assert_eq!(*l.frozen(), BALANCED);
-        let t = l.transitions();
+        assert_eq!(l.frozen, BALANCED);
+        let t = l.transitions;
         assert_eq!(
             (t.canaries, t.rejected, t.rolled_back, t.promoted),
             (3, 1, 1, 1)
@@ -269,8 +250,8 @@ mod tests {
         assert!(!l.observe_sizes(100, 1000));
         assert!(!l.observe_sizes(1000, 9000));
         assert!(l.observe_sizes(1000, 9000));
-        assert_eq!(l.phase(), Phase::Learn);
-        assert_eq!(l.transitions().phase_changes, 1);
+        assert_eq!(l.phase, Phase::Learn);
+        assert_eq!(l.transitions.phase_changes, 1);
         for _ in 0..40 {
             assert!(!l.observe_sizes(1000, 9000));
         }

@@ -1,11 +1,7 @@
 //! The learner: which strategy (knob vector) the allocator runs, decided at epoch boundaries
-//! from measured costs. docs/LEARNING.md says how it works and what each part buys.
-//!
-//! Bottom up: `rng` (SplitMix64), `strategy` (knobs, ladders, the candidates, mutation, the
-//! mode's ceiling), `score` (measurements -> cost, lower is better), `rate` (ELO and UCB1),
-//! `playbook` (the candidates, their ratings, selection, evolution) and `file` (its file),
-//! `lifecycle` (LEARN / FROZEN / CANARY, phase changes), `sketch` (size quantiles) and `site`
-//! (call-site profiles, for the report only); here the `Learner` that ties them together.
+//! from measured costs. docs/LEARNING.md says how it works, what each part buys and in which order
+//! to read the modules; `sketch` (size quantiles) and `site` (call-site profiles, for the report
+//! only) are the caller's. Here the `Learner` that ties them together.
 //!
 //! Deterministic given the seed and the measurements; no allocation, no clock, no lock, no I/O
 //! but the playbook file: the caller (`tuning.rs`) keeps one `Learner` behind its lock, measures
@@ -63,7 +59,7 @@ impl Learner {
         let mut l = Learner {
             mode,
             scorer: Scorer::new(mode),
-            lifecycle: Lifecycle::new(playbook.entry(0).strategy),
+            lifecycle: Lifecycle::new(playbook.entries[0].strategy),
             playbook,
             rng: Rng::new(seed ^ 0x6C65_6172_6E65_7221),
             current: strategy::DEFAULT,
@@ -82,7 +78,7 @@ impl Learner {
     }
 
     pub fn selector(&self) -> Selector {
-        self.playbook.selector()
+        self.playbook.selector
     }
 
     /// The strategy to run in the current epoch.
@@ -91,7 +87,7 @@ impl Learner {
     }
 
     pub fn phase(&self) -> Phase {
-        self.lifecycle.phase()
+        self.lifecycle.phase
     }
 
     /// Epochs ended so far.
@@ -105,14 +101,14 @@ impl Learner {
 
     /// How often the lifecycle went from one phase to another.
     pub fn transitions(&self) -> Transitions {
-        self.lifecycle.transitions()
+        self.lifecycle.transitions
     }
 
     /// The best strategy known: the frozen one outside LEARN, else the playbook's leader.
     pub fn best(&self) -> &Strategy {
-        match self.lifecycle.phase() {
-            Phase::Learn => &self.playbook.entry(self.playbook.leader()).strategy,
-            _ => self.lifecycle.frozen(),
+        match self.phase() {
+            Phase::Learn => &self.playbook.entries[self.playbook.leader()].strategy,
+            _ => &self.lifecycle.frozen,
         }
     }
 
@@ -120,7 +116,7 @@ impl Learner {
         let (reuses, cpu_us) = (self.reuses, self.cpu_us);
         self.playbook.screen(|s| Self::too_dear(&reuses, cpu_us, s));
         let slot = self.playbook.select();
-        let e = self.playbook.entry(slot);
+        let e = self.playbook.entries[slot];
         self.settling = e.strategy != self.current;
         self.current = e.strategy;
         self.running = e.id;
@@ -134,9 +130,9 @@ impl Learner {
 
     fn choose_frozen(&mut self) {
         self.running = 0;
-        let frozen = *self.lifecycle.frozen();
+        let frozen = self.lifecycle.frozen;
         if self.lifecycle.canary_due() {
-            let ceiling = *self.playbook.ceiling();
+            let ceiling = self.playbook.ceiling;
             let c = (0..8)
                 .map(|_| strategy::mutate(&frozen, &mut self.rng).capped(&ceiling))
                 .find(|c| *c != frozen && !Self::too_dear(&self.reuses, self.cpu_us, c));
@@ -144,8 +140,8 @@ impl Learner {
                 self.lifecycle.start_canary(c);
             }
         }
-        self.current = match self.lifecycle.phase() {
-            Phase::Canary => *self.lifecycle.challenger(),
+        self.current = match self.lifecycle.phase {
+            Phase::Canary => self.lifecycle.challenger,
             _ => frozen,
         };
     }
@@ -162,13 +158,8 @@ impl Learner {
             return &self.current;
         }
         let cost = self.scorer.score(m);
-        for (seen, new) in self
-            .reuses
-            .pages
-            .iter_mut()
-            .flatten()
-            .zip(m.reuse.pages.iter().flatten())
-        {
+        let new = m.reuse.pages.iter().flatten();
+        for (seen, new) in self.reuses.pages.iter_mut().flatten().zip(new) {
             *seen = (*seen - *seen / 4).max(*new);
         }
         self.cpu_us = m.ops;
@@ -178,22 +169,23 @@ impl Learner {
             self.choose_learning();
             return &self.current;
         }
-        match self.lifecycle.phase() {
+        match self.phase() {
             Phase::Learn if !self.learned(cost) => return &self.current,
             Phase::Learn => {}
             Phase::Frozen => self.lifecycle.frozen_epoch(cost),
             Phase::Canary => {
                 if self.lifecycle.canary_epoch(cost) {
                     let p = &mut self.playbook;
-                    let (parent, rating) = {
-                        let lead = p.entry(p.leader());
-                        (lead.id, lead.elo.rating + rate::K / 2.0)
-                    };
-                    p.adopt(*self.lifecycle.frozen(), parent, rating);
+                    let lead = p.entries[p.leader()];
+                    p.adopt(
+                        self.lifecycle.frozen,
+                        lead.id,
+                        lead.elo.rating + rate::K / 2.0,
+                    );
                 }
             }
         }
-        match self.lifecycle.phase() {
+        match self.phase() {
             Phase::Learn => self.choose_learning(),
             _ => self.choose_frozen(),
         }
@@ -216,7 +208,7 @@ impl Learner {
             if self.epoch.is_multiple_of(EVOLVE_EVERY) {
                 self.playbook.evolve();
             }
-            let lead = *self.playbook.entry(self.playbook.leader());
+            let lead = self.playbook.entries[self.playbook.leader()];
             self.lifecycle.observe_leader(lead.id, &lead.strategy);
         }
         true
@@ -246,6 +238,16 @@ impl Learner {
 mod tests {
     use super::*;
     use strategy::DEFAULTS;
+
+    /// A NUL-terminated path in the temporary directory, unique to this process and `name`.
+    pub(super) fn temp_path(name: &str) -> Vec<u8> {
+        let (dir, pid) = (std::env::temp_dir(), std::process::id());
+        format!("{}/hakmem-learn-{pid}-{name}\0", dir.display()).into_bytes()
+    }
+
+    pub(super) fn remove_temp(path: &[u8]) {
+        std::fs::remove_file(std::str::from_utf8(&path[..path.len() - 1]).unwrap()).unwrap();
+    }
 
     /// The strategy the synthetic workload rewards (under every mode's ceiling).
     fn target(mode: Mode) -> Strategy {
@@ -392,13 +394,7 @@ mod tests {
     #[test]
     fn a_warm_start_picks_the_learned_strategy_at_once() {
         for sel in [Selector::Elo, Selector::Ucb1] {
-            let path = std::env::temp_dir().join(format!(
-                "hakmem-learner-{}-{}",
-                std::process::id(),
-                sel.name()
-            ));
-            let mut c = path.clone().into_os_string().into_encoded_bytes();
-            c.push(0);
+            let c = temp_path(sel.name());
             let t = target(Mode::Balanced);
             let mut teacher = Learner::new(Mode::Balanced, sel, 21);
             run(&mut teacher, &t, 200, 8);
@@ -407,7 +403,7 @@ mod tests {
             warm.load(&c).unwrap();
             let (since, _) = run(&mut warm, &t, 100, 9);
             assert!(since <= 2, "{sel:?}: {since}");
-            std::fs::remove_file(&path).unwrap();
+            remove_temp(&c);
             let before = *warm.current();
             assert!(warm.load(b"/nonexistent/playbook\0").is_err());
             assert_eq!(*warm.current(), before);
@@ -420,29 +416,18 @@ mod tests {
     fn any_measurements_keep_the_learner_sane() {
         use proptest::prelude::*;
         let big = prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), 0u64..1 << 40];
-        let m = (
-            big.clone(),
-            big.clone(),
-            big.clone(),
-            big.clone(),
-            big.clone(),
-            big,
-        )
-            .prop_map(|(a, b, c, d, e, f)| Measurements {
-                slow_path_ns: a,
-                minor_faults: b,
-                resident_bytes: c,
-                ops: d,
-                size_p50: e,
-                size_p95: f,
-                reuse: reuse::Reuse {
-                    pages: [[a ^ b; 6]; 8],
-                },
-            });
-        let cfg = ProptestConfig {
-            cases: 24,
-            ..ProptestConfig::default()
-        };
+        let m = proptest::array::uniform6(big).prop_map(|[a, b, c, d, e, f]| Measurements {
+            slow_path_ns: a,
+            minor_faults: b,
+            resident_bytes: c,
+            ops: d,
+            size_p50: e,
+            size_p95: f,
+            reuse: reuse::Reuse {
+                pages: [[a ^ b; 6]; 8],
+            },
+        });
+        let cfg = ProptestConfig::with_cases(24);
         proptest!(cfg, |(epochs in proptest::collection::vec(m, 1..400), ucb in any::<bool>())| {
             let sel = if ucb { Selector::Ucb1 } else { Selector::Elo };
             let mut l = Learner::new(Mode::Balanced, sel, 3);

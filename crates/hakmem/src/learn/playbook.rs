@@ -18,6 +18,7 @@
 use super::rate::{self, Arm, Rating};
 use super::rng::Rng;
 use super::strategy::{mutate, Strategy, DEFAULTS};
+use core::cmp::Ordering;
 
 pub const MAX_STRATEGIES: usize = 16;
 /// The top this many are never retired.
@@ -98,8 +99,8 @@ pub struct Playbook {
     pub(super) next_id: u32,
     /// Epochs rated, earlier runs' included.
     pub(super) epochs: u64,
-    selector: Selector,
-    ceiling: Strategy,
+    pub(super) selector: Selector,
+    pub(super) ceiling: Strategy,
     rng: Rng,
     /// The last rated epoch: (entry id, cost), ELO's opponent.
     last: Option<(u32, f64)>,
@@ -109,7 +110,7 @@ pub struct Playbook {
 }
 
 impl Playbook {
-    /// The built-in candidates under `ceiling` (duplicates dropped).
+    /// The built-in candidates under `ceiling`.
     pub fn new(selector: Selector, ceiling: Strategy, seed: u64) -> Self {
         let mut p = Playbook {
             entries: [Entry::EMPTY; MAX_STRATEGIES],
@@ -123,35 +124,13 @@ impl Playbook {
             warm_up: 0,
             order: [0; MAX_STRATEGIES],
         };
-        for (_, s) in &DEFAULTS {
-            let s = s.capped(&ceiling);
-            if p.find(&s).is_none() {
-                p.push(s, 0, rate::START);
-            }
-        }
+        p.add_defaults();
         p.warm_up = WARM_UP_ROUNDS * p.len as u32;
         p
     }
 
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn entries(&self) -> &[Entry] {
         &self.entries[..self.len]
-    }
-
-    pub fn entry(&self, slot: usize) -> &Entry {
-        &self.entries[slot]
-    }
-
-    pub fn selector(&self) -> Selector {
-        self.selector
-    }
-
-    pub fn ceiling(&self) -> &Strategy {
-        &self.ceiling
     }
 
     /// Epochs rated, earlier runs' included.
@@ -185,6 +164,16 @@ impl Playbook {
         i
     }
 
+    /// Adds the built-in candidates under the ceiling that are missing (duplicates dropped).
+    fn add_defaults(&mut self) {
+        for (_, s) in &DEFAULTS {
+            let s = s.capped(&self.ceiling);
+            if self.find(&s).is_none() && self.len < MAX_STRATEGIES {
+                self.push(s, 0, rate::START);
+            }
+        }
+    }
+
     fn remove(&mut self, slot: usize) {
         self.entries.copy_within(slot + 1..self.len, slot);
         self.len -= 1;
@@ -205,17 +194,10 @@ impl Playbook {
             let e = &self.entries[i as usize];
             (self.value(e), e.samples, u32::MAX - e.id)
         };
-        let mut r = [0u8; MAX_STRATEGIES];
-        for i in 0..self.len {
-            r[i] = i as u8;
-            let mut j = i;
-            while j > 0
-                && key(r[j]).partial_cmp(&key(r[j - 1])) == Some(core::cmp::Ordering::Greater)
-            {
-                r.swap(j, j - 1);
-                j -= 1;
-            }
-        }
+        // The keys are distinct (ids are) and not NaN, so any sort gives the same order.
+        let mut r = core::array::from_fn(|i| i as u8);
+        let order = |a: &u8, b: &u8| key(*b).partial_cmp(&key(*a)).unwrap_or(Ordering::Equal);
+        r[..self.len].sort_unstable_by(order);
         r
     }
 
@@ -247,9 +229,7 @@ impl Playbook {
         while self.warm_up > 0 {
             let k = (self.warm_up as usize - 1) % self.len;
             if k == self.len - 1 {
-                for i in 0..self.len {
-                    self.order[i] = i as u8;
-                }
+                self.order = core::array::from_fn(|i| i as u8);
                 for i in (1..self.len).rev() {
                     self.order.swap(i, self.rng.below(i as u64 + 1) as usize);
                 }
@@ -349,12 +329,7 @@ impl Playbook {
             };
             i += 1;
         }
-        for (_, s) in &DEFAULTS {
-            let s = s.capped(&self.ceiling);
-            if self.find(&s).is_none() && self.len < MAX_STRATEGIES {
-                self.push(s, 0, rate::START);
-            }
-        }
+        self.add_defaults();
         self.last = None;
         self.warm_up = self.len as u32;
     }
@@ -439,12 +414,12 @@ impl Playbook {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::learn::score::Mode;
     use crate::learn::strategy::{ceiling, DEFAULT};
 
-    fn pb(sel: Selector) -> Playbook {
+    pub(crate) fn pb(sel: Selector) -> Playbook {
         Playbook::new(sel, ceiling(Mode::Fast), 1)
     }
 
@@ -456,7 +431,7 @@ mod tests {
             p.record(s, 1.0 + 0.1 * s as f64);
         }
         for _ in 0..4 {
-            for s in 0..p.len() {
+            for s in 0..p.len {
                 p.record(s, 1.0 + 0.1 * s as f64);
             }
         }
@@ -466,22 +441,22 @@ mod tests {
     #[test]
     fn starts_with_the_defaults_under_the_ceiling() {
         let p = pb(Selector::Elo);
-        assert_eq!(p.len(), DEFAULTS.len());
+        assert_eq!(p.len, DEFAULTS.len());
         let b = Playbook::new(Selector::Elo, ceiling(Mode::Lean), 1);
         for e in b.entries() {
-            assert_eq!(e.strategy.capped(b.ceiling()), e.strategy);
+            assert_eq!(e.strategy.capped(&b.ceiling), e.strategy);
             assert!(e.strategy.bigcache_bytes <= DEFAULT.bigcache_bytes);
             assert!(e.strategy.purge_delay_ms <= DEFAULT.purge_delay_ms);
         }
-        assert!(b.find(&DEFAULT).is_some() && b.len() >= 8);
+        assert!(b.find(&DEFAULT).is_some() && b.len >= 8);
     }
 
     #[test]
     fn warm_up_runs_each_strategy_once_a_round_then_ratings_drive() {
         let mut p = pb(Selector::Elo);
-        let mut seen = vec![0; p.len()];
+        let mut seen = vec![0; p.len];
         for round in 0..WARM_UP_ROUNDS {
-            for _ in 0..p.len() {
+            for _ in 0..p.len {
                 let s = p.select();
                 seen[s] += 1;
                 p.record(s, if s == 3 { 0.5 } else { 1.0 });
@@ -499,13 +474,13 @@ mod tests {
         let mut p = pb(Selector::Elo);
         p.record(0, 1.0);
         p.record(0, 1.0);
-        assert_eq!(p.entry(0).elo.games(), 0);
+        assert_eq!(p.entries[0].elo, Rating::at(rate::START));
         p.record(1, 0.5);
         assert_eq!(
-            (p.entry(1).elo.rating, p.entry(0).elo.rating),
+            (p.entries[1].elo.rating, p.entries[0].elo.rating),
             (1516.0, 1484.0)
         );
-        assert_eq!((p.entry(0).samples, p.entry(0).mean_cost), (2, 1.0));
+        assert_eq!((p.entries[0].samples, p.entries[0].mean_cost), (2, 1.0));
         assert_eq!(p.epochs(), 3);
     }
 
@@ -530,7 +505,7 @@ mod tests {
         for sel in [Selector::Elo, Selector::Ucb1] {
             let mut p = rated(sel);
             for _ in 0..200 {
-                p.record(p.len() - 1, 5.0);
+                p.record(p.len - 1, 5.0);
                 p.record(0, 1.0);
             }
             let before: Vec<Entry> = p.ranked().copied().collect();
@@ -539,8 +514,8 @@ mod tests {
             for e in &before[..KEEP] {
                 assert!(p.slot_of(e.id).is_some());
             }
-            let c = *p.entry(p.slot_of(ev.added.unwrap()).unwrap());
-            let parent = p.entry(p.slot_of(c.parent).unwrap()).strategy;
+            let c = p.entries[p.slot_of(ev.added.unwrap()).unwrap()];
+            let parent = p.entries[p.slot_of(c.parent).unwrap()].strategy;
             assert!((1..=2).contains(&c.strategy.knobs_differing(&parent)));
             assert_eq!(p.select(), p.slot_of(c.id).unwrap(), "a trial");
         }
@@ -550,28 +525,28 @@ mod tests {
             assert!(b
                 .entries()
                 .iter()
-                .all(|e| e.strategy.capped(b.ceiling()) == e.strategy));
+                .all(|e| e.strategy.capped(&b.ceiling) == e.strategy));
         }
     }
 
     #[test]
     fn restart_forgets_the_ratings_brings_back_the_built_ins_and_warms_up_again() {
         let mut p = rated(Selector::Elo);
-        while p.len() < MAX_STRATEGIES {
+        while p.len < MAX_STRATEGIES {
             p.evolve();
         }
         p.remove(3);
         p.restart();
         assert_eq!(
-            p.len(),
+            p.len,
             DEFAULTS.len() + p.entries().iter().filter(|e| e.parent != 0).count()
         );
-        assert!(p.len() <= DEFAULTS.len() + KEEP);
+        assert!(p.len <= DEFAULTS.len() + KEEP);
         assert!(p
             .entries()
             .iter()
             .all(|e| e.elo.rating == rate::START && e.samples == 0));
-        let mut seen = vec![0; p.len()];
+        let mut seen = vec![0; p.len];
         while p.warming_up() {
             seen[p.select()] += 1;
         }

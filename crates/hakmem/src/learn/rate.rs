@@ -31,11 +31,6 @@ impl Rating {
             draws: 0,
         }
     }
-
-    #[cfg(test)]
-    pub fn games(&self) -> u32 {
-        self.wins + self.losses + self.draws
-    }
 }
 
 /// The points `ra` expects against `rb`: 1 / (1 + 10^((rb - ra) / 400)).
@@ -71,12 +66,9 @@ pub struct Arm {
 }
 
 impl Arm {
+    /// The mean reward; 0 for an arm never pulled (whose reward sum is 0).
     pub fn mean(&self) -> f64 {
-        if self.pulls == 0 {
-            0.0
-        } else {
-            self.reward_sum / self.pulls as f64
-        }
+        self.reward_sum / self.pulls.max(1) as f64
     }
 
     pub fn record(&mut self, cost: f64) {

@@ -21,10 +21,7 @@ pub struct Reuse {
 
 /// The first rung of `k`'s ladder at or above `v` (the ladder's length if none).
 fn bucket(k: Knob, v: u64) -> usize {
-    k.ladder()
-        .iter()
-        .position(|&x| x >= v)
-        .unwrap_or(k.ladder().len())
+    k.ladder().partition_point(|&x| x < v)
 }
 
 /// The bucket (age, depth) of a reuse after `age_ms`, `depth` bytes deep.

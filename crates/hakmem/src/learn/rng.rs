@@ -29,14 +29,10 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    /// A uniform value in `[0, 1)` with 53 bits of precision.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// True with probability `p` (clamped to [0, 1]).
+    /// True with probability `p` (clamped to [0, 1]): a uniform value in `[0, 1)` with 53 bits
+    /// of precision is below `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
+        ((self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)) < p
     }
 }
 
@@ -52,7 +48,7 @@ mod tests {
         let mut hist = [0u32; 10];
         for _ in 0..100_000 {
             hist[r.below(10) as usize] += 1;
-            assert!((0.0..1.0).contains(&r.unit()));
+            assert!(r.chance(1.0) && !r.chance(0.0));
         }
         assert!(hist.iter().all(|h| (9_000..11_000).contains(h)), "{hist:?}");
     }

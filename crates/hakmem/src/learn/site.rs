@@ -66,6 +66,7 @@ impl SiteProfile {
 pub struct SiteTable {
     profiles: [SiteProfile; MAX_SITES],
     len: usize,
+    /// Profiles evicted so far to make room.
     evictions: u64,
 }
 
@@ -76,17 +77,6 @@ impl SiteTable {
             len: 0,
             evictions: 0,
         }
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    #[cfg(test)]
-    /// Profiles evicted so far to make room.
-    pub fn evictions(&self) -> u64 {
-        self.evictions
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &SiteProfile> {
@@ -104,21 +94,18 @@ impl SiteTable {
 
     /// Records a sampled allocation of `size` bytes from `site` at tick `now`.
     pub fn record_alloc(&mut self, site: usize, size: u64, now: u64) {
-        let i = match self.position(site) {
-            Some(i) => i,
-            None => {
-                if self.len == MAX_SITES {
-                    let coldest = (0..self.len)
-                        .min_by_key(|&i| (self.profiles[i].allocs, self.profiles[i].last_tick));
-                    self.len -= 1;
-                    self.profiles[coldest.unwrap_or(0)] = self.profiles[self.len];
-                    self.evictions += 1;
-                }
-                self.profiles[self.len] = SiteProfile::new(site, now);
-                self.len += 1;
-                self.len - 1
+        let i = self.position(site).unwrap_or_else(|| {
+            if self.len == MAX_SITES {
+                let coldest = (0..self.len)
+                    .min_by_key(|&i| (self.profiles[i].allocs, self.profiles[i].last_tick));
+                self.len -= 1;
+                self.profiles[coldest.unwrap_or(0)] = self.profiles[self.len];
+                self.evictions += 1;
             }
-        };
+            self.profiles[self.len] = SiteProfile::new(site, now);
+            self.len += 1;
+            self.len - 1
+        });
         let p = &mut self.profiles[i];
         p.advance(now);
         p.allocs += 1;
@@ -138,12 +125,6 @@ impl SiteTable {
             p.frees += 1;
         }
         true
-    }
-}
-
-impl Default for SiteTable {
-    fn default() -> Self {
-        SiteTable::new()
     }
 }
 
@@ -178,7 +159,7 @@ mod tests {
             }
         }
         t.record_alloc(0x9999_0000, 8, 100);
-        assert_eq!((t.len(), t.evictions()), (MAX_SITES, 1));
+        assert_eq!((t.len, t.evictions), (MAX_SITES, 1));
         assert!(t.get(0x1000).is_none());
         for k in 1..MAX_SITES {
             assert_eq!(t.get(0x1000 + 16 * k).unwrap().allocs, k as u64 + 2);

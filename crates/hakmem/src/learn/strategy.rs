@@ -1,10 +1,10 @@
 //! A strategy: one complete, valid vector of the allocator's workload-dependent knobs.
 //!
 //! Every knob takes its values from a fixed ladder (`Knob::ladder`), so a strategy is valid exactly
-//! when each knob sits on a rung of its ladder. The
-//! generator (`mutate`) moves one or two knobs by one rung, so a challenger is always valid and
-//! always differs from its parent in one or two knobs. `DEFAULTS` is the starting candidate set.
-//! Pure data: no allocation, no I/O; the caller applies a strategy to the allocator.
+//! when each knob sits on a rung of its ladder. The generator (`mutate`) moves one or two knobs by
+//! one rung, so a challenger is always valid and always differs from its parent in one or two knobs.
+//! `DEFAULTS` is the starting candidate set. Pure data: no allocation, no I/O; the caller applies a
+//! strategy to the allocator.
 
 use super::rng::Rng;
 use super::score::Mode;
@@ -13,54 +13,58 @@ const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-/// One tunable, in the order of `Strategy`'s fields (and of the playbook file's knob array).
-/// `crate::knobs` holds the live values and says where the allocator reads each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Knob {
-    /// Bytes: requests above it get their own mapping (and BigCache); at or below it they come
-    /// from the mid-size pools. Only the pools' range (64..256 KiB) can move.
-    LargeThreshold,
-    /// Bytes of freed large blocks BigCache keeps with their pages.
-    BigCacheBytes,
-    /// Bytes of freed memory kept with its pages even past the purge delay; purges only take
-    /// what is above it, in one batch (0: every expired byte goes back).
-    MadviseBatch,
-    /// Milliseconds freed memory waits before its pages are returned; 0 = at the next check.
-    PurgeDelayMs,
-    /// Thread-cache cap per class, in refill batches.
-    CacheCapMultiplier,
-    /// Bytes moved per thread-cache refill (the block count follows from the class size).
-    RefillBytes,
-    /// Empty SuperSlabs kept with their pages for reuse, whatever their age.
-    WarmSuperSlabs,
+/// Declares `Knob`, with `Knob::ALL` and `Knob::name`, and `Strategy::get` and `set` from one
+/// list: each knob is named after its field of `Strategy`.
+macro_rules! knobs {
+    ($($knob:ident $field:ident,)*) => {
+        /// One tunable: a field of `Strategy` (documented there), in field order (and that of the
+        /// playbook file's knob array). `crate::knobs` holds the live values and says where the
+        /// allocator reads each.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Knob {
+            $($knob,)*
+        }
+
+        impl Knob {
+            pub const ALL: [Knob; KNOB_COUNT] = [$(Knob::$knob,)*];
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Knob::$knob => stringify!($field),)*
+                }
+            }
+        }
+
+        impl Strategy {
+            pub(crate) fn get(&self, k: Knob) -> u64 {
+                match k {
+                    $(Knob::$knob => self.$field,)*
+                }
+            }
+
+            pub(crate) fn set(&mut self, k: Knob, v: u64) {
+                match k {
+                    $(Knob::$knob => self.$field = v,)*
+                }
+            }
+        }
+    };
+}
+
+knobs! {
+    LargeThreshold large_threshold,
+    BigCacheBytes bigcache_bytes,
+    MadviseBatch madvise_batch,
+    PurgeDelayMs purge_delay_ms,
+    CacheCapMultiplier cache_cap_mult,
+    RefillBytes refill_bytes,
+    WarmSuperSlabs warm_superslabs,
 }
 
 /// Number of knobs in a strategy.
 pub const KNOB_COUNT: usize = 7;
 
 impl Knob {
-    pub const ALL: [Knob; KNOB_COUNT] = [
-        Knob::LargeThreshold,
-        Knob::BigCacheBytes,
-        Knob::MadviseBatch,
-        Knob::PurgeDelayMs,
-        Knob::CacheCapMultiplier,
-        Knob::RefillBytes,
-        Knob::WarmSuperSlabs,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Knob::LargeThreshold => "large_threshold",
-            Knob::BigCacheBytes => "bigcache_bytes",
-            Knob::MadviseBatch => "madvise_batch",
-            Knob::PurgeDelayMs => "purge_delay_ms",
-            Knob::CacheCapMultiplier => "cache_cap_mult",
-            Knob::RefillBytes => "refill_bytes",
-            Knob::WarmSuperSlabs => "warm_superslabs",
-        }
-    }
-
     /// The legal values, ascending: the ranges over which each knob changes what the allocator
     /// does, with the built-in default (`DEFAULT`) on every ladder.
     pub const fn ladder(self) -> &'static [u64] {
@@ -85,61 +89,36 @@ impl Knob {
 /// every strategy the learner hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strategy {
-    /// Mid-size requests above this many bytes get their own mapping (and BigCache).
+    /// Mid-size requests above this many bytes get their own mapping (and BigCache); at or below
+    /// it they come from the mid-size pools. Only the pools' range (64..256 KiB) can move.
     pub large_threshold: u64,
     /// BigCache's budget of freed large blocks kept with their pages, in bytes.
     pub bigcache_bytes: u64,
-    /// Dirty bytes of freed memory kept past the purge delay before a batch goes back.
+    /// Dirty bytes of freed memory kept with their pages even past the purge delay; purges only
+    /// take what is above it, in one batch (0: every expired byte goes back).
     pub madvise_batch: u64,
-    /// How long freed memory keeps its pages, in ms.
+    /// How long freed memory keeps its pages, in ms (0: until the next check).
     pub purge_delay_ms: u64,
     /// A thread cache holds this many refill batches of a class before it flushes half.
     pub cache_cap_mult: u64,
-    /// Bytes moved from a slab to a thread cache at once (small classes).
+    /// Bytes moved from a slab to a thread cache at once (small classes; the block count follows
+    /// from the class size).
     pub refill_bytes: u64,
-    /// Empty SuperSlabs kept with their pages.
+    /// Empty SuperSlabs kept with their pages for reuse, whatever their age.
     pub warm_superslabs: u64,
 }
 
 impl Strategy {
-    pub(crate) fn get(&self, k: Knob) -> u64 {
-        match k {
-            Knob::LargeThreshold => self.large_threshold,
-            Knob::BigCacheBytes => self.bigcache_bytes,
-            Knob::MadviseBatch => self.madvise_batch,
-            Knob::PurgeDelayMs => self.purge_delay_ms,
-            Knob::CacheCapMultiplier => self.cache_cap_mult,
-            Knob::RefillBytes => self.refill_bytes,
-            Knob::WarmSuperSlabs => self.warm_superslabs,
-        }
-    }
-
-    pub(crate) fn set(&mut self, k: Knob, v: u64) {
-        match k {
-            Knob::LargeThreshold => self.large_threshold = v,
-            Knob::BigCacheBytes => self.bigcache_bytes = v,
-            Knob::MadviseBatch => self.madvise_batch = v,
-            Knob::PurgeDelayMs => self.purge_delay_ms = v,
-            Knob::CacheCapMultiplier => self.cache_cap_mult = v,
-            Knob::RefillBytes => self.refill_bytes = v,
-            Knob::WarmSuperSlabs => self.warm_superslabs = v,
-        }
-    }
-
     /// The knobs in `Knob::ALL` order.
     pub(crate) fn knobs(&self) -> [u64; KNOB_COUNT] {
-        let mut a = [0; KNOB_COUNT];
-        for (i, &k) in Knob::ALL.iter().enumerate() {
-            a[i] = self.get(k);
-        }
-        a
+        Knob::ALL.map(|k| self.get(k))
     }
 
     /// A strategy from knobs in `Knob::ALL` order, unchecked (see `is_valid`).
     pub fn from_knobs(a: &[u64; KNOB_COUNT]) -> Strategy {
         let mut s = BALANCED;
-        for (i, &k) in Knob::ALL.iter().enumerate() {
-            s.set(k, a[i]);
+        for (&k, &v) in Knob::ALL.iter().zip(a) {
+            s.set(k, v);
         }
         s
     }
@@ -151,30 +130,20 @@ impl Strategy {
 
     /// Number of knobs whose values differ.
     pub fn knobs_differing(&self, other: &Strategy) -> usize {
-        Knob::ALL
-            .iter()
-            .filter(|&&k| self.get(k) != other.get(k))
-            .count()
+        let differs = |k: &&Knob| self.get(**k) != other.get(**k);
+        Knob::ALL.iter().filter(differs).count()
     }
 
     /// The same strategy with no knob above `ceiling`'s.
     pub fn capped(&self, ceiling: &Strategy) -> Strategy {
-        let mut s = *self;
-        for &k in &Knob::ALL {
-            s.set(k, self.get(k).min(ceiling.get(k)));
-        }
-        s
+        Strategy::from_knobs(&Knob::ALL.map(|k| self.get(k).min(ceiling.get(k))))
     }
 
     /// Sum over knobs of the distance in rungs (both must be valid).
     pub fn rung_distance(&self, other: &Strategy) -> u32 {
-        let mut d = 0;
-        for &k in &Knob::ALL {
-            let a = k.rung(self.get(k)).unwrap_or(0) as i64;
-            let b = k.rung(other.get(k)).unwrap_or(0) as i64;
-            d += (a - b).unsigned_abs() as u32;
-        }
-        d
+        let rung = |s: &Strategy, k: Knob| k.rung(s.get(k)).unwrap_or(0);
+        let d = |&k: &Knob| rung(self, k).abs_diff(rung(other, k)) as u32;
+        Knob::ALL.iter().map(d).sum()
     }
 }
 
@@ -192,13 +161,7 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
         let k = Knob::ALL[i];
         let l = k.ladder();
         let r = k.rung(s.get(k)).unwrap_or(0);
-        let up = if r == 0 {
-            true
-        } else if r + 1 == l.len() {
-            false
-        } else {
-            rng.below(2) == 1
-        };
+        let up = r == 0 || (r + 1 < l.len() && rng.below(2) == 1);
         s.set(k, l[if up { r + 1 } else { r - 1 }]);
     }
     s
@@ -208,10 +171,7 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
 /// more freed memory than `DEFAULT` does (BigCache's size, the madvise batch, the purge delay, the
 /// warm SuperSlabs), so that trying one never raises the peak; the other modes use every rung.
 pub fn ceiling(mode: Mode) -> Strategy {
-    let mut top = DEFAULT;
-    for &k in &Knob::ALL {
-        top.set(k, *k.ladder().last().unwrap_or(&0));
-    }
+    let top = Strategy::from_knobs(&Knob::ALL.map(|k| *k.ladder().last().unwrap_or(&0)));
     match mode {
         Mode::Fast | Mode::Balanced => top,
         Mode::Lean => Strategy {
@@ -226,15 +186,7 @@ pub fn ceiling(mode: Mode) -> Strategy {
 
 /// A strategy from its knobs: threshold in KiB, BigCache in MiB, batch in MiB, delay in ms,
 /// cap multiplier, refill in KiB, warm SuperSlabs.
-const fn knobs(
-    thr: u64,
-    cache: u64,
-    batch: u64,
-    delay: u64,
-    cap: u64,
-    refill: u64,
-    warm: u64,
-) -> Strategy {
+const fn knobs([thr, cache, batch, delay, cap, refill, warm]: [u64; KNOB_COUNT]) -> Strategy {
     Strategy {
         large_threshold: thr * KIB,
         bigcache_bytes: cache * MIB,
@@ -247,13 +199,13 @@ const fn knobs(
 }
 
 /// The allocator's built-in behaviour (the `config.rs` defaults): what runs unless told otherwise.
-pub const DEFAULT: Strategy = knobs(256, 64, 0, 50, 2, 16, 32);
+pub const DEFAULT: Strategy = knobs([256, 64, 0, 50, 2, 16, 32]);
 /// The middle of the road: the default with batched purges and fewer warm SuperSlabs.
-pub const BALANCED: Strategy = knobs(256, 64, 4, 100, 2, 16, 8);
+pub const BALANCED: Strategy = knobs([256, 64, 4, 100, 2, 16, 8]);
 /// Speed first: big caches, long purge delay, deep thread caches.
-pub const FAST: Strategy = knobs(256, 1024, 64, 5000, 8, 64, 32);
+pub const FAST: Strategy = knobs([256, 1024, 64, 5000, 8, 64, 32]);
 /// Footprint first: no caches, immediate purge, shallow thread caches.
-pub const LEAN: Strategy = knobs(64, 0, 0, 0, 1, 4, 0);
+pub const LEAN: Strategy = knobs([64, 0, 0, 0, 1, 4, 0]);
 
 /// Number of built-in candidates.
 pub const DEFAULT_COUNT: usize = 10;
@@ -265,12 +217,12 @@ pub const DEFAULTS: [(&str, Strategy); DEFAULT_COUNT] = [
     ("balanced", BALANCED),
     ("fast", FAST),
     ("lean", LEAN),
-    ("fast-small", knobs(256, 256, 16, 1000, 4, 32, 16)),
-    ("lean-small", knobs(128, 16, 1, 10, 1, 8, 2)),
-    ("big-blocks-cached", knobs(64, 1024, 16, 5000, 2, 16, 4)),
-    ("small-objects", knobs(256, 16, 4, 100, 8, 64, 16)),
-    ("batched-purge", knobs(256, 64, 64, 50, 2, 8, 1)),
-    ("mmap-early", knobs(128, 16, 0, 10, 4, 8, 4)),
+    ("fast-small", knobs([256, 256, 16, 1000, 4, 32, 16])),
+    ("lean-small", knobs([128, 16, 1, 10, 1, 8, 2])),
+    ("big-blocks-cached", knobs([64, 1024, 16, 5000, 2, 16, 4])),
+    ("small-objects", knobs([256, 16, 4, 100, 8, 64, 16])),
+    ("batched-purge", knobs([256, 64, 64, 50, 2, 8, 1])),
+    ("mmap-early", knobs([128, 16, 0, 10, 4, 8, 4])),
 ];
 
 /// The name of `s` if it is a built-in candidate.
