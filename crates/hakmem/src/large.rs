@@ -15,7 +15,6 @@ use crate::bigcache;
 use crate::os::{self, PAGE};
 use crate::registry::{self, Kind, CHUNK};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
 /// Largest mapping BigCache keeps; bigger ones are unmapped on free.
@@ -33,8 +32,6 @@ pub struct LargeHeader {
     pub standard: bool,
     /// Set while cached: its pages were returned to the OS, so it reads as zeros.
     pub purged: bool,
-    /// Whether its mapping was advised huge pages (`want_huge`).
-    pub huge: bool,
     /// When it was cached (ms, `os::now_ms`).
     pub cached_ms: u64,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
@@ -56,28 +53,21 @@ pub fn standard_len(size: usize) -> usize {
     os::align_up(size + PAGE, PAGE)
 }
 
-/// `len` rounded up to whole huge pages when that wastes at most an eighth of the mapping: the
-/// last, partial 2 MiB of a mapping can never be a huge page, so it would fault 4 KiB at a time
-/// (a block of 1.8 MiB: 470 faults instead of one).
+/// `len` rounded up to whole huge pages when that wastes at most an eighth of the mapping and
+/// huge pages are on: the last, partial 2 MiB of a mapping can never be a huge page, so it
+/// would fault 4 KiB at a time (a block of 1.8 MiB: 470 faults instead of one).
 fn huge_rounded(len: usize) -> usize {
     let up = os::align_up(len, CHUNK);
-    if up - len <= up / 8 {
+    if up - len <= up / 8 && crate::config::get().thp {
         up
     } else {
         len
     }
 }
 
-/// Set at the first large free: the program cycles large blocks.
-static FREED_ONE: AtomicBool = AtomicBool::new(false);
-
-/// Whether a new large mapping of `len` bytes gets huge pages: 2 MiB or more, huge pages on, and
-/// only once the program has freed a large block. A program that cycles large blocks gains most
-/// (malloc-large: 5.5 s instead of 20 s); one that maps a few big arrays once and touches them
-/// sparsely loses (barnes: 66 MB peak RSS instead of 58.6, and slower: huge pages are found by
-/// compaction at fault time).
-fn want_huge(len: usize) -> bool {
-    len >= CHUNK && crate::config::get().thp && FREED_ONE.load(Ordering::Relaxed)
+/// Whether a large mapping of `len` bytes is advised huge pages (`register`).
+pub fn huge_backed(len: usize) -> bool {
+    len >= CHUNK && crate::config::get().thp
 }
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
@@ -88,23 +78,14 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     }
     crate::stats::add(&crate::stats::LARGE_ALLOCS, 1);
     if align <= PAGE {
-        let len = if want_huge(standard_len(size)) {
-            huge_rounded(standard_len(size))
-        } else {
-            standard_len(size)
-        };
+        let len = huge_rounded(standard_len(size));
         let h = bigcache::take(len);
         if !h.is_null() {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
             // SAFETY: BigCache hands out a valid, registered, unused standard block.
             unsafe {
                 crate::stats::large_taken((*h).map_len);
-                if !(*h).huge && want_huge((*h).map_len) {
-                    // Mapped before the program freed a large block: huge pages from now on
-                    // (at once for a purged block, whose pages fault in again).
-                    os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
-                    (*h).huge = true;
-                } else if (*h).purged && (*h).huge {
+                if (*h).purged && huge_backed((*h).map_len) {
                     // The purge split the first huge page, whose first page is the header, and
                     // withdrew its advice (`bigcache.rs`).
                     os::advise_huge((*h).map_start as *mut u8, CHUNK);
@@ -149,8 +130,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
         os::unmap(start, len);
         return null_mut();
     }
-    let huge = want_huge(len);
-    if huge {
+    if huge_backed(len) {
         os::advise_huge(start, len);
     }
     let h = header_location(user, kind);
@@ -163,7 +143,6 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             user,
             standard,
             purged: false,
-            huge,
             cached_ms: 0,
             cached: false,
             site: 0,
@@ -235,7 +214,6 @@ pub unsafe fn free(h: *mut LargeHeader) {
     // contract).
     unsafe {
         crate::stats::add(&crate::stats::LARGE_FREES, 1);
-        FREED_ONE.store(true, Ordering::Relaxed);
         crate::stats::large_given_back((*h).map_len);
         if (*h).standard && bigcache::put(h) {
             return;
