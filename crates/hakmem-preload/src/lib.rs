@@ -4,11 +4,73 @@
 //! core. The library's own Rust code allocates through hakmem too (`#[global_allocator]`), so no
 //! request ever reaches glibc's malloc. Declarations of the hak_* functions: include/hakmem.h.
 
-use core::ffi::{c_int, c_void};
-use hakmem::Hakmem;
+// Built as programs load it (`--release`, panics abort) the library links no std (nor does the
+// core there), so none of std's code is mapped into every process; the test builds unwind and
+// keep std.
+#![cfg_attr(
+    all(
+        panic = "abort",
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri)
+    ),
+    no_std
+)]
 
+use core::ffi::{c_int, c_void};
+
+#[cfg(not(all(
+    panic = "abort",
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri)
+)))]
 #[global_allocator]
-static GLOBAL: Hakmem = Hakmem;
+static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
+
+// Without std nothing else asks the linker for the C library.
+#[cfg(all(
+    panic = "abort",
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri)
+))]
+#[link(name = "c")]
+unsafe extern "C" {}
+
+/// A panic in the allocator is a bug: say where, and abort (no unwinding through C callers).
+#[cfg(all(
+    panic = "abort",
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri)
+))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let say = |b: &[u8]| {
+        // SAFETY: writes a valid buffer to fd 2.
+        unsafe { libc::write(2, b.as_ptr() as *const c_void, b.len()) };
+    };
+    say(b"hakmem: internal error at ");
+    if let Some(at) = info.location() {
+        say(at.file().as_bytes());
+        let mut digits = [0u8; 10];
+        let (mut n, mut i) = (at.line(), digits.len());
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        say(b":");
+        say(&digits[i..]);
+    }
+    say(b"\n");
+    // SAFETY: abort has no precondition.
+    unsafe { libc::abort() }
+}
 
 const PAGE: usize = 4096;
 

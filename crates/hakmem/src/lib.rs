@@ -35,6 +35,19 @@
 //! are only ever reached through raw pointers and shared references, never `&mut`.
 
 #![warn(unsafe_op_in_unsafe_fn)]
+// Without std where the core needs nothing of it (the thread-local slots are static TLS there):
+// libhakmem.so then links no std, whose panic-time backtrace code alone was 180 KiB of its 356 KiB
+// of code, and no libgcc_s.
+#![cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(test),
+        not(miri),
+        not(loom)
+    ),
+    no_std
+)]
 
 mod bigcache;
 mod check;

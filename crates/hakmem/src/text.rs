@@ -66,7 +66,8 @@ impl<'a> Text<'a> {
             self.push(b"-");
         }
         let scale = 10u64.pow(decimals);
-        let scaled = (v.abs() * scale as f64).round() as u64;
+        // Rounded half up (the value is not negative; `as` truncates).
+        let scaled = (v.abs() * scale as f64 + 0.5) as u64;
         self.number(scaled / scale);
         if decimals > 0 {
             self.push(b".");

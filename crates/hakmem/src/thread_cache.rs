@@ -203,13 +203,29 @@ pub struct EmptyHeap(Heap);
 // names it as owner, and the slow paths replace it before touching a heap.
 unsafe impl Sync for EmptyHeap {}
 
-/// Whether `h` is the empty heap (the thread has no heap yet, or no longer).
+/// What a thread points at once its heap was retired at its exit: an empty heap like
+/// `EMPTY_HEAP`, which also tells that the thread must not get a heap again (`thread_heap.rs`).
+pub static EXITED_HEAP: EmptyHeap = EmptyHeap(Heap::empty());
+
+/// Whether `h` is an empty heap (the thread has no heap yet, or no longer).
 #[inline(always)]
 pub fn is_empty_heap(h: *mut Heap) -> bool {
-    core::ptr::eq(h, &EMPTY_HEAP.0)
+    core::ptr::eq(h, &EMPTY_HEAP.0) || has_exited(h)
+}
+
+/// Whether `h` is the heap of a thread whose heap was retired at its exit.
+#[inline(always)]
+pub fn has_exited(h: *mut Heap) -> bool {
+    core::ptr::eq(h, &EXITED_HEAP.0)
+}
+
+/// The exited heap as the pointer the TLS slot holds.
+pub fn exited_heap() -> *mut Heap {
+    &EXITED_HEAP.0 as *const Heap as *mut Heap
 }
 
 /// The empty heap as the pointer the TLS slot holds.
+#[cfg(test)]
 pub fn empty_heap() -> *mut Heap {
     &EMPTY_HEAP.0 as *const Heap as *mut Heap
 }

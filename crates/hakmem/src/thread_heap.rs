@@ -13,17 +13,11 @@ use crate::heap::Heap;
 use crate::heap_pool::{pool_put, pool_take};
 use crate::remote::Block;
 use crate::thread_cache;
-use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 static EXIT_KEY_READY: AtomicU8 = AtomicU8::new(0);
-
-thread_local! {
-    /// Set when this thread's heap was retired at its exit: it never gets one again.
-    static EXITED: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Creates the key whose destructor retires a thread's heap. Called once, by `init`.
 pub fn create_exit_key() {
@@ -44,7 +38,7 @@ pub fn current_or_create() -> *mut Heap {
     if !thread_cache::is_empty_heap(h) {
         return h;
     }
-    if EXITED.get() {
+    if thread_cache::has_exited(h) {
         return null_mut();
     }
     crate::init::ensure_init();
@@ -97,8 +91,8 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     if h.is_null() {
         return;
     }
-    EXITED.set(true);
-    thread_cache::set_current(thread_cache::empty_heap());
+    // Never a heap again for this thread.
+    thread_cache::set_current(thread_cache::exited_heap());
     // SAFETY: `h` is this thread's heap; the thread runs no more allocator code with it.
     unsafe { (*h).retire() };
     pool_put(h);

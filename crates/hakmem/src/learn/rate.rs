@@ -81,7 +81,7 @@ impl Arm {
         if self.pulls == 0 {
             return f64::INFINITY;
         }
-        self.mean() + c * (ln(total.max(1) as f64) / self.pulls as f64).sqrt()
+        self.mean() + c * sqrt(ln(total.max(1) as f64) / self.pulls as f64)
     }
 }
 
@@ -122,6 +122,18 @@ pub fn ln(x: f64) -> f64 {
     e as f64 * LN_2 + 2.0 * sum
 }
 
+/// The square root (core has no float functions; this is one SSE2 instruction).
+pub fn sqrt(x: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of every x86_64 CPU.
+    unsafe {
+        use core::arch::x86_64::{_mm_cvtsd_f64, _mm_set_sd, _mm_sqrt_pd};
+        _mm_cvtsd_f64(_mm_sqrt_pd(_mm_set_sd(x)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    x.sqrt()
+}
+
 /// 10^y, to about 1e-13 relative.
 pub fn pow10(y: f64) -> f64 {
     let x = y * LOG2_10;
@@ -131,7 +143,9 @@ pub fn pow10(y: f64) -> f64 {
     if x < -1074.0 {
         return 0.0;
     }
-    let n = x.floor();
+    // floor(x), for |x| < 2^63 (x is within [-1074, 1024) here).
+    let t = x as i64 as f64;
+    let n = if t > x { t - 1.0 } else { t };
     let f = (x - n) * LN_2;
     let (mut term, mut sum) = (1.0, 1.0);
     for k in 1..16 {

@@ -60,7 +60,9 @@ impl SizeSketch {
         if self.total == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).clamp(1, self.total);
+        // The rank is ceil(x): x >= 0, and `as` truncates.
+        let x = q.clamp(0.0, 1.0) * self.total as f64;
+        let rank = ((x as u64) + ((x as u64 as f64) < x) as u64).clamp(1, self.total);
         let mut seen = 0u64;
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c as u64;
