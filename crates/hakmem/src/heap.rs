@@ -240,15 +240,15 @@ impl Heap {
         self.collect_all_remote();
         crate::orphans::reap();
         // SAFETY: owner only.
-        let has_full = unsafe { (*cs).full.len } > 0;
+        let full = unsafe { (*cs).full.len } as u32;
         let me = self as *const Heap as *mut Heap;
-        let s = superslab::acquire_slab(c, me, has_full);
+        let s = superslab::acquire_slab(c, me, full);
         if !s.is_null() {
             return s;
         }
         // The OS refused a new SuperSlab: give back every cached region and try once more.
         crate::purge::release_all();
-        superslab::acquire_slab(c, me, has_full)
+        superslab::acquire_slab(c, me, full)
     }
 
     /// Drains the remote lists of class `c`'s partial and full slabs if the hint says to; empty
