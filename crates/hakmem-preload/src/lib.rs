@@ -1,8 +1,9 @@
 //! libhakmem.so: the C allocation functions, backed by hakmem, for `LD_PRELOAD` or linking.
 //!
 //! A thin skin over the `hakmem` crate: each symbol checks its C-specific arguments and calls the
-//! core. The library's own Rust code allocates through hakmem too (`#[global_allocator]`), so no
-//! request ever reaches glibc's malloc. Declarations of the hak_* functions: include/hakmem.h.
+//! core. Built as programs load it, the library has no std and its own code allocates nothing; the
+//! test builds, which keep std, allocate through hakmem too (`#[global_allocator]`), so no request
+//! ever reaches glibc's malloc. Declarations of the hak_* functions: include/hakmem.h.
 
 // Built as programs load it (`--release`, panics abort) the library links no std (nor does the
 // core there), so none of std's code is mapped into every process; the test builds unwind and
