@@ -48,29 +48,7 @@ unsafe extern "C" {}
 ))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let say = |b: &[u8]| {
-        // SAFETY: writes a valid buffer to fd 2.
-        unsafe { libc::write(2, b.as_ptr() as *const c_void, b.len()) };
-    };
-    say(b"hakmem: internal error at ");
-    if let Some(at) = info.location() {
-        say(at.file().as_bytes());
-        let mut digits = [0u8; 10];
-        let (mut n, mut i) = (at.line(), digits.len());
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        say(b":");
-        say(&digits[i..]);
-    }
-    say(b"\n");
-    // SAFETY: abort has no precondition.
-    unsafe { libc::abort() }
+    hakmem::abi::internal_error(info.location().map(|at| (at.file(), at.line())))
 }
 
 const PAGE: usize = 4096;

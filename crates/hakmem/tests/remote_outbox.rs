@@ -79,6 +79,22 @@ fn consumer() -> (
     (to_consumer, acks, h)
 }
 
+/// Has the consumer free five new blocks (one slab's: they stay in its outbox), then sends it
+/// `then`; returns the blocks.
+fn consumer_holds_five_then(
+    to: &mpsc::Sender<Do>,
+    acks: &mpsc::Receiver<()>,
+    then: Do,
+) -> HashSet<usize> {
+    let held = alloc_filled(5);
+    let wanted = held.iter().copied().collect();
+    to.send(Do::Free(held)).unwrap();
+    acks.recv().unwrap();
+    to.send(then).unwrap();
+    acks.recv().unwrap();
+    wanted
+}
+
 #[test]
 fn a_consumer_s_frees_come_back_to_the_producer_intact() {
     let (to, acks, consumer) = consumer();
@@ -99,24 +115,14 @@ fn a_consumer_s_frees_come_back_to_the_producer_intact() {
     );
 
     // A few blocks of one slab stay in the consumer's outbox until it sends them: its malloc_trim.
-    let held = alloc_filled(5);
-    let wanted: HashSet<usize> = held.iter().copied().collect();
-    to.send(Do::Free(held)).unwrap();
-    acks.recv().unwrap();
-    to.send(Do::Trim).unwrap();
-    acks.recv().unwrap();
+    let wanted = consumer_holds_five_then(&to, &acks, Do::Trim);
     assert!(
         producer_gets_back(&wanted, 100_000),
         "blocks a consumer freed and sent by malloc_trim never came back"
     );
 
     // Held again, then the consumer exits idle: its exit sends them.
-    let held = alloc_filled(5);
-    let wanted: HashSet<usize> = held.iter().copied().collect();
-    to.send(Do::Free(held)).unwrap();
-    acks.recv().unwrap();
-    to.send(Do::Exit).unwrap();
-    acks.recv().unwrap();
+    let wanted = consumer_holds_five_then(&to, &acks, Do::Exit);
     consumer.join().unwrap();
     assert!(
         producer_gets_back(&wanted, 100_000),
