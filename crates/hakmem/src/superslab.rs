@@ -339,7 +339,6 @@ pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
                 } else if !was_partial {
                     m.partial.push_front(ss);
                 }
-            } else {
             }
             if (*ss).used_slabs == 0 {
                 m.warm.push_front(ss);
