@@ -1,4 +1,7 @@
-//! BigCache: freed large blocks kept mapped for reuse by requests up to 25 % smaller.
+//! BigCache: freed large blocks kept mapped for reuse by later large requests of any size: a
+//! longer block is trimmed to the request, a warm one at least half as long is grown by mremap
+//! (the kernel moves its pages; only the new part faults). On malloc-large's blocks of 5-25 MiB
+//! this took 0.76x the time and 0.96x the peak RSS of reusing only blocks up to 25 % longer.
 //!
 //! Blocks are kept most recently freed first. A block cached longer than `HAKMEM_PURGE_DELAY_MS`,
 //! or the oldest ones past `HAKMEM_BIGCACHE_MB` of warm bytes, are purged (MADV_DONTNEED: the
@@ -48,12 +51,25 @@ static GLOBAL: Global = Global {
     }),
 };
 
-/// The cached block whose mapping is the shortest of those at least `len` bytes long and at
-/// most 25 % longer (the most recently freed among equals), or null. With learning on, a warm
-/// hit is recorded with its age and depth (the warm bytes freed after it, and its own), which is
-/// what decides whether a stingier strategy would have lost it (`learn::reuse`).
+/// How well a cached mapping of `l` bytes serves a request for `len`, lower is better, or None
+/// if it does not: first a warm one at least as long (the shortest), then a warm one at least half
+/// as long (the longest: growing it faults only the difference), then a purged one at least as
+/// long (the shortest). A purged block taken while a warm one serves would leave the warm one to
+/// be purged in turn past the budget.
+fn rank(purged: bool, l: usize, len: usize) -> Option<(u8, usize)> {
+    match (purged, l >= len) {
+        (false, true) => Some((0, l)),
+        (false, false) if l >= len / 2 => Some((1, len - l)),
+        (true, true) => Some((2, l)),
+        _ => None,
+    }
+}
+
+/// The cached block to serve a request for a mapping of `len` bytes (`rank`), or null; the caller
+/// trims one much longer and grows one shorter (`large::alloc`). With learning on, a warm hit is
+/// recorded with its age and depth (the warm bytes freed after it, and its own), which is what
+/// decides whether a stingier strategy would have lost it (`learn::reuse`).
 pub fn take(len: usize) -> *mut LargeHeader {
-    let max = len + len / 4;
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; cached headers are valid.
     let found = unsafe {
@@ -67,10 +83,11 @@ pub fn take(len: usize) -> *mut LargeHeader {
             if !(*h).purged {
                 warm_ahead += l;
             }
-            if l >= len && l <= max && (best.is_null() || l < (*best).map_len) {
+            let r = rank((*h).purged, l, len);
+            if r.is_some() && (best.is_null() || r < rank((*best).purged, (*best).map_len, len)) {
                 best = h;
                 depth = warm_ahead;
-                if l == len {
+                if r == Some((0, len)) {
                     break;
                 }
             }
@@ -260,5 +277,54 @@ mod tests {
         assert!(warm <= budget, "warm {warm} > budget {budget}");
         clear();
         assert_eq!(stats(), (0, 0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn blocks_of_other_sizes_are_trimmed_or_grown_and_keep_their_contents() {
+        let _serial = crate::tests::serial();
+        clear();
+        let hits = || crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed);
+        let (h0, mut x) = (hits(), 0x2545_F491_4F6C_DD1Du64);
+        let mut live = [(null_mut::<u8>(), 0usize); 16];
+        let rounds = 2000;
+        for i in 0..rounds {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (k, size) = (
+                x as usize % live.len(),
+                (256 << 10) + (x >> 8) as usize % (4 << 20),
+            );
+            let (p, n) = live[k];
+            if !p.is_null() {
+                // SAFETY: `p` is a live large block of `n` bytes, filled with its tag below.
+                unsafe {
+                    assert!((0..n).step_by(PAGE).all(|o| *p.add(o) == (n % 251) as u8));
+                    large::free(large::header_of(p as usize, crate::registry::Kind::Large));
+                }
+            }
+            let (p, _) = large::alloc(size, 16);
+            assert!(
+                !p.is_null()
+                    && unsafe {
+                        large::usable_size(large::header_of(
+                            p as usize,
+                            crate::registry::Kind::Large,
+                        ))
+                    } >= size,
+                "{i}"
+            );
+            // SAFETY: `p` is a fresh block of at least `size` bytes.
+            unsafe { core::ptr::write_bytes(p, (size % 251) as u8, size) };
+            live[k] = (p, size);
+        }
+        // Sizes spread over 16x, yet nearly every request is served from the cache.
+        assert!(hits() - h0 > rounds * 9 / 10, "{} hits", hits() - h0);
+        for (p, _) in live {
+            // SAFETY: each block is live and freed once.
+            unsafe { large::free(large::header_of(p as usize, crate::registry::Kind::Large)) };
+        }
+        clear();
     }
 }

@@ -5,8 +5,8 @@
 //! Layouts (the mapping is `map_start .. map_start + map_len`):
 //! - standard (alignment up to a page): the mapping starts 2 MiB-aligned, the header is its first
 //!   page and the block starts one page in; the chunk is registered `Kind::Large`. BigCache may
-//!   hand back a mapping up to 25 % longer than asked for; `usable_size` is the whole rest of the
-//!   mapping.
+//!   hand back a mapping up to 25 % longer than asked for (it trims a longer one and grows a
+//!   shorter one); `usable_size` is the whole rest of the mapping.
 //! - aligned below 2 MiB: the same, with the block at `map_start + align`.
 //! - aligned to 2 MiB or more: the block starts on a chunk boundary registered
 //!   `Kind::LargeAligned`, and the header is the page just below it.
@@ -82,9 +82,24 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         let h = bigcache::take(len);
         if !h.is_null() {
             crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
-            // SAFETY: BigCache hands out a valid, registered, unused standard block.
+            // SAFETY: BigCache hands out a valid, registered, unused standard block; its tail past
+            // `len` is unused too.
             unsafe {
                 crate::stats::large_taken((*h).map_len);
+                if (*h).map_len > len + len / 4 {
+                    os::unmap(((*h).map_start + len) as *mut u8, (*h).map_len - len);
+                    crate::stats::large_resized((*h).map_len, len);
+                    (*h).map_len = len;
+                } else if (*h).map_len < len {
+                    // A warm block shorter than asked: moved and grown, only the rest faults.
+                    let p = resize(h, len - PAGE);
+                    if !p.is_null() {
+                        return (p, false);
+                    }
+                    crate::stats::large_given_back((*h).map_len);
+                    unmap(h);
+                    return fresh(len);
+                }
                 if (*h).purged && huge_backed((*h).map_len) {
                     // The purge split the first huge page, whose first page is the header, and
                     // withdrew its advice (`bigcache.rs`).
@@ -94,11 +109,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
                 return ((*h).user as *mut u8, (*h).purged);
             }
         }
-        let start = os::map_aligned(len, CHUNK, 0);
-        return (
-            register(start, len, start as usize + PAGE, Kind::Large, true),
-            true,
-        );
+        return fresh(len);
     }
     if align < CHUNK {
         let len = os::align_up(align + size, PAGE);
@@ -118,6 +129,15 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     let start = os::map_aligned(len, align, PAGE);
     (
         register(start, len, start as usize + PAGE, Kind::LargeAligned, false),
+        true,
+    )
+}
+
+/// A new standard block on a mapping of `len` bytes (zeroed), or null.
+fn fresh(len: usize) -> (*mut u8, bool) {
+    let start = os::map_aligned(len, CHUNK, 0);
+    (
+        register(start, len, start as usize + PAGE, Kind::Large, true),
         true,
     )
 }
