@@ -109,7 +109,8 @@ pub(crate) fn init() {
             Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }
-    knobs::apply(learner.current());
+    let now = Sample::now();
+    knobs::apply(&applied(learner, now.resident_bytes, now.peak_bytes));
     crate::bigcache::observe_reuses(record_big_reuse);
     st.last = Sample::now();
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
@@ -198,11 +199,22 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     };
     // SAFETY: `learning` is set, so the learner is initialised; the lock is held.
     let learner = unsafe { st.learner.assume_init_mut() };
-    knobs::apply(learner.on_epoch_end(&m));
+    learner.on_epoch_end(&m);
+    knobs::apply(&applied(learner, m.resident_bytes, s.peak_bytes));
     st.sizes.clear();
     st.last = s;
     st.slow_ticks_seen = slow;
     st.next_epoch_ms = now_ms + EPOCH_MS;
+}
+
+/// The knobs to run the learner's current strategy with: in `balanced` mode within the idle
+/// memory headroom of a process of `resident` bytes that has had up to `peak`
+/// (`Strategy::within_headroom`).
+fn applied(learner: &Learner, resident: u64, peak: u64) -> Strategy {
+    match learner.mode() {
+        Mode::Balanced => learner.current().within_headroom(resident, peak),
+        _ => *learner.current(),
+    }
 }
 
 /// At start-up, when there is something to do at exit (a playbook to save, a report to print):
@@ -455,6 +467,8 @@ struct Sample {
     cpu_us: u64,
     minor_faults: u64,
     resident_bytes: u64,
+    /// The process's highest resident size so far (ru_maxrss).
+    peak_bytes: u64,
 }
 
 impl Sample {
@@ -464,6 +478,7 @@ impl Sample {
         cpu_us: 0,
         minor_faults: 0,
         resident_bytes: 0,
+        peak_bytes: 0,
     };
 
     fn now() -> Sample {
@@ -478,6 +493,7 @@ impl Sample {
             cpu_us: us(ru.ru_utime) + us(ru.ru_stime),
             minor_faults: ru.ru_minflt as u64,
             resident_bytes: resident_bytes(),
+            peak_bytes: ru.ru_maxrss as u64 * 1024,
         }
     }
 }

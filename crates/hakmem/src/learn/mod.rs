@@ -32,6 +32,11 @@ use score::Scorer;
 pub const EVOLVE_EVERY: u64 = 32;
 /// An epoch costing more than this (twice an average one) is rated at once, even settling.
 pub const SETTLED_ENOUGH: f64 = 2.0;
+/// A cold learner runs `DEFAULT` for this many epochs (a quarter of a second) before it tries
+/// anything: a program that ends sooner never pays for trying strategies (mstressN, 0.1 s,
+/// took 1.2-1.3x its time and twice its page faults trying ten of them), and these epochs set
+/// the baseline. A warm start (`load`) skips it.
+pub const START_EPOCHS: u64 = 25;
 
 pub struct Learner {
     mode: Mode,
@@ -51,6 +56,8 @@ pub struct Learner {
     /// Whether the current epoch is the first of a strategy after another one (LEARN).
     settling: bool,
     epoch: u64,
+    /// Whether the start (`START_EPOCHS`) is over.
+    started: bool,
 }
 
 impl Learner {
@@ -68,8 +75,9 @@ impl Learner {
             cpu_us: 0,
             settling: false,
             epoch: 0,
+            started: false,
         };
-        l.choose_learning();
+        l.current = l.playbook.entries[0].strategy;
         l
     }
 
@@ -150,8 +158,17 @@ impl Learner {
     /// strategy for the next epoch.
     pub fn on_epoch_end(&mut self, m: &Measurements) -> &Strategy {
         self.epoch += 1;
-        // The first epoch (and the first after a phase change) only sets the baseline: it costs
-        // 1.0 by definition, and the very first also carries the program's start-up.
+        // The first epochs (and the first after a phase change) only set the baseline: the first
+        // costs 1.0 by definition, and carries the program's start-up.
+        if !self.started {
+            self.scorer.score(m);
+            self.lifecycle.observe_sizes(m.size_p50, m.size_p95);
+            if self.epoch >= START_EPOCHS {
+                self.started = true;
+                self.choose_learning();
+            }
+            return &self.current;
+        }
         if !self.scorer.has_baseline() {
             self.scorer.score(m);
             self.lifecycle.observe_sizes(m.size_p50, m.size_p95);
@@ -229,6 +246,7 @@ impl Learner {
     pub fn load(&mut self, path: &[u8]) -> Result<(), FileError> {
         self.playbook.load(path)?;
         self.lifecycle.unfreeze();
+        self.started = true;
         self.choose_learning();
         Ok(())
     }

@@ -184,6 +184,29 @@ pub fn ceiling(mode: Mode) -> Strategy {
     }
 }
 
+/// In `balanced` mode, the memory each of the knobs that keep freed memory idle (BigCache's size,
+/// the madvise batch, the warm SuperSlabs) may hold beyond `DEFAULT`'s value: what is left below
+/// the highest resident size the process has had, or else 1/32 of the resident size (about 10 %
+/// for the three). Trying a strategy that keeps more would raise the program's peak for good,
+/// which no time it wins back undoes; below the peak, memory kept idle costs no peak.
+pub const HEADROOM_SHIFT: u32 = 5;
+
+impl Strategy {
+    /// The same strategy keeping no more freed memory idle than `DEFAULT` does plus the headroom
+    /// (`HEADROOM_SHIFT`) of a process `resident` bytes large whose resident size has been up
+    /// to `peak` bytes.
+    pub fn within_headroom(&self, resident: u64, peak: u64) -> Strategy {
+        let room = (resident >> HEADROOM_SHIFT).max(peak.saturating_sub(resident));
+        let cap = |k: Knob, unit: u64| self.get(k).min(DEFAULT.get(k).max(room / unit));
+        Strategy {
+            bigcache_bytes: cap(Knob::BigCacheBytes, 1),
+            madvise_batch: cap(Knob::MadviseBatch, 1),
+            warm_superslabs: cap(Knob::WarmSuperSlabs, 2 * MIB),
+            ..*self
+        }
+    }
+}
+
 /// A strategy from its knobs: threshold in KiB, BigCache in MiB, batch in MiB, delay in ms,
 /// cap multiplier, refill in KiB, warm SuperSlabs.
 const fn knobs([thr, cache, batch, delay, cap, refill, warm]: [u64; KNOB_COUNT]) -> Strategy {
@@ -249,6 +272,32 @@ mod tests {
         let lean = ceiling(Mode::Lean);
         assert_eq!(FAST.capped(&lean).bigcache_bytes, DEFAULT.bigcache_bytes);
         assert_eq!(FAST.capped(&ceiling(Mode::Balanced)), FAST);
+    }
+
+    #[test]
+    fn headroom_grows_with_the_resident_set_or_up_to_the_peak_and_never_below_the_default() {
+        // A small process: `fast` keeps no more than `default`, but its other knobs stay.
+        let small = FAST.within_headroom(8 * MIB, 8 * MIB);
+        assert_eq!(small.bigcache_bytes, DEFAULT.bigcache_bytes);
+        assert_eq!(small.madvise_batch, 256 * KIB);
+        assert_eq!(small.warm_superslabs, DEFAULT.warm_superslabs);
+        assert_eq!((small.purge_delay_ms, small.cache_cap_mult), (5000, 8));
+        // 4 GiB resident: 128 MiB of room for each knob.
+        let big = FAST.within_headroom(4 * GIB, 4 * GIB);
+        assert_eq!(
+            (big.bigcache_bytes, big.madvise_batch),
+            (128 * MIB, FAST.madvise_batch)
+        );
+        assert_eq!(big.warm_superslabs, FAST.warm_superslabs);
+        // Nothing below the default's values, and a stingy strategy is left alone.
+        assert_eq!(DEFAULT.within_headroom(0, 0), DEFAULT);
+        assert_eq!(LEAN.within_headroom(0, 0), LEAN);
+        // Below an earlier peak, what is left under it: 200 MiB here.
+        let below = FAST.within_headroom(100 * MIB, 300 * MIB);
+        assert_eq!(
+            (below.bigcache_bytes, below.madvise_batch),
+            (200 * MIB, 64 * MIB)
+        );
     }
 
     #[test]
