@@ -296,6 +296,12 @@ mod tests {
     fn blocks_of_other_sizes_are_trimmed_or_grown_and_keep_their_contents() {
         let _serial = crate::tests::serial();
         clear();
+        // A budget the 16 live blocks' churn fills at once, so that blocks are trimmed and grown.
+        let small = crate::learn::Strategy {
+            bigcache_bytes: 16 << 20,
+            ..crate::learn::strategy::DEFAULT
+        };
+        knobs::apply(&small);
         let hits = || crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed);
         let (h0, mut x) = (hits(), 0x2545_F491_4F6C_DD1Du64);
         let mut live = [(null_mut::<u8>(), 0usize); 16];
@@ -317,14 +323,11 @@ mod tests {
                 }
             }
             let (p, _) = large::alloc(size, 16);
+            assert!(!p.is_null(), "{i}");
+            let h = large::header_of(p as usize, crate::registry::Kind::Large);
+            // SAFETY: `h` is the header of the live block `p`.
             assert!(
-                !p.is_null()
-                    && unsafe {
-                        large::usable_size(large::header_of(
-                            p as usize,
-                            crate::registry::Kind::Large,
-                        ))
-                    } >= size,
+                !h.is_null() && unsafe { large::usable_size(h) } >= size,
                 "{i}"
             );
             // SAFETY: `p` is a fresh block of at least `size` bytes.
@@ -338,5 +341,6 @@ mod tests {
             unsafe { large::free(large::header_of(p as usize, crate::registry::Kind::Large)) };
         }
         clear();
+        knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 }

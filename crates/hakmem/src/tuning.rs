@@ -35,6 +35,9 @@ struct State {
     slow_ticks_seen: u64,
     next_epoch_ms: u64,
     finished: bool,
+    /// The highest resident size an epoch ended with (not `ru_maxrss`, which a process keeps
+    /// from before its `execve`).
+    peak_resident: u64,
 }
 
 struct Global {
@@ -60,6 +63,7 @@ static GLOBAL: Global = Global {
         slow_ticks_seen: 0,
         next_epoch_ms: 0,
         finished: false,
+        peak_resident: 0,
     }),
 };
 
@@ -109,8 +113,8 @@ pub(crate) fn init() {
             Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }
-    let now = Sample::now();
-    knobs::apply(&applied(learner, now.resident_bytes, now.peak_bytes));
+    st.peak_resident = Sample::now().resident_bytes;
+    knobs::apply(&applied(learner, st.peak_resident, st.peak_resident));
     crate::bigcache::observe_reuses(record_big_reuse);
     st.last = Sample::now();
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
@@ -200,7 +204,8 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     // SAFETY: `learning` is set, so the learner is initialised; the lock is held.
     let learner = unsafe { st.learner.assume_init_mut() };
     learner.on_epoch_end(&m);
-    knobs::apply(&applied(learner, m.resident_bytes, s.peak_bytes));
+    st.peak_resident = st.peak_resident.max(m.resident_bytes);
+    knobs::apply(&applied(learner, m.resident_bytes, st.peak_resident));
     st.sizes.clear();
     st.last = s;
     st.slow_ticks_seen = slow;
@@ -208,7 +213,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
 }
 
 /// The knobs to run the learner's current strategy with: in `balanced` mode within the idle
-/// memory headroom of a process of `resident` bytes that has had up to `peak`
+/// memory headroom of a process of `resident` bytes whose epochs ended with up to `peak`
 /// (`Strategy::within_headroom`).
 fn applied(learner: &Learner, resident: u64, peak: u64) -> Strategy {
     match learner.mode() {
@@ -308,9 +313,11 @@ pub struct Status {
     pub trained_epochs: u64,
     /// "learn", "frozen" or "canary"; "fixed" when learning is off.
     pub phase: &'static str,
-    /// The strategy running now.
+    /// The knobs running now.
     pub current: Strategy,
-    /// Its name, when it is one of `learn::strategy::DEFAULTS`.
+    /// The name of the strategy they come from, when it is one of `learn::strategy::DEFAULTS`
+    /// (in `balanced` mode the learner's choice runs within the headroom, so its knobs may be
+    /// lower than the named strategy's).
     pub name: Option<&'static str>,
     /// The best strategy known (the current one when learning is off).
     pub best: Strategy,
@@ -333,10 +340,12 @@ pub fn status() -> Status {
         s.epochs = l.epoch();
         s.trained_epochs = l.playbook().epochs();
         s.phase = l.phase().name();
-        s.current = *l.current();
+        s.name = crate::learn::strategy::default_name(l.current());
         s.best = *l.best();
     });
-    s.name = crate::learn::strategy::default_name(&s.current);
+    if !s.learning {
+        s.name = crate::learn::strategy::default_name(&s.current);
+    }
     s
 }
 
@@ -467,8 +476,6 @@ struct Sample {
     cpu_us: u64,
     minor_faults: u64,
     resident_bytes: u64,
-    /// The process's highest resident size so far (ru_maxrss).
-    peak_bytes: u64,
 }
 
 impl Sample {
@@ -478,7 +485,6 @@ impl Sample {
         cpu_us: 0,
         minor_faults: 0,
         resident_bytes: 0,
-        peak_bytes: 0,
     };
 
     fn now() -> Sample {
@@ -493,7 +499,6 @@ impl Sample {
             cpu_us: us(ru.ru_utime) + us(ru.ru_stime),
             minor_faults: ru.ru_minflt as u64,
             resident_bytes: resident_bytes(),
-            peak_bytes: ru.ru_maxrss as u64 * 1024,
         }
     }
 }

@@ -32,7 +32,7 @@ use score::Scorer;
 pub const EVOLVE_EVERY: u64 = 32;
 /// An epoch costing more than this (twice an average one) is rated at once, even settling.
 pub const SETTLED_ENOUGH: f64 = 2.0;
-/// A cold learner runs `DEFAULT` for this many epochs (a quarter of a second) before it tries
+/// A cold learner runs `DEFAULT` for this many epochs (at least a quarter of a second) before it tries
 /// anything: a program that ends sooner never pays for trying strategies (mstressN, 0.1 s,
 /// took 1.2-1.3x its time and twice its page faults trying ten of them), and these epochs set
 /// the baseline. A warm start (`load`) skips it.
@@ -160,26 +160,20 @@ impl Learner {
         self.epoch += 1;
         // The first epochs (and the first after a phase change) only set the baseline: the first
         // costs 1.0 by definition, and carries the program's start-up.
-        if !self.started {
+        if !self.started || !self.scorer.has_baseline() {
             self.scorer.score(m);
-            self.lifecycle.observe_sizes(m.size_p50, m.size_p95);
-            if self.epoch >= START_EPOCHS {
+            self.observe_reuses(m);
+            if self.lifecycle.observe_sizes(m.size_p50, m.size_p95) {
+                self.scorer.reset();
+            }
+            if !self.started && self.epoch >= START_EPOCHS {
                 self.started = true;
                 self.choose_learning();
             }
             return &self.current;
         }
-        if !self.scorer.has_baseline() {
-            self.scorer.score(m);
-            self.lifecycle.observe_sizes(m.size_p50, m.size_p95);
-            return &self.current;
-        }
         let cost = self.scorer.score(m);
-        let new = m.reuse.pages.iter().flatten();
-        for (seen, new) in self.reuses.pages.iter_mut().flatten().zip(new) {
-            *seen = (*seen - *seen / 4).max(*new);
-        }
-        self.cpu_us = m.ops;
+        self.observe_reuses(m);
         if self.lifecycle.observe_sizes(m.size_p50, m.size_p95) {
             self.scorer.reset();
             self.playbook.restart();
@@ -207,6 +201,15 @@ impl Learner {
             _ => self.choose_frozen(),
         }
         &self.current
+    }
+
+    /// Folds the epoch's warm BigCache reuses and CPU time into what screening looks at.
+    fn observe_reuses(&mut self, m: &Measurements) {
+        let new = m.reuse.pages.iter().flatten();
+        for (seen, new) in self.reuses.pages.iter_mut().flatten().zip(new) {
+            *seen = (*seen - *seen / 4).max(*new);
+        }
+        self.cpu_us = m.ops;
     }
 
     /// Rates a LEARN epoch; past the warm-up, evolves now and then and lets the lifecycle freeze
@@ -325,6 +328,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_cold_learner_runs_the_default_first_and_a_warm_one_does_not() {
+        let t = target(Mode::Balanced);
+        let mut noise = Rng::new(5);
+        let mut l = Learner::new(Mode::Balanced, Selector::Elo, 9);
+        let mut tried = 0;
+        for e in 1..=START_EPOCHS + 30 {
+            assert!(
+                e > START_EPOCHS || *l.current() == DEFAULTS[0].1,
+                "epoch {e}"
+            );
+            let m = measure(l.current(), &t, &mut noise);
+            tried += (*l.on_epoch_end(&m) != DEFAULTS[0].1) as u32;
+        }
+        assert!(tried > 10, "{tried} epochs off the default after the start");
+        // A playbook loaded from a file picks from the first epoch.
+        let path = temp_path("start");
+        l.save(&path).unwrap();
+        let mut warm = Learner::new(Mode::Balanced, Selector::Elo, 9);
+        warm.load(&path).unwrap();
+        remove_temp(&path);
+        let picked = (0..START_EPOCHS)
+            .map(|_| *warm.on_epoch_end(&measure(warm.current(), &t, &mut noise)))
+            .any(|s| s != DEFAULTS[0].1);
+        assert!(picked);
     }
 
     #[test]

@@ -184,10 +184,11 @@ pub fn ceiling(mode: Mode) -> Strategy {
     }
 }
 
-/// In `balanced` mode, the memory each of the knobs that keep freed memory idle (BigCache's size,
-/// the madvise batch, the warm SuperSlabs) may hold beyond `DEFAULT`'s value: what is left below
-/// the highest resident size the process has had, or else 1/32 of the resident size (about 10 %
-/// for the three). Trying a strategy that keeps more would raise the program's peak for good,
+/// In `balanced` mode, the memory each of the two knobs that keep freed memory idle beyond
+/// `DEFAULT`'s values (BigCache's size, the madvise batch; `DEFAULT`'s warm SuperSlabs are
+/// already the ladder's top) may hold: `DEFAULT`'s value, or if more what is left below the
+/// highest resident size the process's epochs ended with, or 1/32 of the resident size (about
+/// 6 % for the two). Trying a strategy that keeps more would raise the program's peak for good,
 /// which no time it wins back undoes; below the peak, memory kept idle costs no peak.
 pub const HEADROOM_SHIFT: u32 = 5;
 
@@ -197,11 +198,10 @@ impl Strategy {
     /// to `peak` bytes.
     pub fn within_headroom(&self, resident: u64, peak: u64) -> Strategy {
         let room = (resident >> HEADROOM_SHIFT).max(peak.saturating_sub(resident));
-        let cap = |k: Knob, unit: u64| self.get(k).min(DEFAULT.get(k).max(room / unit));
+        let cap = |k: Knob| self.get(k).min(DEFAULT.get(k).max(room));
         Strategy {
-            bigcache_bytes: cap(Knob::BigCacheBytes, 1),
-            madvise_batch: cap(Knob::MadviseBatch, 1),
-            warm_superslabs: cap(Knob::WarmSuperSlabs, 2 * MIB),
+            bigcache_bytes: cap(Knob::BigCacheBytes),
+            madvise_batch: cap(Knob::MadviseBatch),
             ..*self
         }
     }
@@ -280,7 +280,6 @@ mod tests {
         let small = FAST.within_headroom(8 * MIB, 8 * MIB);
         assert_eq!(small.bigcache_bytes, DEFAULT.bigcache_bytes);
         assert_eq!(small.madvise_batch, 256 * KIB);
-        assert_eq!(small.warm_superslabs, DEFAULT.warm_superslabs);
         assert_eq!((small.purge_delay_ms, small.cache_cap_mult), (5000, 8));
         // 4 GiB resident: 128 MiB of room for each knob.
         let big = FAST.within_headroom(4 * GIB, 4 * GIB);
@@ -288,7 +287,11 @@ mod tests {
             (big.bigcache_bytes, big.madvise_batch),
             (128 * MIB, FAST.madvise_batch)
         );
-        assert_eq!(big.warm_superslabs, FAST.warm_superslabs);
+        // The warm SuperSlabs need no cap: the default's are the most there can be.
+        assert_eq!(
+            Knob::WarmSuperSlabs.ladder().last(),
+            Some(&DEFAULT.warm_superslabs)
+        );
         // Nothing below the default's values, and a stingy strategy is left alone.
         assert_eq!(DEFAULT.within_headroom(0, 0), DEFAULT);
         assert_eq!(LEAN.within_headroom(0, 0), LEAN);
