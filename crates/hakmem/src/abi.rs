@@ -120,6 +120,24 @@ pub unsafe fn config_get(out: *mut HakConfig) -> i32 {
     unsafe { fill(out, v) }
 }
 
+/// Reports a bug in the allocator (a Rust panic in libhakmem.so, which has no std to print it) on
+/// stderr as `hakmem: internal error at FILE:LINE`, and aborts.
+pub fn internal_error(at: Option<(&str, u32)>) -> ! {
+    let mut bytes = [0u8; 256];
+    let mut t = crate::text::Text::new(&mut bytes);
+    t.str("hakmem: internal error");
+    if let Some((file, line)) = at {
+        t.str(" at ").str(file).str(":").number(line as u64);
+    }
+    t.str("\n");
+    let out = t.as_bytes();
+    // SAFETY: writes our own buffer to stderr, then aborts.
+    unsafe {
+        libc::write(2, out.as_ptr() as *const libc::c_void, out.len());
+        libc::abort()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,23 +183,5 @@ mod tests {
         };
         assert_eq!(unsafe { config_get(&mut c) }, ABI_OK);
         assert_eq!(c.purge_delay_ms, crate::knobs::purge_delay_ms());
-    }
-}
-
-/// Reports a bug in the allocator (a Rust panic in libhakmem.so, which has no std to print it) on
-/// stderr as `hakmem: internal error at FILE:LINE`, and aborts.
-pub fn internal_error(at: Option<(&str, u32)>) -> ! {
-    let mut bytes = [0u8; 256];
-    let mut t = crate::text::Text::new(&mut bytes);
-    t.str("hakmem: internal error");
-    if let Some((file, line)) = at {
-        t.str(" at ").str(file).str(":").number(line as u64);
-    }
-    t.str("\n");
-    let out = t.as_bytes();
-    // SAFETY: writes our own buffer to stderr, then aborts.
-    unsafe {
-        libc::write(2, out.as_ptr() as *const libc::c_void, out.len());
-        libc::abort()
     }
 }

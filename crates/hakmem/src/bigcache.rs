@@ -85,6 +85,7 @@ pub fn take(len: usize) -> *mut LargeHeader {
         let c = &mut *GLOBAL.c.get();
         let full = c.warm_bytes + len > knobs::bigcache_bytes();
         let mut best: *mut LargeHeader = null_mut();
+        let mut best_rank = None;
         let mut depth = 0;
         let mut warm_ahead = 0;
         let mut h = c.blocks.head;
@@ -94,10 +95,8 @@ pub fn take(len: usize) -> *mut LargeHeader {
                 warm_ahead += l;
             }
             let r = rank((*h).purged, l, len, full);
-            if r.is_some()
-                && (best.is_null() || r < rank((*best).purged, (*best).map_len, len, full))
-            {
-                best = h;
+            if r.is_some() && (best_rank.is_none() || r < best_rank) {
+                (best, best_rank) = (h, r);
                 depth = warm_ahead;
                 if r == Some((0, len)) {
                     break;

@@ -87,9 +87,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             unsafe {
                 crate::stats::large_taken((*h).map_len);
                 if (*h).map_len > len + len / 4 {
-                    os::unmap(((*h).map_start + len) as *mut u8, (*h).map_len - len);
-                    crate::stats::large_resized((*h).map_len, len);
-                    (*h).map_len = len;
+                    trim(h, len);
                 } else if (*h).map_len < len {
                     // A warm block shorter than asked: moved and grown, only the rest faults.
                     let p = resize(h, len - PAGE);
@@ -265,6 +263,20 @@ pub unsafe fn usable_size(h: *mut LargeHeader) -> usize {
     unsafe { (*h).map_start + (*h).map_len - (*h).user }
 }
 
+/// Shortens a standard block's mapping to `len` bytes (page-aligned, shorter than now): its
+/// tail goes back to the OS.
+///
+/// # Safety
+/// `h` is the header of a standard large block whose bytes past `len` nobody uses.
+unsafe fn trim(h: *mut LargeHeader, len: usize) {
+    // SAFETY: the mapping past `len` is the block's own and unused (the caller's contract).
+    unsafe {
+        os::unmap(((*h).map_start + len) as *mut u8, (*h).map_len - len);
+        crate::stats::large_resized((*h).map_len, len);
+        (*h).map_len = len;
+    }
+}
+
 /// Resizes a large block to `new_size` without copying if it can: in place, or by moving its
 /// pages with mremap. Returns the (possibly moved) block, or null if the caller must copy.
 ///
@@ -292,10 +304,11 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
         if new_size <= usable && new_len > old_len / 2 {
             return (*h).user as *mut u8;
         }
-        if new_len < old_len || os::resize_in_place(start, old_len, new_len) {
-            if new_len < old_len {
-                os::unmap(start.add(new_len), old_len - new_len);
-            }
+        if new_len < old_len {
+            trim(h, new_len);
+            return (*h).user as *mut u8;
+        }
+        if os::resize_in_place(start, old_len, new_len) {
             crate::stats::large_resized(old_len, new_len);
             (*h).map_len = new_len;
             return (*h).user as *mut u8;

@@ -113,10 +113,11 @@ pub(crate) fn init() {
             Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }
-    st.peak_resident = Sample::now().resident_bytes;
+    let now = Sample::now();
+    st.peak_resident = now.resident_bytes;
     knobs::apply(&applied(learner, st.peak_resident, st.peak_resident));
     crate::bigcache::observe_reuses(record_big_reuse);
-    st.last = Sample::now();
+    st.last = now;
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
     GLOBAL.learning.store(true, Ordering::Release);
     GLOBAL.lock.unlock();
@@ -335,6 +336,7 @@ pub fn status() -> Status {
         name: None,
         best: knobs::live(),
     };
+    s.name = crate::learn::strategy::default_name(&s.current);
     with_learner(|l| {
         s.learning = true;
         s.epochs = l.epoch();
@@ -343,9 +345,6 @@ pub fn status() -> Status {
         s.name = crate::learn::strategy::default_name(l.current());
         s.best = *l.best();
     });
-    if !s.learning {
-        s.name = crate::learn::strategy::default_name(&s.current);
-    }
     s
 }
 

@@ -63,22 +63,20 @@ pub struct Learner {
 impl Learner {
     pub fn new(mode: Mode, selector: Selector, seed: u64) -> Self {
         let playbook = Playbook::new(selector, strategy::ceiling(mode), seed);
-        let mut l = Learner {
+        Learner {
             mode,
             scorer: Scorer::new(mode),
             lifecycle: Lifecycle::new(playbook.entries[0].strategy),
+            current: playbook.entries[0].strategy,
             playbook,
             rng: Rng::new(seed ^ 0x6C65_6172_6E65_7221),
-            current: strategy::DEFAULT,
             running: 0,
             reuses: reuse::Reuse::default(),
             cpu_us: 0,
             settling: false,
             epoch: 0,
             started: false,
-        };
-        l.current = l.playbook.entries[0].strategy;
-        l
+        }
     }
 
     pub fn mode(&self) -> Mode {
