@@ -58,19 +58,29 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
-/// malloc passes its caller's return address on as the call site (`hakmem::malloc_at`): two
-/// instructions, and the site is only looked at when the allocation takes a slow path.
+/// malloc's fast path has no stack frame and leaves by a jump, so its slow paths start with
+/// malloc's return address on top of the stack: the shims below pass it on as the call site
+/// (`hakmem::malloc_with`), which costs the fast path nothing.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(no_mangle)]
-#[unsafe(naked)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    // At entry [rsp] is the return address; it becomes the second argument.
-    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {0}", sym malloc_from)
+    hakmem::malloc_with(size, malloc_miss, malloc_above_table) as *mut c_void
 }
 
+/// `hakmem::malloc_miss_at(size, caller)`, reached by a jump from `malloc`.
 #[cfg(target_arch = "x86_64")]
-unsafe extern "C" fn malloc_from(size: usize, site: usize) -> *mut c_void {
-    hakmem::malloc_at(size, site) as *mut c_void
+#[unsafe(naked)]
+unsafe extern "C" fn malloc_miss(size: usize) -> *mut u8 {
+    // At entry [rsp] is malloc's return address; it becomes the second argument.
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {0}", sym hakmem::malloc_miss_at)
+}
+
+/// `hakmem::malloc_above_table_at(size, caller)`, reached by a jump from `malloc`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn malloc_above_table(size: usize) -> *mut u8 {
+    // As in `malloc_miss`.
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {0}", sym hakmem::malloc_above_table_at)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

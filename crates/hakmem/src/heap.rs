@@ -28,7 +28,7 @@ use crate::remote_free::Outbox;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::{Place, Slab};
 use crate::superslab::{self, slab_of};
-use crate::thread_cache::Bin;
+use crate::thread_cache::{self, Bin};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -63,6 +63,8 @@ pub struct Mailbox {
 #[repr(C)]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
+    /// `thread_cache::BIN_OFFSETS`, written when the heap is set up (`small_bin`).
+    pub bin_offsets: UnsafeCell<thread_cache::BinOffsets>,
     /// Owner only; reached through `slabs`, a raw pointer per class, so no reference to one class's
     /// lists outlives the statement that uses it.
     classes: [UnsafeCell<ClassSlabs>; NUM_CLASSES],
@@ -95,6 +97,7 @@ impl Heap {
     pub const fn empty() -> Heap {
         Heap {
             bins: [const { Bin::new(0) }; NUM_CLASSES],
+            bin_offsets: UnsafeCell::new(thread_cache::BIN_OFFSETS),
             classes: [const {
                 UnsafeCell::new(ClassSlabs {
                     current: null_mut(),
@@ -126,6 +129,8 @@ impl Heap {
     pub fn init(&self) {
         // In safe mode the caches hold nothing, so every allocation and free takes a checked path.
         let safe = crate::check::safe_mode();
+        // SAFETY: only the thread setting the heap up holds it.
+        unsafe { *self.bin_offsets.get() = thread_cache::BIN_OFFSETS };
         for c in 0..NUM_CLASSES {
             self.bins[c].reset(if safe { 0 } else { cache_cap(c) });
             // SAFETY: only the thread setting the heap up holds it, and no reference to its

@@ -117,19 +117,73 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
 #[inline]
 pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
     if size <= size_class::TABLE_MAX {
-        let heap = thread_cache::current();
-        // SAFETY: this thread's heap (or the empty heap, whose bins are empty) is valid, its bins
-        // its first field; `size <= TABLE_MAX`.
-        let (bin, off) = unsafe { thread_cache::small_bin(&raw const (*heap).bins, size) };
-        // SAFETY: this thread is the bin's owner, the only one to pop it (shared reference:
-        // others may read its head).
-        let b = unsafe { (*bin).pop() };
+        // SAFETY: `size <= TABLE_MAX`.
+        let b = unsafe { pop_table_size(size) };
         if !b.is_null() {
-            return b as *mut u8;
+            return b;
         }
-        // SAFETY: the bin's class is that of `size`, which is at most MID_MAX.
-        return unsafe { alloc_class_slow(size, site, off / core::mem::size_of::<Bin>()) };
+        // SAFETY: no precondition beyond `malloc_at`'s.
+        return unsafe { malloc_miss_at(size, site) };
     }
+    // SAFETY: no precondition beyond `malloc_at`'s.
+    unsafe { malloc_above_table(size, site) }
+}
+
+/// A slow path of `malloc_with`, given the request's size.
+pub type MallocSlowPath = unsafe extern "C" fn(usize) -> *mut u8;
+
+/// `malloc` whose slow paths are the caller's: `miss` (for a size up to `TABLE_MAX` whose bin is
+/// empty) and `above` (larger sizes). The C `malloc` passes shims that take the return address
+/// on the stack as the call site and go on to `malloc_miss_at` and `malloc_above_table_at`: the
+/// fast path reaches them by a jump and has no stack frame, so that address is `malloc`'s caller.
+///
+/// # Safety
+/// `miss` and `above` are `malloc`s (they may be called with any size).
+#[inline(always)]
+pub unsafe fn malloc_with(size: usize, miss: MallocSlowPath, above: MallocSlowPath) -> *mut u8 {
+    if size <= size_class::TABLE_MAX {
+        // SAFETY: `size <= TABLE_MAX`.
+        let b = unsafe { pop_table_size(size) };
+        if !b.is_null() {
+            return b;
+        }
+        // SAFETY: `miss` is a `malloc` (the caller's contract).
+        return unsafe { miss(size) };
+    }
+    // SAFETY: as above.
+    unsafe { above(size) }
+}
+
+/// A block from this thread's bin for requests of `size` bytes, or null if the bin is empty.
+///
+/// # Safety
+/// `size <= TABLE_MAX`.
+#[inline(always)]
+unsafe fn pop_table_size(size: usize) -> *mut u8 {
+    let heap = thread_cache::current();
+    // SAFETY: this thread's heap (or the empty heap, whose bins are empty) is valid;
+    // `size <= TABLE_MAX` (the caller's contract).
+    let bin = unsafe { thread_cache::small_bin(heap, size) };
+    // SAFETY: this thread is the bin's owner, the only one to pop it (shared reference: others
+    // may read its head).
+    unsafe { (*bin).pop() as *mut u8 }
+}
+
+/// `malloc_at` of a size up to `TABLE_MAX` whose bin was empty.
+///
+/// # Safety
+/// As `malloc_at`.
+#[inline(never)]
+pub unsafe extern "C" fn malloc_miss_at(size: usize, site: usize) -> *mut u8 {
+    // SAFETY: the class is that of `size`, which is at most MID_MAX.
+    unsafe { alloc_class_slow(size, site, class_of(size)) }
+}
+
+/// `malloc_at` of more than `TABLE_MAX` bytes, for `malloc_with`'s shims.
+///
+/// # Safety
+/// As `malloc_at`.
+pub unsafe extern "C" fn malloc_above_table_at(size: usize, site: usize) -> *mut u8 {
     // SAFETY: no precondition beyond `malloc_at`'s.
     unsafe { malloc_above_table(size, site) }
 }
@@ -347,7 +401,8 @@ unsafe fn free_non_null(p: *mut u8) {
 unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     let addr = p as usize;
     // Every path that leaves this function's fast path is a tail call that can return (the
-    // reports are behind them), so the fast path needs no stack frame.
+    // reports are behind them), so the fast path needs no stack frame; each takes `p` first, in
+    // the register it arrived in.
     match registry::kind_of(addr) {
         // SAFETY: the registry says `addr`'s chunk is a SuperSlab of 64 KiB slabs, so its header,
         // with the slab record of `addr`, is mapped.
@@ -373,7 +428,7 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
     // No slab is owned by the empty heap, so a thread without a heap takes the foreign path.
     if s.owner.load(Ordering::Relaxed) != heap {
         // SAFETY: `slab` is valid and `p` lies in it.
-        return unsafe { free_foreign_slab::<F>(slab, p) };
+        return unsafe { free_foreign_slab::<F>(p, slab) };
     }
     // SAFETY: `heap` is this thread's heap (valid); it owns the slab, which is thus formatted
     // for a class whose bin lies `bin_offset` bytes into the heap. This thread is the bin's only
@@ -386,14 +441,14 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
     let head = bin.head();
     if !s.is_carved_block_start(p as usize) || head == p as *mut Block {
         // SAFETY: as above.
-        return unsafe { free_misused::<F>(heap, slab, p) };
+        return unsafe { free_misused::<F>(p, heap, slab) };
     }
     if bin.take_room() {
         bin.link_before(p as *mut Block, head);
         return;
     }
     // SAFETY: as above; `p` is a carved block of this heap's slab.
-    unsafe { free_and_flush::<F>(heap, s.class.get() as usize, p) }
+    unsafe { free_and_flush::<F>(p, heap, s.class.get() as usize) }
 }
 
 /// A free the fast path found wrong, by this slab's owner: not a block's start, or the block at
@@ -404,7 +459,7 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
 /// `heap` is this thread's heap and owns `slab`, which `p` lies in.
 #[cold]
 #[inline(never)]
-unsafe fn free_misused<F: FreeFn>(heap: *mut heap::Heap, slab: *mut slab::Slab, p: *mut u8) {
+unsafe fn free_misused<F: FreeFn>(p: *mut u8, heap: *mut heap::Heap, slab: *mut slab::Slab) {
     // SAFETY: `slab` is valid and formatted (the caller's contract).
     unsafe { check_block_start(F::NAME, slab, p as usize) };
     // SAFETY: as above.
@@ -416,7 +471,7 @@ unsafe fn free_misused<F: FreeFn>(heap: *mut heap::Heap, slab: *mut slab::Slab, 
     }
     if !bin.take_room() {
         // SAFETY: `p` is a carved block of a class `c` slab of this heap (checked above).
-        return unsafe { free_and_flush::<F>(heap, c, p) };
+        return unsafe { free_and_flush::<F>(p, heap, c) };
     }
     bin.link_before(p as *mut Block, bin.head());
 }
@@ -441,7 +496,7 @@ unsafe fn free_not_in_slab<F: FreeFn>(addr: usize) {
 /// # Safety
 /// `heap` is this thread's heap, and `p` the start of a carved block of one of its class `c` slabs.
 #[cold]
-unsafe fn free_and_flush<F: FreeFn>(heap: *mut heap::Heap, c: usize, p: *mut u8) {
+unsafe fn free_and_flush<F: FreeFn>(p: *mut u8, heap: *mut heap::Heap, c: usize) {
     // SAFETY: this thread's heap is valid and this thread its owner (by shared reference).
     let heap = unsafe { &*heap };
     heap.bins[c].undo_take_room();
@@ -461,7 +516,7 @@ unsafe fn free_and_flush<F: FreeFn>(heap: *mut heap::Heap, c: usize, p: *mut u8)
 /// # Safety
 /// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in it.
 #[cold]
-unsafe fn free_foreign_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
+unsafe fn free_foreign_slab<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     // SAFETY: `slab` is valid (the caller's contract).
     unsafe { check_block_start(F::NAME, slab, p as usize) };
     // SAFETY: as above; read by shared reference, as its owner may be using it.

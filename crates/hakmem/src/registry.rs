@@ -43,11 +43,30 @@ static TABLE: Table = Table([const { AtomicU8::new(0) }; ENTRIES]);
 
 #[inline(always)]
 fn index(addr: usize) -> Option<usize> {
-    let i = addr >> CHUNK_SHIFT;
+    let i = chunk_number(addr);
     if i < ENTRIES {
         Some(i)
     } else {
         None
+    }
+}
+
+/// `addr >> CHUNK_SHIFT`, hidden from the optimiser on x86_64: otherwise it tests `addr >> 47`
+/// for the bound and shifts again for the index (2 instructions more on every `free`).
+#[inline(always)]
+fn chunk_number(addr: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let mut i = addr;
+        // SAFETY: a shift of a register; no memory, no stack.
+        unsafe {
+            core::arch::asm!("shr {0}, {1}", inout(reg) i, const CHUNK_SHIFT, options(pure, nomem, nostack))
+        };
+        i
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        addr >> CHUNK_SHIFT
     }
 }
 

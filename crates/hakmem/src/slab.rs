@@ -51,6 +51,8 @@ pub struct Slab {
     /// sizes below 2^32). For a power of two this is one more than the paper's ceil(2^64 / size),
     /// so that `block_size * divides_magic` (mod 2^64) is never 0 (`carved_bound`).
     pub divides_magic: Cell<u64>,
+    /// `start * divides_magic` (wrapping): the fast path's check multiplies the pointer itself.
+    start_times_magic: Cell<u64>,
     pub block_size: Cell<u32>,
     /// `carved * (block_size * divides_magic mod 2^64)`: the offset of carved block k times
     /// `divides_magic` is k times that step, so one compare against this bound checks both that an
@@ -90,8 +92,10 @@ impl Slab {
         self.start.set(start);
         let block_size = crate::size_class::class_size(class) as u32;
         self.block_size.set(block_size);
-        self.divides_magic
-            .set(((1u128 << 64) / block_size as u128) as u64 + 1);
+        let magic = ((1u128 << 64) / block_size as u128) as u64 + 1;
+        self.divides_magic.set(magic);
+        self.start_times_magic
+            .set((start as u64).wrapping_mul(magic));
         self.capacity.set(capacity);
         self.carved.store(0, Ordering::Relaxed);
         self.carved_bound.set(0);
@@ -264,16 +268,18 @@ impl Slab {
         off < limit && off.wrapping_mul(magic) < magic
     }
 
-    /// The owner's check on the fast path: `p` is the start of a carved block. `p` lies in the
-    /// slab's SuperSlab, so its offset from `start` taken as 32 bits is exact, or (below `start`,
-    /// in a mid slab's header) at least 2^32 - 64 KiB: a multiple of the block size there would
-    /// be block 2^14 or more, past `carved_bound`, and the divisibility test is exact for every
-    /// 32-bit offset; a non-multiple gives at least `divides_magic`, far above the bound (at most
-    /// 2 MiB times the step, which is below the block size).
+    /// The owner's check on the fast path: `p` is the start of a carved block. It computes
+    /// `(p - start) * divides_magic` (wrapping) as `p * divides_magic - start_times_magic`, one
+    /// multiply and one subtract. `p` lies in the slab's SuperSlab, so `p - start` is below
+    /// 2 MiB, where the divisibility test is exact, or (in a mid slab's header) minus at most
+    /// 64 KiB: there the product, taken modulo 2^64, is at least 2^64 / block_size minus 2 MiB,
+    /// far above `carved_bound` (at most 2 MiB).
     #[inline(always)]
     pub fn is_carved_block_start(&self, p: usize) -> bool {
-        let off = p.wrapping_sub(self.start.get()) as u32 as u64;
-        off.wrapping_mul(self.divides_magic.get()) < self.carved_bound.get()
+        (p as u64)
+            .wrapping_mul(self.divides_magic.get())
+            .wrapping_sub(self.start_times_magic.get())
+            < self.carved_bound.get()
     }
 
     /// Whether `p` is at a block boundary anywhere in the slab's span.

@@ -51,6 +51,9 @@ const HUGE_AFTER_FULL: u32 = 2;
 
 #[repr(C)]
 pub struct SuperSlab {
+    /// First, so a slab's record is at the SuperSlab's base plus its index times 256: the free
+    /// fast path adds no offset.
+    pub slabs: [Slab; MAX_SLABS],
     magic: u64,
     /// log2 of the slab size: 16 (small) or 21 (mid, one slab).
     pub slab_shift: u32,
@@ -65,7 +68,6 @@ pub struct SuperSlab {
     /// When a slab of it was last released (ms, `os::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
-    pub slabs: [Slab; MAX_SLABS],
 }
 
 const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);

@@ -6,7 +6,7 @@
 
 use crate::heap::Heap;
 use crate::remote::Block;
-use crate::size_class::{class_of, NUM_CLASSES, TABLE_MAX};
+use crate::size_class::{class_of, TABLE_MAX};
 use core::cell::Cell;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -150,12 +150,13 @@ impl Bin {
     }
 }
 
-/// The bins of a heap, as the fast paths see them: the heap's first field.
-pub type Bins = [Bin; NUM_CLASSES];
-
 /// For requests up to `TABLE_MAX` bytes, by size in 16-byte units rounded up: the byte offset of
-/// their class's bin in a heap, so `malloc` finds its bin with one load and no multiply.
-static BIN_OFFSET_BY_16: [u16; TABLE_MAX / 16 + 1] = {
+/// their class's bin in a heap. Every heap holds a copy (`Heap::bin_offsets`), so `malloc` reads
+/// it at a fixed offset from the heap it already has (a static table would need its address
+/// loaded first).
+pub type BinOffsets = [u16; TABLE_MAX / 16 + 1];
+
+pub const BIN_OFFSETS: BinOffsets = {
     let mut t = [0u16; TABLE_MAX / 16 + 1];
     let mut i = 0;
     while i < t.len() {
@@ -165,18 +166,18 @@ static BIN_OFFSET_BY_16: [u16; TABLE_MAX / 16 + 1] = {
     t
 };
 
-/// The bin for a request of `size <= TABLE_MAX` bytes in `bins`, and its byte offset (the class is
-/// the offset over `size_of::<Bin>()`).
+/// The bin of `heap` for a request of `size <= TABLE_MAX` bytes.
 ///
 /// # Safety
-/// `bins` points at a heap's bins.
+/// `heap` is a valid heap, this thread's or an empty one.
 #[inline(always)]
-pub unsafe fn small_bin(bins: *const Bins, size: usize) -> (*const Bin, usize) {
+pub unsafe fn small_bin(heap: *const Heap, size: usize) -> *const Bin {
     debug_assert!(size <= TABLE_MAX);
-    // SAFETY: `(size + 15) >> 4` is at most TABLE_MAX / 16 for `size <= TABLE_MAX`.
-    let off = unsafe { *BIN_OFFSET_BY_16.get_unchecked((size + 15) >> 4) } as usize;
-    // SAFETY: the offset is that of a bin in the array (`bins` is valid: the caller's contract).
-    (unsafe { (bins as *const u8).add(off).cast::<Bin>() }, off)
+    // SAFETY: the table of a valid heap is only written when it is set up, before any thread
+    // uses it; `(size + 15) >> 4` is at most TABLE_MAX / 16 for `size <= TABLE_MAX`.
+    let off = unsafe { *(*(*heap).bin_offsets.get()).get_unchecked((size + 15) >> 4) } as usize;
+    // SAFETY: the bins are the heap's first field and the offset is that of one of them.
+    unsafe { (heap as *const u8).add(off).cast::<Bin>() }
 }
 
 /// Starts loading the new head's cache line, whose link the next pop reads: blocks that came
@@ -319,16 +320,14 @@ mod tests {
 
     #[test]
     fn small_bin_is_the_bin_of_the_class() {
-        let bins: Bins = [const { Bin::new(0) }; NUM_CLASSES];
+        let heap = &EMPTY_HEAP.0;
         for size in 0..=TABLE_MAX {
-            // SAFETY: `bins` is a heap's bins array; `size <= TABLE_MAX`.
-            let (bin, off) = unsafe { small_bin(&bins, size) };
-            assert_eq!(
-                off / core::mem::size_of::<Bin>(),
-                class_of(size),
+            // SAFETY: the empty heap is valid; `size <= TABLE_MAX`.
+            let bin = unsafe { small_bin(heap, size) };
+            assert!(
+                core::ptr::eq(bin, &heap.bins[class_of(size)]),
                 "size {size}"
             );
-            assert!(core::ptr::eq(bin, &bins[class_of(size)]));
         }
     }
 
