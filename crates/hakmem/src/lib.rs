@@ -403,12 +403,13 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     // Every path that leaves this function's fast path is a tail call that can return (the
     // reports are behind them), so the fast path needs no stack frame; each takes `p` first, in
     // the register it arrived in.
-    match registry::kind_of(addr) {
+    let (kind, chunk) = registry::kind_and_base_of(addr);
+    match kind {
         // SAFETY: the registry says `addr`'s chunk is a SuperSlab of 64 KiB slabs, so its header,
         // with the slab record of `addr`, is mapped.
-        Kind::SuperSlab => unsafe { free_to_slab::<F>(superslab::small_slab_of(addr), p) },
+        Kind::SuperSlab => unsafe { free_to_slab::<F>(superslab::small_slab_of(chunk, addr), p) },
         // SAFETY: as above, for a SuperSlab of one slab.
-        Kind::MidSuperSlab => unsafe { free_to_slab::<F>(superslab::mid_slab_of(addr), p) },
+        Kind::MidSuperSlab => unsafe { free_to_slab::<F>(superslab::mid_slab_of(chunk), p) },
         // SAFETY: `addr`'s chunk is not a SuperSlab (the caller's contract is passed on). The
         // kind is read again there: passing it makes the compiler test the large kinds first,
         // 4 instructions more on the slab path.

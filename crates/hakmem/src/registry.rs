@@ -70,6 +70,28 @@ fn chunk_number(addr: usize) -> usize {
     }
 }
 
+/// The kind of the chunk holding `addr`, and the chunk's base (from the chunk number the lookup
+/// computed anyway: one shift, where masking `addr` again takes a copy and a mask).
+#[inline(always)]
+pub fn kind_and_base_of(addr: usize) -> (Kind, usize) {
+    match index(addr) {
+        Some(i) => (kind_at(i), i << CHUNK_SHIFT),
+        None => (Kind::None, 0),
+    }
+}
+
+#[inline(always)]
+fn kind_at(i: usize) -> Kind {
+    // SAFETY-free: plain atomic load; values written are only valid Kind discriminants.
+    match TABLE.0[i].load(Ordering::Acquire) {
+        1 => Kind::SuperSlab,
+        2 => Kind::Large,
+        3 => Kind::LargeAligned,
+        4 => Kind::MidSuperSlab,
+        _ => Kind::None,
+    }
+}
+
 /// The kind of the chunk holding `addr`.
 #[inline(always)]
 pub fn kind_of(addr: usize) -> Kind {

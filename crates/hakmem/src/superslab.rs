@@ -131,23 +131,23 @@ pub unsafe fn slab_of(p: usize) -> *mut Slab {
     }
 }
 
-/// The slab holding `p`, whose chunk the registry says is a SuperSlab of 64 KiB slabs: a mask and
-/// a shift, as slab records are 256 bytes.
+/// The slab holding `p`, whose chunk (at `ss`) the registry says is a SuperSlab of 64 KiB slabs:
+/// a mask and a shift, as slab records are 256 bytes.
 ///
 /// # Safety
-/// `p`'s chunk is registered as `Kind::SuperSlab`.
+/// `p`'s chunk, at `ss`, is registered as `Kind::SuperSlab`.
 #[inline(always)]
-pub unsafe fn small_slab_of(p: usize) -> *mut Slab {
+pub unsafe fn small_slab_of(ss: usize, p: usize) -> *mut Slab {
     const _: () = assert!(core::mem::size_of::<Slab>() << 8 == 1 << SMALL_SLAB_SHIFT);
-    let ss = p & !(SS_SIZE - 1);
+    debug_assert_eq!(ss, p & !(SS_SIZE - 1));
     let record = (p >> 8) & ((MAX_SLABS - 1) << 8);
     (ss + core::mem::offset_of!(SuperSlab, slabs) + record) as *mut Slab
 }
 
-/// The slab of a SuperSlab registered as `Kind::MidSuperSlab`, which holds `p`.
+/// The slab of the SuperSlab at `ss`, registered as `Kind::MidSuperSlab`.
 #[inline(always)]
-pub fn mid_slab_of(p: usize) -> *mut Slab {
-    ((p & !(SS_SIZE - 1)) + core::mem::offset_of!(SuperSlab, slabs)) as *mut Slab
+pub fn mid_slab_of(ss: usize) -> *mut Slab {
+    (ss + core::mem::offset_of!(SuperSlab, slabs)) as *mut Slab
 }
 
 fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
@@ -528,9 +528,11 @@ mod tests {
                 let end = start + (*s).capacity.get() as usize * (*s).block_size.get() as usize - 1;
                 for p in [start, end] {
                     assert_eq!(slab_of(p), s);
-                    let fast = match registry::kind_of(p) {
-                        Kind::SuperSlab => small_slab_of(p),
-                        Kind::MidSuperSlab => mid_slab_of(p),
+                    let (kind, chunk) = registry::kind_and_base_of(p);
+                    assert_eq!(chunk, p & !(SS_SIZE - 1));
+                    let fast = match kind {
+                        Kind::SuperSlab => small_slab_of(chunk, p),
+                        Kind::MidSuperSlab => mid_slab_of(chunk),
                         k => panic!("{k:?}"),
                     };
                     assert_eq!(fast, s, "free's lookup finds the same slab");
