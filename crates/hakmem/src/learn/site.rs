@@ -1,11 +1,8 @@
-//! Per-call-site profiles.
-//!
-//! `SiteTable` holds up to `MAX_SITES` profiles keyed by the call site's address, found by a
-//! linear scan (only sampled events look). When it is full, a new site evicts the profile with
-//! the fewest allocations (ties: the least recently seen). Each profile counts allocations, frees
-//! and bytes, keeps a size sketch, and estimates the mean lifetime of its blocks by Little's law:
-//! lifetime = (time-integral of live blocks) / allocations, in whatever ticks the caller passes.
-//! No allocation; the caller serialises access (`sites.rs` samples the events).
+//! Per-call-site profiles: up to `MAX_SITES`, keyed by the call site's address (a linear scan;
+//! only sampled events look); when full, a new site evicts the one with the fewest allocations
+//! (ties: the least recently seen). Each counts allocations, frees and bytes, keeps a size sketch
+//! and estimates its blocks' mean lifetime by Little's law (time-integral of live blocks over
+//! allocations, in the caller's ticks). No allocation; `sites.rs` samples and serialises.
 
 use super::sketch::SizeSketch;
 
@@ -66,8 +63,6 @@ impl SiteProfile {
 pub struct SiteTable {
     profiles: [SiteProfile; MAX_SITES],
     len: usize,
-    /// Profiles evicted so far to make room.
-    evictions: u64,
 }
 
 impl SiteTable {
@@ -75,7 +70,6 @@ impl SiteTable {
         SiteTable {
             profiles: [SiteProfile::new(0, 0); MAX_SITES],
             len: 0,
-            evictions: 0,
         }
     }
 
@@ -100,7 +94,6 @@ impl SiteTable {
                     .min_by_key(|&i| (self.profiles[i].allocs, self.profiles[i].last_tick));
                 self.len -= 1;
                 self.profiles[coldest.unwrap_or(0)] = self.profiles[self.len];
-                self.evictions += 1;
             }
             self.profiles[self.len] = SiteProfile::new(site, now);
             self.len += 1;
@@ -159,7 +152,7 @@ mod tests {
             }
         }
         t.record_alloc(0x9999_0000, 8, 100);
-        assert_eq!((t.len, t.evictions), (MAX_SITES, 1));
+        assert_eq!(t.len, MAX_SITES);
         assert!(t.get(0x1000).is_none());
         for k in 1..MAX_SITES {
             assert_eq!(t.get(0x1000 + 16 * k).unwrap().allocs, k as u64 + 2);
