@@ -1,6 +1,6 @@
 //! Per-call-site profiles: up to `MAX_SITES`, keyed by the call site's address (a linear scan;
 //! only sampled events look); when full, a new site evicts the one with the fewest allocations
-//! (ties: the least recently seen). Each counts allocations, frees and bytes, keeps a size sketch
+//! (ties: the least recently seen). Each counts allocations and frees, keeps a size sketch
 //! and estimates its blocks' mean lifetime by Little's law (time-integral of live blocks over
 //! allocations, in the caller's ticks). No allocation; `sites.rs` samples and serialises.
 
@@ -15,8 +15,6 @@ pub struct SiteProfile {
     pub site: usize,
     pub allocs: u64,
     pub frees: u64,
-    /// Bytes requested in total.
-    pub bytes: u64,
     pub sizes: SizeSketch,
     /// Integral of live blocks over ticks, up to `last_tick`.
     live_ticks: u128,
@@ -30,7 +28,6 @@ impl SiteProfile {
             site,
             allocs: 0,
             frees: 0,
-            bytes: 0,
             sizes: SizeSketch::new(),
             live_ticks: 0,
             last_tick: now,
@@ -102,7 +99,6 @@ impl SiteTable {
         let p = &mut self.profiles[i];
         p.advance(now);
         p.allocs += 1;
-        p.bytes = p.bytes.saturating_add(size);
         p.sizes.record(size);
     }
 
@@ -136,7 +132,7 @@ mod tests {
             }
         }
         let p = t.get(7).unwrap();
-        assert_eq!((p.allocs, p.bytes, p.live()), (1000, 64 * 1000 + 1500, 10));
+        assert_eq!((p.allocs, p.live()), (1000, 10));
         assert!((64..=67).contains(&p.sizes.p50().unwrap()));
         assert!((9..=11).contains(&p.lifetime(1000).unwrap()));
         assert!(t.get(8).is_none() && !t.record_free(8, 0));
