@@ -1,19 +1,7 @@
-//! The playbook: the live candidate strategies, their ratings, which one runs next, and how the
-//! set evolves. Saved to a file at exit and loaded at start (`file.rs`).
-//!
-//! - Warm-up (two rounds at the start, one after a phase change, which forgets the ratings): every
-//!   strategy runs in turn, in a random order each round, so that each is rated on this workload.
-//! - Then a new challenger runs `TRIAL_EPOCHS` epochs, and one cheaper on average than the leader
-//!   runs until it has `CONFIRM_EPOCHS` rated ones; otherwise ELO runs the leader, or with
-//!   probability `EPSILON` another strategy, and UCB1 runs the arm with the highest bound. A
-//!   strategy whose mean cost is more than `HOPELESS` times the leader's, or one screened out
-//!   (predicted from the reuses to be far too dear, `reuse`), is not tried.
-//! - `evolve` (every few epochs, and `hak_evolve_playbook`): strategies below the top `KEEP` are
-//!   retired once proven worse than the leader (ELO: expected score under `RETIRE_BELOW` against
-//!   it; UCB1: upper bound under the leader's mean), and a challenger one or two knob rungs from
-//!   one of the top two joins.
-//!
-//! Every strategy stays under the mode's ceiling (`strategy::ceiling`).
+//! The playbook: the candidate strategies under the mode's ceiling, their ratings, which one runs
+//! next (`select`: a warm-up round of every strategy, trials, then ELO's leader or UCB1's highest
+//! bound, skipping the hopeless and the screened) and how the set evolves (`evolve`: proven losers
+//! retired, a challenger added). Saved at exit and loaded at start (`file.rs`).
 
 use super::rate::{self, Arm, Rating};
 use super::rng::Rng;
@@ -97,7 +85,6 @@ pub struct Playbook {
     pub(super) entries: [Entry; MAX_STRATEGIES],
     pub(super) len: usize,
     pub(super) next_id: u32,
-    /// Epochs rated, earlier runs' included.
     pub(super) epochs: u64,
     pub(super) selector: Selector,
     pub(super) ceiling: Strategy,
@@ -307,9 +294,8 @@ impl Playbook {
         self.epochs += 1;
     }
 
-    /// After a phase change: what was learned is about another workload. The top `KEEP` and the
-    /// built-in candidates (back if they were retired) start again, unrated, with one warm-up
-    /// round (the program is already running in the new phase's, so it is kept short).
+    /// After a phase change: the top `KEEP` and the built-in candidates (back if retired) start
+    /// again, unrated, with one warm-up round (a short one: the new phase is already running).
     pub fn restart(&mut self) {
         let r = self.ranking();
         let top: [u32; KEEP] =
@@ -334,19 +320,16 @@ impl Playbook {
         self.warm_up = self.len as u32;
     }
 
-    /// Adds `s` (a promoted canary) with `rating`, replacing the worst entry when full; returns
-    /// its slot (the existing one if `s` is there already).
-    pub fn adopt(&mut self, s: Strategy, parent: u32, rating: f64) -> Option<usize> {
-        if !s.is_valid() {
-            return None;
-        }
-        if let Some(i) = self.find(&s) {
-            return Some(i);
+    /// Adds `s` (a promoted canary) with `rating` unless it is there, replacing the worst entry
+    /// when full.
+    pub fn adopt(&mut self, s: Strategy, parent: u32, rating: f64) {
+        if !s.is_valid() || self.find(&s).is_some() {
+            return;
         }
         if self.len == MAX_STRATEGIES {
             self.remove(self.ranking()[self.len - 1] as usize);
         }
-        Some(self.push(s, parent, rating))
+        self.push(s, parent, rating);
     }
 
     fn proven_worse(&self, e: &Entry) -> bool {
