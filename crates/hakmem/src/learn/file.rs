@@ -1,12 +1,9 @@
-//! The playbook file: what `HAKMEM_PLAYBOOK` loads at start and saves at exit, so that the next
-//! run starts from what this one learned.
+//! The playbook file (`HAKMEM_PLAYBOOK`), so that the next run starts from what this one learned.
 //!
 //! Layout (little-endian): the magic `HAKMEMPB`, the version, the header size, the entry size,
 //! the knob count, the entry count, the next id, the epochs rated; then each entry (id, parent,
 //! knobs, ELO rating, wins, losses, draws, samples, mean cost, UCB1 pulls and reward sum); then an
-//! FNV-1a checksum of all that. A file that fails any check is rejected whole. `save` writes a
-//! temporary file beside the target and renames it, and never replaces a file that is not a
-//! playbook (or an empty one).
+//! FNV-1a checksum of all that. A file that fails any check is rejected whole.
 
 use super::playbook::{Entry, Playbook, MAX_STRATEGIES};
 use super::rate::{Arm, Rating};
@@ -31,14 +28,12 @@ pub enum FileError {
     BadChecksum,
     /// An entry fails validation (invalid strategy, non-finite numbers, duplicate id).
     BadEntry,
-    /// `save` found something other than a playbook at the path (a file without the magic, a
-    /// directory, a device), and left it alone.
+    /// `save` found something other than a playbook at the path, and left it alone.
     NotAPlaybook,
 }
 
 impl FileError {
-    /// Why, in a few words: the system's message for the common errnos of file operations (the
-    /// caller adds the number), a description for the rest.
+    /// Why, in a few words (for `Io`, the system's message for the common errnos).
     pub fn reason(self) -> &'static str {
         match self {
             FileError::BadPath => "path too long",
@@ -193,11 +188,8 @@ impl Playbook {
         Ok(())
     }
 
-    /// Writes the playbook to `path` (NUL-terminated) through a temporary file in the same
-    /// directory (named after the process, so processes saving at once never share one), synced
-    /// to disk, and a rename: a crash never leaves a partial playbook. Only a missing path, an
-    /// empty regular file or a regular file starting with the magic (a playbook, perhaps
-    /// corrupt) is replaced; anything else is left alone (`NotAPlaybook`).
+    /// Writes the playbook to `path` (NUL-terminated, `check_replaceable`) through a synced
+    /// temporary file named after the process and a rename: a crash never leaves a partial one.
     pub fn save(&self, path: &[u8]) -> Result<(), FileError> {
         check_path(path)?;
         check_replaceable(path)?;
