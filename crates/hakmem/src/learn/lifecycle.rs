@@ -1,16 +1,13 @@
-//! LEARN -> FROZEN -> CANARY, and back to LEARN when the workload changes.
+//! LEARN -> FROZEN -> CANARY, and back to LEARN when the workload changes; the exit report counts
+//! the transitions.
 //!
-//! - LEARN: the playbook picks each epoch's strategy. Once the same leader has held for
-//!   `FREEZE_AFTER` epochs past the warm-up, it is frozen.
-//! - FROZEN: the frozen strategy runs. Every `CANARY_EVERY` frozen epochs a challenger (the frozen
-//!   strategy one or two knob rungs away) runs `CANARY_EPOCHS` epochs: promoted (it becomes the
-//!   frozen strategy) when it cost `CANARY_GAIN` less than the frozen epochs on average, rolled
-//!   back at once when one epoch costs `ROLLBACK` times theirs, else rejected.
-//! - A phase change: the median and the 95th percentile of the request sizes both move more than
-//!   `SHIFT` times away from their running averages, `SHIFT_EPOCHS` epochs in a row. Back to
-//!   LEARN, wherever it was.
-//!
-//! The exit report counts the transitions.
+//! - LEARN: the playbook picks; a leader that held `FREEZE_AFTER` epochs past the warm-up freezes.
+//! - FROZEN: every `CANARY_EVERY` frozen epochs a challenger (the frozen strategy one or two knob
+//!   rungs away) runs `CANARY_EPOCHS` epochs: promoted (frozen instead) when it cost `CANARY_GAIN`
+//!   less than the frozen epochs on average, rolled back at once when one epoch costs `ROLLBACK`
+//!   times theirs, else rejected.
+//! - A phase change, back to LEARN: the request sizes' median and 95th percentile both move more
+//!   than `SHIFT` times from their running averages, `SHIFT_EPOCHS` epochs in a row.
 
 use super::strategy::Strategy;
 
