@@ -1,10 +1,6 @@
-//! A strategy: one complete, valid vector of the allocator's workload-dependent knobs.
-//!
-//! Every knob takes its values from a fixed ladder (`Knob::ladder`), so a strategy is valid exactly
-//! when each knob sits on a rung of its ladder. The generator (`mutate`) moves one or two knobs by
-//! one rung, so a challenger is always valid and always differs from its parent in one or two knobs.
-//! `DEFAULTS` is the starting candidate set. Pure data: no allocation, no I/O; the caller applies a
-//! strategy to the allocator.
+//! A strategy: one vector of the allocator's workload-dependent knobs, valid when each knob sits on
+//! a rung of its ladder (`Knob::ladder`). `mutate` moves one or two knobs one rung; `DEFAULTS` are
+//! the built-in candidates. Pure data: the caller applies a strategy to the allocator.
 
 use super::rng::Rng;
 use super::score::Mode;
@@ -13,13 +9,11 @@ const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-/// Declares `Knob`, with `Knob::ALL` and `Knob::name`, and `Strategy::get` and `set` from one
-/// list: each knob is named after its field of `Strategy`.
+/// Declares `Knob` (`ALL`, `name`) and `Strategy::get` and `set` from one list of knobs and fields.
 macro_rules! knobs {
     ($($knob:ident $field:ident,)*) => {
-        /// One tunable: a field of `Strategy` (documented there), in field order (and that of the
-        /// playbook file's knob array). `crate::knobs` holds the live values and says where the
-        /// allocator reads each.
+        /// One tunable: a field of `Strategy`, in field order (that of the playbook file's knob
+        /// array). `crate::knobs` holds the live values and says where the allocator reads each.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Knob {
             $($knob,)*
@@ -184,18 +178,14 @@ pub fn ceiling(mode: Mode) -> Strategy {
     }
 }
 
-/// In `balanced` mode, the memory each of the two knobs that keep freed memory idle beyond
-/// `DEFAULT`'s values (BigCache's size, the madvise batch; `DEFAULT`'s warm SuperSlabs are
-/// already the ladder's top) may hold: `DEFAULT`'s value, or if more what is left below the
-/// highest resident size the process's epochs ended with, or 1/32 of the resident size (about
-/// 6 % for the two). Trying a strategy that keeps more would raise the program's peak for good,
-/// which no time it wins back undoes; below the peak, memory kept idle costs no peak.
+/// In `balanced` mode, BigCache's size and the madvise batch keep at most `DEFAULT`'s value or,
+/// if more, what is left below the peak resident size or 1/32 of the resident size (about 6 % for
+/// the two): below the peak idle memory costs no peak, above it a strategy would raise it for good.
 pub const HEADROOM_SHIFT: u32 = 5;
 
 impl Strategy {
-    /// The same strategy keeping no more freed memory idle than `DEFAULT` does plus the headroom
-    /// (`HEADROOM_SHIFT`) of a process `resident` bytes large whose resident size has been up
-    /// to `peak` bytes.
+    /// The same strategy within the headroom (`HEADROOM_SHIFT`) of a process `resident` bytes
+    /// large whose resident size has been up to `peak` bytes.
     pub fn within_headroom(&self, resident: u64, peak: u64) -> Strategy {
         let room = (resident >> HEADROOM_SHIFT).max(peak.saturating_sub(resident));
         let cap = |k: Knob| self.get(k).min(DEFAULT.get(k).max(room));
