@@ -1,17 +1,11 @@
 //! Online tuning: the epoch driver between the allocator's slow paths and the learner (`learn/`).
 //!
 //! With learning off this only applies the fixed strategy at start-up (`HAKMEM_STRATEGY`, else
-//! `default`, plus the knob variables of `config.rs`). With it on:
-//! - every 8th slow call of a heap (refill, flush) and every 8th large allocation or free is
-//!   timed in TSC ticks and charged 8 times (`Timer`), and its request size goes into the epoch's
-//!   size sketch (`tick`, under a try-lock: a busy lock just skips the sample);
-//! - when `EPOCH_MS` have passed, the thread that holds the lock ends the epoch: it reads the
-//!   process's CPU time and minor faults (getrusage) and resident size (/proc/self/statm), hands
-//!   the learner the epoch's `Measurements`, and stores the strategy it returns in `knobs`.
-//!
-//! Slow-path time is converted from ticks to ns with the epoch's own TSC/clock ratio; "per
-//! operation" means per microsecond of process CPU time, since the fast paths count nothing. The
-//! fast paths never look at any of this; the slow paths read one relaxed flag when off.
+//! `default`, plus the knob variables of `config.rs`). With it on, every 8th slow call of a heap
+//! (refill, flush) and every 8th large allocation or free is timed in TSC ticks, charged 8 times
+//! and its size sampled (`Timer`; `tick` skips the sample when the lock is busy); once `EPOCH_MS`
+//! have passed, the thread holding the lock ends the epoch (`end_epoch`) and applies the strategy
+//! the learner returns. The fast paths never look at this; the slow paths read one relaxed flag.
 
 use crate::learn::reuse::{self, Reuse};
 use crate::learn::sketch::SizeSketch;
@@ -42,10 +36,8 @@ struct State {
 
 struct Global {
     lock: Lock,
-    /// Whether learning is on. Here, in `.data` with the learner's state, rather than a `.bss`
-    /// flag of its own: it is read on slow paths from the first allocation on and written only
-    /// when learning starts, and the first read of a `.bss` page nothing wrote maps the zero page
-    /// (a fault), where `.data` pages are mapped with their neighbours.
+    /// Whether learning is on: in `.data` beside the state, as a `.bss` flag's first read (on a
+    /// slow path, from the first allocation on) would fault in the zero page.
     learning: AtomicBool,
     state: UnsafeCell<State>,
 }
@@ -213,8 +205,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     st.next_epoch_ms = now_ms + EPOCH_MS;
 }
 
-/// The knobs to run the learner's current strategy with: in `balanced` mode within the idle
-/// memory headroom of a process of `resident` bytes whose epochs ended with up to `peak`
+/// The knobs to run the learner's current strategy with: in `balanced` mode within the headroom
 /// (`Strategy::within_headroom`).
 fn applied(learner: &Learner, resident: u64, peak: u64) -> Strategy {
     match learner.mode() {
@@ -316,9 +307,8 @@ pub struct Status {
     pub phase: &'static str,
     /// The knobs running now.
     pub current: Strategy,
-    /// The name of the strategy they come from, when it is one of `learn::strategy::DEFAULTS`
-    /// (in `balanced` mode the learner's choice runs within the headroom, so its knobs may be
-    /// lower than the named strategy's).
+    /// The name of the strategy they come from, if one of `DEFAULTS` (in `balanced` mode the
+    /// learner's choice runs within the headroom, so its knobs may be lower than the name's).
     pub name: Option<&'static str>,
     /// The best strategy known (the current one when learning is off).
     pub best: Strategy,
