@@ -1,10 +1,7 @@
-//! The two raters of the playbook's strategies, and the two functions they need.
-//!
-//! ELO: every epoch is a game against the previous epoch's strategy (when it differs); the cheaper
-//! epoch wins, costs within `DRAW_MARGIN` of each other draw. Ratings start at `START` and move by
-//! `K` times (points - expected points). UCB1: each strategy is an arm whose reward is
-//! `reward_of(cost)` in [0, 1]; the arm with the highest mean + c * sqrt(ln(total pulls) / pulls)
-//! runs next. `ln` and `pow10` are computed here: libhakmem.so links nothing but libc.
+//! The playbook's two raters. ELO: an epoch is a game against the previous one's strategy (when
+//! it differs), the cheaper wins, within `DRAW_MARGIN` a draw; ratings move by `K` times (points -
+//! expected points). UCB1: the arm with the highest mean reward (`reward_of`) + c * sqrt(ln(total
+//! pulls) / pulls) runs. `ln`, `sqrt` and `pow10` are here: libhakmem.so links nothing but libc.
 
 use core::f64::consts::{LN_2, LOG2_10, SQRT_2};
 

@@ -1,11 +1,9 @@
-//! Which strategies would have lost the epoch's BigCache reuses, without running them.
-//!
-//! BigCache reports every warm block it hands out with its age (how long it waited) and its depth
-//! (the warm bytes freed after it, and its own). A strategy would have purged it had it waited
-//! longer than the purge delay (and lain deeper than the madvise batch), and evicted it had it lain
-//! deeper than BigCache's size; each page of it would then fault again. Ages are counted on the
-//! purge-delay ladder and depths on the BigCache-size ladder, so a strategy's loss is exact up to
-//! the batch (a bucket counts as lost only when all of it is past the batch).
+//! Which strategies would have lost the epoch's BigCache reuses, without running them. BigCache
+//! reports each warm block it hands out with its age and depth (the warm bytes freed after it, and
+//! its own): a strategy would have purged it past its purge delay (deeper than its madvise batch)
+//! or evicted it deeper than its BigCache size, and each page would fault again. Ages and depths
+//! are bucketed on those knobs' ladders, so a loss is exact but for the batch (a bucket counts
+//! only when all of it is past the batch).
 
 use super::strategy::{Knob, Strategy};
 

@@ -1,9 +1,7 @@
-//! SplitMix64: the learning layer's only source of randomness.
-//!
-//! Seeded explicitly by the caller, so a run of the learner is reproducible from its seed and its
-//! measurements. Not for anything security-related.
+//! SplitMix64 (Steele, Lea, Flood 2014): the learner's only randomness, seeded by the caller so a
+//! run is reproducible from its seed and measurements. Not for anything security-related.
 
-/// A 64-bit SplitMix generator (Steele, Lea, Flood 2014). Any seed, including 0, is fine.
+/// Any seed, including 0, is fine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rng {
     state: u64,
@@ -29,8 +27,7 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    /// True with probability `p` (clamped to [0, 1]): a uniform value in `[0, 1)` with 53 bits
-    /// of precision is below `p`.
+    /// True with probability `p`: a uniform value in `[0, 1)` (53 bits) is below `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         ((self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)) < p
     }

@@ -1,16 +1,12 @@
-//! Per-epoch measurements and the composite cost that ranks strategies. LOWER IS BETTER.
-//!
-//! Two terms, each divided by its baseline and weighted by the mode (`Mode::weights`):
-//! - time: the allocator's share of the process's CPU time, its slow paths and its page faults
-//!   (`FAULT_NS` each), as the time the whole program would take: 1 / (1 - share). Halving a
-//!   share of 50 % makes the program 1.5 times as fast, which is what a user sees;
+//! Per-epoch measurements and the cost that ranks strategies (lower is better): two terms, each
+//! over its baseline and weighted by the mode (`Mode::weights`):
+//! - time: the allocator's share of the process's CPU time (slow paths, and `FAULT_NS` a page
+//!   fault) as the time the whole program would take, 1 / (1 - share), which is what a user sees;
 //! - memory: the resident bytes at the end of the epoch.
 //!
 //! A baseline is the term's mean over the epochs since the start or the last `reset` (a phase
-//! change), whatever strategy ran them; past `BASELINE_EPOCHS`, a moving average over about that
-//! many. So an average epoch of the run costs about 1.0, and in `balanced` mode an epoch that
-//! makes the program 20 % faster for 20 % more memory costs what an average one does. The first
-//! epoch sets the baseline and costs exactly 1.0.
+//! change); past `BASELINE_EPOCHS`, a moving average. So an average epoch costs about 1.0 (the
+//! first exactly), and in `balanced` mode 20 % faster for 20 % more memory costs the same.
 
 /// What the caller measured over one epoch (deltas over the epoch, but `resident_bytes`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -57,8 +53,8 @@ impl Mode {
     }
 }
 
-/// What a minor page fault costs, in nanoseconds: taking it and zeroing a 4 KiB page (about 2 us
-/// a page here for `lean` on the `learn/vm` loop, unmapping and mapping included; half, as a floor).
+/// What a minor page fault costs, in nanoseconds: taking it and zeroing a 4 KiB page (a floor:
+/// about half what `lean` paid a page on the `learn/vm` loop).
 pub const FAULT_NS: f64 = 1000.0;
 /// The allocator's share of the time counts at most this much (a program 20 times slower).
 const MAX_SHARE: f64 = 0.95;
