@@ -166,20 +166,17 @@ impl Playbook {
         self.len -= 1;
     }
 
-    /// What ranks an entry: its ELO rating, or its UCB1 mean reward (unpulled arms last).
-    fn value(&self, e: &Entry) -> f64 {
-        match self.selector {
-            Selector::Elo => e.elo.rating,
-            Selector::Ucb1 if e.arm.pulls == 0 => f64::NEG_INFINITY,
-            Selector::Ucb1 => e.arm.mean(),
-        }
-    }
-
-    /// Slots from best to worst (ties: more samples, then the older entry).
+    /// Slots from best to worst: by ELO rating or UCB1 mean reward (unpulled arms last), then
+    /// more samples, then the older entry.
     pub fn ranking(&self) -> [u8; MAX_STRATEGIES] {
         let key = |i: u8| {
             let e = &self.entries[i as usize];
-            (self.value(e), e.samples, u32::MAX - e.id)
+            let value = match self.selector {
+                Selector::Elo => e.elo.rating,
+                Selector::Ucb1 if e.arm.pulls == 0 => f64::NEG_INFINITY,
+                Selector::Ucb1 => e.arm.mean(),
+            };
+            (value, e.samples, u32::MAX - e.id)
         };
         // The keys are distinct (ids are) and not NaN, so any sort gives the same order.
         let mut r = core::array::from_fn(|i| i as u8);
@@ -251,15 +248,13 @@ impl Playbook {
                     .map(|&i| i as usize)
                     .find(|&i| !self.entries[i].screened)
                     .unwrap_or(r[0] as usize);
-                if n > 1 && self.rng.chance(EPSILON) {
-                    let k = open[self.rng.below(n as u64 - 1) as usize] as usize;
-                    if k == leader {
-                        open[n - 1] as usize
-                    } else {
-                        k
-                    }
-                } else {
-                    leader
+                if n <= 1 || !self.rng.chance(EPSILON) {
+                    return leader;
+                }
+                // Another open strategy: the last one stands in for the leader.
+                match open[self.rng.below(n as u64 - 1) as usize] as usize {
+                    k if k == leader => open[n - 1] as usize,
+                    k => k,
                 }
             }
             Selector::Ucb1 => {
