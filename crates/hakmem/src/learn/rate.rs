@@ -92,18 +92,11 @@ pub fn reward_of(cost: f64) -> f64 {
     1.0 / (1.0 + c * c)
 }
 
-/// The natural logarithm of `x` > 0 (NaN otherwise), to about 1e-14.
+/// The natural logarithm of `x`, a positive normal number (UCB1 takes it of a pull count), to
+/// about 1e-14.
 pub fn ln(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 || x.is_infinite() {
-        return if x == f64::INFINITY { x } else { f64::NAN };
-    }
-    let (x, bias) = if x < f64::MIN_POSITIVE {
-        (x * (1u64 << 54) as f64, -54)
-    } else {
-        (x, 0)
-    };
     let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023 + bias;
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
     let mut m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
     if m > SQRT_2 {
         m *= 0.5;
@@ -164,7 +157,7 @@ mod tests {
 
     #[test]
     fn ln_and_pow10_match_the_standard_library() {
-        let mut x = 1e-310;
+        let mut x = f64::MIN_POSITIVE;
         while x < 1e300 {
             assert!(
                 (ln(x) - x.ln()).abs() <= 1e-12 * x.ln().abs().max(1.0),
@@ -178,7 +171,6 @@ mod tests {
             assert!((pow10(y) - want).abs() <= 1e-11 * want, "{y}");
             y += 0.0173;
         }
-        assert!(ln(0.0).is_nan() && ln(-1.0).is_nan());
         assert_eq!(pow10(400.0), f64::INFINITY);
         assert_eq!(pow10(-400.0), 0.0);
     }
