@@ -281,13 +281,15 @@ mod tests {
         }
     }
 
-    /// Runs `epochs`; returns the epoch from which `best()` was `target` to the end, and how
-    /// often `target` ran in the last 100 epochs.
+    /// Runs `epochs`, checking that each strategy is under the mode's ceiling; returns the epoch
+    /// from which `best()` was `target` to the end, and how often `target` ran in the last 100.
     fn run(l: &mut Learner, target: &Strategy, epochs: u64, seed: u64) -> (u64, u32) {
         let mut noise = Rng::new(seed);
         let (mut since, mut recent) = (None, 0);
+        let ceiling = strategy::ceiling(l.mode());
         for e in 0..epochs {
             recent += (e >= epochs - 100 && l.current() == target) as u32;
+            assert_eq!(l.current().capped(&ceiling), *l.current(), "epoch {e}");
             let m = measure(l.current(), target, &mut noise);
             l.on_epoch_end(&m);
             if l.best() == target {
@@ -300,12 +302,16 @@ mod tests {
     }
 
     #[test]
-    fn both_selectors_converge_in_every_mode_and_elo_freezes() {
+    fn both_selectors_converge_in_every_mode_deterministically_and_elo_freezes() {
         for mode in [Mode::Fast, Mode::Balanced, Mode::Lean] {
             for sel in [Selector::Elo, Selector::Ucb1] {
                 let t = target(mode);
                 let mut l = Learner::new(mode, sel, 11);
                 let (since, recent) = run(&mut l, &t, 400, 3);
+                let mut twin = Learner::new(mode, sel, 11);
+                assert_eq!(run(&mut twin, &t, 400, 3), (since, recent));
+                assert_eq!(twin.playbook().entries(), l.playbook().entries());
+                assert_eq!(l.epoch(), 400);
 
                 assert!(since <= 150, "{mode:?} {sel:?}: best from epoch {since}");
                 assert!(recent >= 80, "{mode:?} {sel:?}: target ran {recent} of 100");
@@ -334,23 +340,6 @@ mod tests {
             tried += (*l.on_epoch_end(&m) != DEFAULTS[0].1) as u32;
         }
         assert!(tried > 10, "{tried} epochs off the default after the start");
-    }
-
-    #[test]
-    fn learner_is_deterministic_and_stays_under_the_ceiling() {
-        let mut a = Learner::new(Mode::Lean, Selector::Elo, 7);
-        let mut b = Learner::new(Mode::Lean, Selector::Elo, 7);
-        let ceiling = strategy::ceiling(Mode::Lean);
-        let (mut na, mut nb) = (Rng::new(1), Rng::new(1));
-        let t = target(Mode::Lean);
-        for _ in 0..300 {
-            let ma = measure(a.current(), &t, &mut na);
-            let mb = measure(b.current(), &t, &mut nb);
-            let s = *a.on_epoch_end(&ma);
-            assert_eq!(s, *b.on_epoch_end(&mb));
-            assert_eq!(s.capped(&ceiling), s);
-        }
-        assert_eq!(a.epoch(), 300);
     }
 
     /// The VM loop: every operation takes a 2 MiB block back from BigCache at once. A strategy
