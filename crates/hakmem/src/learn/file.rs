@@ -108,41 +108,26 @@ impl Playbook {
     pub fn decode(&mut self, buf: &[u8]) -> Result<(), FileError> {
         // Anything else than an empty file or one starting with the magic is some other file
         // (as `save` sees it).
-        if !buf.is_empty() && !buf.starts_with(&MAGIC) {
-            return Err(FileError::BadMagic);
-        }
-        if buf.len() > MAX_FILE_SIZE {
-            return Err(FileError::TooLong);
-        }
-        if buf.len() < HEADER_SIZE + 8 {
-            return Err(FileError::Truncated);
-        }
+        ensure(
+            buf.is_empty() || buf.starts_with(&MAGIC),
+            FileError::BadMagic,
+        )?;
+        ensure(buf.len() <= MAX_FILE_SIZE, FileError::TooLong)?;
+        ensure(buf.len() >= HEADER_SIZE + 8, FileError::Truncated)?;
         let mut r = Reader {
             buf,
             pos: MAGIC.len(),
         };
-        if r.u32() != VERSION {
-            return Err(FileError::BadVersion);
-        }
-        let layout = [HEADER_SIZE, ENTRY_SIZE, KNOB_COUNT];
-        if [r.u32(), r.u32(), r.u32()] != layout.map(|n| n as u32) {
-            return Err(FileError::BadLayout);
-        }
+        ensure(r.u32() == VERSION, FileError::BadVersion)?;
+        let layout = [HEADER_SIZE, ENTRY_SIZE, KNOB_COUNT].map(|n| n as u32);
+        ensure([r.u32(), r.u32(), r.u32()] == layout, FileError::BadLayout)?;
         let count = r.u32() as usize;
-        if count == 0 || count > MAX_STRATEGIES {
-            return Err(FileError::BadLayout);
-        }
+        ensure((1..=MAX_STRATEGIES).contains(&count), FileError::BadLayout)?;
         let want = HEADER_SIZE + count * ENTRY_SIZE + 8;
-        if buf.len() < want {
-            return Err(FileError::Truncated);
-        }
-        if buf.len() > want {
-            return Err(FileError::TooLong);
-        }
+        ensure(buf.len() >= want, FileError::Truncated)?;
+        ensure(buf.len() <= want, FileError::TooLong)?;
         let sum = Reader { buf, pos: want - 8 }.u64();
-        if fnv1a(&buf[..want - 8]) != sum {
-            return Err(FileError::BadChecksum);
-        }
+        ensure(fnv1a(&buf[..want - 8]) == sum, FileError::BadChecksum)?;
         let next_id = r.u32();
         let epochs = r.u64();
         let mut entries = [Entry::EMPTY; MAX_STRATEGIES];
@@ -303,6 +288,11 @@ fn read_all(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
         }
     }
     Ok(n)
+}
+
+/// Ok if `ok`, else `e`.
+fn ensure(ok: bool, e: FileError) -> Result<(), FileError> {
+    ok.then_some(()).ok_or(e)
 }
 
 fn check_path(path: &[u8]) -> Result<(), FileError> {
