@@ -342,20 +342,15 @@ impl Playbook {
     pub fn evolve(&mut self) -> Evolution {
         let mut ev = Evolution::default();
         let r = self.ranking();
-        let mut retire = [0u32; MAX_STRATEGIES];
-        let mut n = 0;
+        let mut retire = [false; MAX_STRATEGIES];
         for &slot in &r[KEEP.min(self.len)..self.len] {
             let e = &self.entries[slot as usize];
-            if e.samples >= TRIAL_EPOCHS && self.proven_worse(e) {
-                retire[n] = e.id;
-                n += 1;
-            }
+            retire[slot as usize] = e.samples >= TRIAL_EPOCHS && self.proven_worse(e);
         }
-        for &id in &retire[..n] {
-            if let Some(s) = self.slot_of(id) {
-                self.remove(s);
-                ev.retired += 1;
-            }
+        // From the last slot down, so that a removal moves none still to be removed.
+        for slot in (0..self.len).rev().filter(|&s| retire[s]) {
+            self.remove(slot);
+            ev.retired += 1;
         }
         if self.len < MAX_STRATEGIES {
             let r = self.ranking();
