@@ -156,7 +156,7 @@ impl Timer {
 /// bytes newer than it or in it (BigCache's reuse observer while learning is on).
 fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
     let (a, d) = reuse::cell(age_ms, depth);
-    REUSE[a][d].fetch_add(reuse::pages(bytes as u64), Ordering::Relaxed);
+    REUSE[a][d].fetch_add(bytes as u64 / 4096, Ordering::Relaxed);
 }
 
 /// Samples `size` and ends the epoch if it is due. Never waits for the lock.

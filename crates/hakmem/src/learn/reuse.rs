@@ -9,7 +9,6 @@ use super::strategy::{Knob, Strategy};
 
 const AGES: usize = 8;
 const DEPTHS: usize = 6;
-const PAGE: u64 = 4096;
 
 /// Pages reused warm in an epoch, by [age bucket][depth bucket].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -51,11 +50,6 @@ impl Reuse {
         }
         lost
     }
-}
-
-/// Pages in `bytes` (for `record`).
-pub fn pages(bytes: u64) -> u64 {
-    bytes / PAGE
 }
 
 #[cfg(test)]
