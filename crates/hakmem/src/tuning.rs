@@ -93,7 +93,9 @@ pub(crate) fn init() {
     } else {
         Selector::Elo
     };
-    let seed = Sample::now().wall_ns ^ (unsafe { libc::getpid() } as u64).rotate_left(32);
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u64;
+    let seed = os::monotonic_ns() ^ pid.rotate_left(32);
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; `learning` is not set yet, so nobody else reads the learner.
     let st = unsafe { &mut *GLOBAL.state.get() };
