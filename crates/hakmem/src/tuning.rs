@@ -29,8 +29,7 @@ struct State {
     slow_ticks_seen: u64,
     next_epoch_ms: u64,
     finished: bool,
-    /// The highest resident size an epoch ended with (not `ru_maxrss`, which a process keeps
-    /// from before its `execve`).
+    /// The highest resident size an epoch ended with (`ru_maxrss` carries over an `execve`).
     peak_resident: u64,
 }
 
@@ -69,9 +68,8 @@ pub(crate) fn learning() -> bool {
     GLOBAL.learning.load(Ordering::Relaxed)
 }
 
-/// Applies the starting strategy and, with learning on, sets up the learner (loading the
-/// playbook file if there is one); registers what runs at exit. Called once, from
-/// `init::ensure_init`.
+/// Applies the starting strategy or, with learning on, sets up the learner (with the playbook
+/// file if there is one); registers what runs at exit. Called once, by `init::ensure_init`.
 pub(crate) fn init() {
     let cfg = config::get();
     register_exit_hook(cfg);
@@ -154,8 +152,7 @@ impl Timer {
     }
 }
 
-/// Records that BigCache handed out a warm block of `bytes` that waited `age_ms`, with `depth` warm
-/// bytes newer than it or in it (BigCache's reuse observer while learning is on).
+/// BigCache's reuse observer while learning: a warm block of `bytes`, `age_ms` old, `depth` deep.
 fn record_big_reuse(age_ms: u64, depth: u64, bytes: usize) {
     let (a, d) = reuse::cell(age_ms, depth);
     REUSE[a][d].fetch_add(bytes as u64 / 4096, Ordering::Relaxed);

@@ -144,8 +144,7 @@ impl Learner {
         };
     }
 
-    /// Ends the epoch that ran `current()`: scores it, rates it or judges it, and returns the
-    /// strategy for the next epoch.
+    /// Ends the epoch that ran `current()`; returns the strategy for the next one.
     pub fn on_epoch_end(&mut self, m: &Measurements) -> &Strategy {
         self.epoch += 1;
         // The start's epochs and the first after a phase change only set the baseline (the first

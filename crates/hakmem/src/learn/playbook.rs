@@ -194,8 +194,7 @@ impl Playbook {
         self.ranking()[0] as usize
     }
 
-    /// Whether slot `i` is not to be tried: screened, or costing more than `HOPELESS` times the
-    /// leader on the epochs seen.
+    /// Whether slot `i` is not to be tried: screened, or `HOPELESS` against the leader.
     fn closed(&self, i: usize) -> bool {
         let (e, lead) = (&self.entries[i], &self.entries[self.leader()]);
         e.screened || (e.samples > 0 && lead.samples > 0 && e.mean_cost > HOPELESS * lead.mean_cost)
@@ -315,8 +314,7 @@ impl Playbook {
         self.warm_up = self.len as u32;
     }
 
-    /// Adds `s` (a promoted canary) with `rating` unless it is there, replacing the worst entry
-    /// when full.
+    /// Adds a promoted canary `s` with `rating` if missing, replacing the worst entry when full.
     pub fn adopt(&mut self, s: Strategy, parent: u32, rating: f64) {
         if !s.is_valid() || self.find(&s).is_some() {
             return;
@@ -368,8 +366,7 @@ impl Playbook {
         ev
     }
 
-    /// Replaces the entries with loaded ones (under the ceiling, as `file.rs` checked them):
-    /// their ratings drive selection at once, without a warm-up.
+    /// Replaces the entries with loaded ones (`file.rs`), whose ratings drive selection at once.
     pub(super) fn replace(&mut self, entries: &[Entry], next_id: u32, epochs: u64) {
         self.len = 0;
         for e in entries {

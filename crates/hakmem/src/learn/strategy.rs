@@ -59,8 +59,8 @@ knobs! {
 pub const KNOB_COUNT: usize = 7;
 
 impl Knob {
-    /// The legal values, ascending: the ranges over which each knob changes what the allocator
-    /// does, with the built-in default (`DEFAULT`) on every ladder.
+    /// The legal values, ascending, where the knob changes what the allocator does; `DEFAULT`'s
+    /// among them.
     pub const fn ladder(self) -> &'static [u64] {
         match self {
             Knob::LargeThreshold => &[64 * KIB, 128 * KIB, 256 * KIB],
@@ -79,8 +79,7 @@ impl Knob {
     }
 }
 
-/// A complete knob vector. Build it from `DEFAULTS` or `from_knobs`; `is_valid` holds for
-/// every strategy the learner hands out.
+/// A complete knob vector; `is_valid` holds for every strategy the learner hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strategy {
     /// Mid-size requests above this many bytes get their own mapping (and BigCache); at or below
@@ -161,9 +160,8 @@ pub fn mutate(parent: &Strategy, rng: &mut Rng) -> Strategy {
     s
 }
 
-/// The most a strategy may keep in `mode` (`Strategy::capped`). In `lean` mode no strategy keeps
-/// more freed memory than `DEFAULT` does (BigCache's size, the madvise batch, the purge delay, the
-/// warm SuperSlabs), so that trying one never raises the peak; the other modes use every rung.
+/// The most a strategy may keep in `mode` (`Strategy::capped`): in `lean` mode no more freed
+/// memory than `DEFAULT`, so that trying one never raises the peak; elsewhere every rung.
 pub fn ceiling(mode: Mode) -> Strategy {
     let top = Strategy::from_knobs(&Knob::ALL.map(|k| *k.ladder().last().unwrap_or(&0)));
     match mode {
