@@ -427,31 +427,29 @@ fn write_learner(out: &mut Text, json: bool, l: &Learner) {
         ("phase_changes", t.phase_changes),
     ];
     out.str(if json {
-        "],\"transitions\":{"
+        "],\"transitions\":"
     } else {
-        "hakmem: transitions:"
+        "hakmem: transitions: "
     });
-    for (i, (name, n)) in counts.into_iter().enumerate() {
-        if json {
-            out.str(if i > 0 { ",\"" } else { "\"" });
-            out.str(name).str("\":");
-        } else {
-            out.str(" ").str(name).str(" ");
-        }
-        out.number(n as u64);
-    }
-    out.str(if json { "}}" } else { "\n" });
+    write_pairs(out, json, " ", counts.map(|(name, n)| (name, n as u64)));
+    out.str(if json { "}" } else { "\n" });
 }
 
 fn write_knobs(out: &mut Text, s: &Strategy, json: bool) {
+    let pairs = crate::learn::Knob::ALL.map(|k| (k.name(), s.get(k)));
+    write_pairs(out, json, "=", pairs);
+}
+
+/// Writes named numbers: a JSON object, or in text `name<eq>value` separated by spaces.
+fn write_pairs<const N: usize>(out: &mut Text, json: bool, eq: &str, pairs: [(&str, u64); N]) {
     let (open, sep, eq, close) = if json {
         ("{\"", ",\"", "\":", "}")
     } else {
-        ("", " ", "=", "")
+        ("", " ", eq, "")
     };
-    for (i, k) in crate::learn::Knob::ALL.iter().enumerate() {
-        out.str(if i == 0 { open } else { sep }).str(k.name());
-        out.str(eq).number(s.get(*k));
+    for (i, (name, n)) in pairs.into_iter().enumerate() {
+        out.str(if i == 0 { open } else { sep }).str(name);
+        out.str(eq).number(n);
     }
     out.str(close);
 }
