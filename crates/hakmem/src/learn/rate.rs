@@ -82,14 +82,10 @@ impl Arm {
     }
 }
 
-/// A cost as a reward in [0, 1], higher is better: 1 / (1 + cost^2). An average epoch (1.0) gives
-/// 0.5, and no cost saturates (the crests of `learn/pressure` cost 3-12, its troughs 0.1-0.8).
+/// A cost (finite, >= 0: `Playbook::record` clamps it) as a reward in (0, 1]: 1 / (1 + cost^2).
+/// An average epoch (1.0) gives 0.5; no cost saturates (`learn/pressure`'s cost 0.1 to 12).
 pub fn reward_of(cost: f64) -> f64 {
-    if cost.is_nan() {
-        return 0.0;
-    }
-    let c = cost.max(0.0);
-    1.0 / (1.0 + c * c)
+    1.0 / (1.0 + cost * cost)
 }
 
 /// The natural logarithm of `x`, a positive normal number (UCB1 takes it of a pull count), to
@@ -201,7 +197,6 @@ mod tests {
             a.index(8, 0.5),
             0.75 + 0.5 * (8f64.ln() / 2.0).sqrt()
         ));
-        assert_eq!(reward_of(f64::NAN), 0.0);
         assert!(reward_of(3.0) > reward_of(10.0) && reward_of(0.1) > reward_of(0.5));
     }
 }
