@@ -101,6 +101,11 @@ pub struct Strategy {
     pub warm_superslabs: u64,
 }
 
+/// In `balanced` mode, BigCache's size and the madvise batch keep at most `DEFAULT`'s value or,
+/// if more, what is left below the peak resident size or 1/32 of the resident size (about 6 % for
+/// the two): below the peak idle memory costs no peak, above it a strategy would raise it for good.
+pub const HEADROOM_SHIFT: u32 = 5;
+
 impl Strategy {
     /// The knobs in `Knob::ALL` order.
     pub(crate) fn knobs(&self) -> [u64; KNOB_COUNT] {
@@ -130,6 +135,18 @@ impl Strategy {
     /// The same strategy with no knob above `ceiling`'s.
     pub fn capped(&self, ceiling: &Strategy) -> Strategy {
         Strategy::from_knobs(&Knob::ALL.map(|k| self.get(k).min(ceiling.get(k))))
+    }
+
+    /// The same strategy within the headroom (`HEADROOM_SHIFT`) of a process `resident` bytes
+    /// large whose resident size has been up to `peak` bytes.
+    pub fn within_headroom(&self, resident: u64, peak: u64) -> Strategy {
+        let room = (resident >> HEADROOM_SHIFT).max(peak.saturating_sub(resident));
+        let cap = |k: Knob| self.get(k).min(DEFAULT.get(k).max(room));
+        Strategy {
+            bigcache_bytes: cap(Knob::BigCacheBytes),
+            madvise_batch: cap(Knob::MadviseBatch),
+            ..*self
+        }
     }
 
     /// Sum over knobs of the distance in rungs (both must be valid).
@@ -173,25 +190,6 @@ pub fn ceiling(mode: Mode) -> Strategy {
             warm_superslabs: DEFAULT.warm_superslabs,
             ..top
         },
-    }
-}
-
-/// In `balanced` mode, BigCache's size and the madvise batch keep at most `DEFAULT`'s value or,
-/// if more, what is left below the peak resident size or 1/32 of the resident size (about 6 % for
-/// the two): below the peak idle memory costs no peak, above it a strategy would raise it for good.
-pub const HEADROOM_SHIFT: u32 = 5;
-
-impl Strategy {
-    /// The same strategy within the headroom (`HEADROOM_SHIFT`) of a process `resident` bytes
-    /// large whose resident size has been up to `peak` bytes.
-    pub fn within_headroom(&self, resident: u64, peak: u64) -> Strategy {
-        let room = (resident >> HEADROOM_SHIFT).max(peak.saturating_sub(resident));
-        let cap = |k: Knob| self.get(k).min(DEFAULT.get(k).max(room));
-        Strategy {
-            bigcache_bytes: cap(Knob::BigCacheBytes),
-            madvise_batch: cap(Knob::MadviseBatch),
-            ..*self
-        }
     }
 }
 
