@@ -213,9 +213,8 @@ fn applied(learner: &Learner, resident: u64, peak: u64) -> Strategy {
     }
 }
 
-/// At start-up, when there is something to do at exit (a playbook to save, a report to print):
-/// registers `at_exit` with atexit, for every program (a Rust one with `#[global_allocator]` has
-/// no destructor of libhakmem.so), and keeps a copy of stderr for the report.
+/// When there is a playbook to save or a report to print: registers `at_exit` with atexit (a Rust
+/// `#[global_allocator]` has no libhakmem.so destructor) and keeps a copy of stderr for the report.
 fn register_exit_hook(cfg: &config::Config) {
     if cfg.stats != 0 {
         crate::stats::keep_stderr();
@@ -224,8 +223,7 @@ fn register_exit_hook(cfg: &config::Config) {
         extern "C" fn hook() {
             at_exit();
         }
-        // SAFETY: registers a plain function; atexit may allocate, which re-enters the allocator
-        // safely (`init::ensure_init` lets the initialising thread through).
+        // SAFETY: a plain function; atexit may allocate (`init::ensure_init` lets this thread in).
         unsafe { libc::atexit(hook) };
     }
 }

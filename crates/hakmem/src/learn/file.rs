@@ -186,8 +186,7 @@ impl Playbook {
         let pid = unsafe { libc::getpid() } as u64;
         tmp.push(&path[..path.len() - 1]).str(".").number(pid);
         let tmp = tmp.str(".tmp\0").as_bytes();
-        // SAFETY: tmp and path are NUL-terminated byte strings that outlive the calls; buf holds n
-        // initialised bytes.
+        // SAFETY: tmp and path are NUL-terminated and live; buf holds n initialised bytes.
         unsafe {
             let tmp = tmp.as_ptr() as *const libc::c_char;
             let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;

@@ -43,7 +43,6 @@ pub struct Learner {
     running: u32,
     /// The recent epochs' BigCache reuses, decaying slowly (`observe_reuses`).
     reuses: reuse::Reuse,
-    /// The last epoch's CPU time.
     cpu_us: u64,
     /// Whether the current epoch is the first of a strategy after another one (LEARN).
     settling: bool,
@@ -201,9 +200,8 @@ impl Learner {
         self.cpu_us = m.ops;
     }
 
-    /// Rates a LEARN epoch; past the warm-up, evolves now and then and lets the lifecycle freeze
-    /// a leader that holds. The first epoch of a strategy after another is not rated (caches the
-    /// one before filled or emptied still show in it): it runs another epoch.
+    /// Rates a LEARN epoch, evolves now and then and lets the lifecycle freeze a leader that holds;
+    /// false for a strategy's first epoch after another, which still shows the one before's caches.
     fn learned(&mut self, cost: f64) -> bool {
         if self.settling && cost <= SETTLED_ENOUGH {
             self.settling = false;
