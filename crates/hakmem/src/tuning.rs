@@ -1,11 +1,9 @@
 //! Online tuning: the epoch driver between the allocator's slow paths and the learner (`learn/`).
-//!
-//! With learning off this only applies the fixed strategy at start-up (`HAKMEM_STRATEGY`, else
-//! `default`, plus the knob variables of `config.rs`). With it on, every 8th slow call of a heap
-//! (refill, flush) and every 8th large allocation or free is timed in TSC ticks, charged 8 times
-//! and its size sampled (`Timer`; `tick` skips the sample when the lock is busy); once `EPOCH_MS`
-//! have passed, the thread holding the lock ends the epoch (`end_epoch`) and applies the strategy
-//! the learner returns. The fast paths never look at this; the slow paths read one relaxed flag.
+//! With learning off it only applies the fixed strategy at start-up (`HAKMEM_STRATEGY`, else
+//! `default`, plus `config.rs`'s knob variables). With it on, one slow event in `SAMPLE_PERIOD`
+//! (heap refill or flush, large allocation or free) is timed in TSC ticks and its size sampled
+//! (`Timer`); every `EPOCH_MS` the thread holding the lock ends the epoch (`end_epoch`) and applies
+//! the learner's next strategy. The fast paths never look at this; the slow paths read one flag.
 
 use crate::learn::reuse::{self, Reuse};
 use crate::learn::sketch::SizeSketch;
@@ -100,8 +98,7 @@ pub(crate) fn init() {
     let learner = st.learner.write(Learner::new(mode, selector, seed));
     if let Some(path) = cfg.playbook {
         match learner.load(path) {
-            Ok(()) => {}
-            Err(FileError::Io(libc::ENOENT)) => {}
+            Ok(()) | Err(FileError::Io(libc::ENOENT)) => {}
             Err(e) => warn_playbook(b"cannot use", path, e, b"; starting cold"),
         }
     }

@@ -1,12 +1,8 @@
-//! Per-epoch measurements and the cost that ranks strategies (lower is better): two terms, each
-//! over its baseline and weighted by the mode (`Mode::weights`):
-//! - time: the allocator's share of the process's CPU time (slow paths, and `FAULT_NS` a page
-//!   fault) as the time the whole program would take, 1 / (1 - share), which is what a user sees;
-//! - memory: the resident bytes at the end of the epoch.
-//!
-//! A baseline is the term's mean over the epochs since the start or the last `reset` (a phase
-//! change); past `BASELINE_EPOCHS`, a moving average. So an average epoch costs about 1.0 (the
-//! first exactly), and in `balanced` mode 20 % faster for 20 % more memory costs the same.
+//! Per-epoch measurements and the cost that ranks strategies (lower is better): time (the
+//! allocator's share of the CPU time, slow paths plus `FAULT_NS` a page fault, as the time the
+//! whole program would take, 1 / (1 - share)) and memory (the resident bytes at the epoch's end),
+//! each over its baseline (its mean since the start or the last `reset`, past `BASELINE_EPOCHS` a
+//! moving average) and weighted by the mode. An average epoch costs about 1.0, the first exactly.
 
 /// What the caller measured over one epoch (deltas over the epoch, but `resident_bytes`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
