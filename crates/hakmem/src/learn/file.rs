@@ -366,7 +366,6 @@ mod tests {
     use super::*;
     use crate::learn::playbook::tests::{pb, rated};
     use crate::learn::playbook::Selector::Elo;
-    use crate::learn::tests::{remove_temp, temp_path};
 
     #[test]
     fn round_trip_and_every_corrupt_byte_truncation_and_foreign_file_rejected() {
@@ -421,21 +420,5 @@ mod tests {
         let sum = fnv1a(&b[..n - 8]);
         b[n - 8..n].copy_from_slice(&sum.to_le_bytes());
         assert_eq!(q.decode(&b[..n]), Err(FileError::BadEntry));
-    }
-
-    /// (Saving and loading files, a rename, foreign files left alone and the warnings are
-    /// tested under the preload: `crates/hakmem-preload/tests/learning.rs`.)
-    #[test]
-    fn a_file_round_trips_and_a_missing_one_is_enoent() {
-        let path = temp_path("roundtrip");
-        let mut p = rated(Elo);
-        p.evolve();
-        p.save(&path).unwrap();
-        let mut q = pb(Elo);
-        q.load(&path).unwrap();
-        assert_eq!(q.entries(), p.entries());
-        remove_temp(&path);
-        assert_eq!(q.load(&path), Err(FileError::Io(libc::ENOENT)));
-        assert_eq!(q.load(b"no-nul"), Err(FileError::BadPath));
     }
 }
