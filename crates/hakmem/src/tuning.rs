@@ -60,7 +60,6 @@ static SLOW_TICKS: AtomicU64 = AtomicU64::new(0);
 /// The epoch's warm BigCache reuses in pages, by [age bucket][depth bucket] (`learn::reuse`).
 static REUSE: [[AtomicU64; 6]; 8] = [const { [const { AtomicU64::new(0) }; 6] }; 8];
 static LARGE_OPS: AtomicU32 = AtomicU32::new(0);
-/// Whether learning is on.
 #[inline]
 pub(crate) fn learning() -> bool {
     GLOBAL.learning.load(Ordering::Relaxed)

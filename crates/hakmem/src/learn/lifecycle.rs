@@ -1,6 +1,4 @@
-//! LEARN -> FROZEN -> CANARY, and back to LEARN when the workload changes; the exit report counts
-//! the transitions.
-//!
+//! LEARN -> FROZEN -> CANARY, and back to LEARN when the workload changes (`Transitions`):
 //! - LEARN: the playbook picks; a leader that held `FREEZE_AFTER` epochs past the warm-up freezes.
 //! - FROZEN: every `CANARY_EVERY` frozen epochs a challenger (the frozen strategy one or two knob
 //!   rungs away) runs `CANARY_EPOCHS` epochs: promoted (frozen instead) when it cost `CANARY_GAIN`

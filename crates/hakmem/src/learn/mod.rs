@@ -146,8 +146,7 @@ impl Learner {
     /// Ends the epoch that ran `current()`; returns the strategy for the next one.
     pub fn on_epoch_end(&mut self, m: &Measurements) -> &Strategy {
         self.epoch += 1;
-        // The start's epochs and the first after a phase change only set the baseline (the first
-        // costs 1.0 by definition, and carries the program's start-up).
+        // The start's epochs and the first after a phase change only set the baseline.
         let rated = self.started && self.scorer.has_baseline();
         let cost = self.scorer.score(m);
         self.observe_reuses(m);
