@@ -198,7 +198,9 @@ impl Playbook {
             while err == 0 && done < n {
                 let w = libc::write(fd, buf[done..].as_ptr() as *const libc::c_void, n - done);
                 match w {
-                    0.. => done += w as usize,
+                    1.. => done += w as usize,
+                    // A write that makes no progress would loop for ever: a full disk, in effect.
+                    0 => err = libc::ENOSPC,
                     _ if errno() == libc::EINTR => {}
                     _ => err = errno(),
                 }
