@@ -200,6 +200,38 @@ fn addr2line(module: &str, offset: &str) -> (String, String) {
     )
 }
 
+/// malloc's slow paths take malloc's caller as the site, for sizes its thread cache serves (a
+/// miss) as for large ones.
+#[test]
+fn a_thread_cache_miss_names_mallocs_caller() {
+    if !lib_is_hakmem() {
+        eprintln!("skipped: {} is not hakmem", lib_str());
+        return;
+    }
+    let td = TempDir::new("report-small-sites");
+    let exe = report_exe(&td);
+    let exe_path = std::fs::canonicalize(&exe).unwrap();
+    let exe_path = exe_path.to_str().unwrap();
+    let json = td.join("sites.json");
+    Child::new(&exe)
+        .arg("small")
+        .preload(true)
+        .env("HAKMEM_STATS", "json")
+        .env("HAKMEM_STATS_FILE", json.to_str().unwrap())
+        .run_ok("report small sites");
+    let reports = json_reports(&json);
+    let sites = reports[0]["call_sites"]["sites"].as_array().unwrap();
+    let mine: Vec<&Value> = sites
+        .iter()
+        .filter(|s| s["module"].as_str() == Some(exe_path))
+        .collect();
+    assert_eq!(mine.len(), 1, "one site in {exe_path}: {sites:#?}");
+    let s = mine[0];
+    assert!((1..=64).contains(&s["size_p50"].as_u64().unwrap()), "{s}");
+    let (function, line) = addr2line(exe_path, s["offset"].as_str().unwrap());
+    assert_eq!(function, "allocate_small_here", "{s} -> {line}");
+}
+
 #[test]
 fn call_sites_are_named_as_module_and_offset() {
     if !lib_is_hakmem() {

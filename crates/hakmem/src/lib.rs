@@ -126,7 +126,7 @@ pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
         return unsafe { malloc_miss_at(size, site) };
     }
     // SAFETY: no precondition beyond `malloc_at`'s.
-    unsafe { malloc_above_table(size, site) }
+    unsafe { malloc_above_table_at(size, site) }
 }
 
 /// A slow path of `malloc_with`, given the request's size.
@@ -179,21 +179,12 @@ pub unsafe extern "C" fn malloc_miss_at(size: usize, site: usize) -> *mut u8 {
     unsafe { alloc_class_slow(size, site, class_of(size)) }
 }
 
-/// `malloc_at` of more than `TABLE_MAX` bytes, for `malloc_with`'s shims.
-///
-/// # Safety
-/// As `malloc_at`.
-pub unsafe extern "C" fn malloc_above_table_at(size: usize, site: usize) -> *mut u8 {
-    // SAFETY: no precondition beyond `malloc_at`'s.
-    unsafe { malloc_above_table(size, site) }
-}
-
-/// `malloc_at` of more than `TABLE_MAX` bytes.
+/// `malloc_at` of more than `TABLE_MAX` bytes (also what `malloc_with`'s shims go to).
 ///
 /// # Safety
 /// As `malloc_at`.
 #[inline(never)]
-unsafe fn malloc_above_table(size: usize, site: usize) -> *mut u8 {
+pub unsafe extern "C" fn malloc_above_table_at(size: usize, site: usize) -> *mut u8 {
     if size <= MID_MAX {
         let c = class_of(size);
         let heap = thread_cache::current();

@@ -82,7 +82,7 @@ pub fn kind_and_base_of(addr: usize) -> (Kind, usize) {
 
 #[inline(always)]
 fn kind_at(i: usize) -> Kind {
-    // SAFETY-free: plain atomic load; values written are only valid Kind discriminants.
+    // A plain atomic load; only Kind discriminants are ever stored.
     match TABLE.0[i].load(Ordering::Acquire) {
         1 => Kind::SuperSlab,
         2 => Kind::Large,
@@ -95,17 +95,7 @@ fn kind_at(i: usize) -> Kind {
 /// The kind of the chunk holding `addr`.
 #[inline(always)]
 pub fn kind_of(addr: usize) -> Kind {
-    match index(addr) {
-        // SAFETY-free: plain atomic load; values written are only valid Kind discriminants.
-        Some(i) => match TABLE.0[i].load(Ordering::Acquire) {
-            1 => Kind::SuperSlab,
-            2 => Kind::Large,
-            3 => Kind::LargeAligned,
-            4 => Kind::MidSuperSlab,
-            _ => Kind::None,
-        },
-        None => Kind::None,
-    }
+    kind_and_base_of(addr).0
 }
 
 /// Records that the chunk at `chunk_base` holds `kind` (or is no longer ours, with `Kind::None`).

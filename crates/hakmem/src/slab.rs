@@ -243,13 +243,19 @@ impl Slab {
                 i -= 1;
                 bin.push((first + i as usize * block_size as usize) as *mut Block);
             }
-            self.carved.store(carved + fresh, Ordering::Relaxed);
-            let step = (block_size as u64).wrapping_mul(self.divides_magic.get());
-            self.carved_bound.set((carved + fresh) as u64 * step);
+            self.set_carved(carved + fresh);
             n += fresh;
         }
         self.used.set(self.used.get() + n);
         n
+    }
+
+    /// Records that the first `n` blocks are carved (for other threads' checks and the fast
+    /// path's).
+    fn set_carved(&self, n: u32) {
+        self.carved.store(n, Ordering::Relaxed);
+        let step = (self.block_size.get() as u64).wrapping_mul(self.divides_magic.get());
+        self.carved_bound.set(n as u64 * step);
     }
 
     /// Puts back one block the owner freed.
@@ -327,9 +333,7 @@ mod tests {
             let capacity = (span / size) as u32;
             slab.format(class, start, capacity, null_mut());
             for carved in [0, 1, capacity / 2, capacity] {
-                slab.carved.store(carved, Ordering::Relaxed);
-                let step = (size as u64).wrapping_mul(slab.divides_magic.get());
-                slab.carved_bound.set(carved as u64 * step);
+                slab.set_carved(carved);
                 let check = |off: isize| {
                     let p = (start as isize + off) as usize;
                     let want = off >= 0
@@ -349,7 +353,7 @@ mod tests {
                     }
                 }
                 for off in -(64 << 10)..0isize {
-                    if off % 7 == 0 || off > -64 {
+                    if off % 7 == 0 || off > -64 || off % size as isize == 0 {
                         check(off);
                     }
                 }

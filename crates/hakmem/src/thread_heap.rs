@@ -52,6 +52,8 @@ pub fn current_or_create() -> *mut Heap {
     }
     // SAFETY: `h` is fresh or retired memory of the right size that only we hold.
     unsafe { (*h).init() };
+    // SAFETY: as above; `init` wrote the table.
+    debug_assert!(unsafe { *(*h).bin_offsets.get() } == thread_cache::BIN_OFFSETS);
     thread_cache::set_current(h);
     if EXIT_KEY_READY.load(Ordering::Acquire) == 1 {
         // SAFETY: the key was created; setspecific may allocate, which finds `h` already set.

@@ -2,6 +2,8 @@
  * order:
  *   big          64 blocks of 1 MiB (large blocks) alive at once, every page written, then freed
  *   sites        allocate_here() calls malloc for 256 large blocks, each freed at once
+ *   small        allocate_small_here() calls malloc for 20000 blocks of 48 bytes, all alive at
+ *                once (the thread cache misses every batch), then frees them
  *   close        fclose(stderr), as coreutils do before they exit
  *   reuse FILE   close(2), then open FILE, which gets descriptor 2, and write "data only\n" to it
  * It prints "report: ok" on stdout when every step worked. */
@@ -16,6 +18,28 @@ __attribute__((noinline)) void *allocate_here(size_t n) {
     void *p = malloc(n);
     __asm__ volatile("" ::: "memory");
     return p;
+}
+
+/* The same for sizes that malloc's fast path serves from the thread cache (its misses take the
+ * site). */
+__attribute__((noinline)) void *allocate_small_here(size_t n) {
+    void *p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
+static int small(void) {
+    enum { N = 20000 };
+    static char *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = allocate_small_here(48);
+        if (!blocks[i]) return 0;
+        memset(blocks[i], i & 0xff, 48);
+    }
+    int ok = 1;
+    for (int i = 0; i < N; i++) ok &= blocks[i][47] == (char)(i & 0xff);
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    return ok;
 }
 
 static int big(void) {
@@ -54,6 +78,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "big")) ok &= big();
         else if (!strcmp(argv[i], "sites")) ok &= sites();
+        else if (!strcmp(argv[i], "small")) ok &= small();
         else if (!strcmp(argv[i], "close")) ok &= fclose(stderr) == 0;
         else if (!strcmp(argv[i], "reuse") && i + 1 < argc) ok &= reuse(argv[++i]);
         else ok = 0;
