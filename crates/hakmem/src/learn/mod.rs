@@ -419,6 +419,24 @@ mod tests {
             remove_temp(&c);
             assert_eq!(warm.playbook().entries(), teacher.playbook().entries());
             assert_eq!(*warm.current(), t, "{sel:?}");
+            // A warm learner rates from its first epochs (no start epochs to wait out).
+            let samples = |l: &Learner| {
+                l.playbook()
+                    .entries()
+                    .iter()
+                    .map(|e| e.samples)
+                    .sum::<u32>()
+            };
+            let loaded = samples(&warm);
+            let mut noise = Rng::new(3);
+            for _ in 0..3 {
+                let m = measure(warm.current(), &t, &mut noise);
+                warm.on_epoch_end(&m);
+            }
+            assert!(
+                samples(&warm) > loaded,
+                "{sel:?}: {loaded} samples before and after"
+            );
             let (since, _) = run(&mut warm, &t, 100, 9);
             assert!(since <= 2, "{sel:?}: {since}");
             let before = *warm.current();
