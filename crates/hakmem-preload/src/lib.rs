@@ -64,7 +64,14 @@ fn set_errno(e: c_int) {
 #[cfg(target_arch = "x86_64")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    hakmem::malloc_with(size, malloc_miss, malloc_above_table) as *mut c_void
+    // SAFETY: both shims are `malloc`s (see below).
+    unsafe {
+        hakmem::malloc_with(
+            size,
+            |size| malloc_miss(size),
+            |size| malloc_above_table(size),
+        ) as *mut c_void
+    }
 }
 
 /// `hakmem::malloc_miss_at(size, caller)`, reached by a jump from `malloc`.

@@ -200,6 +200,32 @@ fn addr2line(module: &str, offset: &str) -> (String, String) {
     )
 }
 
+/// Runs the report program's `step` with the JSON report and returns the executable's path (in a
+/// temporary directory, kept while the returned `TempDir` lives) and the one call site the report
+/// places in it.
+fn the_site_in_the_executable(step: &str) -> (TempDir, String, Value) {
+    let td = TempDir::new(&format!("report-{step}"));
+    let exe = std::fs::canonicalize(report_exe(&td)).unwrap();
+    let exe_path = exe.to_str().unwrap().to_string();
+    let json = td.join("sites.json");
+    Child::new(&exe)
+        .arg(step)
+        .preload(true)
+        .env("HAKMEM_STATS", "json")
+        .env("HAKMEM_STATS_FILE", json.to_str().unwrap())
+        .run_ok(&format!("report {step}"));
+    let reports = json_reports(&json);
+    assert_eq!(reports.len(), 1);
+    let sites = reports[0]["call_sites"]["sites"].as_array().unwrap();
+    let mine: Vec<&Value> = sites
+        .iter()
+        .filter(|s| s["module"].as_str() == Some(exe_path.as_str()))
+        .collect();
+    assert_eq!(mine.len(), 1, "one site in {exe_path}: {sites:#?}");
+    let site = mine[0].clone();
+    (td, exe_path, site)
+}
+
 /// malloc's slow paths take malloc's caller as the site, for sizes its thread cache serves (a
 /// miss) as for large ones.
 #[test]
@@ -208,27 +234,9 @@ fn a_thread_cache_miss_names_mallocs_caller() {
         eprintln!("skipped: {} is not hakmem", lib_str());
         return;
     }
-    let td = TempDir::new("report-small-sites");
-    let exe = report_exe(&td);
-    let exe_path = std::fs::canonicalize(&exe).unwrap();
-    let exe_path = exe_path.to_str().unwrap();
-    let json = td.join("sites.json");
-    Child::new(&exe)
-        .arg("small")
-        .preload(true)
-        .env("HAKMEM_STATS", "json")
-        .env("HAKMEM_STATS_FILE", json.to_str().unwrap())
-        .run_ok("report small sites");
-    let reports = json_reports(&json);
-    let sites = reports[0]["call_sites"]["sites"].as_array().unwrap();
-    let mine: Vec<&Value> = sites
-        .iter()
-        .filter(|s| s["module"].as_str() == Some(exe_path))
-        .collect();
-    assert_eq!(mine.len(), 1, "one site in {exe_path}: {sites:#?}");
-    let s = mine[0];
+    let (_td, exe_path, s) = the_site_in_the_executable("small");
     assert!((1..=64).contains(&s["size_p50"].as_u64().unwrap()), "{s}");
-    let (function, line) = addr2line(exe_path, s["offset"].as_str().unwrap());
+    let (function, line) = addr2line(&exe_path, s["offset"].as_str().unwrap());
     assert_eq!(function, "allocate_small_here", "{s} -> {line}");
 }
 
@@ -238,26 +246,8 @@ fn call_sites_are_named_as_module_and_offset() {
         eprintln!("skipped: {} is not hakmem", lib_str());
         return;
     }
-    let td = TempDir::new("report-sites");
-    let exe = report_exe(&td);
-    let exe_path = std::fs::canonicalize(&exe).unwrap();
-    let exe_path = exe_path.to_str().unwrap();
-    let json = td.join("sites.json");
-    Child::new(&exe)
-        .arg("sites")
-        .preload(true)
-        .env("HAKMEM_STATS", "json")
-        .env("HAKMEM_STATS_FILE", json.to_str().unwrap())
-        .run_ok("report sites");
-    let reports = json_reports(&json);
-    assert_eq!(reports.len(), 1);
-    let sites = reports[0]["call_sites"]["sites"].as_array().unwrap();
-    let mine: Vec<&Value> = sites
-        .iter()
-        .filter(|s| s["module"].as_str() == Some(exe_path))
-        .collect();
-    assert_eq!(mine.len(), 1, "one site in {exe_path}: {sites:#?}");
-    let s = mine[0];
+    let (_td, exe_path, s) = the_site_in_the_executable("sites");
+    let exe_path = exe_path.as_str();
     assert!(s["allocs"].as_u64().unwrap() >= 4, "{s}");
     assert!(s["size_p50"].as_u64().unwrap() >= 250_000, "{s}");
     let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap();
@@ -273,7 +263,7 @@ fn call_sites_are_named_as_module_and_offset() {
     assert!(line.contains("report.c:"), "{line}");
 
     // The text report gives the same as module+offset after the raw address.
-    let r = Child::new(&exe)
+    let r = Child::new(Path::new(exe_path))
         .arg("sites")
         .preload(true)
         .env("HAKMEM_STATS", "1")

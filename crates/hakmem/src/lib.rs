@@ -116,42 +116,39 @@ pub unsafe fn malloc(size: usize) -> *mut u8 {
 /// Always safe to call; unsafe because it returns raw memory.
 #[inline]
 pub unsafe fn malloc_at(size: usize, site: usize) -> *mut u8 {
-    if size <= size_class::TABLE_MAX {
-        // SAFETY: `size <= TABLE_MAX`.
-        let b = unsafe { pop_table_size(size) };
-        if !b.is_null() {
-            return b;
-        }
-        // SAFETY: no precondition beyond `malloc_at`'s.
-        return unsafe { malloc_miss_at(size, site) };
+    // SAFETY: both are `malloc`s (`malloc_at` has no precondition).
+    unsafe {
+        malloc_with(
+            size,
+            |size| malloc_miss_at(size, site),
+            |size| malloc_above_table_at(size, site),
+        )
     }
-    // SAFETY: no precondition beyond `malloc_at`'s.
-    unsafe { malloc_above_table_at(size, site) }
 }
 
-/// A slow path of `malloc_with`, given the request's size.
-pub type MallocSlowPath = unsafe extern "C" fn(usize) -> *mut u8;
-
 /// `malloc` whose slow paths are the caller's: `miss` (for a size up to `TABLE_MAX` whose bin is
-/// empty) and `above` (larger sizes). The C `malloc` passes shims that take the return address
-/// on the stack as the call site and go on to `malloc_miss_at` and `malloc_above_table_at`: the
-/// fast path reaches them by a jump and has no stack frame, so that address is `malloc`'s caller.
+/// empty) and `above` (larger sizes). `malloc_at` passes `malloc_miss_at` and
+/// `malloc_above_table_at` with its site; the C `malloc` passes shims that take the return address
+/// on the stack as the call site and go on to them: the fast path reaches them by a jump and has
+/// no stack frame, so that address is `malloc`'s caller.
 ///
 /// # Safety
 /// `miss` and `above` are `malloc`s (they may be called with any size).
 #[inline(always)]
-pub unsafe fn malloc_with(size: usize, miss: MallocSlowPath, above: MallocSlowPath) -> *mut u8 {
+pub unsafe fn malloc_with(
+    size: usize,
+    miss: impl FnOnce(usize) -> *mut u8,
+    above: impl FnOnce(usize) -> *mut u8,
+) -> *mut u8 {
     if size <= size_class::TABLE_MAX {
         // SAFETY: `size <= TABLE_MAX`.
         let b = unsafe { pop_table_size(size) };
         if !b.is_null() {
             return b;
         }
-        // SAFETY: `miss` is a `malloc` (the caller's contract).
-        return unsafe { miss(size) };
+        return miss(size);
     }
-    // SAFETY: as above.
-    unsafe { above(size) }
+    above(size)
 }
 
 /// A block from this thread's bin for requests of `size` bytes, or null if the bin is empty.
