@@ -150,18 +150,20 @@ impl Bin {
     }
 }
 
-/// For requests up to `TABLE_MAX` bytes, by size in 16-byte units rounded up: the byte offset of
-/// their class's bin in a heap. Every heap holds a copy (`Heap::bin_offsets`), so `malloc` reads
-/// it at a fixed offset from the heap it already has (a static table would need its address
-/// loaded first).
-pub type BinOffsets = [u16; TABLE_MAX / 16 + 1];
+/// For requests up to `TABLE_MAX` bytes, by size in bytes: the byte offset of their class's bin in
+/// a heap, in 8-byte units. Every heap holds a copy (`Heap::bin_offsets`), so `malloc` reads it at
+/// a fixed offset from the heap it already has (a static table would need its address loaded
+/// first); indexed by the size itself and scaled by the load's addressing, it takes no arithmetic.
+pub type BinOffsets = [u8; TABLE_MAX + 1];
 
 pub const BIN_OFFSETS: BinOffsets = {
-    let mut t = [0u16; TABLE_MAX / 16 + 1];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = (class_of(i * 16) * core::mem::size_of::<Bin>()) as u16;
-        i += 1;
+    let mut t = [0u8; TABLE_MAX + 1];
+    let mut size = 0;
+    while size < t.len() {
+        let offset = class_of(size) * core::mem::size_of::<Bin>();
+        assert!(offset % 8 == 0 && offset / 8 <= u8::MAX as usize);
+        t[size] = (offset / 8) as u8;
+        size += 1;
     }
     t
 };
@@ -174,10 +176,10 @@ pub const BIN_OFFSETS: BinOffsets = {
 pub unsafe fn small_bin(heap: *const Heap, size: usize) -> *const Bin {
     debug_assert!(size <= TABLE_MAX);
     // SAFETY: the table of a valid heap is only written when it is set up, before any thread
-    // uses it; `(size + 15) >> 4` is at most TABLE_MAX / 16 for `size <= TABLE_MAX`.
-    let off = unsafe { *(*(*heap).bin_offsets.get()).get_unchecked((size + 15) >> 4) } as usize;
+    // uses it; `size <= TABLE_MAX` indexes it.
+    let off = unsafe { *(*(*heap).bin_offsets.get()).get_unchecked(size) } as usize;
     // SAFETY: the bins are the heap's first field and the offset is that of one of them.
-    unsafe { (heap as *const u8).add(off).cast::<Bin>() }
+    unsafe { (heap as *const u8).add(off * 8).cast::<Bin>() }
 }
 
 /// Starts loading the new head's cache line, whose link the next pop reads: blocks that came
