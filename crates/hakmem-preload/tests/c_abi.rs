@@ -115,6 +115,26 @@ fn fork_with_busy_threads() {
     assert!(r.stdout.contains("0 failed children"), "{}", r.describe());
 }
 
+/// After a fork, a child's threads get the thread pointer of a parent's thread that holds blocks
+/// (glibc reuses its stack): they free its blocks, some cached in its heap at the fork, and
+/// allocate with content checks. The free fast path knows its owner by that pointer.
+#[test]
+fn fork_child_threads_with_a_vanished_threads_identity() {
+    let r = run_c("fork_thread_reuse", &[], 300);
+    assert!(r.stdout.contains("fork_thread_reuse: ok"), "{}", r.describe());
+    let reused = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("fork_thread_reuse: "))
+        .and_then(|l| l.split(' ').next()?.parse::<u32>().ok())
+        .expect("the child's count");
+    assert!(
+        reused >= 1,
+        "no child thread reused the vanished thread's identity: the test did not test\n{}",
+        r.describe()
+    );
+}
+
 /// Fork handlers that allocate, registered before the allocator's own (by a library the program
 /// links) and after them: every fork completes and every child's heap works.
 #[test]

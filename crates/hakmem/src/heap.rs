@@ -63,6 +63,9 @@ pub struct Mailbox {
 #[repr(C)]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
+    /// `thread_cache::thread_token()` of the thread using the heap, 0 while none does (pooled, or
+    /// borrowed by a thread without a heap): what its slabs' `owner_thread` is set to.
+    pub thread: Cell<usize>,
     /// `thread_cache::BIN_OFFSETS`, written when the heap is set up (`small_bin`).
     pub bin_offsets: UnsafeCell<thread_cache::BinOffsets>,
     /// Owner only; reached through `slabs`, a raw pointer per class, so no reference to one class's
@@ -97,6 +100,7 @@ impl Heap {
     pub const fn empty() -> Heap {
         Heap {
             bins: [const { Bin::new(0) }; NUM_CLASSES],
+            thread: Cell::new(0),
             bin_offsets: UnsafeCell::new(thread_cache::BIN_OFFSETS),
             classes: [const {
                 UnsafeCell::new(ClassSlabs {
@@ -144,6 +148,7 @@ impl Heap {
                 }
             };
         }
+        self.thread.set(0);
         self.mail.remote_hint.store(0, Ordering::Relaxed);
         self.slow_calls.set(0);
         self.pool_next.set(null_mut());

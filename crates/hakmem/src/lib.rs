@@ -94,7 +94,6 @@ use core::sync::atomic::Ordering;
 use registry::Kind;
 use remote::Block;
 use size_class::{class_of, class_size, MID_MAX, MIN_ALIGN};
-use thread_cache::Bin;
 
 /// The hakmem allocator, for `#[global_allocator] static A: hakmem::Hakmem = hakmem::Hakmem;`.
 pub struct Hakmem;
@@ -411,45 +410,60 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
 /// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range.
 #[inline(always)]
 unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
-    let heap = thread_cache::current();
     // SAFETY: `slab` is valid (the caller's contract); slabs are reached by shared reference.
     let s = unsafe { &*slab };
-    // No slab is owned by the empty heap, so a thread without a heap takes the foreign path.
-    if s.owner.load(Ordering::Relaxed) != heap {
+    // A thread without a heap matches no slab: its token is no heap's.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    // SAFETY: compares the slab's token with the thread pointer at %fs:0 (`thread_token`) and
+    // leaves for the foreign path if they differ; no stack, no memory written.
+    unsafe {
+        core::arch::asm!(
+            "cmp {token}, qword ptr fs:[0]",
+            "jne {foreign}",
+            token = in(reg) s.owner_thread(),
+            // SAFETY: `slab` is valid and `p` lies in it.
+            foreign = label { return unsafe { free_foreign_slab::<F>(p, slab) } },
+            options(nostack, readonly),
+        )
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+    if s.owner_thread() != thread_cache::thread_token() {
         // SAFETY: `slab` is valid and `p` lies in it.
         return unsafe { free_foreign_slab::<F>(p, slab) };
     }
-    // SAFETY: `heap` is this thread's heap (valid); it owns the slab, which is thus formatted
-    // for a class whose bin lies `bin_offset` bytes into the heap. This thread is the bin's only
+    // SAFETY: the token matched, so the bin is this thread's heap's (or, after a fork, that of an
+    // abandoned heap no thread reads: see `Slab::owner_thread`). This thread is the bin's only
     // writer, and reaches it by shared reference because others may read its head.
-    let bin = unsafe {
-        &*(heap as *const u8)
-            .add(s.bin_offset.get() as usize)
-            .cast::<Bin>()
-    };
+    let bin = unsafe { &*s.owner_bin() };
     let head = bin.head();
     if !s.is_carved_block_start(p as usize) || head == p as *mut Block {
         // SAFETY: as above.
-        return unsafe { free_misused::<F>(p, heap, slab) };
+        return unsafe { free_misused::<F>(p, slab) };
     }
     if bin.take_room() {
         bin.link_before(p as *mut Block, head);
         return;
     }
-    // SAFETY: as above; `p` is a carved block of this heap's slab.
-    unsafe { free_and_flush::<F>(p, heap, s.class.get() as usize) }
+    // SAFETY: as above; `p` is a carved block of the slab.
+    unsafe { free_and_flush::<F>(p, slab) }
 }
 
-/// A free the fast path found wrong, by this slab's owner: not a block's start, or the block at
-/// the head of the bin. Reports it (and does not return); frees `p` as usual if the checks pass
-/// when made again here.
+/// A free the fast path found wrong, by the thread whose token the slab holds: not a block's
+/// start, or the block at the head of the bin. Reports it (and does not return); frees `p` as
+/// usual if the checks pass when made again here.
 ///
 /// # Safety
-/// `heap` is this thread's heap and owns `slab`, which `p` lies in.
+/// `slab` is valid and `p` lies in it.
 #[cold]
 #[inline(never)]
-unsafe fn free_misused<F: FreeFn>(p: *mut u8, heap: *mut heap::Heap, slab: *mut slab::Slab) {
-    // SAFETY: `slab` is valid and formatted (the caller's contract).
+unsafe fn free_misused<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
+    let heap = thread_cache::current();
+    // SAFETY: `slab` is valid (the caller's contract).
+    if unsafe { (*slab).owner(Ordering::Relaxed) } != heap {
+        // SAFETY: as above (a token left by a parent's thread: see `Slab::owner_thread`).
+        return unsafe { free_foreign_slab::<F>(p, slab) };
+    }
+    // SAFETY: `slab` is valid and formatted (owned).
     unsafe { check_block_start(F::NAME, slab, p as usize) };
     // SAFETY: as above.
     let c = unsafe { (*slab).class.get() } as usize;
@@ -459,8 +473,8 @@ unsafe fn free_misused<F: FreeFn>(p: *mut u8, heap: *mut heap::Heap, slab: *mut 
         check::report(F::NAME, "double free", p as usize);
     }
     if !bin.take_room() {
-        // SAFETY: `p` is a carved block of a class `c` slab of this heap (checked above).
-        return unsafe { free_and_flush::<F>(p, heap, c) };
+        // SAFETY: `p` is a carved block of `slab`, which this heap owns (checked above).
+        return unsafe { free_and_flush::<F>(p, slab) };
     }
     bin.link_before(p as *mut Block, bin.head());
 }
@@ -479,16 +493,25 @@ unsafe fn free_not_in_slab<F: FreeFn>(addr: usize) {
     }
 }
 
-/// The bin of class `c` is full (always, in safe mode), and a `take_room` said so: flush it,
-/// with `p`.
+/// The owner's bin of `slab`'s class is full (always, in safe mode), and a `take_room` on it said
+/// so: flush it, with `p`.
 ///
 /// # Safety
-/// `heap` is this thread's heap, and `p` the start of a carved block of one of its class `c` slabs.
+/// `slab` is valid, its token is this thread's, and `p` is the start of one of its carved blocks.
 #[cold]
-unsafe fn free_and_flush<F: FreeFn>(p: *mut u8, heap: *mut heap::Heap, c: usize) {
+unsafe fn free_and_flush<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
+    // SAFETY: `slab` is valid (the caller's contract).
+    let s = unsafe { &*slab };
+    // SAFETY: the token matched, so this thread is the only writer of the bin (as in the fast path).
+    unsafe { (*s.owner_bin()).undo_take_room() };
+    let heap = thread_cache::current();
+    if s.owner(Ordering::Relaxed) != heap {
+        // SAFETY: as above (a token left by a parent's thread: see `Slab::owner_thread`).
+        return unsafe { free_foreign_slab::<F>(p, slab) };
+    }
+    let c = s.class.get() as usize;
     // SAFETY: this thread's heap is valid and this thread its owner (by shared reference).
     let heap = unsafe { &*heap };
-    heap.bins[c].undo_take_room();
     if check::safe_mode() {
         // SAFETY: `p` is a block of `class_size(c)` bytes (the caller's contract).
         unsafe { check::disarm(F::NAME, p, class_size(c)) };
@@ -582,7 +605,7 @@ unsafe fn cache_is_damaged(c: usize) -> bool {
         }
         // SAFETY: the registry says `addr`'s chunk is a SuperSlab, so the slab is valid.
         let slab = unsafe { &*superslab::slab_of(addr) };
-        if slab.owner.load(Ordering::Relaxed) != heap
+        if slab.owner(Ordering::Relaxed) != heap
             || slab.class.get() as usize != c
             || !slab.is_block_start(addr)
         {
@@ -704,7 +727,7 @@ unsafe fn just_freed(slab: *mut slab::Slab, p: *mut u8) -> bool {
         return true;
     }
     let heap = thread_cache::current();
-    slab.owner.load(Ordering::Relaxed) == heap
+    slab.owner(Ordering::Relaxed) == heap
         // SAFETY: this thread's heap is valid and owns the slab, so the class is a valid index.
         && unsafe { (*heap).bins[slab.class.get() as usize].head() } == b
 }

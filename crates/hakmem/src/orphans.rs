@@ -31,7 +31,7 @@ pub unsafe fn retire_slab(c: usize, s: *mut Slab) {
         unsafe { superslab::release_slab(s) };
         return;
     }
-    slab.owner.store(null_mut(), Ordering::SeqCst);
+    slab.set_owner(null_mut(), Ordering::SeqCst);
     // A remote free may have come in between the drain and the store: the next holder drains it.
     slab.place.set(Place::Orphan);
     ORPHANS.lock.lock();
@@ -69,7 +69,7 @@ pub fn adopt(c: usize, heap: *mut Heap) -> *mut Slab {
     if !s.is_null() {
         // SAFETY: the slab left the orphan list, so we are its only holder (and it is valid).
         let slab = unsafe { &*s };
-        slab.owner.store(heap, Ordering::SeqCst);
+        slab.set_owner(heap, Ordering::SeqCst);
         slab.drain_remote();
     }
     s

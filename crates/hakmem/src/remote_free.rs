@@ -55,7 +55,7 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     // A block on one of these lists is never handed out, so a match is always a double free; a
     // block taken off a list before it was handed to this thread reads as taken (the holder's
     // store happened before this free).
-    let owner = s.owner.load(Ordering::Relaxed);
+    let owner = s.owner(Ordering::Relaxed);
     if s.remote.0.head() == b
         || s.free_list() == b
         || outbox.is_some_and(|o| o.first.get() == b)
@@ -206,14 +206,14 @@ unsafe fn may_be_cached(b: *mut Block) -> bool {
 /// the slab.
 fn owner_of(slab: &Slab) -> (*mut Heap, u32) {
     loop {
-        let owner = slab.owner.load(Ordering::SeqCst);
+        let owner = slab.owner(Ordering::SeqCst);
         if owner.is_null() {
             return (owner, 0);
         }
         // SAFETY: heaps are never unmapped, so even a stale owner is readable; `retirements` is
         // atomic.
         let retirements = unsafe { (*owner).mail.retirements.load(Ordering::SeqCst) };
-        if slab.owner.load(Ordering::SeqCst) == owner {
+        if slab.owner(Ordering::SeqCst) == owner {
             return (owner, retirements);
         }
     }

@@ -21,7 +21,7 @@ use crate::remote::{Block, RemoteList, UNCOUNTED};
 use crate::thread_cache::Bin;
 use core::cell::Cell;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// `class` of a slab that holds no blocks (free in its SuperSlab, or the header slab).
 pub const NO_CLASS: u8 = u8::MAX;
@@ -43,8 +43,18 @@ pub struct CacheLine<T>(pub T);
 /// 256 bytes, so `free` finds a slab's record from a block's address with a shift and a mask.
 #[repr(C, align(256))]
 pub struct Slab {
+    /// `owner`'s `thread`, 0 while it has none (`set_owner`): a free whose `thread_token` is this
+    /// is by the owner, which pushes the block on `bin`. After a `fork` a thread of the child can
+    /// get the token of a parent's thread, whose heap in the child is abandoned (its bins never
+    /// read again): such a thread's fast path pushes onto that heap's bin, where the block stays,
+    /// as it would stay on the slab's remote list with no owner to drain it; its slow paths check
+    /// `owner` against the heap itself.
+    owner_thread: AtomicUsize,
+    /// `owner`'s bin of the slab's class (read only by the owner's thread, and after a token
+    /// matched).
+    bin: Cell<*const Bin>,
     /// The heap that owns the slab; null while it is orphaned or unused.
-    pub owner: AtomicPtr<Heap>,
+    owner: AtomicPtr<Heap>,
     pub start: Cell<usize>,
     /// floor(2^64 / block_size) + 1: `offset * divides_magic < divides_magic` (wrapping) exactly
     /// when `block_size` divides `offset` (Lemire, Kaser and Kurz, 2019; offsets below 2^32, block
@@ -60,9 +70,6 @@ pub struct Slab {
     /// only (the fast path's check); other threads use `carved`.
     carved_bound: Cell<u64>,
     pub class: Cell<u8>,
-    /// Byte offset of the class's bin in a heap (`class * size_of::<Bin>()`): `free` reaches the
-    /// bin without multiplying.
-    pub bin_offset: Cell<u32>,
     pub place: Cell<Place>,
     /// The local free list. Atomic (relaxed) only because a thread freeing a block of the slab
     /// reads its head to catch a double free (`remote_free::free_remote`); only the holder writes it.
@@ -101,13 +108,11 @@ impl Slab {
         self.carved_bound.set(0);
         self.used.set(0);
         self.class.set(class as u8);
-        self.bin_offset
-            .set((class * core::mem::size_of::<crate::thread_cache::Bin>()) as u32);
         self.place.set(Place::None);
         self.links.prev.set(null_mut());
         self.links.next.set(null_mut());
         self.remote.0.reset();
-        self.owner.store(owner, Ordering::Release);
+        self.set_owner(owner, Ordering::Release);
         crate::stats::slab_taken(class, capacity as u64 * block_size as u64);
     }
 
@@ -119,7 +124,46 @@ impl Slab {
         }
         self.class.set(NO_CLASS);
         self.place.set(Place::None);
-        self.owner.store(null_mut(), Ordering::Release);
+        self.set_owner(null_mut(), Ordering::Release);
+    }
+
+    /// The heap that owns the slab; null while it is orphaned or unused.
+    #[inline(always)]
+    pub fn owner(&self, order: Ordering) -> *mut Heap {
+        self.owner.load(order)
+    }
+
+    /// Hands the formatted slab to `heap`, or to no one (null), storing `owner` with `order`, and
+    /// what the free fast path reads: the token of the heap's thread and its bin of the class.
+    ///
+    /// `heap` is null or a valid heap held by the calling thread.
+    pub fn set_owner(&self, heap: *mut Heap, order: Ordering) {
+        if heap.is_null() {
+            self.owner_thread.store(0, Ordering::Relaxed);
+        } else {
+            // SAFETY: `heap` is valid and held by this thread (the contract above); the slab is
+            // formatted, so `class` is a valid index.
+            unsafe {
+                self.bin
+                    .set(&raw const (*heap).bins[self.class.get() as usize]);
+                self.owner_thread
+                    .store((*heap).thread.get(), Ordering::Relaxed);
+            }
+        }
+        self.owner.store(heap, order);
+    }
+
+    /// The `thread_token` of the owner's thread, 0 if none: a free by the thread with this token
+    /// pushes onto `owner_bin` (see `owner_thread`).
+    #[inline(always)]
+    pub fn owner_thread(&self) -> usize {
+        self.owner_thread.load(Ordering::Relaxed)
+    }
+
+    /// The owner's bin of the slab's class, for a free whose token matched.
+    #[inline(always)]
+    pub fn owner_bin(&self) -> *const Bin {
+        self.bin.get()
     }
 
     /// The first block of the local free list (null when empty).

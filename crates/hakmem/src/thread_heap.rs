@@ -55,6 +55,8 @@ pub fn current_or_create() -> *mut Heap {
     // SAFETY: as above; `init` wrote the table.
     debug_assert!(unsafe { *(*h).bin_offsets.get() } == thread_cache::BIN_OFFSETS);
     thread_cache::set_current(h);
+    // SAFETY: as above; after `set_current`, as the token is the heap itself on some targets.
+    unsafe { (*h).thread.set(thread_cache::thread_token()) };
     if EXIT_KEY_READY.load(Ordering::Acquire) == 1 {
         // SAFETY: the key was created; setspecific may allocate, which finds `h` already set.
         unsafe { libc::pthread_setspecific(EXIT_KEY, h as *const libc::c_void) };
