@@ -26,7 +26,7 @@ use crate::list::List;
 use crate::remote::Block;
 use crate::remote_free::Outbox;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::{Place, Slab};
+use crate::slab::{Owner, Place, Slab};
 use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
 use core::cell::{Cell, UnsafeCell};
@@ -119,6 +119,15 @@ impl Heap {
             pool_next: Cell::new(null_mut()),
             all_next: null_mut(),
             counters: crate::stats::HeapCounters::new(),
+        }
+    }
+
+    /// This heap as the owner of a slab of class `c`.
+    pub fn owner_of(&self, c: usize) -> Owner {
+        Owner {
+            heap: self as *const Heap as *mut Heap,
+            thread: self.thread.get(),
+            bin: &self.bins[c],
         }
     }
 
@@ -242,7 +251,7 @@ impl Heap {
         if !s.is_null() {
             return s;
         }
-        let s = crate::orphans::adopt(c, self as *const Heap as *mut Heap);
+        let s = crate::orphans::adopt(c, self.owner_of(c));
         if !s.is_null() {
             return s;
         }
@@ -251,7 +260,7 @@ impl Heap {
         crate::orphans::reap();
         // SAFETY: owner only.
         let full = unsafe { (*cs).full.len } as u32;
-        let me = self as *const Heap as *mut Heap;
+        let me = self.owner_of(c);
         let s = superslab::acquire_slab(c, me, full);
         if !s.is_null() {
             return s;

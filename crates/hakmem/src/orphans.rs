@@ -2,14 +2,12 @@
 //! go on their remote lists and set `ORPHAN_HINT`; a thread that needs a slab of that class adopts
 //! one (`adopt`), and `reap` returns the orphans whose blocks have all been freed.
 
-use crate::heap::Heap;
 use crate::list::List;
 use crate::lock::Lock;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::{Place, Slab};
+use crate::slab::{Owner, Place, Slab};
 use crate::superslab;
 use core::cell::{Cell, UnsafeCell};
-use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Bit c set: an orphaned slab of class c may have received frees since the last reap.
@@ -31,7 +29,7 @@ pub unsafe fn retire_slab(c: usize, s: *mut Slab) {
         unsafe { superslab::release_slab(s) };
         return;
     }
-    slab.set_owner(null_mut(), Ordering::SeqCst);
+    slab.set_owner(Owner::NONE, Ordering::SeqCst);
     // A remote free may have come in between the drain and the store: the next holder drains it.
     slab.place.set(Place::Orphan);
     ORPHANS.lock.lock();
@@ -58,7 +56,7 @@ static ORPHANS: Orphans = Orphans {
 };
 
 /// Takes an orphaned slab of class `c` for `heap`.
-pub fn adopt(c: usize, heap: *mut Heap) -> *mut Slab {
+pub fn adopt(c: usize, owner: Owner) -> *mut Slab {
     ORPHANS.lock.lock();
     // SAFETY: the lock is held.
     let s = unsafe { (*ORPHANS.lists.get())[c].pop_front() };
@@ -69,7 +67,7 @@ pub fn adopt(c: usize, heap: *mut Heap) -> *mut Slab {
     if !s.is_null() {
         // SAFETY: the slab left the orphan list, so we are its only holder (and it is valid).
         let slab = unsafe { &*s };
-        slab.set_owner(heap, Ordering::SeqCst);
+        slab.set_owner(owner, Ordering::SeqCst);
         slab.drain_remote();
     }
     s

@@ -40,6 +40,24 @@ pub enum Place {
 #[repr(C, align(64))]
 pub struct CacheLine<T>(pub T);
 
+/// A slab's owner as its record keeps it: the heap, the `thread_token` of the heap's thread (0 if
+/// none) and the heap's bin of the slab's class (`Heap::owner_of`).
+#[derive(Clone, Copy)]
+pub struct Owner {
+    pub heap: *mut Heap,
+    pub thread: usize,
+    pub bin: *const Bin,
+}
+
+impl Owner {
+    /// No one: an orphaned or unused slab.
+    pub const NONE: Owner = Owner {
+        heap: null_mut(),
+        thread: 0,
+        bin: core::ptr::null(),
+    };
+}
+
 /// 256 bytes, so `free` finds a slab's record from a block's address with a shift and a mask.
 #[repr(C, align(256))]
 pub struct Slab {
@@ -94,7 +112,7 @@ const _: () = assert!(core::mem::size_of::<Slab>() == 256);
 
 impl Slab {
     /// Formats the slab for `class` with `capacity` blocks from `start`, owned by `owner`.
-    pub fn format(&self, class: usize, start: usize, capacity: u32, owner: *mut Heap) {
+    pub fn format(&self, class: usize, start: usize, capacity: u32, owner: Owner) {
         self.set_free_list(null_mut());
         self.start.set(start);
         let block_size = crate::size_class::class_size(class) as u32;
@@ -124,7 +142,7 @@ impl Slab {
         }
         self.class.set(NO_CLASS);
         self.place.set(Place::None);
-        self.set_owner(null_mut(), Ordering::Release);
+        self.set_owner(Owner::NONE, Ordering::Release);
     }
 
     /// The heap that owns the slab; null while it is orphaned or unused.
@@ -133,24 +151,11 @@ impl Slab {
         self.owner.load(order)
     }
 
-    /// Hands the formatted slab to `heap`, or to no one (null), storing `owner` with `order`, and
-    /// what the free fast path reads: the token of the heap's thread and its bin of the class.
-    ///
-    /// `heap` is null or a valid heap held by the calling thread.
-    pub fn set_owner(&self, heap: *mut Heap, order: Ordering) {
-        if heap.is_null() {
-            self.owner_thread.store(0, Ordering::Relaxed);
-        } else {
-            // SAFETY: `heap` is valid and held by this thread (the contract above); the slab is
-            // formatted, so `class` is a valid index.
-            unsafe {
-                self.bin
-                    .set(&raw const (*heap).bins[self.class.get() as usize]);
-                self.owner_thread
-                    .store((*heap).thread.get(), Ordering::Relaxed);
-            }
-        }
-        self.owner.store(heap, order);
+    /// Hands the slab to `owner` (`Owner::NONE`: to no one), its heap stored with `order`.
+    pub fn set_owner(&self, owner: Owner, order: Ordering) {
+        self.bin.set(owner.bin);
+        self.owner_thread.store(owner.thread, Ordering::Relaxed);
+        self.owner.store(owner.heap, order);
     }
 
     /// The `thread_token` of the owner's thread, 0 if none: a free by the thread with this token
@@ -375,7 +380,7 @@ mod tests {
                 (2 << 20) - (64 << 10)
             };
             let capacity = (span / size) as u32;
-            slab.format(class, start, capacity, null_mut());
+            slab.format(class, start, capacity, Owner::NONE);
             for carved in [0, 1, capacity / 2, capacity] {
                 slab.set_carved(carved);
                 let check = |off: isize| {
@@ -418,7 +423,7 @@ mod tests {
         let start = mem.as_mut_ptr() as usize;
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
         let slab: Slab = unsafe { core::mem::zeroed() };
-        slab.format(0, start, 100, null_mut());
+        slab.format(0, start, 100, Owner::NONE);
         let bin = Bin::new(64);
         assert_eq!(slab.take_batch(&bin, 60), 60);
         assert_eq!(bin.pop() as usize, start);
@@ -453,7 +458,7 @@ mod tests {
         let start = mem.as_mut_ptr() as usize;
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
         let slab: Slab = unsafe { core::mem::zeroed() };
-        slab.format(0, start, 100, null_mut());
+        slab.format(0, start, 100, Owner::NONE);
         let bin = Bin::new(8);
         assert_eq!(slab.take_batch(&bin, 4), 4);
         let blocks: Vec<_> = (0..4).map(|_| bin.pop()).collect();
@@ -480,7 +485,7 @@ mod tests {
             let start = 1usize << 30;
             let bs = crate::size_class::class_size(c);
             let capacity = (2usize << 20) / bs;
-            slab.format(c, start, capacity as u32, null_mut());
+            slab.format(c, start, capacity as u32, Owner::NONE);
             let span = capacity * bs;
             for off in (0..(2usize << 20))
                 .step_by(7)
@@ -498,7 +503,7 @@ mod tests {
         // Only carved blocks pass the owner's check.
         let mut mem = vec![0u64; 64];
         let start = mem.as_mut_ptr() as usize;
-        slab.format(0, start, 32, null_mut());
+        slab.format(0, start, 32, Owner::NONE);
         let bin = Bin::new(4);
         slab.take_batch(&bin, 2);
         assert!(slab.is_carved_block_start(start + 16));

@@ -12,14 +12,13 @@
 //! keeps only its address space, a free slab in a SuperSlab still in use loses its pages. Past
 //! `HAKMEM_SS_COLD` empty SuperSlabs, they are unmapped.
 
-use crate::heap::Heap;
 use crate::knobs;
 use crate::list::{Linked, Links, List};
 use crate::lock::Lock;
 use crate::os;
 use crate::registry::{self, Kind, CHUNK};
 use crate::size_class;
-use crate::slab::{Slab, NO_CLASS};
+use crate::slab::{Owner, Slab, NO_CLASS};
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
 
@@ -157,7 +156,7 @@ fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
 /// Gets a slab for `class`, formatted and owned by `owner`; null when the OS has no memory.
 /// `owner_full` is how many full slabs of the class the owner holds (from `HUGE_AFTER_FULL`, a
 /// mid class gets huge pages, see `HUGE_MID_MIN`).
-pub fn acquire_slab(class: usize, owner: *mut Heap, owner_full: u32) -> *mut Slab {
+pub fn acquire_slab(class: usize, owner: Owner, owner_full: u32) -> *mut Slab {
     GLOBAL.lock.lock();
     // SAFETY: the lock is held.
     let slab = unsafe { acquire_locked(&mut *GLOBAL.m.get(), class, owner, owner_full) };
@@ -170,7 +169,7 @@ pub fn acquire_slab(class: usize, owner: *mut Heap, owner_full: u32) -> *mut Sla
 unsafe fn acquire_locked(
     m: &mut Manager,
     class: usize,
-    owner: *mut Heap,
+    owner: Owner,
     owner_full: u32,
 ) -> *mut Slab {
     // SAFETY: the lock is held (the caller's contract), so the manager's SuperSlabs and their free
@@ -518,7 +517,7 @@ mod tests {
         let mut slabs = Vec::new();
         for i in 0..70 {
             let c = if i % 10 == 0 { mid } else { small };
-            let s = acquire_slab(c, null_mut(), 0);
+            let s = acquire_slab(c, Owner::NONE, 0);
             assert!(!s.is_null());
             // SAFETY: `s` is a slab just acquired (formatted, ours), and its first page is in its
             // SuperSlab.
@@ -568,8 +567,8 @@ mod tests {
         let delay = knobs::purge_delay_ms();
         let small = class_of(64);
         // Two slabs of one SuperSlab: one stays in use, one is freed.
-        let a = acquire_slab(small, null_mut(), 0);
-        let b = acquire_slab(small, null_mut(), 0);
+        let a = acquire_slab(small, Owner::NONE, 0);
+        let b = acquire_slab(small, Owner::NONE, 0);
         let ss = super_slab_of(b);
         // SAFETY: `b`'s first page is ours; the manager and SuperSlab header are read and purged
         // with the lock held.
