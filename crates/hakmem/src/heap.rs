@@ -63,7 +63,7 @@ pub struct Mailbox {
 #[repr(C)]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
-    /// `thread_cache::thread_token()` of the thread using the heap, 0 while none does (pooled, or
+    /// `thread_cache::thread_token()` of the thread using the heap, 0 while none does (retired, or
     /// borrowed by a thread without a heap): what its slabs' `owner_thread` is set to.
     pub thread: Cell<usize>,
     /// `thread_cache::BIN_OFFSETS`, written when the heap is set up (`small_bin`).
@@ -405,6 +405,7 @@ impl Heap {
         // A remote free that read this heap as its slab's owner before the slab was orphaned may
         // push onto the orphan and hint here: the hints that came in go to the orphans, and a
         // free that hints after this sees the new count and forwards its own (`free_remote`).
+        self.thread.set(0);
         self.mail.retirements.fetch_add(1, Ordering::SeqCst);
         let late = self.mail.remote_hint.swap(0, Ordering::SeqCst);
         if late != 0 {

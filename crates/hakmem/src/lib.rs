@@ -412,7 +412,8 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
 unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
     // SAFETY: `slab` is valid (the caller's contract); slabs are reached by shared reference.
     let s = unsafe { &*slab };
-    // A thread without a heap matches no slab: its token is no heap's.
+    // A thread matches the slabs of its own heap, and those of a heap no thread retired whose
+    // token it reuses (`Slab::owner_thread`); a thread without a heap only the latter.
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     // SAFETY: compares the slab's token with the thread pointer at %fs:0 (`thread_token`) and
     // leaves for the foreign path if they differ; no stack, no memory written.
@@ -431,9 +432,9 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
         // SAFETY: `slab` is valid and `p` lies in it.
         return unsafe { free_foreign_slab::<F>(p, slab) };
     }
-    // SAFETY: the token matched, so the bin is this thread's heap's (or, after a fork, that of an
-    // abandoned heap no thread reads: see `Slab::owner_thread`). This thread is the bin's only
-    // writer, and reaches it by shared reference because others may read its head.
+    // SAFETY: the token matched, so the bin is this thread's heap's (or that of an abandoned heap
+    // whose bins no thread pops: see `Slab::owner_thread`). This thread is the bin's only writer,
+    // and reaches it by shared reference because others may read its head.
     let bin = unsafe { &*s.owner_bin() };
     let head = bin.head();
     if !s.is_carved_block_start(p as usize) || head == p as *mut Block {
@@ -460,7 +461,7 @@ unsafe fn free_misused<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     let heap = thread_cache::current();
     // SAFETY: `slab` is valid (the caller's contract).
     if unsafe { (*slab).owner(Ordering::Relaxed) } != heap {
-        // SAFETY: as above (a token left by a parent's thread: see `Slab::owner_thread`).
+        // SAFETY: as above (a token an abandoned heap left: see `Slab::owner_thread`).
         return unsafe { free_foreign_slab::<F>(p, slab) };
     }
     // SAFETY: `slab` is valid and formatted (owned).
@@ -506,7 +507,7 @@ unsafe fn free_and_flush<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     unsafe { (*s.owner_bin()).undo_take_room() };
     let heap = thread_cache::current();
     if s.owner(Ordering::Relaxed) != heap {
-        // SAFETY: as above (a token left by a parent's thread: see `Slab::owner_thread`).
+        // SAFETY: as above (a token an abandoned heap left: see `Slab::owner_thread`).
         return unsafe { free_foreign_slab::<F>(p, slab) };
     }
     let c = s.class.get() as usize;

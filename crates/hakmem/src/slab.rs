@@ -8,11 +8,11 @@
 //!
 //! Only the slab's holder (its owner, or for an orphaned slab whoever holds the orphan lock) writes
 //! its fields, except `remote`, which other threads push to. Other threads freeing a block of the
-//! slab read `owner`, `class`, `start`, `block_size`, `divides_magic`, `carved` and the head of
-//! `free` (to check the pointer), so the slab is only ever reached through shared references:
-//! its methods take `&self`, the holder-only fields are `Cell`s, and those written while others
-//! may read them are atomics. No `&mut Slab` is ever made. `remote` sits on its own cache line so
-//! that remote frees do not slow down the owner's reads of `owner`.
+//! slab read `owner_thread`, `owner`, `class`, `start`, `block_size`, `divides_magic`, `carved` and
+//! the head of `free` (to check the pointer), so the slab is only ever reached through shared
+//! references: its methods take `&self`, the holder-only fields are `Cell`s, and those written
+//! while others may read them are atomics. No `&mut Slab` is ever made. `remote` sits on its own
+//! cache line so that remote frees do not slow down the free fast path's reads of the first one.
 
 use crate::check;
 use crate::heap::Heap;
@@ -62,15 +62,16 @@ impl Owner {
 #[repr(C, align(256))]
 pub struct Slab {
     /// `owner`'s `thread`, 0 while it has none (`set_owner`): a free whose `thread_token` is this
-    /// is by the owner, which pushes the block on `bin`. After a `fork` a thread of the child can
-    /// get the token of a parent's thread, whose heap in the child is abandoned (its bins never
-    /// read again): such a thread's fast path pushes onto that heap's bin, where the block stays,
-    /// as it would stay on the slab's remote list with no owner to drain it; its slow paths check
-    /// `owner` against the heap itself.
+    /// is by the owner, which pushes the block on `bin`. A retired heap leaves no slab with its
+    /// token; a heap that is never retired can: after a `fork`, the heaps of the parent's other
+    /// threads, and a heap made in the last round of a thread's key destructors. A later thread
+    /// can get the same token (glibc reuses a finished thread's stack, and so its thread pointer).
+    /// Its fast path then pushes onto that abandoned heap's bin, which no thread pops: the block
+    /// stays there, as it would stay on the slab's remote list with no owner to drain it. Its
+    /// slow paths check `owner` against the heap itself.
     owner_thread: AtomicUsize,
-    /// `owner`'s bin of the slab's class (read only by the owner's thread, and after a token
-    /// matched).
-    bin: Cell<*const Bin>,
+    /// `owner`'s bin of the slab's class (dereferenced only by a thread whose token matched).
+    bin: AtomicPtr<Bin>,
     /// The heap that owns the slab; null while it is orphaned or unused.
     owner: AtomicPtr<Heap>,
     pub start: Cell<usize>,
@@ -153,8 +154,12 @@ impl Slab {
 
     /// Hands the slab to `owner` (`Owner::NONE`: to no one), its heap stored with `order`.
     pub fn set_owner(&self, owner: Owner, order: Ordering) {
-        self.bin.set(owner.bin);
-        self.owner_thread.store(owner.thread, Ordering::Relaxed);
+        // The token goes before the bin changes and comes back after it (the release stores keep
+        // the order), so no thread, and no child of a fork taken in between, finds a token with
+        // a bin that is not its owner's.
+        self.owner_thread.store(0, Ordering::Relaxed);
+        self.bin.store(owner.bin as *mut Bin, Ordering::Release);
+        self.owner_thread.store(owner.thread, Ordering::Release);
         self.owner.store(owner.heap, order);
     }
 
@@ -168,7 +173,7 @@ impl Slab {
     /// The owner's bin of the slab's class, for a free whose token matched.
     #[inline(always)]
     pub fn owner_bin(&self) -> *const Bin {
-        self.bin.get()
+        self.bin.load(Ordering::Relaxed)
     }
 
     /// The first block of the local free list (null when empty).
