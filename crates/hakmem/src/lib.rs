@@ -995,6 +995,59 @@ pub(crate) mod tests {
         }
     }
 
+    /// A heap no thread retired, whose token this thread has (what a fork, or a heap made in the
+    /// last round of key destructors, can leave: `Slab::owner_thread`): this thread's frees of its
+    /// blocks fill that heap's bin, then go to the foreign path; none lands in this thread's heap
+    /// or in the shared empty heap, and every block keeps its contents until it is freed.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
+    fn frees_with_an_abandoned_heaps_token_stay_out_of_this_threads_heaps() {
+        let _serial = serial();
+        std::thread::spawn(|| {
+            // Unit tests allocate through the system allocator: this thread has no heap yet.
+            assert!(thread_cache::is_empty_heap(thread_cache::current()));
+            let abandoned = heap_pool::pool_take();
+            assert!(!abandoned.is_null());
+            // SAFETY: a heap from the pool is ours alone; `init` readies it.
+            let h = unsafe {
+                (*abandoned).init();
+                &*abandoned
+            };
+            h.thread.set(thread_cache::thread_token());
+            let c = class_of(64);
+            let mut blocks = Vec::new();
+            while blocks.len() < 600 {
+                let b = h.bins[c].pop();
+                if b.is_null() {
+                    assert!(h.refill(c));
+                    continue;
+                }
+                fill(b as *mut u8, 64);
+                blocks.push(b as *mut u8);
+            }
+            let room = h.bins[c].cap() - h.bins[c].count();
+            assert!(room < 600);
+            for &b in &blocks {
+                check(b, 64);
+                // SAFETY: a live block of a slab `h` owns, freed once.
+                unsafe { free(b) };
+            }
+            assert_eq!(h.bins[c].count(), h.bins[c].cap(), "the abandoned heap's bin is full");
+            // SAFETY: the empty heap is a valid static, read by shared reference.
+            let empty = unsafe { &*thread_cache::empty_heap() };
+            assert!(empty.bins.iter().all(|b| b.head().is_null()), "the empty heap got a block");
+            let mine = thread_cache::current();
+            if !thread_cache::is_empty_heap(mine) {
+                // SAFETY: this thread's heap, read by its owner.
+                assert!(unsafe { (*mine).bins[c].head() }.is_null(), "a block in this thread's bin");
+            }
+            h.retire();
+            heap_pool::pool_put(abandoned);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn every_class_and_some_large_sizes_hold_their_contents() {
