@@ -121,7 +121,11 @@ fn fork_with_busy_threads() {
 #[test]
 fn fork_child_threads_with_a_vanished_threads_identity() {
     let r = run_c("fork_thread_reuse", &[], 300);
-    assert!(r.stdout.contains("fork_thread_reuse: ok"), "{}", r.describe());
+    assert!(
+        r.stdout.contains("fork_thread_reuse: ok"),
+        "{}",
+        r.describe()
+    );
     let reused = r
         .stdout
         .lines()

@@ -1032,14 +1032,24 @@ pub(crate) mod tests {
                 // SAFETY: a live block of a slab `h` owns, freed once.
                 unsafe { free(b) };
             }
-            assert_eq!(h.bins[c].count(), h.bins[c].cap(), "the abandoned heap's bin is full");
+            assert_eq!(
+                h.bins[c].count(),
+                h.bins[c].cap(),
+                "the abandoned heap's bin is full"
+            );
             // SAFETY: the empty heap is a valid static, read by shared reference.
             let empty = unsafe { &*thread_cache::empty_heap() };
-            assert!(empty.bins.iter().all(|b| b.head().is_null()), "the empty heap got a block");
+            assert!(
+                empty.bins.iter().all(|b| b.head().is_null()),
+                "the empty heap got a block"
+            );
             let mine = thread_cache::current();
             if !thread_cache::is_empty_heap(mine) {
                 // SAFETY: this thread's heap, read by its owner.
-                assert!(unsafe { (*mine).bins[c].head() }.is_null(), "a block in this thread's bin");
+                assert!(
+                    unsafe { (*mine).bins[c].head() }.is_null(),
+                    "a block in this thread's bin"
+                );
             }
             h.retire();
             heap_pool::pool_put(abandoned);
