@@ -55,7 +55,7 @@ static ORPHANS: Orphans = Orphans {
     count: Cell::new(0),
 };
 
-/// Takes an orphaned slab of class `c` for `heap`.
+/// Takes an orphaned slab of class `c` for `owner`.
 pub fn adopt(c: usize, owner: Owner) -> *mut Slab {
     ORPHANS.lock.lock();
     // SAFETY: the lock is held.
