@@ -525,8 +525,11 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
         for (c, name) in cells.iter().zip(&want) {
             assert_eq!(c["variant"], name.as_str());
             let s = c["score"].as_f64().unwrap_or(f64::NAN);
+            // Scores are over the lowest values of the runs but the repeat of `default` (a noise
+            // probe, not normalised by): only the repeat may land below 1.
+            let floor = if name == "default-again" { 0.0 } else { 0.999 };
             assert!(
-                s.is_finite() && s >= 0.999,
+                s.is_finite() && s > 0.0 && s >= floor,
                 "{} {name}: score {s}",
                 r["scenario"]
             );
