@@ -172,6 +172,32 @@ fn thread_churn_pthreads() {
     );
 }
 
+/// Thread churn under an 8 GiB address-space limit, which refuses the 16 GiB reservation of
+/// free's page map: every free then takes the registry's path (this thread's blocks, handed-over
+/// blocks of exited threads), and the blocks' contents are checked as in `thread_churn_pthreads`.
+#[test]
+fn thread_churn_without_the_page_map() {
+    let td = TempDir::new("churn-no-page-map");
+    let exe = compile_c(Path::new("churn.c"), td.path(), &[]);
+    let r = Child::new("/bin/sh")
+        .args_vec(&[
+            "-c",
+            "ulimit -v 8388608 && exec \"$0\" 2000 64",
+            exe.to_str().unwrap(),
+        ])
+        .preload(true)
+        .timeout(300)
+        .run();
+    assert!(r.status.success(), "{}", r.describe());
+    let kv = parse_kv(&r.stdout, "churn:");
+    assert_eq!(
+        kv.get("threads").map(|s| s.as_str()),
+        Some("2000"),
+        "{}",
+        r.describe()
+    );
+}
+
 /// Threads whose key destructor allocates in glibc's last destructor round, after the allocator's
 /// own thread-exit work: what the allocator holds stays bounded.
 #[test]

@@ -63,6 +63,7 @@ mod list;
 mod lock;
 mod orphans;
 mod os;
+mod pagemap;
 mod purge;
 mod registry;
 mod remote;
@@ -386,17 +387,37 @@ unsafe fn free_non_null(p: *mut u8) {
 /// not a block's start, a block just freed) is reported.
 #[inline(always)]
 unsafe fn free_as<F: FreeFn>(p: *mut u8) {
-    let addr = p as usize;
-    // Every path that leaves this function's fast path is a tail call that can return (the
+    // The page map gives the record of `p`'s slab if it is in a SuperSlab, else a record whose
+    // token is no thread's; either way a token that is not this thread's leaves for the registry's
+    // path. Every path that leaves this function's fast path is a tail call that can return (the
     // reports are behind them), so the fast path needs no stack frame; each takes `p` first, in
     // the register it arrived in.
+    match pagemap::record_of(p as usize) {
+        // SAFETY: the map holds records of registered SuperSlabs (valid), and its own first word
+        // (a token of 0) otherwise: only the token is read before it is found to be this thread's.
+        Some(record) => unsafe { free_to_slab::<F, true>(record as *mut slab::Slab, p) },
+        // SAFETY: the caller's contract is passed on.
+        None => unsafe { free_by_registry::<F>(p) },
+    }
+}
+
+/// `free_as`, where the page map did not lead to a slab of this thread: the registry says what
+/// `p`'s chunk holds.
+///
+/// # Safety
+/// As `free_as`.
+#[inline(never)]
+unsafe fn free_by_registry<F: FreeFn>(p: *mut u8) {
+    let addr = p as usize;
     let (kind, chunk) = registry::kind_and_base_of(addr);
     match kind {
         // SAFETY: the registry says `addr`'s chunk is a SuperSlab of 64 KiB slabs, so its header,
         // with the slab record of `addr`, is mapped.
-        Kind::SuperSlab => unsafe { free_to_slab::<F>(superslab::small_slab_of(chunk, addr), p) },
+        Kind::SuperSlab => unsafe {
+            free_to_slab::<F, false>(superslab::small_slab_of(chunk, addr), p)
+        },
         // SAFETY: as above, for a SuperSlab of one slab.
-        Kind::MidSuperSlab => unsafe { free_to_slab::<F>(superslab::mid_slab_of(chunk), p) },
+        Kind::MidSuperSlab => unsafe { free_to_slab::<F, false>(superslab::mid_slab_of(chunk), p) },
         // SAFETY: `addr`'s chunk is not a SuperSlab (the caller's contract is passed on). The
         // kind is read again there: passing it makes the compiler test the large kinds first,
         // 4 instructions more on the slab path.
@@ -404,12 +425,15 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     }
 }
 
-/// Frees `p`, which lies in `slab`: onto this thread's bin when this thread owns the slab.
+/// Frees `p`, which lies in `slab`: onto this thread's bin when this thread owns the slab. Else,
+/// with `FROM_MAP` (`slab` came from the page map), through the registry's path; without, as a
+/// foreign slab's block.
 ///
 /// # Safety
-/// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range.
+/// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range; with
+/// `FROM_MAP`, `slab` may also be any readable word whose value is no thread's token.
 #[inline(always)]
-unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
+unsafe fn free_to_slab<F: FreeFn, const FROM_MAP: bool>(slab: *mut slab::Slab, p: *mut u8) {
     // SAFETY: `slab` is valid (the caller's contract); slabs are reached by shared reference.
     let s = unsafe { &*slab };
     // A thread matches the slabs of its own heap, and those of a heap no thread retired whose
@@ -422,15 +446,15 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
             "cmp {token}, qword ptr fs:[0]",
             "jne {foreign}",
             token = in(reg) s.owner_thread(),
-            // SAFETY: `slab` is valid and `p` lies in it.
-            foreign = label { return unsafe { free_foreign_slab::<F>(p, slab) } },
+            // SAFETY: the caller's contract is passed on.
+            foreign = label { return unsafe { free_not_own::<F, FROM_MAP>(p, slab) } },
             options(nostack, readonly),
         )
     };
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
     if s.owner_thread() != thread_cache::thread_token() {
-        // SAFETY: `slab` is valid and `p` lies in it.
-        return unsafe { free_foreign_slab::<F>(p, slab) };
+        // SAFETY: the caller's contract is passed on.
+        return unsafe { free_not_own::<F, FROM_MAP>(p, slab) };
     }
     // SAFETY: the token matched, so the bin is this thread's heap's (or that of an abandoned heap
     // whose bins no thread pops: see `Slab::owner_thread`). This thread is the bin's only writer,
@@ -447,6 +471,21 @@ unsafe fn free_to_slab<F: FreeFn>(slab: *mut slab::Slab, p: *mut u8) {
     }
     // SAFETY: as above; `p` is a carved block of the slab.
     unsafe { free_and_flush::<F>(p, slab) }
+}
+
+/// `free_to_slab`'s exit for a slab whose token is not this thread's.
+///
+/// # Safety
+/// As `free_to_slab`.
+#[inline(always)]
+unsafe fn free_not_own<F: FreeFn, const FROM_MAP: bool>(p: *mut u8, slab: *mut slab::Slab) {
+    if FROM_MAP {
+        // SAFETY: the caller's contract is `free_as`'s.
+        unsafe { free_by_registry::<F>(p) }
+    } else {
+        // SAFETY: `slab` is valid and `p` lies in it.
+        unsafe { free_foreign_slab::<F>(p, slab) }
+    }
 }
 
 /// A free the fast path found wrong, by the thread whose token the slab holds: not a block's

@@ -92,6 +92,28 @@ pub fn reserve_aligned(len: usize, align: usize) -> *mut u8 {
     map_aligned_with(len, align, 0, libc::MAP_NORESERVE)
 }
 
+/// Reserves `len` bytes of address space that is written only sparsely (MAP_NORESERVE, not
+/// counted as hakmem's memory, and not subject to the failure hook: a refused reservation only
+/// makes `free` take its longer path). Null when the OS refuses.
+pub fn reserve(len: usize) -> *mut u8 {
+    // SAFETY: anonymous private mapping with no address hint; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
 /// Maps `len + align` bytes and trims both ends; only the `len` kept are counted.
 fn map_aligned_with(len: usize, align: usize, offset: usize, flags: libc::c_int) -> *mut u8 {
     let Some(reserve) = len.checked_add(align) else {

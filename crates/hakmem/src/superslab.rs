@@ -16,6 +16,7 @@ use crate::knobs;
 use crate::list::{Linked, Links, List};
 use crate::lock::Lock;
 use crate::os;
+use crate::pagemap;
 use crate::registry::{self, Kind, CHUNK};
 use crate::size_class;
 use crate::slab::{Owner, Slab, NO_CLASS};
@@ -149,6 +150,26 @@ pub fn mid_slab_of(ss: usize) -> *mut Slab {
     (ss + core::mem::offset_of!(SuperSlab, slabs)) as *mut Slab
 }
 
+/// Records what the chunk of `ss` holds: in the registry, and its slab records in the free fast
+/// path's page map (cleared first when the chunk stops being a SuperSlab).
+fn register(ss: *mut SuperSlab, kind: Kind) {
+    let records = ss as usize + core::mem::offset_of!(SuperSlab, slabs);
+    match kind {
+        Kind::SuperSlab => {
+            registry::set(ss as usize, kind);
+            pagemap::set_chunk(ss as usize, records, core::mem::size_of::<Slab>());
+        }
+        Kind::MidSuperSlab => {
+            registry::set(ss as usize, kind);
+            pagemap::set_chunk(ss as usize, records, 0);
+        }
+        _ => {
+            pagemap::clear_chunk(ss as usize);
+            registry::set(ss as usize, kind);
+        }
+    }
+}
+
 fn super_slab_of(slab: *mut Slab) -> *mut SuperSlab {
     (slab as usize & !(SS_SIZE - 1)) as *mut SuperSlab
 }
@@ -184,7 +205,7 @@ unsafe fn acquire_locked(
                     return null_mut();
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
-                registry::set(ss as usize, Kind::SuperSlab);
+                register(ss, Kind::SuperSlab);
                 (*ss).free_mask = ALL_SMALL_SLABS;
                 m.partial.push_front(ss);
             }
@@ -215,7 +236,7 @@ unsafe fn acquire_locked(
                 return null_mut();
             }
             (*ss).slab_shift = MID_SLAB_SHIFT;
-            registry::set(ss as usize, Kind::MidSuperSlab);
+            register(ss, Kind::MidSuperSlab);
             (*ss).free_mask = 0;
             (*ss).used_slabs = 1;
             crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
@@ -288,7 +309,7 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             }
             m.mapped += 1;
             crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
-            registry::set(p as usize, Kind::SuperSlab);
+            register(ss, Kind::SuperSlab);
         } else {
             set_huge(ss, huge);
         }
@@ -395,7 +416,7 @@ unsafe fn purge_locked(m: &mut Manager, now: u64, unmap: &mut UnmapBatch) {
         while m.cold.len > cfg.ss_cold_max && !unmap.is_full() {
             let old = m.cold.pop_back();
             m.mapped -= 1;
-            registry::set(old as usize, Kind::None);
+            register(old, Kind::None);
             unmap.push(old);
         }
         if now >= m.next_scan_ms {
@@ -479,7 +500,7 @@ pub fn release_empty() {
             }
             if !ss.is_null() {
                 m.mapped -= 1;
-                registry::set(ss as usize, Kind::None);
+                register(ss, Kind::None);
             }
             ss
         };
