@@ -172,9 +172,9 @@ fn thread_churn_pthreads() {
     );
 }
 
-/// Thread churn under an 8 GiB address-space limit, which refuses the 16 GiB reservation of
-/// free's page map: every free then takes the registry's path (this thread's blocks, handed-over
-/// blocks of exited threads), and the blocks' contents are checked as in `thread_churn_pthreads`.
+/// Thread churn under an address-space limit (`ulimit -v`), where hakmem makes no page map for
+/// free: every free then takes the registry's path (this thread's blocks, handed-over blocks of
+/// exited threads), and the blocks' contents are checked as in `thread_churn_pthreads`.
 #[test]
 fn thread_churn_without_the_page_map() {
     let td = TempDir::new("churn-no-page-map");
@@ -186,6 +186,7 @@ fn thread_churn_without_the_page_map() {
             exe.to_str().unwrap(),
         ])
         .preload(true)
+        .env("HAKMEM_STATS", "1")
         .timeout(300)
         .run();
     assert!(r.status.success(), "{}", r.describe());
@@ -196,6 +197,16 @@ fn thread_churn_without_the_page_map() {
         "{}",
         r.describe()
     );
+    if lib_is_hakmem() {
+        // "hakmem:   page map   0 B   -  free's map to slab records ..."
+        let row = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("hakmem:   page map "))
+            .unwrap_or_else(|| panic!("no page map row: {}", r.describe()));
+        let words: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(words[3..5], ["0", "B"], "{}", r.describe());
+    }
 }
 
 /// Threads whose key destructor allocates in glibc's last destructor round, after the allocator's

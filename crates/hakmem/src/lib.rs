@@ -393,8 +393,8 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     // reports are behind them), so the fast path needs no stack frame; each takes `p` first, in
     // the register it arrived in.
     match pagemap::record_of(p as usize) {
-        // SAFETY: the map holds records of registered SuperSlabs (valid), and its own first word
-        // (a token of 0) otherwise: only the token is read before it is found to be this thread's.
+        // SAFETY: the map holds records of registered SuperSlabs (valid), and otherwise its own
+        // first 256 bytes, mapped and always 0: a valid record of a slab no thread owns.
         Some(record) => unsafe { free_to_slab::<F, true>(record as *mut slab::Slab, p) },
         // SAFETY: the caller's contract is passed on.
         None => unsafe { free_by_registry::<F>(p) },
@@ -431,7 +431,7 @@ unsafe fn free_by_registry<F: FreeFn>(p: *mut u8) {
 ///
 /// # Safety
 /// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range; with
-/// `FROM_MAP`, `slab` may also be any readable word whose value is no thread's token.
+/// `FROM_MAP`, `slab` may also be a slab record no thread owns, with `p` anywhere.
 #[inline(always)]
 unsafe fn free_to_slab<F: FreeFn, const FROM_MAP: bool>(slab: *mut slab::Slab, p: *mut u8) {
     // SAFETY: `slab` is valid (the caller's contract); slabs are reached by shared reference.

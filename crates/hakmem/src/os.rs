@@ -92,26 +92,51 @@ pub fn reserve_aligned(len: usize, align: usize) -> *mut u8 {
     map_aligned_with(len, align, 0, libc::MAP_NORESERVE)
 }
 
-/// Reserves `len` bytes of address space that is written only sparsely (MAP_NORESERVE, not
-/// counted as hakmem's memory, and not subject to the failure hook: a refused reservation only
-/// makes `free` take its longer path). Null when the OS refuses.
-pub fn reserve(len: usize) -> *mut u8 {
+/// Reserves `len` bytes of address space, readable as zeros and not yet writable (a read-only
+/// private mapping is neither charged to the kernel's commit limit nor counted as data): pages
+/// become writable one at a time with `make_writable`. Left out of core dumps. Not counted as
+/// hakmem's memory, and not subject to the failure hook. Null when the OS refuses.
+pub fn reserve_read_only(len: usize) -> *mut u8 {
     // SAFETY: anonymous private mapping with no address hint; no existing memory is affected.
     let p = unsafe {
         libc::mmap(
             null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            libc::PROT_READ,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
     if p == libc::MAP_FAILED {
-        null_mut()
-    } else {
-        p as *mut u8
+        return null_mut();
     }
+    // SAFETY: advice only, on the mapping just made.
+    unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) };
+    p as *mut u8
+}
+
+/// Makes pages of a `reserve_read_only` range writable. False when the OS refuses (the commit
+/// limit, or the process's count of mappings).
+pub fn make_writable(p: *mut u8, len: usize) -> bool {
+    // SAFETY: changes the protection of a range of ours that holds no program data.
+    unsafe {
+        libc::mprotect(
+            p as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ) == 0
+    }
+}
+
+/// Whether the process has a finite address-space limit (`RLIMIT_AS`, `ulimit -v`).
+pub fn address_space_is_limited() -> bool {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) == 0 && r.rlim_cur != libc::RLIM_INFINITY }
 }
 
 /// Maps `len + align` bytes and trims both ends; only the `len` kept are counted.

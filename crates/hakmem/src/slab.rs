@@ -58,7 +58,8 @@ impl Owner {
     };
 }
 
-/// 256 bytes, so `free` finds a slab's record from a block's address with a shift and a mask.
+/// 256 bytes, so a slab's record is found from a block's address with a shift and a mask (the page
+/// map's entries are set so; the registry's path of `free` computes it).
 #[repr(C, align(256))]
 pub struct Slab {
     /// `owner`'s `thread`, 0 while it has none (`set_owner`): a free whose `thread_token` is this

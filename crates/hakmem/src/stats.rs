@@ -368,6 +368,8 @@ pub(crate) fn write(out: &mut Text, json: bool) {
         }
         out.str(",\"rss_bytes\":").number(rss);
         out.str(",\"rss_bytes_peak\":").number(rss_peak);
+        out.str(",\"page_map_bytes\":")
+            .number(crate::pagemap::written_bytes());
         return;
     }
     out.str("hakmem: memory");
@@ -378,7 +380,7 @@ pub(crate) fn write(out: &mut Text, json: bool) {
         t.str("peak");
     })
     .str("\n");
-    let rows: [(&str, u64, Option<u64>, &str); 6] = [
+    let rows: [(&str, u64, Option<u64>, &str); 7] = [
         (
             "process resident",
             rss,
@@ -414,6 +416,12 @@ pub(crate) fn write(out: &mut Text, json: bool) {
             s.large_bytes_total,
             None,
             "in total since start, BigCache reuses included",
+        ),
+        (
+            "page map",
+            crate::pagemap::written_bytes(),
+            None,
+            "free's map to slab records (a page per 32 MiB of SuperSlabs); 0 B: none, every free takes the registry's path",
         ),
     ];
     for (name, now, peak, what) in rows {

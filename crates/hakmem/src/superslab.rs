@@ -51,8 +51,8 @@ const HUGE_AFTER_FULL: u32 = 2;
 
 #[repr(C)]
 pub struct SuperSlab {
-    /// First, so a slab's record is at the SuperSlab's base plus its index times 256: the free
-    /// fast path adds no offset.
+    /// First, so a slab's record is at the SuperSlab's base plus its index times 256 (the page
+    /// map's entries, and the registry's path of free, add no offset).
     pub slabs: [Slab; MAX_SLABS],
     magic: u64,
     /// log2 of the slab size: 16 (small) or 21 (mid, one slab).
