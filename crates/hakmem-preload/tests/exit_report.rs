@@ -317,8 +317,8 @@ fn memory_figures_are_reported_and_plausible() {
     );
     // 64 MiB written while alive at once.
     assert!(v("rss_bytes_peak") >= 64 * MIB, "{s}");
-    // Small blocks were allocated: free's page map has a written page.
-    assert!(v("page_map_bytes") >= 4096, "{s}");
+    // Small blocks were allocated: free's page map has a SuperSlab's entries.
+    assert!(v("page_map_bytes") >= 256, "{s}");
     assert!(v("large_bytes_peak") >= 64 * MIB, "{s}");
     assert!(v("large_bytes_total") >= 64 * MIB, "{s}");
     assert!(v("large_bytes") < MIB, "all freed: {s}");

@@ -2,9 +2,9 @@
 //!
 //! One word per 64 KiB granule of the 47-bit user address space: 2^31 words, 16 GiB of address
 //! space reserved read-only once, when the first SuperSlab is registered (not charged as committed
-//! memory, left out of core dumps). A 4 KiB page of the map (the granules of 32 MiB) is made
-//! writable when a SuperSlab in its range is first registered, so the map costs a page per 32 MiB
-//! of SuperSlabs. The granules of a registered SuperSlab hold the address of their slab's record,
+//! memory, left out of core dumps). The 4 KiB page of the map that holds a SuperSlab's entries (the
+//! granules of 32 MiB) is made writable when the SuperSlab is first registered (its header
+//! remembers that it is in the map), so the map costs a page per 32 MiB of SuperSlabs. The granules of a registered SuperSlab hold the address of their slab's record,
 //! stored as its offset from the map's own start, so that a word never written (0) leads to the
 //! map's first words: the entries of the lowest 2 MiB of address space, where no SuperSlab is ever
 //! registered (mmap never returns address 0, and SuperSlabs are 2 MiB-aligned), so they stay 0: a
@@ -18,7 +18,7 @@
 
 use crate::registry::CHUNK_SHIFT;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 const GRANULE_SHIFT: u32 = 16;
 const ADDRESS_BITS: u32 = 47;
@@ -33,12 +33,8 @@ static LEN: AtomicUsize = AtomicUsize::new(0);
 static TRIED: AtomicBool = AtomicBool::new(false);
 
 const PAGE: usize = 4096;
-const ENTRIES_PER_PAGE: usize = PAGE / core::mem::size_of::<usize>();
-const PAGES: usize = ENTRIES / ENTRIES_PER_PAGE;
-/// Bit p: page p of the map is writable. Touched only with the SuperSlab manager's lock held.
-static WRITABLE: [AtomicU64; PAGES / 64] = [const { AtomicU64::new(0) }; PAGES / 64];
-/// Pages of the map made writable (for the exit report).
-static WRITABLE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Chunks whose entries the map holds (for the exit report).
+static CHUNKS: AtomicUsize = AtomicUsize::new(0);
 
 /// The address of the slab record that the map holds for `addr`'s granule: the record itself if
 /// `addr` lies in a registered SuperSlab, else the map's first word (a token of 0). None if the map
@@ -71,67 +67,55 @@ pub fn record_of(addr: usize) -> Option<usize> {
     Some((map as usize).wrapping_add(offset))
 }
 
-/// Records that the chunk at `chunk` holds slab records from `first`, one per granule `stride`
-/// bytes apart (0: one slab covers the chunk). Called with the SuperSlab manager's lock held.
-/// Without the map, or if its page cannot be made writable, the chunk's frees take the registry's
-/// path.
-pub fn set_chunk(chunk: usize, first: usize, stride: usize) {
+/// Puts a chunk that holds slab records from `first`, one per granule `stride` bytes apart (0: one
+/// slab covers the chunk), in the map: makes the map's page of its entries writable (the first
+/// time, for a page; `mprotect` again otherwise, once per chunk) and writes them. False if there is
+/// no map or the page cannot be made writable: the chunk's frees then take the registry's path.
+/// Called with the SuperSlab manager's lock held.
+pub fn add_chunk(chunk: usize, first: usize, stride: usize) -> bool {
     debug_assert!(chunk != 0 && chunk & ((1 << CHUNK_SHIFT) - 1) == 0);
     if !reserved() {
-        return;
+        return false;
     }
     let map = MAP.load(Ordering::Relaxed);
-    let i = chunk >> GRANULE_SHIFT;
-    if !page_writable(map, i) {
-        return;
+    // SAFETY: `chunk` is below 2^47 (registered chunks are), so its entries are in the map.
+    let entries = unsafe { map.add(chunk >> GRANULE_SHIFT) } as usize;
+    if !crate::os::make_writable((entries & !(PAGE - 1)) as *mut u8, PAGE) {
+        return false;
     }
+    CHUNKS.fetch_add(1, Ordering::Relaxed);
+    set_chunk(chunk, first, stride);
+    true
+}
+
+/// Rewrites the entries of a chunk in the map (`add_chunk` returned true for it): its slab records
+/// start at `first`, `stride` bytes apart. Called with the SuperSlab manager's lock held.
+pub fn set_chunk(chunk: usize, first: usize, stride: usize) {
+    let map = MAP.load(Ordering::Relaxed);
+    let i = chunk >> GRANULE_SHIFT;
     for g in 0..PER_CHUNK {
         let offset = (first + g * stride).wrapping_sub(map as usize);
-        // SAFETY: `chunk` is below 2^47 (registered chunks are), so `i + g < ENTRIES`; the
-        // chunk's entries share one page (they are 256-byte aligned), made writable above.
+        // SAFETY: the chunk is in the map (the caller's contract): its entries share one page
+        // (they are 256-byte aligned), made writable by `add_chunk`.
         unsafe { (*map.add(i + g)).store(offset, Ordering::Release) };
     }
 }
 
-/// Records that the chunk at `chunk` holds no slab records (before it is unmapped or reused).
+/// Takes a chunk out of the map (`add_chunk` returned true for it), before it is unmapped.
 /// Called with the SuperSlab manager's lock held.
-pub fn clear_chunk(chunk: usize) {
-    if LEN.load(Ordering::Acquire) == 0 {
-        return;
-    }
+pub fn remove_chunk(chunk: usize) {
     let map = MAP.load(Ordering::Relaxed);
     let i = chunk >> GRANULE_SHIFT;
-    let page = i / ENTRIES_PER_PAGE;
-    if WRITABLE[page / 64].load(Ordering::Relaxed) & (1 << (page % 64)) == 0 {
-        // Never written: its entries are 0.
-        return;
-    }
     for g in 0..PER_CHUNK {
-        // SAFETY: as in `set_chunk`; the page is writable (checked above).
+        // SAFETY: as in `set_chunk`.
         unsafe { (*map.add(i + g)).store(0, Ordering::Release) };
     }
+    CHUNKS.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Bytes of the map made writable: 0 without a map.
-pub fn written_bytes() -> u64 {
-    (WRITABLE_PAGES.load(Ordering::Relaxed) * PAGE) as u64
-}
-
-/// Whether the map's page that holds entry `i` is writable: makes it so if it is not yet.
-fn page_writable(map: *mut AtomicUsize, i: usize) -> bool {
-    let page = i / ENTRIES_PER_PAGE;
-    let (word, bit) = (&WRITABLE[page / 64], 1u64 << (page % 64));
-    if word.load(Ordering::Relaxed) & bit != 0 {
-        return true;
-    }
-    // SAFETY: `page < PAGES`, a page of the map.
-    let start = unsafe { map.add(page * ENTRIES_PER_PAGE) } as *mut u8;
-    if !crate::os::make_writable(start, PAGE) {
-        return false;
-    }
-    word.fetch_or(bit, Ordering::Relaxed);
-    WRITABLE_PAGES.fetch_add(1, Ordering::Relaxed);
-    true
+/// Bytes of the map's entries that lead to slab records now (256 per SuperSlab): 0 without a map.
+pub fn entry_bytes() -> u64 {
+    (CHUNKS.load(Ordering::Relaxed) * PER_CHUNK * core::mem::size_of::<usize>()) as u64
 }
 
 /// Whether the map is there: reserves it on the first call, unless the address space is limited.
@@ -167,8 +151,8 @@ mod tests {
             record_of(chunk + 5),
             Some(MAP.load(Ordering::Relaxed) as usize)
         );
-        set_chunk(chunk, 0x1000, 256);
-        assert!(written_bytes() >= PAGE as u64);
+        assert!(add_chunk(chunk, 0x1000, 256));
+        assert!(entry_bytes() >= 256);
         assert_eq!(record_of(chunk), Some(0x1000));
         assert_eq!(record_of(chunk + (3 << 16) + 7), Some(0x1000 + 3 * 256));
         assert_eq!(
@@ -177,7 +161,7 @@ mod tests {
         );
         set_chunk(chunk, 0x2000, 0);
         assert_eq!(record_of(chunk + (17 << 16)), Some(0x2000));
-        clear_chunk(chunk);
+        remove_chunk(chunk);
         let first = MAP.load(Ordering::Relaxed) as usize;
         assert_eq!(record_of(chunk + (17 << 16)), Some(first));
         // SAFETY: the map's first words, read as the fast path reads a record's token.

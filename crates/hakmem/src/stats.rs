@@ -369,7 +369,7 @@ pub(crate) fn write(out: &mut Text, json: bool) {
         out.str(",\"rss_bytes\":").number(rss);
         out.str(",\"rss_bytes_peak\":").number(rss_peak);
         out.str(",\"page_map_bytes\":")
-            .number(crate::pagemap::written_bytes());
+            .number(crate::pagemap::entry_bytes());
         return;
     }
     out.str("hakmem: memory");
@@ -419,9 +419,9 @@ pub(crate) fn write(out: &mut Text, json: bool) {
         ),
         (
             "page map",
-            crate::pagemap::written_bytes(),
+            crate::pagemap::entry_bytes(),
             None,
-            "free's map to slab records (a page per 32 MiB of SuperSlabs); 0 B: none, every free takes the registry's path",
+            "free's map to slab records (256 B per SuperSlab); 0 B: none, every free takes the registry's path",
         ),
     ];
     for (name, now, peak, what) in rows {

@@ -65,6 +65,8 @@ pub struct SuperSlab {
     purged: bool,
     /// Whether the range is advised for transparent huge pages (see `set_huge`).
     huge: bool,
+    /// Whether free's page map has this SuperSlab's entries (`register`).
+    in_map: bool,
     /// When a slab of it was last released (ms, `os::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
@@ -151,22 +153,32 @@ pub fn mid_slab_of(ss: usize) -> *mut Slab {
 }
 
 /// Records what the chunk of `ss` holds: in the registry, and its slab records in the free fast
-/// path's page map (cleared first when the chunk stops being a SuperSlab).
-fn register(ss: *mut SuperSlab, kind: Kind) {
-    let records = ss as usize + core::mem::offset_of!(SuperSlab, slabs);
-    match kind {
-        Kind::SuperSlab => {
-            registry::set(ss as usize, kind);
-            pagemap::set_chunk(ss as usize, records, core::mem::size_of::<Slab>());
-        }
-        Kind::MidSuperSlab => {
-            registry::set(ss as usize, kind);
-            pagemap::set_chunk(ss as usize, records, 0);
-        }
+/// path's page map (removed first when the chunk stops being a SuperSlab).
+///
+/// # Safety
+/// `ss` is a mapped SuperSlab, with the manager's lock held.
+unsafe fn register(ss: *mut SuperSlab, kind: Kind) {
+    let chunk = ss as usize;
+    let records = chunk + core::mem::offset_of!(SuperSlab, slabs);
+    // SAFETY: `ss` is mapped and the lock held (the caller's contract): its header is ours.
+    let in_map = unsafe { &mut (*ss).in_map };
+    let stride = match kind {
+        Kind::SuperSlab => core::mem::size_of::<Slab>(),
+        Kind::MidSuperSlab => 0,
         _ => {
-            pagemap::clear_chunk(ss as usize);
-            registry::set(ss as usize, kind);
+            if *in_map {
+                pagemap::remove_chunk(chunk);
+                *in_map = false;
+            }
+            registry::set(chunk, kind);
+            return;
         }
+    };
+    registry::set(chunk, kind);
+    if *in_map {
+        pagemap::set_chunk(chunk, records, stride);
+    } else {
+        *in_map = pagemap::add_chunk(chunk, records, stride);
     }
 }
 
