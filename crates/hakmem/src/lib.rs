@@ -481,10 +481,29 @@ unsafe fn free_to_slab<F: FreeFn, const FROM_MAP: bool>(slab: *mut slab::Slab, p
 unsafe fn free_not_own<F: FreeFn, const FROM_MAP: bool>(p: *mut u8, slab: *mut slab::Slab) {
     if FROM_MAP {
         // SAFETY: the caller's contract is `free_as`'s.
-        unsafe { free_by_registry::<F>(p) }
+        unsafe { free_not_own_from_map::<F>(p) }
     } else {
         // SAFETY: `slab` is valid and `p` lies in it.
         unsafe { free_foreign_slab::<F>(p, slab) }
+    }
+}
+
+/// A free whose page-map record is not this thread's: another thread's slab, or the map's zero
+/// record (not in a SuperSlab), which leaves for the registry's path. The record is looked up
+/// again: passing it makes the fast path compute its address before the branch.
+///
+/// # Safety
+/// As `free_as`.
+#[inline(never)]
+unsafe fn free_not_own_from_map<F: FreeFn>(p: *mut u8) {
+    match pagemap::record_of(p as usize) {
+        // SAFETY: a record the page map holds for `p`'s granule is its slab's (valid, and `p`
+        // lies in it), as the registry's path would compute it.
+        Some(record) if !pagemap::is_zero_record(record) => unsafe {
+            free_foreign_slab::<F>(p, record as *mut slab::Slab)
+        },
+        // SAFETY: the caller's contract is passed on.
+        _ => unsafe { free_by_registry::<F>(p) },
     }
 }
 

@@ -67,6 +67,13 @@ pub fn record_of(addr: usize) -> Option<usize> {
     Some((map as usize).wrapping_add(offset))
 }
 
+/// Whether `record`, from `record_of`, is the map's zero record (the word of a granule that holds
+/// no slab), not a slab's.
+#[inline(always)]
+pub fn is_zero_record(record: usize) -> bool {
+    record == MAP.load(Ordering::Relaxed) as usize
+}
+
 /// Puts a chunk that holds slab records from `first`, one per granule `stride` bytes apart (0: one
 /// slab covers the chunk), in the map: makes the map's page of its entries writable (the first
 /// time, for a page; `mprotect` again otherwise, once per chunk) and writes them. False if there is
