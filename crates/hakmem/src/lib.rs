@@ -388,10 +388,11 @@ unsafe fn free_non_null(p: *mut u8) {
 #[inline(always)]
 unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     // The page map gives the record of `p`'s slab if it is in a SuperSlab, else a record whose
-    // token is no thread's; either way a token that is not this thread's leaves for the registry's
-    // path. Every path that leaves this function's fast path is a tail call that can return (the
-    // reports are behind them), so the fast path needs no stack frame; each takes `p` first, in
-    // the register it arrived in.
+    // token is no thread's; a token that is not this thread's leaves for another thread's slab's
+    // path or, for that zero record, the registry's (`free_not_own_from_map`). Every path that
+    // leaves this function's fast path is a tail call that can return (the reports are behind
+    // them), so the fast path needs no stack frame; each takes `p` first, in the register it
+    // arrived in.
     match pagemap::record_of(p as usize) {
         // SAFETY: the map holds records of registered SuperSlabs (valid), and otherwise its own
         // first 256 bytes, mapped and always 0: a valid record of a slab no thread owns.
@@ -401,8 +402,8 @@ unsafe fn free_as<F: FreeFn>(p: *mut u8) {
     }
 }
 
-/// `free_as`, where the page map did not lead to a slab of this thread: the registry says what
-/// `p`'s chunk holds.
+/// `free_as`, where the page map did not lead to a slab (no map, or `p` in no SuperSlab it holds):
+/// the registry says what `p`'s chunk holds.
 ///
 /// # Safety
 /// As `free_as`.
@@ -426,8 +427,8 @@ unsafe fn free_by_registry<F: FreeFn>(p: *mut u8) {
 }
 
 /// Frees `p`, which lies in `slab`: onto this thread's bin when this thread owns the slab. Else,
-/// with `FROM_MAP` (`slab` came from the page map), through the registry's path; without, as a
-/// foreign slab's block.
+/// with `FROM_MAP` (`slab` came from the page map), through `free_not_own_from_map`; without, as
+/// a foreign slab's block.
 ///
 /// # Safety
 /// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in its range; with

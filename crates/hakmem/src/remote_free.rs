@@ -21,8 +21,8 @@ const REMOTE_PURGE_PERIOD: u64 = 64;
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
-// Always: its one caller, `free_foreign_slab`, is itself out of line, and a call here costs
-// the remote free path a frame and its saves.
+// Always: its one caller is `free_foreign_slab` (cold, one copy per C free function), and a call
+// here cost the remote free path a frame and its saves.
 #[inline(always)]
 pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     // A thread that only frees (a consumer) gets a heap too, for its outbox and counters.

@@ -421,7 +421,7 @@ pub(crate) fn write(out: &mut Text, json: bool) {
             "page map",
             crate::pagemap::entry_bytes(),
             None,
-            "free's map to slab records (256 B per SuperSlab); 0 B: none, every free takes the registry's path",
+            "entries of free's map to slab records (256 B per SuperSlab); 0 B: no map, every free takes the registry's path",
         ),
     ];
     for (name, now, peak, what) in rows {
