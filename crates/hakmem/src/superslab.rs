@@ -197,6 +197,25 @@ pub fn acquire_slab(class: usize, owner: Owner, owner_full: u32) -> *mut Slab {
     slab
 }
 
+/// Bytes a small slab's first block lies past the slab's 64 KiB boundary, for blocks of up to
+/// 256 bytes: 256 to 1,152 by slab and class, rounded down to the largest power of two dividing
+/// the block size (so an aligned class stays aligned). Without it the first blocks of every slab,
+/// and the page-aligned arrays a program keeps next to them, share their address's low 12 bits,
+/// and the CPU takes the loads of one for the stores of the other (4K aliasing): a loop that fills
+/// 25 blocks of 32 or 48 bytes through a page-aligned array of their pointers ran 3 to 7 times
+/// slower. It costs at most 1,152 bytes of the slab's capacity, 4.5 blocks of 256 bytes; larger
+/// blocks get none, as a slab one block short made a program that holds exactly a slab's worth
+/// (64 blocks of 1 KiB) take and give back a second slab in every round.
+fn small_slab_colour(class: usize, idx: usize) -> usize {
+    let size = size_class::class_size(class);
+    if size > 256 {
+        return 0;
+    }
+    let unit = size & size.wrapping_neg();
+    let colour = 256 + ((idx * 5 + class * 3) % 8) * 128;
+    colour & !(unit - 1)
+}
+
 /// # Safety
 /// The manager's lock is held and `m` is its manager.
 unsafe fn acquire_locked(
@@ -237,8 +256,10 @@ unsafe fn acquire_locked(
             }
             crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
             let slab = (&raw mut (*ss).slabs).cast::<Slab>().add(idx);
-            let start = ss as usize + (idx << SMALL_SLAB_SHIFT);
-            (*slab).format(class, start, ((1 << SMALL_SLAB_SHIFT) / size) as u32, owner);
+            let colour = small_slab_colour(class, idx);
+            let start = ss as usize + (idx << SMALL_SLAB_SHIFT) + colour;
+            let capacity = ((1 << SMALL_SLAB_SHIFT) - colour) / size;
+            (*slab).format(class, start, capacity as u32, owner);
             slab
         } else {
             let huge =
@@ -556,7 +577,17 @@ mod tests {
             // SuperSlab.
             unsafe {
                 let start = (*s).start.get();
-                assert_eq!(start % (64 * 1024), 0, "slab data is 64 KiB-aligned");
+                let size = (*s).block_size.get() as usize;
+                let lowest_bit = size & size.wrapping_neg();
+                assert_eq!(
+                    start % lowest_bit.min(64 * 1024),
+                    0,
+                    "blocks aligned as their size"
+                );
+                assert!(
+                    start % (64 * 1024) <= 1152,
+                    "the colour is at most 1,152 bytes"
+                );
                 let end = start + (*s).capacity.get() as usize * (*s).block_size.get() as usize - 1;
                 for p in [start, end] {
                     assert_eq!(slab_of(p), s);
