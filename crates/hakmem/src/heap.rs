@@ -40,6 +40,28 @@ struct ClassSlabs {
     full: List<Slab>,
     /// Refills of the class since the heap's owner took it, up to `SLOW_START` (see there).
     refills: u32,
+    /// The bin's cap is `cache_cap` times 2^`cap_shift` (see `grown_cap`).
+    cap_shift: u32,
+    /// The class's last slow call was a flush.
+    flushed: bool,
+    /// The class was refilled since the last `CAP_DECAY_PERIOD` slow calls began.
+    refilled: bool,
+}
+
+/// A bin that flushes and is then refilled was too small for the program's round of frees and
+/// allocations: its cap doubles (`cap_shift`), up to 8 times `cache_cap` and `GROWN_CAP_BYTES` of
+/// blocks. A class not refilled over `CAP_DECAY_PERIOD` slow calls of its heap halves it again.
+/// glibc-simple frees 1,600 blocks of a class and allocates them again, round after round: with
+/// the cap fixed at 256, each round flushed and refilled a dozen times.
+const MAX_CAP_SHIFT: u32 = 3;
+const GROWN_CAP_BYTES: u32 = 128 * 1024;
+const CAP_DECAY_PERIOD: u32 = 4096;
+
+/// Class `c`'s bin cap at `shift` (see `MAX_CAP_SHIFT`).
+fn grown_cap(c: usize, shift: u32) -> u32 {
+    let base = cache_cap(c);
+    let bound = (GROWN_CAP_BYTES / crate::size_class::class_size(c) as u32).max(base);
+    (base << shift).min(bound)
 }
 
 /// A class's first refills in a heap take a quarter, then half of the batch: carving writes every
@@ -108,6 +130,9 @@ impl Heap {
                     partial: List::new(),
                     full: List::new(),
                     refills: 0,
+                    cap_shift: 0,
+                    flushed: false,
+                    refilled: false,
                 })
             }; NUM_CLASSES],
             mail: Mailbox {
@@ -154,6 +179,9 @@ impl Heap {
                     partial: List::new(),
                     full: List::new(),
                     refills: 0,
+                    cap_shift: 0,
+                    flushed: false,
+                    refilled: false,
                 }
             };
         }
@@ -173,6 +201,25 @@ impl Heap {
         }
         if n.is_multiple_of(PURGE_CHECK_PERIOD) {
             crate::purge::purge_if_due();
+        }
+        if n.is_multiple_of(CAP_DECAY_PERIOD) {
+            self.decay_caps();
+        }
+    }
+
+    /// Halves the grown cap of every class not refilled since the last call (a bin above its new
+    /// cap flushes at its next free).
+    pub(crate) fn decay_caps(&self) {
+        for c in 0..NUM_CLASSES {
+            // SAFETY: the owner is the only thread that touches `classes`; no reference is live.
+            let cs = unsafe { &mut *self.slabs(c) };
+            if !cs.refilled && cs.cap_shift > 0 {
+                cs.cap_shift -= 1;
+                if self.bins[c].cap() != 0 {
+                    self.bins[c].set_cap(grown_cap(c, cs.cap_shift));
+                }
+            }
+            cs.refilled = false;
         }
     }
 
@@ -200,11 +247,16 @@ impl Heap {
         let batch = if bin.cap() == 0 {
             1
         } else {
-            bin.set_cap(cache_cap(c));
             // SAFETY: the owner is the only thread that touches `classes`; no reference is live.
-            let refills = unsafe { &mut (*cs).refills };
-            let shift = SLOW_START - *refills;
-            *refills = (*refills + 1).min(SLOW_START);
+            let state = unsafe { &mut *cs };
+            if state.flushed && state.cap_shift < MAX_CAP_SHIFT {
+                state.cap_shift += 1;
+            }
+            state.flushed = false;
+            state.refilled = true;
+            bin.set_cap(grown_cap(c, state.cap_shift));
+            let shift = SLOW_START - state.refills;
+            state.refills = (state.refills + 1).min(SLOW_START);
             (refill_batch(c) >> shift).max(1)
         };
         loop {
@@ -333,7 +385,10 @@ impl Heap {
         crate::stats::bump(&self.counters.flushes);
         let bin = &self.bins[c];
         if bin.cap() != 0 {
-            bin.set_cap(cache_cap(c));
+            // SAFETY: the owner is the only thread that touches `classes`; no reference is live.
+            let state = unsafe { &mut *self.slabs(c) };
+            state.flushed = true;
+            bin.set_cap(grown_cap(c, state.cap_shift));
         }
         let keep = bin.cap() / 2;
         let rest = bin.split_off(keep);

@@ -1058,6 +1058,67 @@ pub(crate) mod tests {
     /// last round of key destructors, can leave: `Slab::owner_thread`): this thread's frees of its
     /// blocks fill that heap's bin, then go to the foreign path; none lands in this thread's heap
     /// or in the shared empty heap, and every block keeps its contents until it is freed.
+    /// A program that takes 1,600 blocks of a class and gives them all back, round after round:
+    /// the bin flushes and is refilled at first, its cap grows until a round fits in it (no
+    /// refill in the last round), and once the class idles it shrinks again. Every block keeps its
+    /// contents while the program holds it.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
+    fn a_bin_that_flushes_and_refills_grows_and_an_idle_one_shrinks() {
+        let _serial = serial();
+        std::thread::spawn(|| {
+            let hp = heap_pool::pool_take();
+            assert!(!hp.is_null());
+            // SAFETY: a heap from the pool is ours alone; `init` readies it.
+            let h = unsafe {
+                (*hp).init();
+                &*hp
+            };
+            let c = class_of(64);
+            let bin = &h.bins[c];
+            let base = bin.cap();
+            assert!(base < 1600);
+            let mut blocks = Vec::with_capacity(1600);
+            let mut last_round_refills = 0;
+            for _ in 0..8 {
+                let before = h.counters.refills[c].load(Ordering::Relaxed);
+                while blocks.len() < 1600 {
+                    let b = bin.pop();
+                    if b.is_null() {
+                        assert!(h.refill(c));
+                        continue;
+                    }
+                    fill(b as *mut u8, 64);
+                    blocks.push(b);
+                }
+                for b in blocks.drain(..) {
+                    check(b as *mut u8, 64);
+                    if bin.take_room() {
+                        bin.link_before(b, bin.head());
+                    } else {
+                        bin.undo_take_room();
+                        h.flush(c);
+                        bin.push(b);
+                    }
+                }
+                last_round_refills = h.counters.refills[c].load(Ordering::Relaxed) - before;
+            }
+            assert!(bin.cap() >= 1600, "cap {} after the rounds", bin.cap());
+            assert_eq!(last_round_refills, 0, "a round fits in the grown bin");
+            // The first decay only notes that the class was refilled; the next ones halve the cap.
+            h.decay_caps();
+            let grown = bin.cap();
+            h.decay_caps();
+            assert_eq!(bin.cap(), grown / 2);
+            for _ in 0..4 {
+                h.decay_caps();
+            }
+            assert_eq!(bin.cap(), base);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
     fn frees_with_an_abandoned_heaps_token_stay_out_of_this_threads_heaps() {

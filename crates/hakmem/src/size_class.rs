@@ -68,7 +68,8 @@ pub fn is_small(c: usize) -> bool {
 }
 
 /// Smallest class whose size is at least `size` and a multiple of `align` (a power of two), so that
-/// every block of it is `align`-aligned (slab data starts 64 KiB-aligned). None if above `MID_MAX`.
+/// every block of it is `align`-aligned (slab data starts 64 KiB-aligned, or coloured by a multiple
+/// of the largest power of two dividing the block size). None if above `MID_MAX`.
 pub fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
     if size > MID_MAX || align > 64 * 1024 {
         return None;

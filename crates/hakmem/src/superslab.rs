@@ -1,9 +1,11 @@
 //! SuperSlabs: 2 MiB-aligned regions cut into slabs, and the global manager that hands slabs out.
 //!
 //! A small SuperSlab holds 31 slabs of 64 KiB (the first 64 KiB holds this header; only its first
-//! pages are ever touched). A mid SuperSlab is one slab of 1984 KiB for a class above 8 KiB. Every
-//! slab's data starts 64 KiB-aligned, so blocks of a class whose size is a multiple of an alignment
-//! up to 64 KiB are aligned to it.
+//! pages are ever touched). A mid SuperSlab is one slab of 1984 KiB for a class above 8 KiB. A
+//! slab's data starts 64 KiB-aligned, or for blocks of up to 256 bytes a "colour" of 256-1,152
+//! bytes past that (`small_slab_colour`), a multiple of the largest power of two dividing the block
+//! size; either way blocks of a class whose size is a multiple of an alignment up to 64 KiB are
+//! aligned to it.
 //!
 //! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, and a cache
 //! of empty SuperSlabs. Freed memory keeps its pages for `HAKMEM_PURGE_DELAY_MS`, so a program
