@@ -83,6 +83,8 @@ pub fn refill_batch(c: usize) -> u32 {
 /// Most blocks a thread cache holds for class `c` before it flushes half back to their slabs:
 /// `cache_cap_mult` refill batches, counting a batch of classes up to 1 KiB as at least 32 blocks
 /// (32 KiB at 1 KiB), so that a program freeing a few dozen such blocks at once does not flush.
+/// This is a bin's starting cap: a heap grows it for a class that flushes and refills
+/// (`heap::grown_cap`).
 pub fn cache_cap(c: usize) -> u32 {
     let size = class_size(c) as u32;
     let batch = refill_batch(c).max((32 * 1024 / size).min(32));
