@@ -37,12 +37,14 @@ impl SizeSketch {
         SizeSketch {
             counts: [0; BUCKETS],
             total: 0,
-            min: u64::MAX,
+            min: 0,
             max: 0,
         }
     }
 
     pub fn record(&mut self, v: u64) {
+        // A minimum of 0 until the first value, so a new sketch is all zeros (in .bss, not .data).
+        let first = self.total == 0;
         let b = bucket_of(v);
         if self.counts[b] == u32::MAX {
             // Halve everything: the quantiles stay, the counts fit.
@@ -51,7 +53,7 @@ impl SizeSketch {
         }
         self.counts[b] += 1;
         self.total += 1;
-        self.min = self.min.min(v);
+        self.min = if first { v } else { self.min.min(v) };
         self.max = self.max.max(v);
     }
 
