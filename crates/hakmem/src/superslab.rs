@@ -238,6 +238,11 @@ unsafe fn acquire_locked(
                     return null_mut();
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
+                // Every slab of an empty SuperSlab is free; a fresh one or one that was mid has
+                // records never marked.
+                for i in 1..MAX_SLABS {
+                    (*ss).slabs[i].class.set(NO_CLASS);
+                }
                 register(ss, Kind::SuperSlab);
                 (*ss).free_mask = ALL_SMALL_SLABS;
                 m.partial.push_front(ss);
@@ -337,11 +342,9 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
             (*ss).huge = huge;
-            for i in 0..MAX_SLABS {
-                (*(&raw const (*ss).slabs).cast::<Slab>().add(i))
-                    .class
-                    .set(NO_CLASS);
-            }
+            // Slab 0's record only: the others are on a page of their own, which a mid SuperSlab
+            // never touches (a small one marks them when it is set up).
+            (*ss).slabs[0].class.set(NO_CLASS);
             m.mapped += 1;
             crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
             register(ss, Kind::SuperSlab);
