@@ -239,9 +239,10 @@ unsafe fn acquire_locked(
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
                 // Every slab of an empty SuperSlab is free; a fresh one or one that was mid has
-                // records never marked.
+                // records 1-31 never marked (`take_empty`).
+                let records = (&raw const (*ss).slabs).cast::<Slab>();
                 for i in 1..MAX_SLABS {
-                    (*ss).slabs[i].class.set(NO_CLASS);
+                    (*records.add(i)).class.set(NO_CLASS);
                 }
                 register(ss, Kind::SuperSlab);
                 (*ss).free_mask = ALL_SMALL_SLABS;
@@ -342,9 +343,9 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
             (*ss).huge = huge;
-            // Slab 0's record only: the others are on a page of their own, which a mid SuperSlab
-            // never touches (a small one marks them when it is set up).
-            (*ss).slabs[0].class.set(NO_CLASS);
+            // Slab 0's record only: records 16-31 fill a page that a mid SuperSlab (slab 0 alone)
+            // would otherwise touch for nothing; a small one marks 1-31 when it is set up.
+            (*(&raw const (*ss).slabs).cast::<Slab>()).class.set(NO_CLASS);
             m.mapped += 1;
             crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
             register(ss, Kind::SuperSlab);
