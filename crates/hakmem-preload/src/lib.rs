@@ -20,6 +20,11 @@
 
 use core::ffi::{c_int, c_void};
 
+// The C++ operators are built where malloc's shims are (their failure paths are assembly).
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[allow(non_snake_case)]
+mod cxx;
+
 #[cfg(not(all(
     panic = "abort",
     target_arch = "x86_64",

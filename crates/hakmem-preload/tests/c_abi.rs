@@ -1,7 +1,8 @@
 //! The C ABI of libhakmem.so under LD_PRELOAD: POSIX edge cases, allocation failure under RLIMIT_AS,
 //! fork in a threaded process, fork handlers that allocate, thread churn, key destructors that
-//! allocate at thread exit, memory return. Each C program is compiled with gcc, run with
-//! LD_PRELOAD=<lib> and LD_DEBUG=bindings (every process must have malloc/free bound to the lib).
+//! allocate at thread exit, memory return, C++'s operator new and delete. Each C program is
+//! compiled with gcc (C++ with g++), run with LD_PRELOAD=<lib> and LD_DEBUG=bindings (every
+//! process must have malloc/free bound to the lib).
 mod common;
 use common::*;
 use std::path::Path;
@@ -170,6 +171,30 @@ fn thread_churn_pthreads() {
         "{}",
         r.describe()
     );
+}
+
+/// C++'s operator new and delete in all their forms come from the library (not through the C++
+/// runtime's wrappers): contents checked in one thread and handed between two, aligned forms, and
+/// failure as the standard says (std::bad_alloc after the new-handler, nullptr from nothrow).
+#[test]
+fn cxx_operators() {
+    let td = TempDir::new("cxx");
+    let exe = compile_c(Path::new("cxx.cc"), td.path(), &[]);
+    let r = run_checking_bindings(Child::new(&exe).preload(true).timeout(300), "cxx");
+    eprintln!("{}{}", r.stdout, r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("checks,"))
+        .unwrap_or_else(|| panic!("no summary line: {}", r.describe()));
+    assert!(line.ends_with(" 0 failures"), "{}", r.describe());
+    if lib_is_hakmem() {
+        assert!(
+            !r.stdout.contains("skipped"),
+            "hakmem's operator new must meet the failure checks: {}",
+            r.describe()
+        );
+    }
 }
 
 /// Thread churn under an address-space limit (`ulimit -v`, 64 GiB: room for the map's 16 GiB, so

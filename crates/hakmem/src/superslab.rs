@@ -345,7 +345,9 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             (*ss).huge = huge;
             // Slab 0's record only: records 16-31 fill a page that a mid SuperSlab (slab 0 alone)
             // would otherwise touch for nothing; a small one marks 1-31 when it is set up.
-            (*(&raw const (*ss).slabs).cast::<Slab>()).class.set(NO_CLASS);
+            (*(&raw const (*ss).slabs).cast::<Slab>())
+                .class
+                .set(NO_CLASS);
             m.mapped += 1;
             crate::stats::add(&crate::stats::SUPERSLABS_MAPPED, 1);
             register(ss, Kind::SuperSlab);

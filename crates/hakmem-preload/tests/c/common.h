@@ -1,7 +1,9 @@
 /* Shared helpers for the hakmem C ABI tests. Run with LD_PRELOAD=<lib>. */
 #ifndef HAKMEM_TEST_COMMON_H
 #define HAKMEM_TEST_COMMON_H
+#ifndef _GNU_SOURCE /* g++ defines it */
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>

@@ -89,7 +89,8 @@ pub fn c_dir() -> PathBuf {
         .join("c")
 }
 
-/// Compile a C file (path relative to tests/c, or absolute) with gcc into `dir`; returns the executable.
+/// Compile a C file (path relative to tests/c, or absolute) with gcc, or a C++ file (`.cc`) with g++,
+/// into `dir`; returns the executable.
 /// Compiled without builtins so that malloc/free pairs are never optimised away.
 pub fn compile_c(src: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
     let src = if src.is_absolute() {
@@ -99,25 +100,24 @@ pub fn compile_c(src: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
     };
     let stem = src.file_stem().unwrap().to_str().unwrap().to_string();
     let exe = dir.join(&stem);
-    let out = Command::new("gcc")
-        .args([
-            "-std=gnu11",
-            "-O1",
-            "-g",
-            "-Wall",
-            "-fno-builtin",
-            "-pthread",
-            "-o",
-        ])
+    // C++ sources (.cc) with g++.
+    let (compiler, std) = if src.extension().is_some_and(|e| e == "cc") {
+        ("g++", "-std=gnu++17")
+    } else {
+        ("gcc", "-std=gnu11")
+    };
+    let out = Command::new(compiler)
+        .args([std, "-O1", "-g", "-Wall", "-fno-builtin", "-pthread", "-o"])
         .arg(&exe)
         .arg(&src)
         .args(extra)
         .args(["-ldl", "-lpthread"])
         .output()
-        .expect("run gcc");
+        .expect("run the C compiler");
     assert!(
         out.status.success(),
-        "gcc failed on {}:\n{}",
+        "{} failed on {}:\n{}",
+        compiler,
         src.display(),
         String::from_utf8_lossy(&out.stderr)
     );
