@@ -157,29 +157,30 @@ new_with_args!(_ZnamSt11align_val_t, 5, try_aligned);
 new_with_args!(_ZnwmSt11align_val_tRKSt9nothrow_t, 6, try_aligned);
 new_with_args!(_ZnamSt11align_val_tRKSt9nothrow_t, 7, try_aligned);
 
-/// The forms of `operator delete`: free (size and alignment are not needed to find the block).
+/// The forms of `operator delete`: free (size and alignment are not needed to find the block),
+/// with misuse reported as `operator delete` or `operator delete[]`.
 macro_rules! delete {
-    ($($name:ident ($($arg:ident : $ty:ty),*);)*) => {$(
+    ($($name:ident ($($arg:ident : $ty:ty),*) => $free:path;)*) => {$(
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(p: *mut c_void $(, $arg: $ty)*) {
             $(let _ = $arg;)*
             // SAFETY: `p` is null or a block from `operator new` (the caller's contract).
-            unsafe { hakmem::free(p as *mut u8) }
+            unsafe { $free(p as *mut u8) }
         }
     )*};
 }
 
 delete! {
-    _ZdlPv();
-    _ZdaPv();
-    _ZdlPvm(size: usize);
-    _ZdaPvm(size: usize);
-    _ZdlPvRKSt9nothrow_t(nothrow: usize);
-    _ZdaPvRKSt9nothrow_t(nothrow: usize);
-    _ZdlPvSt11align_val_t(align: usize);
-    _ZdaPvSt11align_val_t(align: usize);
-    _ZdlPvmSt11align_val_t(size: usize, align: usize);
-    _ZdaPvmSt11align_val_t(size: usize, align: usize);
-    _ZdlPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: usize);
-    _ZdaPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: usize);
+    _ZdlPv() => hakmem::operator_delete;
+    _ZdaPv() => hakmem::operator_delete_array;
+    _ZdlPvm(size: usize) => hakmem::operator_delete;
+    _ZdaPvm(size: usize) => hakmem::operator_delete_array;
+    _ZdlPvRKSt9nothrow_t(nothrow: usize) => hakmem::operator_delete;
+    _ZdaPvRKSt9nothrow_t(nothrow: usize) => hakmem::operator_delete_array;
+    _ZdlPvSt11align_val_t(align: usize) => hakmem::operator_delete;
+    _ZdaPvSt11align_val_t(align: usize) => hakmem::operator_delete_array;
+    _ZdlPvmSt11align_val_t(size: usize, align: usize) => hakmem::operator_delete;
+    _ZdaPvmSt11align_val_t(size: usize, align: usize) => hakmem::operator_delete_array;
+    _ZdlPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: usize) => hakmem::operator_delete;
+    _ZdaPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: usize) => hakmem::operator_delete_array;
 }

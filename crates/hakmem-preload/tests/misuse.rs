@@ -1,4 +1,4 @@
-//! Misuse detection under LD_PRELOAD: planted-bug C programs (tests/c/bugs/*.c), one bug each.
+//! Misuse detection under LD_PRELOAD: planted-bug C and C++ programs (tests/c/bugs/*.c, *.cc), one bug each.
 //! Each is run in the mode claimed for it and must be killed by SIGABRT after printing exactly one
 //! report line `hakmem: <op>(): <what> 0x<16 hex digits>` on stderr, naming the address the
 //! program announced (`expect-addr` on stdout) where it knows it. The same program run with the
@@ -37,6 +37,8 @@
 //! | overflow_free_list.c (p[48] = 0x41 on malloc(48) before a free block; free; mallocs hand out the damaged link; it is freed) | default | `free(): corrupted free list`; safe: `free(): buffer overflow` |
 //! | usable_size_freed_small.c (malloc_usable_size of a freed 40 B block) | default | `malloc_usable_size(): use after free` |
 //! | free_sized_twice.c (free_sized(p, 32) twice) | default | `free_sized(): double free` |
+//! | delete_twice.cc (delete of one object twice) | default | `operator delete(): double free` |
+//! | delete_array_stack.cc (delete[] of a stack address) | default | `operator delete[](): invalid pointer` |
 //!
 //! "safe" = `HAKMEM_SAFE_FREE=1`. Skipped (with a note) when `HAKMEM_LIB` points at another
 //! allocator, whose reports differ.
@@ -136,8 +138,15 @@ fn reports(stderr: &str) -> Vec<(String, String, String)> {
     v
 }
 
+/// bugs/`name`.c, or bugs/`name`.cc (C++).
 fn compiled(name: &str, td: &TempDir) -> PathBuf {
-    compile_c(Path::new(&format!("bugs/{name}.c")), td.path(), &[])
+    let cc = format!("bugs/{name}.cc");
+    let src = if c_dir().join(&cc).is_file() {
+        cc
+    } else {
+        format!("bugs/{name}.c")
+    };
+    compile_c(Path::new(&src), td.path(), &[])
 }
 
 /// Runs bug program `name` in `mode` and checks the report; then its control run (`ok`). A program
@@ -442,6 +451,21 @@ bug!(
     Default,
     "free_sized",
     "double free"
+);
+
+bug!(
+    delete_twice,
+    "delete_twice",
+    Default,
+    "operator delete",
+    "double free"
+);
+bug!(
+    delete_array_of_stack_address,
+    "delete_array_stack",
+    Default,
+    "operator delete[]",
+    "invalid pointer"
 );
 
 /// The checker itself: a clean program under both modes reports nothing, and the parser finds a

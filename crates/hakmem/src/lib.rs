@@ -345,6 +345,26 @@ pub unsafe fn free_aligned_sized(p: *mut u8) {
     }
 }
 
+/// C++'s `operator delete` (every form but the array ones): `free`, with misuse reported as its.
+///
+/// # Safety
+/// As `free`.
+#[inline]
+pub unsafe fn operator_delete(p: *mut u8) {
+    // SAFETY: as `free`.
+    unsafe { free_as::<OperatorDelete>(p) };
+}
+
+/// C++'s `operator delete[]` (every form): `free`, with misuse reported as its.
+///
+/// # Safety
+/// As `free`.
+#[inline]
+pub unsafe fn operator_delete_array(p: *mut u8) {
+    // SAFETY: as `free`.
+    unsafe { free_as::<OperatorDeleteArray>(p) };
+}
+
 /// A function that frees a block, as misuse reports name it: the one the program called.
 trait FreeFn {
     const NAME: &'static str;
@@ -363,6 +383,16 @@ impl FreeFn for FreeSized {
 struct FreeAlignedSized;
 impl FreeFn for FreeAlignedSized {
     const NAME: &'static str = "free_aligned_sized";
+}
+
+struct OperatorDelete;
+impl FreeFn for OperatorDelete {
+    const NAME: &'static str = "operator delete";
+}
+
+struct OperatorDeleteArray;
+impl FreeFn for OperatorDeleteArray {
+    const NAME: &'static str = "operator delete[]";
 }
 
 struct HakFreeAt;

@@ -3,7 +3,9 @@
  * "expect-addr 0x<16 hex>" on stdout when it knows the address the report must name. */
 #ifndef HAKMEM_BUG_H
 #define HAKMEM_BUG_H
+#ifndef _GNU_SOURCE /* g++ defines it */
 #define _GNU_SOURCE
+#endif
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
