@@ -3,7 +3,8 @@
 #   1. Rust GlobalAlloc: hakmem::Hakmem, glibc (System), the mimalloc crate, tikv-jemallocator;
 #   2. C programs under LD_PRELOAD: libhakmem.so, Debian's libmimalloc and libjemalloc if installed,
 #      and any in EXTRA_LIBS; "pair" is a malloc then a free, "batch" 64 mallocs then 64 frees
-#      (per malloc+free).
+#      (per malloc+free), "new" a C++ new char[] then delete[] (the library's operator new if it
+#      has one, else the C++ runtime's, which calls malloc).
 # Each figure is (instructions with N pairs - instructions with 0 pairs) / N, so start-up is excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,15 +59,27 @@ int main(int argc, char **argv) {
 }
 C
 gcc -O2 "$tmp/pairs.c" -o "$tmp/pairs"
+cat > "$tmp/pairs_new.cc" <<'CC'
+#include <cstdlib>
+/* pairs_new SIZE N: N new char[SIZE] + delete[] pairs, one after the other. */
+int main(int argc, char **argv) {
+    size_t size = std::strtoul(argv[1], 0, 10); long n = std::atol(argv[2]);
+    for (long i = 0; i < n; i++) { char *p = new char[size]; __asm__ volatile("" :: "r"(p) : "memory"); delete[] p; }
+    return 0;
+}
+CC
+g++ -O2 "$tmp/pairs_new.cc" -o "$tmp/pairs_new"
 # Other libraries to compare (e.g. a mimalloc 3 or snmalloc build): EXTRA_LIBS="/path/a.so /path/b.so".
 for lib in glibc "$rel/libhakmem.so" /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ${EXTRA_LIBS:-}; do
     if [ "$lib" != glibc ] && [ ! -f "$lib" ]; then continue; fi
     pre=""; [ "$lib" != glibc ] && pre="$lib"
-    for mode in pair batch; do
+    for mode in pair batch new; do
         row=$(printf '%-26s' "C $(basename "$lib") $mode")
         for size in 16 64 256 1024; do
             if [ $mode = pair ]; then
                 row+=$(printf ' %8s' "$(per_pair "$size" env LD_PRELOAD="$pre" "$tmp/pairs")")
+            elif [ $mode = new ]; then
+                row+=$(printf ' %8s' "$(per_pair "$size" env LD_PRELOAD="$pre" "$tmp/pairs_new")")
             else
                 a=$(count env LD_PRELOAD="$pre" "$tmp/pairs" "$size" 0 batch)
                 b=$(count env LD_PRELOAD="$pre" "$tmp/pairs" "$size" "$N" batch)
