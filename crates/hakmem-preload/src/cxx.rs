@@ -4,12 +4,12 @@
 //!
 //! On success `operator new` is malloc (aligned forms: memalign). When it fails, the standard asks
 //! for the new-handler loop and then `std::bad_alloc`, which only the C++ runtime can do: the
-//! failing call jumps to the runtime's own operator of the same form (found with
-//! `dlsym(RTLD_NEXT)` on the first failure), which retries through this library's malloc, calls
-//! the new-handler and throws. A jump, not a call: no frame of this library is on the stack while
-//! the exception unwinds. Without a C++ runtime in the process (only a program of another
-//! language calling these symbols by name could get here) a throwing form reports and aborts, a
-//! `nothrow` form returns null.
+//! failing call jumps to the runtime's own operator of the same form (found on the first failure:
+//! `dlsym(RTLD_NEXT)`, or, for a runtime a program loaded with `dlopen(RTLD_LOCAL)`, in libstdc++
+//! or libc++ if either is loaded), which retries through this library's malloc, calls the
+//! new-handler and throws. A jump, not a call: no frame of this library is on the stack while the
+//! exception unwinds. Without a C++ runtime in the process (a program of another language calling
+//! these symbols by name) a throwing form reports and aborts, a `nothrow` form returns null.
 
 use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -36,9 +36,24 @@ extern "C" fn runtime_new(kind: usize) -> usize {
     if known != 0 {
         return known;
     }
+    let name = NAMES[kind].as_ptr() as *const c_char;
     // SAFETY: NAMES holds nul-terminated names; RTLD_NEXT skips this library, so the answer is
     // never one of the functions below.
-    let found = unsafe { libc::dlsym(libc::RTLD_NEXT, NAMES[kind].as_ptr() as *const c_char) };
+    let mut found = unsafe { libc::dlsym(libc::RTLD_NEXT, name) };
+    // A runtime outside the global scope (loaded with RTLD_LOCAL): asked by its own handle, which
+    // RTLD_NOLOAD gives only if it is loaded already.
+    for runtime in [c"libstdc++.so.6", c"libc++.so.1"] {
+        if !found.is_null() {
+            break;
+        }
+        // SAFETY: a nul-terminated name; RTLD_NOLOAD loads nothing. The handle is kept open (the
+        // function found must stay mapped).
+        let handle = unsafe { libc::dlopen(runtime.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        if !handle.is_null() {
+            // SAFETY: a handle dlopen gave and a nul-terminated name.
+            found = unsafe { libc::dlsym(handle, name) };
+        }
+    }
     if found.is_null() {
         return if kind == 2 || kind == 3 || kind >= 6 {
             nothrow_failed as *const () as usize

@@ -197,6 +197,21 @@ fn cxx_operators() {
     }
 }
 
+/// A C++ plugin that a C program loads with dlopen(RTLD_LOCAL): its new and delete are the
+/// library's, and a failing new still throws std::bad_alloc, from the C++ runtime the plugin
+/// brought, which is outside the global scope that dlsym(RTLD_NEXT) searches.
+#[test]
+fn cxx_operators_in_a_local_plugin() {
+    let td = TempDir::new("cxx_plugin");
+    let lib = compile_c(
+        Path::new("cxx_plugin_lib.cc"),
+        td.path(),
+        &["-shared", "-fPIC"],
+    );
+    let r = run_c_in(&td, "cxx_plugin", &[], &[lib.to_str().unwrap()], &[], 120);
+    assert!(r.stdout.contains("cxx_plugin: ok"), "{}", r.describe());
+}
+
 /// Thread churn under an address-space limit (`ulimit -v`, 64 GiB: room for the map's 16 GiB, so
 /// it is hakmem's rule that leaves it out), where hakmem makes no page map for free: every free
 /// then takes the registry's path (this thread's blocks, handed-over blocks of exited threads),

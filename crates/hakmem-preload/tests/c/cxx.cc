@@ -17,9 +17,26 @@ static const char *object_of(const char *symbol) {
 
 static void check_bindings(void) {
     const char *malloc_from = object_of("malloc");
-    const char *forms[] = {"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-                           "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPvm",
-                           "_ZdlPvSt11align_val_t"};
+    const char *forms[] = {"_Znwm",
+                           "_Znam",
+                           "_ZnwmRKSt9nothrow_t",
+                           "_ZnamRKSt9nothrow_t",
+                           "_ZnwmSt11align_val_t",
+                           "_ZnamSt11align_val_t",
+                           "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                           "_ZnamSt11align_val_tRKSt9nothrow_t",
+                           "_ZdlPv",
+                           "_ZdaPv",
+                           "_ZdlPvm",
+                           "_ZdaPvm",
+                           "_ZdlPvRKSt9nothrow_t",
+                           "_ZdaPvRKSt9nothrow_t",
+                           "_ZdlPvSt11align_val_t",
+                           "_ZdaPvSt11align_val_t",
+                           "_ZdlPvmSt11align_val_t",
+                           "_ZdaPvmSt11align_val_t",
+                           "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+                           "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
     for (const char *f : forms)
         CHECK_STRICT(strcmp(object_of(f), malloc_from) == 0, "%s is from %s, malloc from %s", f,
                      object_of(f), malloc_from);
@@ -150,8 +167,25 @@ static void check_failure(void) {
         threw = true;
     }
     CHECK(threw, "aligned operator new(2^62) did not throw std::bad_alloc");
+    threw = false;
+    try {
+        void *p = ::operator new[](huge, std::align_val_t(4096));
+        ::operator delete[](p, std::align_val_t(4096));
+    } catch (const std::bad_alloc &) {
+        threw = true;
+    }
+    CHECK(threw, "aligned operator new[](2^62) did not throw std::bad_alloc");
+    CHECK(::operator new(huge, std::align_val_t(64), std::nothrow) == nullptr,
+          "aligned nothrow new(2^62) is not null");
     CHECK(::operator new[](huge, std::align_val_t(4096), std::nothrow) == nullptr,
           "aligned nothrow new[](2^62) is not null");
+
+    /* The nothrow forms call the new-handler too before they give up. */
+    handler_calls = 0;
+    std::set_new_handler(handler);
+    CHECK(::operator new[](huge, std::nothrow) == nullptr && handler_calls == 1,
+          "nothrow new[] with a new-handler: handler called %d times", handler_calls);
+    std::set_new_handler(nullptr);
 
     /* After all that, allocation still works. */
     char *p = new char[100];
