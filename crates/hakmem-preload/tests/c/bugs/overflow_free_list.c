@@ -24,7 +24,9 @@ int main(int argc, char **argv) {
     memset(p, 1, n);
     if (!ok_mode) {
         if (safe_mode) expect_addr(p);
-        p[n] = 0x41; /* the low byte of y's link */
+        /* Default mode: the low byte of y's link. Safe mode: the canary's first byte, flipped (a
+         * fixed value would match the per-process random canary once in 256 runs). */
+        p[n] = safe_mode ? (char)~p[n] : 0x41;
     }
     free(p);
     char *a = malloc(n), *b = malloc(n), *c = malloc(n); /* x, y, then what y's link says */
