@@ -7,11 +7,29 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakmem-bench");
 
-fn tmp(name: &str) -> PathBuf {
+/// A test's output directory, removed when the test passes (kept for a look when it fails).
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn tmp(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("hakmem-bench-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -182,7 +182,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
             }
             if !(*t).purged {
                 os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
-                if large::huge_backed((*t).map_len) {
+                if (*t).huge {
                     // Without this, khugepaged would fill the header's huge page back in (2 MiB
                     // resident for a purged block); `large::alloc` advises it again on reuse.
                     os::advise_no_huge((*t).map_start as *mut u8, crate::registry::CHUNK);

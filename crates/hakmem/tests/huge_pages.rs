@@ -1,0 +1,69 @@
+//! Huge-page advice on large blocks (its own test binary: the advice depends on what the process
+//! freed before). Blocks up to 4 MiB are advised huge pages at once; bigger ones only once the
+//! program has freed a block that big, and a cached one is advised when it is reused. Contents
+//! are checked throughout. Skipped where the kernel has no transparent huge pages.
+mod common;
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+/// Whether the mapping holding `p` is advised huge pages (`hg` in its smaps VmFlags).
+fn advised_huge(p: *const u8) -> bool {
+    let a = p as usize;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
+    let mut inside = false;
+    for l in smaps.lines() {
+        let range = l.split(' ').next().unwrap_or("");
+        if let Some((lo, hi)) = range.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = lo <= a && a < hi;
+                continue;
+            }
+        }
+        if inside {
+            if let Some(flags) = l.strip_prefix("VmFlags:") {
+                return flags.split_whitespace().any(|f| f == "hg");
+            }
+        }
+    }
+    panic!("no mapping holds {a:#x}")
+}
+
+unsafe fn filled(n: usize) -> *mut u8 {
+    let p = hakmem::malloc(n);
+    assert!(!p.is_null(), "malloc({n}) returned null");
+    fill(p, n, seed_of(p, n));
+    p
+}
+
+unsafe fn verified_free(p: *mut u8, n: usize) {
+    assert_eq!(check(p, n, seed_of(p, n)), None, "block of {n} B corrupted");
+    hakmem::free(p);
+}
+
+#[test]
+fn big_blocks_take_huge_pages_once_the_program_frees_one() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .unwrap_or_default();
+    if !thp.contains("[always]") && !thp.contains("[madvise]") {
+        eprintln!("skipped: transparent huge pages are off or absent ({})", thp.trim());
+        return;
+    }
+    unsafe {
+        let small = filled(3 * MIB);
+        assert!(advised_huge(small), "a 3 MiB block is advised huge pages at once");
+        let first = filled(64 * MIB);
+        let second = filled(48 * MIB);
+        assert!(!advised_huge(first) && !advised_huge(second), "no big block freed yet");
+        verified_free(second, 48 * MIB);
+        let fresh = filled(96 * MIB);
+        assert!(advised_huge(fresh), "a big block mapped after a big free is advised");
+        let reused = filled(48 * MIB);
+        assert!(advised_huge(reused), "a cached big block is advised when reused");
+        assert!(!advised_huge(first), "a live block's advice is left as it was");
+        for (p, n) in [(small, 3 * MIB), (first, 64 * MIB), (fresh, 96 * MIB), (reused, 48 * MIB)] {
+            verified_free(p, n);
+        }
+    }
+}
