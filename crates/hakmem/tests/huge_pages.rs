@@ -44,25 +44,48 @@ unsafe fn verified_free(p: *mut u8, n: usize) {
 
 #[test]
 fn big_blocks_take_huge_pages_once_the_program_frees_one() {
-    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .unwrap_or_default();
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     if !thp.contains("[always]") && !thp.contains("[madvise]") {
-        eprintln!("skipped: transparent huge pages are off or absent ({})", thp.trim());
+        eprintln!(
+            "skipped: transparent huge pages are off or absent ({})",
+            thp.trim()
+        );
         return;
     }
     unsafe {
         let small = filled(3 * MIB);
-        assert!(advised_huge(small), "a 3 MiB block is advised huge pages at once");
+        assert!(
+            advised_huge(small),
+            "a 3 MiB block is advised huge pages at once"
+        );
         let first = filled(64 * MIB);
         let second = filled(48 * MIB);
-        assert!(!advised_huge(first) && !advised_huge(second), "no big block freed yet");
+        assert!(
+            !advised_huge(first) && !advised_huge(second),
+            "no big block freed yet"
+        );
         verified_free(second, 48 * MIB);
         let fresh = filled(96 * MIB);
-        assert!(advised_huge(fresh), "a big block mapped after a big free is advised");
+        assert!(
+            advised_huge(fresh),
+            "a big block mapped after a big free is advised"
+        );
         let reused = filled(48 * MIB);
-        assert!(advised_huge(reused), "a cached big block is advised when reused");
-        assert!(!advised_huge(first), "a live block's advice is left as it was");
-        for (p, n) in [(small, 3 * MIB), (first, 64 * MIB), (fresh, 96 * MIB), (reused, 48 * MIB)] {
+        assert!(
+            advised_huge(reused),
+            "a cached big block is advised when reused"
+        );
+        assert!(
+            !advised_huge(first),
+            "a live block's advice is left as it was"
+        );
+        for (p, n) in [
+            (small, 3 * MIB),
+            (first, 64 * MIB),
+            (fresh, 96 * MIB),
+            (reused, 48 * MIB),
+        ] {
             verified_free(p, n);
         }
     }
