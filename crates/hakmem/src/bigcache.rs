@@ -182,9 +182,10 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
             }
             if !(*t).purged {
                 os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
-                if (*t).huge {
+                if (*t).map_len >= crate::registry::CHUNK && crate::config::get().thp {
                     // Without this, khugepaged would fill the header's huge page back in (2 MiB
-                    // resident for a purged block); `large::alloc` advises it again on reuse.
+                    // resident for a purged block; in the kernel's THP mode `always`, for an
+                    // unadvised one too); `large::alloc` advises it again on reuse.
                     os::advise_no_huge((*t).map_start as *mut u8, crate::registry::CHUNK);
                 }
                 crate::stats::add(&crate::stats::PURGED_BYTES, ((*t).map_len - PAGE) as u64);

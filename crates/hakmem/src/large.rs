@@ -68,13 +68,14 @@ fn huge_rounded(len: usize) -> usize {
     }
 }
 
-/// Mappings up to this length take huge pages from the start (blocks up to 4 MiB and a bit).
-const EAGER_HUGE_LEN: usize = 5 << 20;
+/// Mappings up to this length take huge pages from the start: blocks up to 4 MiB.
+const EAGER_HUGE_LEN: usize = (4 << 20) + PAGE;
 
 /// Set once a mapping longer than `EAGER_HUGE_LEN` has been freed: the program churns big
 /// blocks, so their huge pages save faults. Until then a big block is more likely an array
 /// touched in part (barnes: 60 MB touched of 494 MiB mapped, 7.5 MB more resident as huge pages,
-/// for no time won), which 4 KiB pages keep smaller.
+/// for no time won), which 4 KiB pages keep smaller. A block advised when it was mapped keeps
+/// its advice when realloc grows it past the bound.
 static BIG_BLOCKS_FREED: AtomicBool = AtomicBool::new(false);
 
 /// Whether a large mapping of `len` bytes mapped or reused now is advised huge pages.
@@ -100,7 +101,10 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             // `len` is unused too.
             unsafe {
                 crate::stats::large_taken((*h).map_len);
-                // Advice first: a resize below keeps it (mremap moves it with the pages).
+                if (*h).map_len > len + len / 4 {
+                    trim(h, len);
+                }
+                // Advice before a grow below, which keeps it (mremap moves it with the pages).
                 if (*h).huge {
                     if (*h).purged {
                         // The purge split the first huge page, whose first page is the header,
@@ -108,14 +112,16 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
                         os::advise_huge((*h).map_start as *mut u8, CHUNK);
                         os::collapse_huge((*h).map_start as *mut u8, CHUNK);
                     }
-                } else if huge_backed(len) {
-                    // Mapped before big blocks were freed; its purged pages come back huge.
+                } else if huge_backed(len.max((*h).map_len)) {
+                    // Mapped before big blocks were freed: from now on its pages come back huge.
                     os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
+                    if (*h).purged {
+                        // Its header page kept the first 2 MiB from faulting in as one.
+                        os::collapse_huge((*h).map_start as *mut u8, CHUNK);
+                    }
                     (*h).huge = true;
                 }
-                if (*h).map_len > len + len / 4 {
-                    trim(h, len);
-                } else if (*h).map_len < len {
+                if (*h).map_len < len {
                     // A warm block shorter than asked: moved and grown, only the rest faults.
                     let p = resize(h, len - PAGE);
                     if !p.is_null() {
@@ -256,7 +262,7 @@ pub unsafe fn free(h: *mut LargeHeader) {
     unsafe {
         crate::stats::add(&crate::stats::LARGE_FREES, 1);
         crate::stats::large_given_back((*h).map_len);
-        if (*h).map_len > EAGER_HUGE_LEN {
+        if (*h).map_len > EAGER_HUGE_LEN && !BIG_BLOCKS_FREED.load(Ordering::Relaxed) {
             BIG_BLOCKS_FREED.store(true, Ordering::Relaxed);
         }
         if (*h).standard && bigcache::put(h) {
@@ -300,6 +306,10 @@ unsafe fn trim(h: *mut LargeHeader, len: usize) {
         os::unmap(((*h).map_start + len) as *mut u8, (*h).map_len - len);
         crate::stats::large_resized((*h).map_len, len);
         (*h).map_len = len;
+        if len < CHUNK {
+            // No huge page fits any more; the purge and reuse advise whole 2 MiB from the start.
+            (*h).huge = false;
+        }
     }
 }
 
