@@ -182,7 +182,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
             }
             if !(*t).purged {
                 os::discard(((*t).map_start + PAGE) as *mut u8, (*t).map_len - PAGE);
-                if (*t).map_len >= crate::registry::CHUNK && crate::config::get().thp {
+                if large::may_be_huge((*t).map_len) {
                     // Without this, khugepaged would fill the header's huge page back in (2 MiB
                     // resident for a purged block; in the kernel's THP mode `always`, for an
                     // unadvised one too); `large::alloc` advises it again on reuse.

@@ -78,11 +78,15 @@ const EAGER_HUGE_LEN: usize = (4 << 20) + PAGE;
 /// its advice when realloc grows it past the bound.
 static BIG_BLOCKS_FREED: AtomicBool = AtomicBool::new(false);
 
+/// Whether a large mapping of `len` bytes can hold a huge page at all, and huge pages are on:
+/// its first 2 MiB (the header's) is the one BigCache's purge withdraws the advice from.
+pub fn may_be_huge(len: usize) -> bool {
+    len >= CHUNK && crate::config::get().thp
+}
+
 /// Whether a large mapping of `len` bytes mapped or reused now is advised huge pages.
 fn huge_backed(len: usize) -> bool {
-    len >= CHUNK
-        && crate::config::get().thp
-        && (len <= EAGER_HUGE_LEN || BIG_BLOCKS_FREED.load(Ordering::Relaxed))
+    may_be_huge(len) && (len <= EAGER_HUGE_LEN || BIG_BLOCKS_FREED.load(Ordering::Relaxed))
 }
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
@@ -104,19 +108,15 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
                 if (*h).map_len > len + len / 4 {
                     trim(h, len);
                 }
-                // Advice before a grow below, which keeps it (mremap moves it with the pages).
-                if (*h).huge {
-                    if (*h).purged {
-                        // The purge split the first huge page, whose first page is the header,
-                        // and withdrew its advice (`bigcache.rs`).
-                        os::advise_huge((*h).map_start as *mut u8, CHUNK);
-                        os::collapse_huge((*h).map_start as *mut u8, CHUNK);
+                // Advice before a grow below, which keeps it (mremap moves it with the pages):
+                // a block mapped before big blocks were freed takes huge pages from now on, and a
+                // purged one gets back the advice the purge withdrew from its first 2 MiB
+                // (`bigcache.rs`), which its header page keeps from faulting in as one.
+                if (*h).huge || huge_backed(len.max((*h).map_len)) {
+                    if !(*h).huge || (*h).purged {
+                        os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
                     }
-                } else if huge_backed(len.max((*h).map_len)) {
-                    // Mapped before big blocks were freed: from now on its pages come back huge.
-                    os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
                     if (*h).purged {
-                        // Its header page kept the first 2 MiB from faulting in as one.
                         os::collapse_huge((*h).map_start as *mut u8, CHUNK);
                     }
                     (*h).huge = true;
