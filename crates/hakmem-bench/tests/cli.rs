@@ -2,34 +2,17 @@
 //! and `compare` on a short command.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakmem-bench");
 
-/// A test's output directory, removed when the test passes (kept for a look when it fails).
-struct TmpDir(PathBuf);
+#[path = "../../hakmem-preload/tests/common/tempdir.rs"]
+mod tempdir;
+use tempdir::TempDir;
 
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn tmp(name: &str) -> TmpDir {
-    let d = std::env::temp_dir().join(format!("hakmem-bench-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TmpDir(d)
+fn tmp(name: &str) -> TempDir {
+    TempDir::new(&format!("bench-{name}"))
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -81,7 +64,7 @@ fn quick_run_end_to_end() {
             "2",
             "--no-progress",
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
         ],
         &[],
     );
@@ -195,7 +178,7 @@ fn crashing_worker_is_reported_and_others_still_come_out() {
             "2",
             "--no-progress",
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
         ],
         &[("HAKMEM_BENCH_FAULT", "jemalloc")],
     );
@@ -268,7 +251,7 @@ fn compare_rejects_an_unknown_allocator_before_running() {
             "--allocators",
             "glibc,foo",
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
             "--",
             "true",
         ],
@@ -295,7 +278,7 @@ fn compare_marks_every_failure_and_quotes_the_command() {
             "--allocators",
             "glibc",
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
             "--",
             "sh",
             "-c",
@@ -334,7 +317,7 @@ fn cross_thread_handoff_does_not_spin_on_one_cpu() {
         "1",
         "--no-progress",
         "--out",
-        out.to_str().unwrap(),
+        out.path().to_str().unwrap(),
     ]);
     // SAFETY: sched_setaffinity on the child itself, between fork and exec, with a local set.
     unsafe {
@@ -399,7 +382,7 @@ fn compare_runs_a_short_command() {
             "--allocators",
             &list,
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
             "--",
             "sort",
             "-n",
@@ -474,7 +457,7 @@ fn compare_reports_missing_and_unusable_libraries() {
             "--lib",
             &fake,
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
             "--",
             "true",
         ],
@@ -508,7 +491,7 @@ fn learn_suite_quick_has_every_candidate_with_a_finite_score() {
             "1",
             "--no-progress",
             "--out",
-            out.to_str().unwrap(),
+            out.path().to_str().unwrap(),
         ],
         &[],
     );

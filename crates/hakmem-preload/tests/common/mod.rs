@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod tempdir;
+pub use tempdir::TempDir;
 
 /// The library under test: `$HAKMEM_LIB` if set, else `<dir of test exe>/../libhakmem.so`
 /// (the test executable is `target/<profile>/deps/<test>-<hash>`). Panics with a clear message.
@@ -50,36 +52,6 @@ pub fn lib_is_hakmem() -> bool {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.split_whitespace().last() == Some("hak_abi_version"))
-}
-
-static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh temporary directory, removed on drop (kept if HAKMEM_KEEP_TMP is set).
-pub struct TempDir(pub PathBuf);
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let base = std::env::var_os("HAKMEM_TEST_TMP")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let n = TMP_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let d = base.join(format!("hakmem-test-{}-{}-{}", tag, std::process::id(), n));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).expect("create temp dir");
-        TempDir(d)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("HAKMEM_KEEP_TMP").is_none() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// Directory of the C sources (crates/hakmem-preload/tests/c).
