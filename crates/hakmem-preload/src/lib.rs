@@ -17,6 +17,8 @@
     ),
     no_std
 )]
+// The exported functions' safety contract is the C standard's for the function of that name.
+#![allow(clippy::missing_safety_doc)]
 
 use core::ffi::{c_int, c_void};
 
@@ -135,7 +137,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     let p = hakmem::memalign(align, size);

@@ -82,7 +82,7 @@ pub fn enabled() -> bool {
 fn sampled() -> bool {
     let n = EVENTS.load(Ordering::Relaxed);
     EVENTS.store(n.wrapping_add(1), Ordering::Relaxed);
-    n % PERIOD == 0
+    n.is_multiple_of(PERIOD)
 }
 
 /// An allocation of `size` bytes from `site` (0: unknown, ignored) on a slow path (small, mid or

@@ -392,7 +392,7 @@ mod tests {
                 let check = |off: isize| {
                     let p = (start as isize + off) as usize;
                     let want = off >= 0
-                        && off as usize % size == 0
+                        && (off as usize).is_multiple_of(size)
                         && (off as usize) < carved as usize * size;
                     assert_eq!(
                         slab.is_carved_block_start(p),

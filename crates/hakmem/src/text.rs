@@ -205,7 +205,7 @@ mod tests {
         let mut buf = [0u8; 256];
         let mut t = Text::new(&mut buf);
         t.number(0).str(" ").number(12345678901234567890).str(" ");
-        t.fixed(3.14159, 2)
+        t.fixed(1.23456, 2)
             .str(" ")
             .fixed(-0.5, 1)
             .str(" ")
@@ -214,7 +214,7 @@ mod tests {
         t.hex(0).str(" ").hex(0x7f3a_0010);
         assert_eq!(
             t.as_bytes(),
-            b"0 12345678901234567890 3.14 -0.5 2 0x0 0x7f3a0010"
+            b"0 12345678901234567890 1.23 -0.5 2 0x0 0x7f3a0010"
         );
     }
 

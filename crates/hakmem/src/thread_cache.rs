@@ -161,7 +161,7 @@ pub const BIN_OFFSETS: BinOffsets = {
     let mut size = 0;
     while size < t.len() {
         let offset = class_of(size) * core::mem::size_of::<Bin>();
-        assert!(offset % 8 == 0 && offset / 8 <= u8::MAX as usize);
+        assert!(offset.is_multiple_of(8) && offset / 8 <= u8::MAX as usize);
         t[size] = (offset / 8) as u8;
         size += 1;
     }

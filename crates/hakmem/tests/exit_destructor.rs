@@ -70,7 +70,7 @@ fn allocations_after_thread_exit_stay_bounded() {
             churn(t);
             ON_DROP.with(|d| *d.borrow_mut() = Some(AllocatesOnDrop));
             // SAFETY: sets this thread's value of a live key.
-            unsafe { libc::pthread_setspecific(key(), 1 as *const libc::c_void) };
+            unsafe { libc::pthread_setspecific(key(), std::ptr::dangling::<libc::c_void>()) };
         })
         .join()
         .unwrap();

@@ -85,7 +85,7 @@ fn workload(secs: f64) -> Vec<hakmem::strategy::Strategy> {
             if live.len() > 400 {
                 let k = x % live.len();
                 let (v, seed) = live.swap_remove(k);
-                if x % 4 == 0 {
+                if x.is_multiple_of(4) {
                     tx.send((v, seed)).unwrap();
                 } else {
                     verify(&v, seed);

@@ -84,7 +84,7 @@ impl Model {
             ));
         }
         let a = p as usize;
-        if a % align.max(16) != 0 {
+        if !a.is_multiple_of(align.max(16)) {
             return fail(format!(
                 "{a:#x} (size {size}) not aligned to {}",
                 align.max(16)
@@ -182,7 +182,7 @@ impl Model {
                 }
                 // All of it is writable; the block's own bytes are rewritten after.
                 core::ptr::write_bytes(b.p as *mut u8, b.fill, u);
-                if b.align > 1 && b.p % b.align != 0 {
+                if b.align > 1 && !b.p.is_multiple_of(b.align) {
                     return fail(format!("{:#x} lost its alignment {}", b.p, b.align));
                 }
                 Ok(())

@@ -203,10 +203,12 @@ fn stress_multithreaded_cross_thread_frees() {
                     }
                 }
                 ops += 1;
-                if ops % 1024 == 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                if ops.is_multiple_of(1024)
+                    && deadline.is_some_and(|d| std::time::Instant::now() >= d)
+                {
                     break;
                 }
-                if ops % 64 == 0 {
+                if ops.is_multiple_of(64) {
                     while let Ok(v) = rx.try_recv() {
                         for b in v {
                             release(b, "remote free");

@@ -99,7 +99,7 @@ mod tests {
             let b = bucket_of(v);
             assert!(b >= last && b < BUCKETS, "{v}");
             last = b;
-            if v >= 4 && v < 1 << 62 {
+            if (4..1 << 62).contains(&v) {
                 let m = middle_of(b);
                 assert!(m.abs_diff(v) * 8 <= v, "{v}: {m}");
             }
