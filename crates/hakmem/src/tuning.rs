@@ -179,6 +179,7 @@ fn end_epoch(st: &mut State, now_ms: u64) {
     let m = Measurements {
         slow_path_ns: (d_ticks as u128 * d_wall as u128 / d_tsc as u128) as u64,
         minor_faults: s.minor_faults.saturating_sub(st.last.minor_faults),
+        system_ns: s.system_us.saturating_sub(st.last.system_us) * 1000,
         resident_bytes: s.resident_bytes,
         ops: s.cpu_us.saturating_sub(st.last.cpu_us).max(1),
         size_p50: st.sizes.p50().unwrap_or(0),
@@ -454,6 +455,7 @@ struct Sample {
     wall_ns: u64,
     tsc: u64,
     cpu_us: u64,
+    system_us: u64,
     minor_faults: u64,
     resident_bytes: u64,
 }
@@ -463,6 +465,7 @@ impl Sample {
         wall_ns: 0,
         tsc: 0,
         cpu_us: 0,
+        system_us: 0,
         minor_faults: 0,
         resident_bytes: 0,
     };
@@ -477,6 +480,7 @@ impl Sample {
             wall_ns: os::monotonic_ns(),
             tsc: ticks(),
             cpu_us: us(ru.ru_utime) + us(ru.ru_stime),
+            system_us: us(ru.ru_stime),
             minor_faults: ru.ru_minflt as u64,
             resident_bytes: resident_bytes(),
         }

@@ -455,6 +455,7 @@ mod tests {
         let m = proptest::array::uniform6(big).prop_map(|[a, b, c, d, e, f]| Measurements {
             slow_path_ns: a,
             minor_faults: b,
+            system_ns: b ^ d,
             resident_bytes: c,
             ops: d,
             size_p50: e,
