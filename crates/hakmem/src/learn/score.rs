@@ -1,8 +1,9 @@
 //! Per-epoch measurements and the cost that ranks strategies (lower is better): time (the
-//! allocator's share of the CPU time, slow paths plus the kernel's time, at least `FAULT_NS` a page
-//! fault, as the time the whole program would take, 1 / (1 - share)) and memory (the resident bytes at the epoch's end),
-//! each over its baseline (its mean since the start or the last `reset`, past `BASELINE_EPOCHS` a
-//! moving average) and weighted by the mode. An average epoch costs about 1.0, the first exactly.
+//! allocator's share of the CPU time, slow paths plus the kernel's time, at least `FAULT_NS` a
+//! page fault, as the time the whole program would take, 1 / (1 - share)) and memory (the
+//! resident bytes at the epoch's end), each over its baseline (its mean since the start or the
+//! last `reset`, past `BASELINE_EPOCHS` a moving average) and weighted by the mode. An average
+//! epoch costs about 1.0, the first exactly.
 
 /// What the caller measured over one epoch (deltas over the epoch, but `resident_bytes`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
