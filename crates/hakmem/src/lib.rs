@@ -613,14 +613,30 @@ unsafe fn free_and_flush<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     heap.bins[c].push(p as *mut Block);
 }
 
-/// Frees a block of a slab this thread does not own.
+/// Frees a block of a slab this thread does not own: into this thread's outbox inline when it
+/// holds blocks of the same slab, else by `free_foreign_slab_slow`.
 ///
 /// # Safety
 /// `slab` is a valid slab (its SuperSlab is registered) and `p` lies in it.
-#[cold]
+#[inline(always)]
 unsafe fn free_foreign_slab<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     // SAFETY: `slab` is valid (the caller's contract).
     unsafe { check_block_start(F::NAME, slab, p as usize) };
+    // SAFETY: `p` is the start of a carved block of `slab` (checked above), given up by this free.
+    if unsafe { remote_free::append_to_outbox(F::NAME, slab, p as *mut Block) } {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { free_foreign_slab_slow::<F>(p, slab) }
+}
+
+/// `free_foreign_slab` when the outbox cannot take the block as it is.
+///
+/// # Safety
+/// `slab` is a valid slab and `p` the start of a carved block of it.
+#[cold]
+#[inline(never)]
+unsafe fn free_foreign_slab_slow<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
     // SAFETY: as above; read by shared reference, as its owner may be using it.
     let s = unsafe { &*slab };
     if check::safe_mode() {
@@ -639,6 +655,7 @@ unsafe fn free_foreign_slab<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
 ///
 /// # Safety
 /// `slab` is a valid slab.
+#[inline(always)]
 unsafe fn check_block_start(op: &str, slab: *mut slab::Slab, p: usize) {
     // SAFETY: `slab` is valid (the caller's contract).
     if !unsafe { (*slab).is_block_start(p) } {

