@@ -643,12 +643,8 @@ unsafe fn free_foreign_slab_slow<F: FreeFn>(p: *mut u8, slab: *mut slab::Slab) {
         // SAFETY: `p` is the start of a carved block of `block_size` bytes (checked above).
         unsafe { check::disarm(F::NAME, p, s.block_size.get() as usize) };
     }
-    // free_remote finds this too, but names free: checked first so the report names F.
-    if s.remote.0.head() == p as *mut Block {
-        check::report(F::NAME, "double free", p as usize);
-    }
-    // SAFETY: `p` is the start of a carved block of `slab`, not just freed (checked above).
-    unsafe { remote_free::free_remote(slab, p as *mut Block) };
+    // SAFETY: `p` is the start of a carved block of `slab` (checked above).
+    unsafe { remote_free::free_remote(F::NAME, slab, p as *mut Block) };
 }
 
 /// Reports `p` unless it is the start of a block of `slab`.

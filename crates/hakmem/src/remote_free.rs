@@ -17,33 +17,26 @@ use core::sync::atomic::{AtomicU64, Ordering};
 const REMOTE_PURGE_PERIOD: u64 = 64;
 
 /// Frees a block of a slab owned by another heap (or orphaned), where `append_to_outbox` could
-/// not: checks it, then puts it in this thread's outbox (`Outbox`), or sends it to the slab's
-/// owner at once (`send`).
+/// not: checks it (a double free is reported as `op`'s), then puts it in this thread's outbox
+/// (`Outbox`), or sends it to the slab's owner at once (`send`).
 ///
 /// # Safety
 /// `b` is a live block of `slab`.
 // Always: its one caller is `free_foreign_slab_slow` (cold, one copy per C free function), and a
 // call here cost the remote free path a frame and its saves.
 #[inline(always)]
-pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
+pub unsafe fn free_remote(op: &str, slab: *mut Slab, b: *mut Block) {
     // A thread that only frees (a consumer) gets a heap too, for its outbox and counters.
     let mut me = thread_cache::current();
     if thread_cache::is_empty_heap(me) {
         me = crate::thread_heap::current_or_create();
     }
-    // A free into another thread's slab is a slow path: every REMOTE_PURGE_PERIOD of them (each,
-    // for a thread whose heap was retired at its exit) checks whether idle memory is due to go
-    // back (`purge.rs`).
-    let check_purge = if me.is_null() {
-        true
-    } else {
-        // SAFETY: this thread's heap is valid; its counters are atomics it alone writes.
-        let n = unsafe { &(*me).counters.remote_frees };
-        crate::stats::bump(n);
-        n.load(Ordering::Relaxed) % REMOTE_PURGE_PERIOD == 0
-    };
-    if check_purge {
+    if me.is_null() {
+        // A thread whose heap was retired at its exit counts nothing and asks at every one.
         purge_if_due();
+    } else {
+        // SAFETY: a heap other than the empty one is valid while its thread runs.
+        count_remote_free(unsafe { &*me });
     }
     // SAFETY: `b` is a live block of `slab`, so the slab is valid and formatted for its class
     // (formatted before the block was handed out); it is read only through shared references.
@@ -54,7 +47,7 @@ pub unsafe fn free_remote(slab: *mut Slab, b: *mut Block) {
     let outbox = (!me.is_null()).then(|| unsafe { &(*me).outbox });
     // SAFETY: `b` is a live block of `slab` (the caller's contract).
     if unsafe { is_free(s, outbox, b) } {
-        crate::check::report("free", "double free", b as usize);
+        crate::check::report(op, "double free", b as usize);
     }
     match outbox {
         Some(o) if crate::size_class::is_small(class) && !crate::check::safe_mode() => {
@@ -118,18 +111,25 @@ pub unsafe fn append_to_outbox(op: &str, slab: *mut Slab, b: *mut Block) -> bool
     if unsafe { is_free(s, Some(o), b) } {
         crate::check::report(op, "double free", b as usize);
     }
-    // SAFETY: `b` is the caller's to give up; its first word becomes the chain's link.
-    unsafe { (*b).next = o.first.get() };
-    o.first.set(b);
-    o.count.set(o.count.get() + 1);
-    // SAFETY: the outbox held blocks, so `me` is this thread's own heap; its counters are atomics
-    // it alone writes.
-    let n = unsafe { &(*me).counters.remote_frees };
+    // SAFETY: `b` is the caller's to give up.
+    unsafe { o.link(b) };
+    // SAFETY: the outbox held blocks, so `me` is this thread's own heap.
+    count_remote_free(unsafe { &*me });
+    true
+}
+
+/// Counts a free into another heap's slab, a slow path: every `REMOTE_PURGE_PERIOD` of them
+/// checks whether idle memory is due to go back (`purge.rs`).
+#[inline(always)]
+fn count_remote_free(me: &Heap) {
+    // Its counters are atomics only this heap's thread (the caller) writes.
+    let n = &me.counters.remote_frees;
     crate::stats::bump(n);
-    if n.load(Ordering::Relaxed) % REMOTE_PURGE_PERIOD == 0 {
+    if n.load(Ordering::Relaxed)
+        .is_multiple_of(REMOTE_PURGE_PERIOD)
+    {
         purge_if_due();
     }
-    true
 }
 
 /// The blocks of one small slab that this thread freed and has not yet handed to the slab's
@@ -170,13 +170,23 @@ impl Outbox {
             self.slab.set(slab);
             self.last.set(b);
         }
-        // SAFETY: `b` is the caller's to give up; its first word becomes the chain's link.
-        unsafe { (*b).next = self.first.get() };
-        self.first.set(b);
-        self.count.set(self.count.get() + 1);
+        // SAFETY: `b` is the caller's to give up.
+        unsafe { self.link(b) };
         if self.count.get() == OUTBOX_MAX {
             self.flush();
         }
+    }
+
+    /// Puts `b` at the front of the chain.
+    ///
+    /// # Safety
+    /// `b` is a live block of the outbox's slab, given up by the caller.
+    #[inline(always)]
+    unsafe fn link(&self, b: *mut Block) {
+        // SAFETY: the caller's contract; the block's first word becomes the chain's link.
+        unsafe { (*b).next = self.first.get() };
+        self.first.set(b);
+        self.count.set(self.count.get() + 1);
     }
 
     /// Sends the blocks the outbox holds to their slab's owner.
