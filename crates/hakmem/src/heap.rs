@@ -25,7 +25,7 @@ use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
 use crate::remote::Block;
 use crate::remote_free::Outbox;
-use crate::size_class::NUM_CLASSES;
+use crate::size_class::{NUM_CLASSES, NUM_SMALL_CLASSES};
 use crate::slab::{Owner, Place, Slab};
 use crate::superslab::{self, slab_of};
 use crate::thread_cache::{self, Bin};
@@ -98,6 +98,11 @@ pub struct Heap {
     /// Slow-path calls (refills and flushes), to collect remote frees every `COLLECT_PERIOD`.
     /// Owner only.
     slow_calls: Cell<u32>,
+    /// When the heap next gives back the pages of its mid slabs' idle free blocks
+    /// (`purge_idle_mid_blocks`; ms, `os::now_ms`). Owner only.
+    mid_purge_due_ms: Cell<u64>,
+    /// Bit c set: mid class c had a refill or flush since the last such round. Owner only.
+    mid_active: Cell<u64>,
     /// Blocks this heap's thread freed into another heap's slab, not yet sent. Owner only.
     pub outbox: Outbox,
     /// Next in the pool of finished heaps; only touched with the pool's lock held.
@@ -140,6 +145,8 @@ impl Heap {
                 retirements: AtomicU32::new(0),
             },
             slow_calls: Cell::new(0),
+            mid_purge_due_ms: Cell::new(0),
+            mid_active: Cell::new(0),
             outbox: Outbox::new(),
             pool_next: Cell::new(null_mut()),
             all_next: null_mut(),
@@ -188,10 +195,15 @@ impl Heap {
         self.thread.set(0);
         self.mail.remote_hint.store(0, Ordering::Relaxed);
         self.slow_calls.set(0);
+        self.mid_purge_due_ms.set(0);
+        self.mid_active.set(0);
         self.pool_next.set(null_mut());
     }
 
-    fn count_slow_call(&self) {
+    /// Bookkeeping of every refill and flush, of class `c`: the deferred work below runs every
+    /// so many calls (mid classes check the heap's purge round at each: their refills and
+    /// flushes are rare, and hand over or take back at least 8 KiB a block).
+    fn count_slow_call(&self, c: usize) {
         self.outbox.flush();
         let n = self.slow_calls.get().wrapping_add(1);
         self.slow_calls.set(n);
@@ -199,11 +211,61 @@ impl Heap {
             self.collect_all_remote();
             crate::orphans::reap();
         }
+        let mid = !crate::size_class::is_small(c);
+        if mid {
+            self.mid_active.set(self.mid_active.get() | 1 << c);
+        }
         if n.is_multiple_of(PURGE_CHECK_PERIOD) {
             crate::purge::purge_if_due();
         }
+        if mid || n.is_multiple_of(PURGE_CHECK_PERIOD) {
+            self.purge_idle_mid_blocks();
+        }
         if n.is_multiple_of(CAP_DECAY_PERIOD) {
             self.decay_caps();
+        }
+    }
+
+    /// Every purge delay, a round over this heap's mid classes: the bin of a class with no refill
+    /// or flush since the last round goes back to its slabs, and the free blocks of the current
+    /// and partial slabs that were free at the last round give back their pages
+    /// (`Slab::purge_idle_free_blocks`). A mid slab is a whole SuperSlab, seldom empty as a
+    /// whole, and the pages of its freed blocks serve no other class: without this, a class whose
+    /// use fell off would keep them resident (cc1 compiling a large file holds a few freed blocks
+    /// of most mid classes).
+    fn purge_idle_mid_blocks(&self) {
+        if crate::check::safe_mode() {
+            return;
+        }
+        let now = crate::os::now_ms();
+        if now < self.mid_purge_due_ms.get() {
+            return;
+        }
+        self.mid_purge_due_ms
+            .set(now + crate::knobs::purge_delay_ms());
+        let active = self.mid_active.replace(0);
+        let mut bytes = 0;
+        for c in NUM_SMALL_CLASSES..NUM_CLASSES {
+            if active & 1 << c == 0 && self.bins[c].count() != 0 {
+                self.return_blocks(c, self.bins[c].split_off(0));
+            }
+            let cs = self.slabs(c);
+            // SAFETY: owner only; the current slab and the partial list's slabs are this heap's
+            // (this thread their only writer), and purging moves none of them.
+            unsafe {
+                let cur = (*cs).current;
+                if !cur.is_null() {
+                    bytes += (*cur).purge_idle_free_blocks();
+                }
+                let mut s = (*cs).partial.head;
+                while !s.is_null() {
+                    bytes += (*s).purge_idle_free_blocks();
+                    s = (*s).links.next.get();
+                }
+            }
+        }
+        if bytes > 0 {
+            crate::stats::add(&crate::stats::PURGED_BYTES, bytes as u64);
         }
     }
 
@@ -239,7 +301,7 @@ impl Heap {
     }
 
     fn refill_untimed(&self, c: usize) -> bool {
-        self.count_slow_call();
+        self.count_slow_call(c);
         crate::stats::bump(&self.counters.refills[c]);
         let bin = &self.bins[c];
         // The cap follows the live knob (0 stays 0: safe mode keeps caches empty).
@@ -381,7 +443,7 @@ impl Heap {
     #[cold]
     pub fn flush(&self, c: usize) {
         let timer = crate::tuning::Timer::start(self.sampled());
-        self.count_slow_call();
+        self.count_slow_call(c);
         crate::stats::bump(&self.counters.flushes);
         let bin = &self.bins[c];
         if bin.cap() != 0 {

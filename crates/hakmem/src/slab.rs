@@ -99,6 +99,12 @@ pub struct Slab {
     /// pointer they free; only the owner writes it.
     pub carved: AtomicU32,
     pub used: Cell<u32>,
+    /// How many free blocks at the bottom of the local free list (the end pops reach last) have
+    /// had their inner pages returned to the OS (`purge_idle_free_blocks`; mid slabs only).
+    purged_free: Cell<u32>,
+    /// How many free blocks at the bottom of the local free list were already on it at the last
+    /// `purge_idle_free_blocks` (at least `purged_free`).
+    idle_free: Cell<u32>,
     pub links: Links<Slab>,
     pub remote: CacheLine<RemoteList>,
 }
@@ -127,6 +133,8 @@ impl Slab {
         self.carved.store(0, Ordering::Relaxed);
         self.carved_bound.set(0);
         self.used.set(0);
+        self.purged_free.set(0);
+        self.idle_free.set(0);
         self.class.set(class as u8);
         self.place.set(Place::None);
         self.links.prev.set(null_mut());
@@ -275,6 +283,7 @@ impl Slab {
             bin.fill(self.free_list(), free_len);
             self.set_free_list(null_mut());
             self.used.set(self.used.get() + free_len);
+            self.free_list_shrank();
             return free_len;
         }
         let mut n = 0;
@@ -285,6 +294,7 @@ impl Slab {
         }
         if n > 0 {
             self.used.set(self.used.get() + n);
+            self.free_list_shrank();
             return n;
         }
         let carved = self.carved.load(Ordering::Relaxed);
@@ -303,6 +313,51 @@ impl Slab {
         }
         self.used.set(self.used.get() + n);
         n
+    }
+
+    /// After pops: the bottom counts of the free list (`purged_free`, `idle_free`) cannot exceed
+    /// its length. Pushes go on top, so only pops change them.
+    fn free_list_shrank(&self) {
+        let len = self.carved.load(Ordering::Relaxed) - self.used.get();
+        self.purged_free.set(self.purged_free.get().min(len));
+        self.idle_free.set(self.idle_free.get().min(len));
+    }
+
+    /// Returns to the OS the pages inside the free blocks that were on the local free list at the
+    /// last call and still are (a block's first page stays: it holds the link), and notes the
+    /// blocks on it now for the next call: called every purge delay, it gives back what stayed
+    /// free for one to two delays. Mid slabs only (their blocks span whole pages), not in safe
+    /// mode (freed blocks keep a fill that `pop_free` checks). Returns the bytes given back.
+    ///
+    /// # Safety
+    /// This is a mid slab held by the calling thread.
+    pub unsafe fn purge_idle_free_blocks(&self) -> usize {
+        let len = self.carved.load(Ordering::Relaxed) - self.used.get();
+        let (purged, idle) = (self.purged_free.get(), self.idle_free.get());
+        let size = self.block_size.get() as usize;
+        let mut bytes = 0;
+        let mut b = self.free_list();
+        for i in 0..len - purged {
+            if i >= len - idle {
+                let from = (b as usize + core::mem::size_of::<Block>() + crate::os::PAGE - 1)
+                    & !(crate::os::PAGE - 1);
+                let to = (b as usize + size) & !(crate::os::PAGE - 1);
+                if to > from {
+                    if bytes == 0 {
+                        // SAFETY: this is a mid slab this thread holds (the caller's contract).
+                        unsafe { crate::superslab::stop_huge_pages(self) };
+                    }
+                    crate::os::discard(from as *mut u8, to - from);
+                    bytes += to - from;
+                }
+            }
+            // SAFETY: `b` is one of the list's `len` free blocks of this slab (this thread its
+            // only writer), its first word the link, which the discard above kept.
+            b = unsafe { (*b).next };
+        }
+        self.purged_free.set(idle);
+        self.idle_free.set(len);
+        bytes
     }
 
     /// Records that the first `n` blocks are carved (for other threads' checks and the fast
@@ -516,5 +571,94 @@ mod tests {
         assert!(!slab.is_carved_block_start(start + 32));
         assert!(!slab.is_carved_block_start(start + 8));
         drop(mem);
+    }
+
+    /// Whether the page holding `p` is resident.
+    fn resident(p: usize) -> bool {
+        let mut v = 0u8;
+        let page = p & !(crate::os::PAGE - 1);
+        // SAFETY: mincore reads the page table for one mapped page and writes one byte to `v`.
+        let r = unsafe { libc::mincore(page as *mut libc::c_void, crate::os::PAGE, &mut v) };
+        assert_eq!(r, 0);
+        v & 1 == 1
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mincore, which Miri does not model")]
+    fn idle_free_blocks_of_a_mid_slab_give_back_their_inner_pages() {
+        let _serial = crate::tests::serial();
+        let c = crate::size_class::class_of(64 * 1024);
+        let s = crate::superslab::acquire_slab(c, Owner::NONE, 0);
+        assert!(!s.is_null());
+        // SAFETY: `s` is a freshly acquired slab, held by this thread until it is released below.
+        let slab = unsafe { &*s };
+        let size = slab.block_size.get() as usize;
+        let page = crate::os::PAGE;
+        let bin = Bin::new(16);
+        assert_eq!(slab.take_batch(&bin, 8), 8);
+        let blocks: Vec<usize> = (0..8).map(|_| bin.pop() as usize).collect();
+        let fill = |b: usize, v: u8| {
+            // SAFETY: `b` is a block of `size` bytes this test holds.
+            unsafe { core::ptr::write_bytes(b as *mut u8, v, size) }
+        };
+        let holds = |b: usize, v: u8| {
+            // SAFETY: as above.
+            let bytes = unsafe { core::slice::from_raw_parts(b as *const u8, size) };
+            bytes.iter().all(|&x| x == v)
+        };
+        for (i, &b) in blocks.iter().enumerate() {
+            assert_eq!(b % page, 0, "64 KiB blocks start on a page");
+            fill(b, i as u8 + 1);
+        }
+        // Blocks 0..5 are freed; 5..8 stay in use.
+        for &b in &blocks[..5] {
+            slab.put_local(b as *mut Block);
+        }
+        let purge = || {
+            // SAFETY: a mid slab this thread holds.
+            unsafe { slab.purge_idle_free_blocks() }
+        };
+        // The first round only notes the free blocks.
+        assert_eq!(purge(), 0);
+        assert!(blocks[..5].iter().all(|&b| resident(b + page)));
+        // Block 4 is taken and freed again after that round: it is not idle yet. (A bin with
+        // room for one, so the whole list does not move to it.)
+        let one = Bin::new(1);
+        assert_eq!(slab.take_batch(&one, 1), 1);
+        assert_eq!(one.pop() as usize, blocks[4]);
+        slab.put_local(blocks[4] as *mut Block);
+        assert_eq!(purge(), 4 * (size - page));
+        for &b in &blocks[..4] {
+            assert!(resident(b), "the first page keeps the link");
+            assert!(
+                !resident(b + page) && !resident(b + size - 1),
+                "inner pages went back"
+            );
+        }
+        assert!(
+            resident(blocks[4] + page),
+            "freed after the first round: kept"
+        );
+        for (i, &b) in blocks.iter().enumerate().skip(5) {
+            assert!(holds(b, i as u8 + 1), "block {i} in use kept its bytes");
+        }
+        // The next round gives back block 4's; the purged blocks are not purged again.
+        assert_eq!(purge(), size - page);
+        assert_eq!(purge(), 0);
+        // The list still links the five free blocks, and they can be used again.
+        assert_eq!(slab.take_batch(&bin, 8), 5);
+        let mut again: Vec<usize> = (0..5).map(|_| bin.pop() as usize).collect();
+        again.sort();
+        assert_eq!(again, blocks[..5].to_vec());
+        for &b in &again {
+            fill(b, 0xa5);
+            assert!(holds(b, 0xa5));
+        }
+        assert_eq!(purge(), 0, "no free block left");
+        for &b in &blocks {
+            slab.put_local(b as *mut Block);
+        }
+        // SAFETY: the slab is empty and this thread's; released once.
+        unsafe { crate::superslab::release_slab(s) };
     }
 }

@@ -289,6 +289,22 @@ unsafe fn acquire_locked(
     }
 }
 
+/// Stops advising huge pages for the SuperSlab of the mid slab `slab`, whose owner returns pages
+/// inside it to the OS: khugepaged would otherwise fill the range back in.
+///
+/// # Safety
+/// `slab` is a mid slab held by the caller (the manager touches only empty SuperSlabs' `huge`).
+pub unsafe fn stop_huge_pages(slab: *const Slab) {
+    let ss = super_slab_of(slab as *mut Slab);
+    // SAFETY: `ss` is the mapped SuperSlab of a slab the caller holds (the caller's contract).
+    unsafe {
+        if (*ss).huge {
+            (*ss).huge = false;
+            os::advise_no_huge(ss as *mut u8, SS_SIZE);
+        }
+    }
+}
+
 /// Advises (or stops advising) huge pages for an empty SuperSlab about to be used. The advice
 /// takes effect on a range with no pages yet; on a cached one it only lets khugepaged merge them.
 ///

@@ -8,7 +8,11 @@
  *   idle hold N S  N threads each malloc and touch one block of S bytes, keep it, and sit idle; then
  *                  they free it and sit idle again, main calls malloc_trim(0) and idles 0.3 s.
  *                  Prints rss_kib while the blocks are held (held_kib) and after (rss_kib), as
- *                  increases over the RSS before the threads started. */
+ *                  increases over the RSS before the threads started.
+ *   idle scatter   allocates and writes 2 MiB of blocks of each of 16, 24, 40, 64, 96, 160 and
+ *                  256 KiB, frees all but every eighth, idles 0.2 s three times with some work in small
+ *                  blocks after each; prints the RSS with every block written (full_kib) and at the end
+ *                  (rss_kib) as increases over the start, and the bytes still held (kept_kib). */
 #include "common.h"
 #include <malloc.h>
 #include <pthread.h>
@@ -181,10 +185,67 @@ static int mode_hold(int n, size_t size) {
     return 0;
 }
 
+/* A little work in small blocks: 4,000 of 64 B held at once, then freed (so the allocator's slow
+ * paths, where deferred work such as purging happens, do run). */
+static void some_work(void) {
+    static void *held[4000];
+    for (int i = 0; i < 4000; i++) {
+        held[i] = malloc(64);
+        if (!held[i]) DIE("malloc(64)");
+        memset(held[i], i, 64);
+    }
+    for (int i = 0; i < 4000; i++) free(held[i]);
+}
+
+#define SCATTER_SIZES 7
+static int mode_scatter(void) {
+    static const size_t sizes[SCATTER_SIZES] = {16 << 10, 24 << 10, 40 << 10, 64 << 10,
+                                                96 << 10, 160 << 10, 256 << 10};
+    static unsigned char *blocks[SCATTER_SIZES][128];
+    int count[SCATTER_SIZES];
+    long kept = 0;
+    free(malloc(64));
+    long base = rss_kib();
+    for (int s = 0; s < SCATTER_SIZES; s++) {
+        count[s] = (int)((2u << 20) / sizes[s]);
+        for (int i = 0; i < count[s]; i++) {
+            blocks[s][i] = malloc(sizes[s]);
+            if (!blocks[s][i]) DIE("malloc(%zu)", sizes[s]);
+            memset(blocks[s][i], (unsigned char)(s * 16 + i), sizes[s]);
+        }
+    }
+    long full = rss_kib();
+    for (int s = 0; s < SCATTER_SIZES; s++)
+        for (int i = 0; i < count[s]; i++) {
+            if (i % 8 == 0) {
+                kept += (long)(sizes[s] >> 10);
+                continue;
+            }
+            free(blocks[s][i]);
+        }
+    for (int round = 0; round < 3; round++) {
+        sleep_ms(200);
+        some_work();
+    }
+    long after = rss_kib();
+    for (int s = 0; s < SCATTER_SIZES; s++)
+        for (int i = 0; i < count[s]; i += 8) {
+            unsigned char *p = blocks[s][i];
+            for (size_t k = 0; k < sizes[s]; k++)
+                if (p[k] != (unsigned char)(s * 16 + i)) DIE("byte %zu of a kept block changed", k);
+            free(p);
+        }
+    printf("idle: full_kib=%ld\n", full - base);
+    printf("idle: kept_kib=%ld\n", kept);
+    printf("idle: rss_kib=%ld\n", after - base);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "mixed")) return mode_mixed();
     if (argc >= 2 && !strcmp(argv[1], "orphans")) return mode_orphans();
+    if (argc >= 2 && !strcmp(argv[1], "scatter")) return mode_scatter();
     if (argc >= 4 && !strcmp(argv[1], "hold")) return mode_hold(atoi(argv[2]), (size_t)atol(argv[3]));
-    fprintf(stderr, "usage: idle mixed | orphans | hold THREADS SIZE\n");
+    fprintf(stderr, "usage: idle mixed | orphans | scatter | hold THREADS SIZE\n");
     return 2;
 }
