@@ -17,6 +17,7 @@
 use crate::check;
 use crate::heap::Heap;
 use crate::list::{Linked, Links};
+use crate::os::{align_up, PAGE};
 use crate::remote::{Block, RemoteList, UNCOUNTED};
 use crate::thread_cache::Bin;
 use core::cell::Cell;
@@ -340,9 +341,8 @@ impl Slab {
         let mut b = self.free_list();
         for i in 0..len - purged {
             if i >= len - idle {
-                let from = (b as usize + core::mem::size_of::<Block>() + crate::os::PAGE - 1)
-                    & !(crate::os::PAGE - 1);
-                let to = (b as usize + size) & !(crate::os::PAGE - 1);
+                let from = align_up(b as usize + core::mem::size_of::<Block>(), PAGE);
+                let to = (b as usize + size) & !(PAGE - 1);
                 if to > from {
                     if bytes == 0 {
                         // SAFETY: this is a mid slab this thread holds (the caller's contract).

@@ -296,23 +296,20 @@ unsafe fn acquire_locked(
 /// # Safety
 /// `slab` is a mid slab held by the caller (the manager touches only empty SuperSlabs' `huge`).
 pub unsafe fn stop_huge_pages(slab: *const Slab) {
-    let ss = super_slab_of(slab as *mut Slab);
-    // SAFETY: `ss` is the mapped SuperSlab of a slab the caller holds (the caller's contract).
-    unsafe {
-        if (*ss).huge {
-            (*ss).huge = false;
-            os::advise_no_huge(ss as *mut u8, SS_SIZE);
-        }
-    }
+    // SAFETY: the SuperSlab of a mid slab the caller holds, whose `huge` the manager does not
+    // touch while it is in use (the caller's contract).
+    unsafe { set_huge(super_slab_of(slab as *mut Slab), false) }
 }
 
 /// Advises (or stops advising) huge pages for an empty SuperSlab about to be used. The advice
 /// takes effect on a range with no pages yet; on a cached one it only lets khugepaged merge them.
 ///
 /// # Safety
-/// `ss` is a mapped SuperSlab nobody else is setting up, with the manager's lock held.
+/// `ss` is a mapped SuperSlab nobody else is setting up, with the manager's lock held; or one whose
+/// mid slab the caller holds (`stop_huge_pages`).
 unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
-    // SAFETY: `ss` is a mapped SuperSlab, with the manager's lock held (the caller's contract).
+    // SAFETY: `ss` is a mapped SuperSlab whose header only this thread touches now (the
+    // caller's contract).
     unsafe {
         if (*ss).huge != huge {
             (*ss).huge = huge;
