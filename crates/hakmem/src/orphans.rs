@@ -1,10 +1,12 @@
 //! Orphans: slabs whose owner thread exited while they still held live blocks. Frees into them
 //! go on their remote lists and set `ORPHAN_HINT`; a thread that needs a slab of that class adopts
-//! one (`adopt`), and `reap` returns the orphans whose blocks have all been freed.
+//! one (`adopt`), `reap` returns the orphans whose blocks have all been freed, and
+//! `purge_idle_mid_blocks` gives back the pages of mid orphans' idle free blocks, as their owner
+//! did while it lived (`Heap::purge_idle_mid_blocks`).
 
 use crate::list::List;
 use crate::lock::Lock;
-use crate::size_class::NUM_CLASSES;
+use crate::size_class::{NUM_CLASSES, NUM_SMALL_CLASSES};
 use crate::slab::{Owner, Place, Slab};
 use crate::superslab;
 use core::cell::{Cell, UnsafeCell};
@@ -103,6 +105,42 @@ pub fn reap() {
         }
     }
     ORPHANS.lock.unlock();
+}
+
+/// When the next round over the mid orphans is due (ms, `os::now_ms`).
+static MID_ROUND_DUE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Every purge delay, a round over the orphaned mid slabs: the free blocks that were on a slab's
+/// free list at the last round and still are give back their pages
+/// (`Slab::purge_idle_free_blocks`). Blocks still on a remote list wait until `reap` or an
+/// adopter drains them. Called with the purge (`purge::purge_if_due`); not in safe mode.
+pub fn purge_idle_mid_blocks() {
+    if crate::check::safe_mode() {
+        return;
+    }
+    let now = crate::os::now_ms();
+    if now < MID_ROUND_DUE_MS.load(Ordering::Relaxed) {
+        return;
+    }
+    MID_ROUND_DUE_MS.store(now + crate::knobs::purge_delay_ms(), Ordering::Relaxed);
+    let mut bytes = 0;
+    ORPHANS.lock.lock();
+    // SAFETY: the lock is held, so the lists are ours and the lock holder is the holder of every
+    // orphan (valid, this thread its only writer); purging moves no slab.
+    unsafe {
+        let lists = &*ORPHANS.lists.get();
+        for list in &lists[NUM_SMALL_CLASSES..] {
+            let mut s = list.head;
+            while !s.is_null() {
+                bytes += (*s).purge_idle_free_blocks();
+                s = (*s).links.next.get();
+            }
+        }
+    }
+    ORPHANS.lock.unlock();
+    if bytes > 0 {
+        crate::stats::add(&crate::stats::PURGED_BYTES, bytes as u64);
+    }
 }
 
 /// The lock the fork handlers hold across `fork()`.

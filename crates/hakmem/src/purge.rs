@@ -4,7 +4,7 @@
 //! frees and allocates again does not fault them back in. The slow paths (refills, flushes, large
 //! blocks, frees into another thread's slabs, thread exit) call `purge_if_due`, which reads a
 //! coarse clock and, at most every half delay, lets one of them reap the orphans other threads
-//! emptied (`orphans.rs`) and `run` a purge: SuperSlabs (`superslab.rs`) and BigCache
+//! emptied (`orphans.rs`), purge the idle free blocks of orphaned mid slabs, and `run` a purge: SuperSlabs (`superslab.rs`) and BigCache
 //! (`bigcache.rs`) return the pages of whatever has been free longer than the delay. Memory idle
 //! past the delay is thus returned by the first such call after it; a program that makes no
 //! allocator calls at all keeps what it freed until it makes one (or calls `malloc_trim`, which
@@ -43,11 +43,13 @@ pub fn run() {
 }
 
 /// Returns the pages of memory idle past the purge delay, if a purge is due, and then
-/// the orphaned slabs that other threads' frees have emptied, so memory freed on behalf of exited
-/// threads goes back too. Called on every slow path.
+/// the orphaned slabs that other threads' frees have emptied and the pages of orphaned mid slabs'
+/// idle free blocks, so memory freed on behalf of exited threads goes back too. Called on every
+/// slow path.
 pub fn purge_if_due() {
     if due() {
         crate::orphans::reap();
+        crate::orphans::purge_idle_mid_blocks();
         run();
     }
 }

@@ -9,10 +9,13 @@
  *                  they free it and sit idle again, main calls malloc_trim(0) and idles 0.3 s.
  *                  Prints rss_kib while the blocks are held (held_kib) and after (rss_kib), as
  *                  increases over the RSS before the threads started.
- *   idle scatter   allocates and writes 2 MiB of blocks of each of 16, 24, 40, 64, 96, 160 and
+ *   idle scatter [thread]
+ *                  allocates and writes 2 MiB of blocks of each of 16, 24, 40, 64, 96, 160 and
  *                  256 KiB, frees all but every eighth, idles 0.2 s three times with some work in small
  *                  blocks after each; prints the RSS with every block written (full_kib) and at the end
- *                  (rss_kib) as increases over the start, and the bytes still held (kept_kib). */
+ *                  (rss_kib) as increases over the start, and the bytes still held (kept_kib). With
+ *                  `thread`, a thread allocates and frees the blocks and exits before the idling (its
+ *                  slabs are orphans), and main frees the kept blocks at the end. */
 #include "common.h"
 #include <malloc.h>
 #include <pthread.h>
@@ -198,14 +201,15 @@ static void some_work(void) {
 }
 
 #define SCATTER_SIZES 7
-static int mode_scatter(void) {
-    static const size_t sizes[SCATTER_SIZES] = {16 << 10, 24 << 10, 40 << 10, 64 << 10,
-                                                96 << 10, 160 << 10, 256 << 10};
-    static unsigned char *blocks[SCATTER_SIZES][128];
-    int count[SCATTER_SIZES];
-    long kept = 0;
-    free(malloc(64));
-    long base = rss_kib();
+static const size_t sizes[SCATTER_SIZES] = {16 << 10, 24 << 10, 40 << 10, 64 << 10,
+                                            96 << 10, 160 << 10, 256 << 10};
+static unsigned char *blocks[SCATTER_SIZES][128];
+static int count[SCATTER_SIZES];
+static long kept, full;
+
+/* Writes the blocks, then frees all but every eighth. */
+static void *scatter_blocks(void *arg) {
+    (void)arg;
     for (int s = 0; s < SCATTER_SIZES; s++) {
         count[s] = (int)((2u << 20) / sizes[s]);
         for (int i = 0; i < count[s]; i++) {
@@ -214,7 +218,7 @@ static int mode_scatter(void) {
             memset(blocks[s][i], (unsigned char)(s * 16 + i), sizes[s]);
         }
     }
-    long full = rss_kib();
+    full = rss_kib();
     for (int s = 0; s < SCATTER_SIZES; s++)
         for (int i = 0; i < count[s]; i++) {
             if (i % 8 == 0) {
@@ -223,6 +227,19 @@ static int mode_scatter(void) {
             }
             free(blocks[s][i]);
         }
+    return NULL;
+}
+
+static int mode_scatter(int in_thread) {
+    free(malloc(64));
+    long base = rss_kib();
+    if (in_thread) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, scatter_blocks, NULL)) DIE("pthread_create");
+        pthread_join(t, NULL);
+    } else {
+        scatter_blocks(NULL);
+    }
     for (int round = 0; round < 3; round++) {
         sleep_ms(200);
         some_work();
@@ -244,8 +261,9 @@ static int mode_scatter(void) {
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "mixed")) return mode_mixed();
     if (argc >= 2 && !strcmp(argv[1], "orphans")) return mode_orphans();
-    if (argc >= 2 && !strcmp(argv[1], "scatter")) return mode_scatter();
+    if (argc >= 2 && !strcmp(argv[1], "scatter"))
+        return mode_scatter(argc >= 3 && !strcmp(argv[2], "thread"));
     if (argc >= 4 && !strcmp(argv[1], "hold")) return mode_hold(atoi(argv[2]), (size_t)atol(argv[3]));
-    fprintf(stderr, "usage: idle mixed | orphans | scatter | hold THREADS SIZE\n");
+    fprintf(stderr, "usage: idle mixed | orphans | scatter [thread] | hold THREADS SIZE\n");
     return 2;
 }
