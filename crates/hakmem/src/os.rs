@@ -1,10 +1,12 @@
-//! The only code that talks to the kernel about memory: mmap, munmap, madvise, mremap.
+//! The only code that talks to the kernel about memory: mmap, munmap, madvise, mremap, and the
+//! files the kernel reports through (`read_file`, the huge-page mode).
 //!
 //! Every function returns a null pointer or `false` on failure and never panics or allocates, so the
 //! callers can turn an exhausted address space into `NULL` + `ENOMEM`. What is mapped is counted
 //! here (`stats::MAPPED`).
 
 use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Base page size. x86_64 Linux always uses 4 KiB base pages.
 pub const PAGE: usize = 4096;
@@ -184,6 +186,54 @@ pub fn collapse_huge(p: *mut u8, len: usize) {
 
 const MADV_COLLAPSE: libc::c_int = 25;
 
+/// Reads the start of file `path` into `buf`; returns the bytes read (0 if it cannot be read).
+pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
+    // SAFETY: open/read/close with a NUL-terminated path and our own buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return 0;
+        }
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(
+                fd,
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            );
+            if n <= 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        libc::close(fd);
+        len
+    }
+}
+
+/// Whether the kernel backs every anonymous mapping with transparent huge pages unless advised
+/// otherwise (its mode is `always`, not `madvise` or `never`); read once.
+pub fn huge_pages_by_default() -> bool {
+    // 0: not read yet; 1: no; 2: yes.
+    static MODE: AtomicU8 = AtomicU8::new(0);
+    match MODE.load(Ordering::Relaxed) {
+        0 => {
+            let mut buf = [0u8; 64];
+            let n = read_file(c"/sys/kernel/mm/transparent_hugepage/enabled", &mut buf);
+            let always = thp_mode_is_always(&buf[..n]);
+            MODE.store(1 + always as u8, Ordering::Relaxed);
+            always
+        }
+        m => m == 2,
+    }
+}
+
+/// Whether the text of `/sys/kernel/mm/transparent_hugepage/enabled` selects `always` (the
+/// selected mode is the one in brackets: `[always] madvise never`).
+fn thp_mode_is_always(text: &[u8]) -> bool {
+    text.starts_with(b"[always]")
+}
+
 /// Withdraws `advise_huge` from a range, so later faults take 4 KiB pages again.
 pub fn advise_no_huge(p: *mut u8, len: usize) {
     // SAFETY: advice only; the range is ours.
@@ -258,6 +308,22 @@ pub fn set_errno(e: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_huge_page_mode_is_the_bracketed_word() {
+        assert!(thp_mode_is_always(b"[always] madvise never\n"));
+        assert!(!thp_mode_is_always(b"always [madvise] never\n"));
+        assert!(!thp_mode_is_always(b"always madvise [never]\n"));
+        assert!(!thp_mode_is_always(b""));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads a file")]
+    fn the_huge_page_mode_is_read_from_the_kernel() {
+        let text = std::fs::read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        assert_eq!(huge_pages_by_default(), thp_mode_is_always(&text));
+        assert_eq!(huge_pages_by_default(), thp_mode_is_always(&text));
+    }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]

@@ -301,7 +301,7 @@ impl Snapshot {
 /// peak from getrusage if that cannot be read). Without allocating.
 pub(crate) fn resident_bytes() -> (u64, u64) {
     let mut buf = [0u8; 4096];
-    let n = read_file(c"/proc/self/status", &mut buf);
+    let n = crate::os::read_file(c"/proc/self/status", &mut buf);
     let status = &buf[..n];
     let kib = |name: &[u8]| -> Option<u64> {
         let line = status
@@ -322,31 +322,6 @@ pub(crate) fn resident_bytes() -> (u64, u64) {
         ru.ru_maxrss as u64 * 1024
     });
     (rss, peak.max(rss))
-}
-
-/// Reads the start of file `path` into `buf`; returns the bytes read (0 if it cannot be read).
-pub(crate) fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    // SAFETY: open/read/close with a NUL-terminated path and our own buffer.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return 0;
-        }
-        let mut len = 0;
-        while len < buf.len() {
-            let n = libc::read(
-                fd,
-                buf[len..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - len,
-            );
-            if n <= 0 {
-                break;
-            }
-            len += n as usize;
-        }
-        libc::close(fd);
-        len
-    }
 }
 
 /// Where the text report's figures end: the memory table's "now" and "peak" columns.
@@ -602,7 +577,7 @@ pub(crate) fn write_report(out: &mut Text, json: bool) {
 /// The program's name as it was started (argv[0], from /proc/self/cmdline; else glibc's
 /// `program_invocation_name`), at most `buf.len()` bytes.
 fn program_name(buf: &mut [u8]) -> &[u8] {
-    let n = read_file(c"/proc/self/cmdline", buf);
+    let n = crate::os::read_file(c"/proc/self/cmdline", buf);
     let argv0 = buf[..n].split(|&b| b == 0).next().unwrap_or(b"");
     if !argv0.is_empty() {
         let len = argv0.len();

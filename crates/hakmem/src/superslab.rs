@@ -353,6 +353,10 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             if huge {
                 // Before the first write, or the range already has 4 KiB pages.
                 os::advise_huge(p, SS_SIZE);
+            } else if os::huge_pages_by_default() {
+                // Else the kernel would back the SuperSlab with a huge page at its first write
+                // (2 MiB resident for a header and a slab), and `huge` would not say so.
+                os::advise_no_huge(p, SS_SIZE);
             }
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;

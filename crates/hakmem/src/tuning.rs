@@ -490,7 +490,7 @@ impl Sample {
 /// The process's resident bytes, from /proc/self/statm (0 if it cannot be read).
 fn resident_bytes() -> u64 {
     let mut buf = [0u8; 128];
-    let n = crate::stats::read_file(c"/proc/self/statm", &mut buf);
+    let n = crate::os::read_file(c"/proc/self/statm", &mut buf);
     // The second field is the resident page count.
     let pages = buf[..n].split(|&b| b == b' ').nth(1);
     pages
