@@ -1,5 +1,6 @@
 //! Process-wide set-up, once, on the first allocation (or a library constructor's call): the
-//! configuration, the learner, call-site profiling, the thread-exit key and the fork handlers.
+//! configuration, the kernel's huge-page mode, the learner, call-site profiling, the thread-exit
+//! key and the fork handlers.
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -34,6 +35,8 @@ fn init_once() {
     {
         INITIALISING.store(this_thread(), Ordering::Relaxed);
         crate::config::get();
+        // Read now, not first under the SuperSlab manager's lock.
+        crate::os::huge_pages_by_default();
         crate::tuning::init();
         crate::sites::init();
         crate::thread_heap::create_exit_key();

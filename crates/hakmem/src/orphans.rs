@@ -34,6 +34,7 @@ pub unsafe fn retire_slab(c: usize, s: *mut Slab) {
     slab.set_owner(Owner::NONE, Ordering::SeqCst);
     // A remote free may have come in between the drain and the store: the next holder drains it.
     slab.place.set(Place::Orphan);
+    slab.restart_idle_count();
     ORPHANS.lock.lock();
     // SAFETY: the orphan lock is held; `s` is in no list.
     unsafe { (*ORPHANS.lists.get())[c].push_front(s) };
@@ -71,6 +72,7 @@ pub fn adopt(c: usize, owner: Owner) -> *mut Slab {
         let slab = unsafe { &*s };
         slab.set_owner(owner, Ordering::SeqCst);
         slab.drain_remote();
+        slab.restart_idle_count();
     }
     s
 }

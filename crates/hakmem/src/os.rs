@@ -187,28 +187,34 @@ pub fn collapse_huge(p: *mut u8, len: usize) {
 const MADV_COLLAPSE: libc::c_int = 25;
 
 /// Reads the start of file `path` into `buf`; returns the bytes read (0 if it cannot be read).
+/// Raw system calls, errno kept: safe under the allocator's locks, as no library can interpose
+/// them (and allocate) and no thread cancellation can act on them.
 pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    // SAFETY: open/read/close with a NUL-terminated path and our own buffer.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return 0;
-        }
+    // SAFETY: __errno_location returns this thread's errno slot.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    // SAFETY: openat/read/close with a NUL-terminated path and our own buffer.
+    let len = unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         let mut len = 0;
-        while len < buf.len() {
-            let n = libc::read(
-                fd,
-                buf[len..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - len,
-            );
-            if n <= 0 {
-                break;
+        if fd >= 0 {
+            while len < buf.len() {
+                let n = libc::syscall(libc::SYS_read, fd, buf[len..].as_mut_ptr(), buf.len() - len);
+                if n <= 0 {
+                    break;
+                }
+                len += n as usize;
             }
-            len += n as usize;
+            libc::syscall(libc::SYS_close, fd);
         }
-        libc::close(fd);
         len
-    }
+    };
+    set_errno(saved_errno);
+    len
 }
 
 /// Whether the kernel backs every anonymous mapping with transparent huge pages unless advised

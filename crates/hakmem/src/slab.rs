@@ -361,6 +361,13 @@ impl Slab {
         bytes
     }
 
+    /// Starts the idle count of the free list afresh: the blocks not yet purged count as freed
+    /// now, so the next `purge_idle_free_blocks` only notes them. For a slab changing hands
+    /// (orphaned, adopted), whose new holder's round may come right after the last one.
+    pub fn restart_idle_count(&self) {
+        self.idle_free.set(self.purged_free.get());
+    }
+
     /// Records that the first `n` blocks are carved (for other threads' checks and the fast
     /// path's).
     fn set_carved(&self, n: u32) {

@@ -13,7 +13,8 @@
 //! `HAKMEM_SS_WARM` empty SuperSlabs) the pages go back with MADV_DONTNEED: an empty SuperSlab
 //! keeps only its address space, a free slab in a SuperSlab still in use loses its pages. Past
 //! `HAKMEM_SS_COLD` empty SuperSlabs, they are unmapped. Within a mid slab in use, its owner gives
-//! back the pages of idle free blocks (`Heap::purge_idle_mid_blocks`).
+//! back the pages of idle free blocks (`Heap::purge_idle_mid_blocks`; for orphaned slabs, the
+//! purge: `orphans::purge_idle_mid_blocks`).
 
 use crate::knobs;
 use crate::list::{Linked, Links, List};

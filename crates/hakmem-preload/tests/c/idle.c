@@ -15,7 +15,8 @@
  *                  blocks after each; prints the RSS with every block written (full_kib) and at the end
  *                  (rss_kib) as increases over the start, and the bytes still held (kept_kib). With
  *                  `thread`, a thread allocates and frees the blocks and exits before the idling (its
- *                  slabs are orphans), and main frees the kept blocks at the end. */
+ *                  slabs are orphans), and main frees the kept blocks at the end. Either way, as
+ *                  many blocks again are then written, checked and freed. */
 #include "common.h"
 #include <malloc.h>
 #include <pthread.h>
@@ -252,6 +253,20 @@ static int mode_scatter(int in_thread) {
                 if (p[k] != (unsigned char)(s * 16 + i)) DIE("byte %zu of a kept block changed", k);
             free(p);
         }
+    /* The purged blocks serve again (from the orphans, which this thread adopts, in `thread`
+     * mode): every one written whole and checked. */
+    for (int s = 0; s < SCATTER_SIZES; s++) {
+        for (int i = 0; i < count[s]; i++) {
+            blocks[s][i] = malloc(sizes[s]);
+            if (!blocks[s][i]) DIE("malloc(%zu)", sizes[s]);
+            memset(blocks[s][i], (unsigned char)(s + i), sizes[s]);
+        }
+        for (int i = 0; i < count[s]; i++) {
+            for (size_t k = 0; k < sizes[s]; k++)
+                if (blocks[s][i][k] != (unsigned char)(s + i)) DIE("byte %zu of a block reused changed", k);
+            free(blocks[s][i]);
+        }
+    }
     printf("idle: full_kib=%ld\n", full - base);
     printf("idle: kept_kib=%ld\n", kept);
     printf("idle: rss_kib=%ld\n", after - base);
