@@ -218,7 +218,8 @@ pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
 }
 
 /// Whether the kernel backs every anonymous mapping with transparent huge pages unless advised
-/// otherwise (its mode is `always`, not `madvise` or `never`); read once.
+/// otherwise (its mode is `always`, not `madvise` or `never`), for every size or (kernels with
+/// per-size modes, 6.8 on) for 2 MiB pages; read once.
 pub fn huge_pages_by_default() -> bool {
     // 0: not read yet; 1: no; 2: yes.
     static MODE: AtomicU8 = AtomicU8::new(0);
@@ -226,7 +227,14 @@ pub fn huge_pages_by_default() -> bool {
         0 => {
             let mut buf = [0u8; 64];
             let n = read_file(c"/sys/kernel/mm/transparent_hugepage/enabled", &mut buf);
-            let always = thp_mode_is_always(&buf[..n]);
+            let mut always = thp_mode_is_always(&buf[..n]);
+            if !always {
+                let n = read_file(
+                    c"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled",
+                    &mut buf,
+                );
+                always = thp_mode_is_always(&buf[..n]);
+            }
             MODE.store(1 + always as u8, Ordering::Relaxed);
             always
         }
@@ -234,8 +242,8 @@ pub fn huge_pages_by_default() -> bool {
     }
 }
 
-/// Whether the text of `/sys/kernel/mm/transparent_hugepage/enabled` selects `always` (the
-/// selected mode is the one in brackets: `[always] madvise never`).
+/// Whether the text of a THP mode file selects `always` (the selected mode is the one in
+/// brackets: `[always] madvise never`, or per size `[always] inherit madvise never`).
 fn thp_mode_is_always(text: &[u8]) -> bool {
     text.starts_with(b"[always]")
 }
@@ -321,14 +329,19 @@ mod tests {
         assert!(!thp_mode_is_always(b"always [madvise] never\n"));
         assert!(!thp_mode_is_always(b"always madvise [never]\n"));
         assert!(!thp_mode_is_always(b""));
+        assert!(thp_mode_is_always(b"[always] inherit madvise never\n"));
+        assert!(!thp_mode_is_always(b"always [inherit] madvise never\n"));
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "reads a file")]
     fn the_huge_page_mode_is_read_from_the_kernel() {
-        let text = std::fs::read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
-        assert_eq!(huge_pages_by_default(), thp_mode_is_always(&text));
-        assert_eq!(huge_pages_by_default(), thp_mode_is_always(&text));
+        let dir = "/sys/kernel/mm/transparent_hugepage";
+        let read = |f: &str| std::fs::read(format!("{dir}/{f}")).unwrap_or_default();
+        let always = thp_mode_is_always(&read("enabled"))
+            || thp_mode_is_always(&read("hugepages-2048kB/enabled"));
+        assert_eq!(huge_pages_by_default(), always);
+        assert_eq!(huge_pages_by_default(), always);
     }
 
     #[test]
