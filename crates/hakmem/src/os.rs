@@ -190,8 +190,7 @@ const MADV_COLLAPSE: libc::c_int = 25;
 /// Raw system calls, errno kept: safe under the allocator's locks, as no library can interpose
 /// them (and allocate) and no thread cancellation can act on them.
 pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    let saved_errno = unsafe { *libc::__errno_location() };
+    let saved_errno = errno();
     // SAFETY: openat/read/close with a NUL-terminated path and our own buffer.
     let len = unsafe {
         let fd = libc::syscall(
@@ -311,6 +310,12 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's errno.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }
 
 /// Sets the calling thread's errno.

@@ -6,10 +6,9 @@
 //! coarse clock and, at most every half delay, lets one of them reap the orphans other threads
 //! emptied (`orphans.rs`), purge the idle free blocks of orphaned mid slabs, and `run` a purge:
 //! SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`) return the pages of whatever has been
-//! free longer than the delay. Memory idle
-//! past the delay is thus returned by the first such call after it; a program that makes no
-//! allocator calls at all keeps what it freed until it makes one (or calls `malloc_trim`, which
-//! returns every cached region: `release_all`).
+//! free longer than the delay. Memory idle past the delay is thus returned by the first such call
+//! after it; a program that makes no allocator calls at all keeps what it freed until it makes one
+//! (or calls `malloc_trim`, which returns every cached region: `release_all`).
 
 use crate::os;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -620,8 +620,7 @@ fn destination() -> (i32, bool) {
         if fd >= 0 {
             return (fd, true);
         }
-        // SAFETY: __errno_location returns this thread's errno slot.
-        let errno = unsafe { *libc::__errno_location() };
+        let errno = crate::os::errno();
         let mut digits = [0u8; 20];
         let errno = crate::text::decimal(errno as u64, &mut digits);
         let path = &path[..path.len() - 1];

@@ -8,6 +8,7 @@
 use super::playbook::{Entry, Playbook, MAX_STRATEGIES};
 use super::rate::{Arm, Rating};
 use super::strategy::{Strategy, KNOB_COUNT};
+use crate::os::errno;
 use crate::text::Text;
 
 /// Why a playbook file was rejected.
@@ -301,11 +302,6 @@ fn check_path(path: &[u8]) -> Result<(), FileError> {
         Some(i) if i > 0 && i + 1 == path.len() && path.len() <= MAX_PATH => Ok(()),
         _ => Err(FileError::BadPath),
     }
-}
-
-fn errno() -> i32 {
-    // SAFETY: __errno_location returns this thread's errno slot, always valid.
-    unsafe { *libc::__errno_location() }
 }
 
 /// FNV-1a, 64 bits.
