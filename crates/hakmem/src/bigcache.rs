@@ -1,9 +1,8 @@
 //! BigCache: freed large blocks kept mapped for reuse by later large requests: by a request up
-//! to 25 % smaller, and, once its warm bytes fill the budget, by any: a longer block is trimmed
-//! to the request, a warm one at least half as long is grown by mremap (the kernel moves its
-//! pages; only the new part faults). On malloc-large's blocks of 5-25 MiB, where the budget
-//! holds a handful, that took 0.75x the time for 0.98x the peak RSS of the 25 % rule alone
-//! (3 interleaved runs).
+//! to 25 % smaller, and, once its warm bytes fill the budget (or for requests above 4 MiB), by
+//! any: a longer block is split (the request takes its start, the rest stays cached with its
+//! pages), and warm blocks shorter than the request are moved side by side into one mapping by
+//! mremap (the kernel moves their pages; only what they lack faults). `take` says which.
 //!
 //! Blocks are kept most recently freed first. A block cached longer than `HAKMEM_PURGE_DELAY_MS`,
 //! or the oldest ones past `HAKMEM_BIGCACHE_MB` of warm bytes, are purged (MADV_DONTNEED: the
@@ -53,75 +52,153 @@ static GLOBAL: Global = Global {
     }),
 };
 
-/// How well a cached mapping of `l` bytes serves a request for `len`, lower is better, or None
-/// if it does not. First a warm one at most 25 % longer (the shortest). Then, when the cache is
-/// `full` (a new block would push older warm ones past the budget), a warm one at least half as
-/// long, grown (the longest: only the difference faults), or a warm one longer still, trimmed
-/// (the shortest: its tail's pages go). Last a purged one at least as long (the shortest; over
-/// 25 % longer only when full). While the cache has room, a miss adds a block of the size asked
-/// for, so that the sizes cached come to match the sizes asked: growing and trimming there keep
-/// the cache at the few blocks it has, each of them grown or trimmed over and over (on 16 live
-/// blocks of 256 KiB-4 MiB with a 256 MiB budget: 6 times the page faults). A purged block taken
-/// while a warm one serves would leave the warm one to be purged in turn.
-fn rank(purged: bool, l: usize, len: usize, full: bool) -> Option<(u8, usize)> {
-    let fits = l >= len && l <= len + len / 4;
-    match (purged, l >= len) {
-        (false, true) if fits => Some((0, l)),
-        (false, false) if full && l >= len / 2 => Some((1, len - l)),
-        (false, true) if full => Some((2, l)),
-        (true, true) if fits || full => Some((3, l)),
-        _ => None,
-    }
+/// Requests above this take blocks of other sizes (split, gathered) even while the cache has
+/// room: the pages they save outweigh the system calls. Smaller ones doing so split and moved
+/// blocks over and over (16 live blocks of 256 KiB-4 MiB, every page touched, a 256 MiB budget:
+/// 3.4 times the CPU time per operation, for a third of the page faults).
+const SPLIT_ALWAYS_LEN: usize = 4 << 20;
+
+/// Most cached blocks one request gathers (`take`).
+pub const MAX_PIECES: usize = 4;
+
+/// The cached blocks `take` hands out for one request: one block, or several warm ones to be
+/// moved side by side into one mapping (`large::alloc`).
+pub struct Taken {
+    pub pieces: [*mut LargeHeader; MAX_PIECES],
+    pub n: usize,
 }
 
-/// The cached block to serve a request for a mapping of `len` bytes (`rank`), or null; the caller
-/// trims one much longer and grows one shorter (`large::alloc`). With learning on, a warm hit is
-/// recorded with its age and depth (the warm bytes freed after it, and its own), which is what
-/// decides whether a stingier strategy would have lost it (`learn::reuse`).
-pub fn take(len: usize) -> *mut LargeHeader {
+/// What `take` chose, before it is taken out of the list.
+#[derive(Clone, Copy)]
+struct Pick {
+    h: *mut LargeHeader,
+    len: usize,
+    /// Warm bytes cached more recently than it, and its own (for the reuse observer).
+    depth: usize,
+}
+
+const NO_PICK: Pick = Pick {
+    h: null_mut(),
+    len: 0,
+    depth: 0,
+};
+
+/// The cached blocks to serve a request for a mapping of `len` bytes, warm ones first, as the
+/// pages a warm block keeps are what saves time (a page fault zeroes a page; mremap moves it):
+/// - a warm block at most 25 % longer (the shortest);
+/// - then, once the cache is full (a new block would push older warm ones past the budget) or
+///   for a request above `SPLIT_ALWAYS_LEN`: a longer warm block (the shortest; the caller
+///   splits it and caches the rest, `large::alloc`), else the longest warm blocks, up to
+///   `MAX_PIECES`, until they add up to `len`, if they add up to half of it at least (the caller
+///   moves them side by side into one mapping; only the rest faults);
+/// - then a purged block at least `len` long (the shortest; over 25 % longer only when full or
+///   above `SPLIT_ALWAYS_LEN`): it saves the mmap only;
+/// - else none (`n == 0`).
+///
+/// While the cache has room, a miss adds a block of the size asked for, so that the sizes cached
+/// come to match the sizes asked. On malloc-large (20 live blocks of 5-25 MiB replaced at
+/// random), where the earlier rule (one block, a longer one's tail unmapped, a shorter one grown)
+/// purged 8.2-8.4 GiB of pages that were then faulted in again, this purges 1.8-1.9 GiB.
+///
+/// With learning on, each warm block taken is recorded with its age and depth (the warm bytes
+/// freed after it, and its own), which is what decides whether a stingier strategy would have
+/// lost it (`learn::reuse`).
+pub fn take(len: usize) -> Taken {
+    let mut taken = Taken {
+        pieces: [null_mut(); MAX_PIECES],
+        n: 0,
+    };
     GLOBAL.lock.lock();
     // SAFETY: the lock is held; cached headers are valid.
-    let found = unsafe {
+    unsafe {
         let c = &mut *GLOBAL.c.get();
-        let full = c.warm_bytes + len > knobs::bigcache_bytes();
-        let mut best: *mut LargeHeader = null_mut();
-        let mut best_rank = None;
-        let mut depth = 0;
+        let mut fit = NO_PICK;
+        let mut purged = NO_PICK;
+        // The longest warm blocks shorter than `len`, longest first.
+        let mut longest = [NO_PICK; MAX_PIECES];
         let mut warm_ahead = 0;
         let mut h = c.blocks.head;
         while !h.is_null() {
             let l = (*h).map_len;
-            if !(*h).purged {
+            if (*h).purged {
+                if l >= len && (purged.h.is_null() || l < purged.len) {
+                    purged = Pick {
+                        h,
+                        len: l,
+                        depth: 0,
+                    };
+                }
+            } else {
                 warm_ahead += l;
-            }
-            let r = rank((*h).purged, l, len, full);
-            if r.is_some() && (best_rank.is_none() || r < best_rank) {
-                (best, best_rank) = (h, r);
-                depth = warm_ahead;
-                if r == Some((0, len)) {
-                    break;
+                let pick = Pick {
+                    h,
+                    len: l,
+                    depth: warm_ahead,
+                };
+                if l >= len {
+                    if fit.h.is_null() || l < fit.len {
+                        fit = pick;
+                        if l == len {
+                            break;
+                        }
+                    }
+                } else if let Some(i) = longest.iter().position(|p| p.h.is_null() || p.len < l) {
+                    longest.copy_within(i..MAX_PIECES - 1, i + 1);
+                    longest[i] = pick;
                 }
             }
             h = (*h).links.next.get();
         }
-        if !best.is_null() {
-            (*best).cached = false;
-            c.blocks.remove(best);
-            if !(*best).purged {
-                c.warm_bytes -= (*best).map_len;
-                let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
-                if !observer.is_null() {
-                    let age = os::now_ms().saturating_sub((*best).cached_ms);
-                    // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
-                    let f: ReuseObserver = core::mem::transmute(observer);
-                    f(age, depth as u64, (*best).map_len);
+        // While the cache has room, a request up to `SPLIT_ALWAYS_LEN` takes only a block at most
+        // 25 % longer; a miss adds a block of the size asked for, so that the sizes cached come
+        // to match the sizes asked.
+        let full = c.warm_bytes + len > knobs::bigcache_bytes() || len > SPLIT_ALWAYS_LEN;
+        let close = |p: &Pick| !p.h.is_null() && p.len <= len + len / 4;
+        let mut picks = [NO_PICK; MAX_PIECES];
+        if close(&fit) || (full && !fit.h.is_null()) {
+            picks[0] = fit;
+            taken.n = 1;
+        } else if full {
+            let mut sum = 0;
+            for p in longest.iter().take_while(|p| !p.h.is_null()) {
+                if sum >= len {
+                    break;
                 }
+                picks[taken.n] = *p;
+                taken.n += 1;
+                sum += p.len;
+            }
+            if sum < len / 2 {
+                taken.n = 0;
             }
         }
-        best
-    };
+        if taken.n == 0 && (close(&purged) || (full && !purged.h.is_null())) {
+            picks[0] = purged;
+            taken.n = 1;
+        }
+        let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
+        let now = os::now_ms();
+        for (i, p) in picks.iter().take(taken.n).enumerate() {
+            let b = p.h;
+            (*b).cached = false;
+            c.blocks.remove(b);
+            if !(*b).purged {
+                c.warm_bytes -= (*b).map_len;
+                if !observer.is_null() {
+                    // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
+                    let f: ReuseObserver = core::mem::transmute(observer);
+                    f(
+                        now.saturating_sub((*b).cached_ms),
+                        p.depth as u64,
+                        (*b).map_len,
+                    );
+                }
+            }
+            taken.pieces[i] = b;
+        }
+    }
     GLOBAL.lock.unlock();
-    found
+    taken
 }
 
 /// Keeps a freed standard block. Returns false if the cache does not take it.
@@ -129,6 +206,31 @@ pub fn take(len: usize) -> *mut LargeHeader {
 /// # Safety
 /// `h` is the header of a standard large block nothing uses any more.
 pub unsafe fn put(h: *mut LargeHeader) -> bool {
+    // SAFETY: the caller's contract is `keep`'s.
+    unsafe {
+        (*h).purged = false;
+        (*h).cached_ms = os::now_ms();
+        keep(h)
+    }
+}
+
+/// Keeps a block that `take` handed out and that was not used after all, or the part of one
+/// that a request did not need (`large::alloc`), warm or purged as it was.
+///
+/// # Safety
+/// `h` is the header of a standard large block nothing uses, its `purged` as when it was cached.
+pub unsafe fn put_back(h: *mut LargeHeader) -> bool {
+    // SAFETY: the caller's contract is `keep`'s.
+    unsafe {
+        (*h).cached_ms = os::now_ms();
+        keep(h)
+    }
+}
+
+/// # Safety
+/// `h` is the header of a standard large block nothing uses any more, its `purged` and
+/// `cached_ms` set.
+unsafe fn keep(h: *mut LargeHeader) -> bool {
     // SAFETY: `h` is a standard block's header nothing else uses (the caller's contract); the cache
     // is only touched with its lock held, and an evicted block has left it, so it is ours to unmap.
     unsafe {
@@ -141,11 +243,11 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
         GLOBAL.lock.lock();
         {
             let c = &mut *GLOBAL.c.get();
-            (*h).purged = false;
             (*h).cached = true;
-            (*h).cached_ms = now;
             c.blocks.push_front(h);
-            c.warm_bytes += (*h).map_len;
+            if !(*h).purged {
+                c.warm_bytes += (*h).map_len;
+            }
             purge_locked(c, now);
             if c.blocks.len > MAX_ENTRIES {
                 evicted = c.blocks.pop_back();
@@ -263,8 +365,12 @@ mod tests {
         // SAFETY: `h` is the header of `p`, which nothing uses any more.
         unsafe { large::free(h) };
         // Same step: the same mapping comes back, warm (its contents are still there).
-        let taken = take(len);
-        assert!(!taken.is_null());
+        let t = take(len);
+        assert_eq!(t.n, 1);
+        let taken = t.pieces[0];
+        // SAFETY: `taken` is a header the cache handed out: valid, and ours, now in use as
+        // `large::alloc` would count it.
+        crate::stats::large_taken(unsafe { (*taken).map_len });
         {
             // SAFETY: `taken` is a header the cache handed out: valid, and ours.
             unsafe {

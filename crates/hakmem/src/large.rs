@@ -1,12 +1,14 @@
-//! Large blocks (above `MID_MAX`, or aligned beyond 64 KiB): each on its own mapping with a header
-//! page in front, kept warm in BigCache when freed, and resized with mremap so the kernel moves
-//! pages instead of copying them.
+//! Large blocks (above `MID_MAX`, or aligned beyond 64 KiB): each on its own mapping (or its own
+//! part of one) with a header page in front, kept warm in BigCache when freed, and resized with
+//! mremap so the kernel moves pages instead of copying them.
 //!
 //! Layouts (the mapping is `map_start .. map_start + map_len`):
 //! - standard (alignment up to a page): the mapping starts 2 MiB-aligned, the header is its first
-//!   page and the block starts one page in; the chunk is registered `Kind::Large`. BigCache may
-//!   hand back a mapping up to 25 % longer than asked for (it trims a longer one and grows a
-//!   shorter one); `usable_size` is the whole rest of the mapping.
+//!   page and the block starts one page in; the chunk is registered `Kind::Large`. A block from
+//!   BigCache may be up to 25 % longer than asked for; a longer one is split (`shorten`: the
+//!   rest, a block of its own, may stay in the same kernel mapping, from a 2 MiB boundary), and
+//!   several shorter ones are moved side by side into one (`gather`); `usable_size` is the whole
+//!   rest of the mapping.
 //! - aligned below 2 MiB: the same, with the block at `map_start + align`.
 //! - aligned to 2 MiB or more: the block starts on a chunk boundary registered
 //!   `Kind::LargeAligned`, and the header is the page just below it.
@@ -98,43 +100,15 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     crate::stats::add(&crate::stats::LARGE_ALLOCS, 1);
     if align <= PAGE {
         let len = huge_rounded(standard_len(size));
-        let h = bigcache::take(len);
-        if !h.is_null() {
-            crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
-            // SAFETY: BigCache hands out a valid, registered, unused standard block; its tail past
-            // `len` is unused too.
-            unsafe {
-                crate::stats::large_taken((*h).map_len);
-                if (*h).map_len > len + len / 4 {
-                    trim(h, len);
-                }
-                // Advice before a grow below, which keeps it (mremap moves it with the pages):
-                // a block mapped before big blocks were freed takes huge pages from now on, and a
-                // purged one gets back the advice the purge withdrew from its first 2 MiB
-                // (`bigcache.rs`), which its header page keeps from faulting in as one.
-                if (*h).huge || huge_backed(len.max((*h).map_len)) {
-                    if !(*h).huge || (*h).purged {
-                        os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
-                    }
-                    if (*h).purged {
-                        os::collapse_huge((*h).map_start as *mut u8, CHUNK);
-                    }
-                    (*h).huge = true;
-                }
-                if (*h).map_len < len {
-                    // A warm block shorter than asked: moved and grown, only the rest faults.
-                    let p = resize(h, len - PAGE);
-                    if !p.is_null() {
-                        return (p, false);
-                    }
-                    crate::stats::large_given_back((*h).map_len);
-                    unmap(h);
-                    return fresh(len);
-                }
-                return ((*h).user as *mut u8, (*h).purged);
+        let taken = bigcache::take(len);
+        // SAFETY: BigCache hands out valid, registered, unused standard blocks.
+        return unsafe {
+            match taken.n {
+                0 => fresh(len),
+                1 => reuse(taken.pieces[0], len),
+                n => gather(&taken.pieces[..n], len),
             }
-        }
-        return fresh(len);
+        };
     }
     if align < CHUNK {
         let len = os::align_up(align + size, PAGE);
@@ -167,20 +141,199 @@ fn fresh(len: usize) -> (*mut u8, bool) {
     )
 }
 
-fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool) -> *mut u8 {
-    if start.is_null() {
-        return null_mut();
+/// Serves a request for a mapping of `len` bytes with one block BigCache handed out: a much
+/// longer one is shortened, a shorter one grown.
+///
+/// # Safety
+/// `h` is the header of a standard block BigCache handed out, which nothing else uses.
+unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
+    // SAFETY: `h` is valid and ours (the caller's contract); its tail past `len` is unused too.
+    unsafe {
+        crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
+        crate::stats::large_taken((*h).map_len);
+        if (*h).map_len > len + len / 4 {
+            shorten(h, len);
+        }
+        // Advice before a grow below, which keeps it (mremap moves it with the pages): a block
+        // mapped before big blocks were freed takes huge pages from now on, and a purged one gets
+        // back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`), which its
+        // header page keeps from faulting in as one.
+        if (*h).huge || huge_backed(len.max((*h).map_len)) {
+            if !(*h).huge || (*h).purged {
+                os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
+            }
+            if (*h).purged {
+                os::collapse_huge((*h).map_start as *mut u8, CHUNK);
+            }
+            (*h).huge = true;
+        }
+        if (*h).map_len < len {
+            // A warm block shorter than asked: moved and grown, only the rest faults.
+            let p = resize(h, len - PAGE);
+            if !p.is_null() {
+                return (p, false);
+            }
+            crate::stats::large_given_back((*h).map_len);
+            unmap(h);
+            return fresh(len);
+        }
+        ((*h).user as *mut u8, (*h).purged)
     }
-    if !registry::in_range(user + len) {
-        os::unmap(start, len);
-        return null_mut();
+}
+
+/// Serves a request for a mapping of `len` bytes with several warm blocks BigCache handed out,
+/// each shorter than `len`: they are moved side by side into one new mapping with their pages
+/// (mremap), the last one shortened to what the others leave, or grown to fill it.
+///
+/// # Safety
+/// `pieces` are the headers of warm standard blocks BigCache handed out, which nothing else uses.
+unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
+    // SAFETY: the pieces are valid and ours (the caller's contract); a piece's range is
+    // unregistered before it moves, as another thread may map and register its old range once
+    // mremap returns; the new header is written in the mapping the moves made, then registered.
+    unsafe {
+        let mut order = [null_mut(); bigcache::MAX_PIECES];
+        order[..pieces.len()].copy_from_slice(pieces);
+        let order = &mut order[..pieces.len()];
+        for &p in order.iter() {
+            crate::stats::large_taken((*p).map_len);
+        }
+        let last = order[order.len() - 1];
+        let before: usize = order.iter().map(|&p| (*p).map_len).sum::<usize>() - (*last).map_len;
+        if before + (*last).map_len > len + len / 4 {
+            shorten(last, len - before);
+        }
+        // Pieces of whole huge pages first, so that each lands on a 2 MiB boundary and keeps
+        // its huge pages whole.
+        order.sort_unstable_by_key(|&p| (*p).map_len % CHUNK != 0);
+        let total: usize = order.iter().map(|&p| (*p).map_len).sum();
+        let map_len = total.max(len);
+        let target = os::reserve_aligned(map_len, CHUNK);
+        if target.is_null() || !registry::in_range(target as usize + map_len) {
+            if !target.is_null() {
+                os::unmap(target, map_len);
+            }
+            for &p in order.iter() {
+                crate::stats::large_given_back((*p).map_len);
+                if !bigcache::put_back(p) {
+                    unmap(p);
+                }
+            }
+            return fresh(len);
+        }
+        crate::stats::large_resized(total, map_len);
+        let mut huge = huge_backed(map_len);
+        let mut off = 0;
+        for (i, &p) in order.iter().enumerate() {
+            let (start, plen) = ((*p).map_start, (*p).map_len);
+            let new_len = if i + 1 == order.len() {
+                map_len - off
+            } else {
+                plen
+            };
+            huge |= (*p).huge;
+            registry::set(start, Kind::None);
+            if !os::move_to(start as *mut u8, plen, new_len, target.add(off)) {
+                // Its range in the new mapping stays as reserved: fresh pages.
+                registry::set(start, Kind::Large);
+                if !bigcache::put_back(p) {
+                    unmap(p);
+                }
+            }
+            off += plen;
+        }
+        if huge {
+            os::advise_huge(target, map_len);
+        }
+        crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
+        let user = target as usize + PAGE;
+        write_header(target, map_len, user, Kind::Large, true, huge);
+        registry::set(target as usize, Kind::Large);
+        (user as *mut u8, false)
     }
-    let huge = huge_backed(len);
-    if huge {
-        os::advise_huge(start, len);
+}
+
+/// Shortens a block BigCache handed out for a mapping of `len` bytes; the rest becomes a block
+/// of its own, kept in BigCache as it was (warm or purged). It starts at the first 2 MiB boundary
+/// past `len` when the pages up to it are at most a quarter more than asked for (the block keeps
+/// them, and the rest stays where it is, its header on the boundary); else at `len`, and a warm
+/// rest moves with its pages to a mapping of its own (mremap), as a header needs a 2 MiB
+/// boundary. A rest too short to keep (under `MIN_REST`), or purged and not on a boundary, is
+/// unmapped.
+///
+/// # Safety
+/// `h` is the header of a standard block taken from BigCache whose bytes past `len` nobody uses.
+unsafe fn shorten(h: *mut LargeHeader, len: usize) {
+    // SAFETY: the block and its tail are ours (the caller's contract); the rest's header is
+    // written on its first page, a 2 MiB boundary of our mapping, before it is registered.
+    unsafe {
+        let map_len = (*h).map_len;
+        let cut = os::align_up(len, CHUNK);
+        let at = if cut - len <= len / 4 && cut + MIN_REST <= map_len {
+            cut
+        } else {
+            len
+        };
+        let rest_len = map_len - at;
+        if rest_len < MIN_REST || (at % CHUNK != 0 && (*h).purged) {
+            trim(h, len);
+            return;
+        }
+        let mut start = (*h).map_start + at;
+        if at % CHUNK != 0 {
+            let target = os::reserve_aligned(rest_len, CHUNK);
+            if target.is_null()
+                || !registry::in_range(target as usize + rest_len)
+                || !os::move_to(start as *mut u8, rest_len, rest_len, target)
+            {
+                if !target.is_null() {
+                    os::unmap(target, rest_len);
+                }
+                trim(h, len);
+                return;
+            }
+            start = target as usize;
+        }
+        let rest = write_header(
+            start as *mut u8,
+            rest_len,
+            start + PAGE,
+            Kind::Large,
+            true,
+            (*h).huge && rest_len >= CHUNK,
+        );
+        (*rest).purged = (*h).purged;
+        registry::set(start, Kind::Large);
+        crate::stats::large_resized(map_len, at);
+        (*h).map_len = at;
+        if at < CHUNK {
+            // As in `trim`: no huge page fits any more.
+            (*h).huge = false;
+        }
+        if !bigcache::put_back(rest) {
+            unmap(rest);
+        }
     }
+}
+
+/// The shortest rest `shorten` keeps as a block of its own: large blocks start above this.
+const MIN_REST: usize = 256 << 10;
+
+/// Writes the header of a large block at `user` on the mapping `start .. start + len` where
+/// `kind` puts it (`header_location`), and returns it.
+///
+/// # Safety
+/// The mapping is ours and the header's page in it holds no data.
+unsafe fn write_header(
+    start: *mut u8,
+    len: usize,
+    user: usize,
+    kind: Kind,
+    standard: bool,
+    huge: bool,
+) -> *mut LargeHeader {
     let h = header_location(user, kind);
-    // SAFETY: the header page is the start of (or inside) our fresh mapping.
+    // SAFETY: the page is ours and unused (the caller's contract).
     unsafe {
         h.write(LargeHeader {
             magic: MAGIC,
@@ -196,6 +349,23 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
             links: crate::list::Links::new(),
         });
     }
+    h
+}
+
+fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool) -> *mut u8 {
+    if start.is_null() {
+        return null_mut();
+    }
+    if !registry::in_range(user + len) {
+        os::unmap(start, len);
+        return null_mut();
+    }
+    let huge = huge_backed(len);
+    if huge {
+        os::advise_huge(start, len);
+    }
+    // SAFETY: the header page is the start of (or inside) our fresh mapping.
+    unsafe { write_header(start, len, user, kind, standard, huge) };
     registry::set(user & !(CHUNK - 1), kind);
     crate::stats::large_taken(len);
     user as *mut u8
@@ -383,5 +553,144 @@ mod tests {
     fn standard_lengths_are_page_rounded() {
         assert_eq!(standard_len(256 * 1024 + 1), 256 * 1024 + 2 * PAGE);
         assert_eq!(standard_len(2 << 20), (2 << 20) + PAGE);
+    }
+
+    /// A block of `size` bytes filled with `tag`, as the program sees it.
+    fn filled(size: usize, tag: u8) -> *mut u8 {
+        let (p, _) = alloc(size, 16);
+        assert!(!p.is_null());
+        // SAFETY: `p` is a fresh block of `size` bytes.
+        unsafe { core::ptr::write_bytes(p, tag, size) };
+        p
+    }
+
+    fn release(p: *mut u8) {
+        let h = header_of(p as usize, Kind::Large);
+        assert!(!h.is_null());
+        // SAFETY: `h` is the header of the live block `p`, freed once.
+        unsafe { free(h) };
+    }
+
+    /// Whether every byte of `p .. p + n` is `tag`.
+    fn holds_tag(p: *mut u8, n: usize, tag: u8) -> bool {
+        // SAFETY: the caller passes a range of a live block.
+        unsafe { core::slice::from_raw_parts(p, n).iter().all(|&b| b == tag) }
+    }
+
+    /// A strategy whose purge delay no test's pause reaches, so that freed blocks stay warm.
+    fn keep_warm() {
+        crate::knobs::apply(&crate::learn::Strategy {
+            purge_delay_ms: 600_000,
+            ..crate::learn::strategy::DEFAULT
+        });
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn warm_blocks_shorter_than_asked_are_moved_together_with_their_pages() {
+        let _serial = crate::tests::serial();
+        bigcache::clear();
+        keep_warm();
+        let mib = 1 << 20;
+        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
+        release(a);
+        release(b);
+        let hits = crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed);
+        let p = filled_not(10 * mib);
+        assert_eq!(
+            crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed),
+            hits + 1
+        );
+        assert_eq!(bigcache::stats().1, 0, "both blocks were taken");
+        // Each 6 MiB block's pages were moved, not faulted in again: their contents are there,
+        // one after the other (the second one's header page between them).
+        let first = [0xA1, 0xB2].into_iter().find(|&t| holds_tag(p, 6 * mib, t));
+        let second = if first == Some(0xA1) { 0xB2 } else { 0xA1 };
+        assert!(first.is_some());
+        // SAFETY: the block is at least 10 MiB long.
+        assert!(holds_tag(
+            unsafe { p.add(6 * mib + PAGE) },
+            4 * mib - PAGE,
+            second
+        ));
+        // SAFETY: as above.
+        unsafe { core::ptr::write_bytes(p, 0x5C, 10 * mib) };
+        assert!(holds_tag(p, 10 * mib, 0x5C));
+        release(p);
+        bigcache::clear();
+        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
+    }
+
+    /// A block of `size` bytes from BigCache, its contents left as they are.
+    fn filled_not(size: usize) -> *mut u8 {
+        let (p, zeroed) = alloc(size, 16);
+        assert!(!p.is_null() && !zeroed);
+        p
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn a_much_longer_warm_block_is_split_and_its_rest_kept_warm() {
+        let _serial = crate::tests::serial();
+        bigcache::clear();
+        keep_warm();
+        let mib = 1 << 20;
+        let big = filled(20 * mib, 0x7E);
+        release(big);
+        // The request takes the block's start; the rest, from the next 2 MiB boundary, stays
+        // cached with its pages.
+        let small = filled_not(5 * mib);
+        assert_eq!(small, big);
+        let (blocks, warm) = bigcache::stats();
+        assert_eq!(blocks, 1);
+        assert!(warm >= 14 * mib, "{warm}");
+        // The rest serves the next request, its contents still there (a page for its header).
+        let rest = filled_not(12 * mib);
+        // SAFETY: both are blocks carved from the one mapping at `big`.
+        assert_eq!(rest, unsafe { big.add(6 * mib) });
+        assert!(holds_tag(rest, 12 * mib, 0x7E));
+        // SAFETY: `small` is a live block of 5 MiB.
+        assert!(holds_tag(small, 5 * mib, 0x7E));
+        // SAFETY: as above.
+        unsafe { core::ptr::write_bytes(small, 0x11, 5 * mib) };
+        assert!(holds_tag(rest, 12 * mib, 0x7E));
+        for p in [small, rest] {
+            assert!(holds(p as usize));
+            release(p);
+        }
+        bigcache::clear();
+        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn a_rest_off_a_2_mib_boundary_moves_with_its_pages() {
+        let _serial = crate::tests::serial();
+        bigcache::clear();
+        keep_warm();
+        let mib = 1 << 20;
+        let big = filled(20 * mib, 0x3C);
+        release(big);
+        // 4.5 MiB: the next 2 MiB boundary would leave the block a third more than it asked
+        // for, so the rest is cut at the request's end and moved to a mapping of its own.
+        let small = filled_not(4 * mib + mib / 2);
+        assert_eq!(small, big);
+        let h = header_of(small as usize, Kind::Large);
+        // SAFETY: `h` is the header of the live block `small`.
+        assert!(unsafe { usable_size(h) } < 5 * mib);
+        let (blocks, warm) = bigcache::stats();
+        assert_eq!(blocks, 1);
+        assert!(warm >= 15 * mib, "{warm}");
+        let rest = filled_not(15 * mib);
+        assert!(rest != big && !rest.is_null());
+        // The rest's pages came along: its bytes are the old block's, from 4.5 MiB and a page
+        // (its header) on.
+        assert!(holds_tag(rest, 15 * mib - 2 * PAGE, 0x3C));
+        assert!(holds_tag(small, 4 * mib + mib / 2, 0x3C));
+        for p in [small, rest] {
+            release(p);
+        }
+        bigcache::clear();
+        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 }

@@ -44,7 +44,7 @@ impl Reuse {
                 };
                 let expired = a > delay && shallowest > s.madvise_batch;
                 if d > budget || expired {
-                    lost += pages;
+                    lost = pages.saturating_add(lost);
                 }
             }
         }
