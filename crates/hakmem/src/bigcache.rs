@@ -1,8 +1,9 @@
 //! BigCache: freed large blocks kept mapped for reuse by later large requests: by a request up
 //! to 25 % smaller, and, once its warm bytes fill the budget (or for requests above 4 MiB), by
-//! any: a longer block is split (the request takes its start, the rest stays cached with its
-//! pages), and warm blocks shorter than the request are moved side by side into one mapping by
-//! mremap (the kernel moves their pages; only what they lack faults). `take` says which.
+//! any: a longer block is split (the request takes its start, the rest from a 2 MiB boundary
+//! stays cached with its pages), and warm blocks shorter than the request are moved into one
+//! mapping by mremap (the kernel moves their pages; only what they lack faults). `take` says
+//! which, `large::alloc` does it.
 //!
 //! Blocks are kept most recently freed first. A block cached longer than `HAKMEM_PURGE_DELAY_MS`,
 //! or the oldest ones past `HAKMEM_BIGCACHE_MB` of warm bytes, are purged (MADV_DONTNEED: the
@@ -88,9 +89,9 @@ const NO_PICK: Pick = Pick {
 /// - a warm block at most 25 % longer (the shortest);
 /// - then, once the cache is full (a new block would push older warm ones past the budget) or
 ///   for a request above `SPLIT_ALWAYS_LEN`: a longer warm block (the shortest; the caller
-///   splits it and caches the rest, `large::alloc`), else the longest warm blocks, up to
-///   `MAX_PIECES`, until they add up to `len`, if they add up to half of it at least (the caller
-///   moves them side by side into one mapping; only the rest faults);
+///   splits it and caches the rest), else the longest warm blocks, up to `MAX_PIECES`, until
+///   they add up to `len`, if they add up to half of it at least (the caller moves them into
+///   one mapping; only what they lack faults);
 /// - then a purged block at least `len` long (the shortest; over 25 % longer only when full or
 ///   above `SPLIT_ALWAYS_LEN`): it saves the mmap only;
 /// - else none (`n == 0`).
@@ -215,15 +216,18 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
 }
 
 /// Keeps a block that `take` handed out and that was not used after all, or the part of one
-/// that a request did not need (`large::alloc`), warm or purged as it was.
+/// that a request did not need (`large::alloc`), warm or purged as it was; unmaps it if the
+/// cache does not take it.
 ///
 /// # Safety
 /// `h` is the header of a standard large block nothing uses, its `purged` as when it was cached.
-pub unsafe fn put_back(h: *mut LargeHeader) -> bool {
-    // SAFETY: the caller's contract is `keep`'s.
+pub unsafe fn put_back(h: *mut LargeHeader) {
+    // SAFETY: the caller's contract is `keep`'s; a block the cache refuses is still ours.
     unsafe {
         (*h).cached_ms = os::now_ms();
-        keep(h)
+        if !keep(h) {
+            large::unmap(h);
+        }
     }
 }
 

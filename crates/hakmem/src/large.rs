@@ -6,9 +6,10 @@
 //! - standard (alignment up to a page): the mapping starts 2 MiB-aligned, the header is its first
 //!   page and the block starts one page in; the chunk is registered `Kind::Large`. A block from
 //!   BigCache may be up to 25 % longer than asked for; a longer one is split (`shorten`: the
-//!   rest, a block of its own, may stay in the same kernel mapping, from a 2 MiB boundary), and
-//!   several shorter ones are moved side by side into one (`gather`); `usable_size` is the whole
-//!   rest of the mapping.
+//!   rest, a block of its own from a 2 MiB boundary, stays in the same kernel mapping), and
+//!   several shorter ones are moved into one new mapping (`gather`: a *spliced* block, on
+//!   several kernel mappings side by side, which mremap cannot move again); `usable_size` is
+//!   the whole rest of the mapping.
 //! - aligned below 2 MiB: the same, with the block at `map_start + align`.
 //! - aligned to 2 MiB or more: the block starts on a chunk boundary registered
 //!   `Kind::LargeAligned`, and the header is the page just below it.
@@ -37,6 +38,9 @@ pub struct LargeHeader {
     pub purged: bool,
     /// Whether the mapping is advised huge pages (`huge_backed` when mapped or reused).
     pub huge: bool,
+    /// Whether the block may lie on several kernel mappings side by side (`gather`, or a part of
+    /// such a block): mremap cannot move or grow it, so it is never moved.
+    pub spliced: bool,
     /// When it was cached (ms, `os::now_ms`).
     pub cached_ms: u64,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
@@ -105,7 +109,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         return unsafe {
             match taken.n {
                 0 => fresh(len),
-                1 => reuse(taken.pieces[0], len),
+                1 if (*taken.pieces[0]).map_len >= len => reuse(taken.pieces[0], len),
                 n => gather(&taken.pieces[..n], len),
             }
         };
@@ -141,8 +145,8 @@ fn fresh(len: usize) -> (*mut u8, bool) {
     )
 }
 
-/// Serves a request for a mapping of `len` bytes with one block BigCache handed out: a much
-/// longer one is shortened, a shorter one grown.
+/// Serves a request for a mapping of `len` bytes with one block BigCache handed out, at least
+/// that long: a much longer one is shortened.
 ///
 /// # Safety
 /// `h` is the header of a standard block BigCache handed out, which nothing else uses.
@@ -154,10 +158,9 @@ unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
         if (*h).map_len > len + len / 4 {
             shorten(h, len);
         }
-        // Advice before a grow below, which keeps it (mremap moves it with the pages): a block
-        // mapped before big blocks were freed takes huge pages from now on, and a purged one gets
-        // back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`), which its
-        // header page keeps from faulting in as one.
+        // A block mapped before big blocks were freed takes huge pages from now on, and a purged
+        // one gets back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`),
+        // which its header page keeps from faulting in as one.
         if (*h).huge || huge_backed(len.max((*h).map_len)) {
             if !(*h).huge || (*h).purged {
                 os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
@@ -167,99 +170,120 @@ unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
             }
             (*h).huge = true;
         }
-        if (*h).map_len < len {
-            // A warm block shorter than asked: moved and grown, only the rest faults.
-            let p = resize(h, len - PAGE);
-            if !p.is_null() {
-                return (p, false);
-            }
-            crate::stats::large_given_back((*h).map_len);
-            unmap(h);
-            return fresh(len);
-        }
         ((*h).user as *mut u8, (*h).purged)
     }
 }
 
-/// Serves a request for a mapping of `len` bytes with several warm blocks BigCache handed out,
-/// each shorter than `len`: they are moved side by side into one new mapping with their pages
-/// (mremap), the last one shortened to what the others leave, or grown to fill it.
+/// Serves a request for a mapping of `len` bytes with warm blocks BigCache handed out, each
+/// shorter than `len`: they are moved with their pages (mremap) into one new mapping, each on a
+/// 2 MiB boundary so that its huge pages move whole (the gaps are fresh pages), until they cover
+/// `len`. Of the last one, only the end it needs moves when the rest is worth keeping
+/// (`MIN_REST`): from a 2 MiB boundary, while its start stays cached. Pieces not needed go back
+/// to BigCache. A piece that does not move (a spliced one, on several kernel mappings, before
+/// Linux 6.17) goes back too, and fresh pages take its place.
 ///
 /// # Safety
 /// `pieces` are the headers of warm standard blocks BigCache handed out, which nothing else uses.
 unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
-    // SAFETY: the pieces are valid and ours (the caller's contract); a piece's range is
+    // SAFETY: the pieces are valid and ours (the caller's contract); a piece moved whole is
     // unregistered before it moves, as another thread may map and register its old range once
     // mremap returns; the new header is written in the mapping the moves made, then registered.
     unsafe {
-        let mut order = [null_mut(); bigcache::MAX_PIECES];
-        order[..pieces.len()].copy_from_slice(pieces);
-        let order = &mut order[..pieces.len()];
-        for &p in order.iter() {
-            crate::stats::large_taken((*p).map_len);
+        let mut offset = [0usize; bigcache::MAX_PIECES];
+        let mut used = 0;
+        let mut end = 0;
+        while used < pieces.len() && end < len {
+            offset[used] = end;
+            end = os::align_up(end + (*pieces[used]).map_len, CHUNK);
+            used += 1;
         }
-        let last = order[order.len() - 1];
-        let before: usize = order.iter().map(|&p| (*p).map_len).sum::<usize>() - (*last).map_len;
-        if before + (*last).map_len > len + len / 4 {
-            shorten(last, len - before);
+        for &p in &pieces[used..] {
+            bigcache::put_back(p);
         }
-        // Pieces of whole huge pages first, so that each lands on a 2 MiB boundary and keeps
-        // its huge pages whole.
-        order.sort_unstable_by_key(|&p| (*p).map_len % CHUNK != 0);
-        let total: usize = order.iter().map(|&p| (*p).map_len).sum();
-        let map_len = total.max(len);
-        let target = os::reserve_aligned(map_len, CHUNK);
+        let last = pieces[used - 1];
+        let last_len = (*last).map_len;
+        let need = len - offset[used - 1];
+        // What the last piece keeps: its start, up to a 2 MiB boundary.
+        let mut keep = (last_len - need.min(last_len)) & !(CHUNK - 1);
+        if keep < MIN_REST {
+            keep = 0;
+        }
+        let map_len = len.max(offset[used - 1] + last_len - keep);
+        // One piece that is one kernel mapping moves grown to the whole length, and stays one.
+        let single = used == 1 && !(*last).spliced;
+        let target = if single {
+            os::reserve_aligned(map_len, CHUNK)
+        } else {
+            os::map_aligned(map_len, CHUNK, 0)
+        };
         if target.is_null() || !registry::in_range(target as usize + map_len) {
             if !target.is_null() {
                 os::unmap(target, map_len);
             }
-            for &p in order.iter() {
-                crate::stats::large_given_back((*p).map_len);
-                if !bigcache::put_back(p) {
-                    unmap(p);
-                }
+            for &p in &pieces[..used] {
+                bigcache::put_back(p);
             }
             return fresh(len);
         }
-        crate::stats::large_resized(total, map_len);
         let mut huge = huge_backed(map_len);
-        let mut off = 0;
-        for (i, &p) in order.iter().enumerate() {
-            let (start, plen) = ((*p).map_start, (*p).map_len);
-            let new_len = if i + 1 == order.len() {
-                map_len - off
+        let mut kept_last = false;
+        for (i, &p) in pieces[..used].iter().enumerate() {
+            // Read before the move, which takes the header along.
+            let (start, plen, piece_huge) = ((*p).map_start, (*p).map_len, (*p).huge);
+            let to = target.add(offset[i]);
+            let tail = i + 1 == used && keep > 0;
+            let (from, from_len) = if tail {
+                (start + keep, plen - keep)
             } else {
-                plen
+                (start, plen)
             };
-            huge |= (*p).huge;
-            registry::set(start, Kind::None);
-            if !os::move_to(start as *mut u8, plen, new_len, target.add(off)) {
-                // Its range in the new mapping stays as reserved: fresh pages.
-                registry::set(start, Kind::Large);
-                if !bigcache::put_back(p) {
-                    unmap(p);
-                }
+            let new_len = if single { map_len } else { from_len };
+            if !tail {
+                registry::set(start, Kind::None);
             }
-            off += plen;
+            if os::move_to(from as *mut u8, from_len, new_len, to) {
+                huge |= piece_huge;
+                kept_last = tail;
+                continue;
+            }
+            if !tail {
+                registry::set(start, Kind::Large);
+            }
+            bigcache::put_back(p);
+            if single || !os::map_fixed(to, from_len) {
+                // The new mapping has a hole (or never had the pages): given up.
+                os::unmap(target, map_len);
+                for &q in &pieces[i + 1..used] {
+                    bigcache::put_back(q);
+                }
+                return fresh(len);
+            }
+        }
+        if kept_last {
+            (*last).map_len = keep;
+            if keep < CHUNK {
+                (*last).huge = false;
+            }
+            bigcache::put_back(last);
         }
         if huge {
             os::advise_huge(target, map_len);
         }
         crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
         let user = target as usize + PAGE;
-        write_header(target, map_len, user, Kind::Large, true, huge);
+        let h = write_header(target, map_len, user, Kind::Large, true, huge);
+        (*h).spliced = !single;
         registry::set(target as usize, Kind::Large);
+        crate::stats::large_taken(map_len);
         (user as *mut u8, false)
     }
 }
 
-/// Shortens a block BigCache handed out for a mapping of `len` bytes; the rest becomes a block
-/// of its own, kept in BigCache as it was (warm or purged). It starts at the first 2 MiB boundary
-/// past `len` when the pages up to it are at most a quarter more than asked for (the block keeps
-/// them, and the rest stays where it is, its header on the boundary); else at `len`, and a warm
-/// rest moves with its pages to a mapping of its own (mremap), as a header needs a 2 MiB
-/// boundary. A rest too short to keep (under `MIN_REST`), or purged and not on a boundary, is
-/// unmapped.
+/// Shortens a block BigCache handed out for a mapping of `len` bytes: the rest from the first
+/// 2 MiB boundary past `len` becomes a block of its own (its header on the boundary, in the same
+/// kernel mapping), kept in BigCache as it was (warm or purged). The pages between `len` and the
+/// boundary stay with the block when they are at most a quarter more than asked for, else they
+/// are unmapped. A rest under `MIN_REST` is unmapped with them.
 ///
 /// # Safety
 /// `h` is the header of a standard block taken from BigCache whose bytes past `len` nobody uses.
@@ -269,30 +293,15 @@ unsafe fn shorten(h: *mut LargeHeader, len: usize) {
     unsafe {
         let map_len = (*h).map_len;
         let cut = os::align_up(len, CHUNK);
-        let at = if cut - len <= len / 4 && cut + MIN_REST <= map_len {
-            cut
-        } else {
-            len
-        };
-        let rest_len = map_len - at;
-        if rest_len < MIN_REST || (at % CHUNK != 0 && (*h).purged) {
+        if cut + MIN_REST > map_len {
             trim(h, len);
             return;
         }
-        let mut start = (*h).map_start + at;
-        if at % CHUNK != 0 {
-            let target = os::reserve_aligned(rest_len, CHUNK);
-            if target.is_null()
-                || !registry::in_range(target as usize + rest_len)
-                || !os::move_to(start as *mut u8, rest_len, rest_len, target)
-            {
-                if !target.is_null() {
-                    os::unmap(target, rest_len);
-                }
-                trim(h, len);
-                return;
-            }
-            start = target as usize;
+        let start = (*h).map_start + cut;
+        let rest_len = map_len - cut;
+        if (*h).purged && may_be_huge(rest_len) {
+            // The header's write must not fault a whole huge page in (as `bigcache.rs` purges).
+            os::advise_no_huge(start as *mut u8, CHUNK);
         }
         let rest = write_header(
             start as *mut u8,
@@ -303,15 +312,13 @@ unsafe fn shorten(h: *mut LargeHeader, len: usize) {
             (*h).huge && rest_len >= CHUNK,
         );
         (*rest).purged = (*h).purged;
+        (*rest).spliced = (*h).spliced;
         registry::set(start, Kind::Large);
-        crate::stats::large_resized(map_len, at);
-        (*h).map_len = at;
-        if at < CHUNK {
-            // As in `trim`: no huge page fits any more.
-            (*h).huge = false;
-        }
-        if !bigcache::put_back(rest) {
-            unmap(rest);
+        crate::stats::large_resized(map_len, cut);
+        (*h).map_len = cut;
+        bigcache::put_back(rest);
+        if cut - len > len / 4 {
+            trim(h, len);
         }
     }
 }
@@ -343,6 +350,7 @@ unsafe fn write_header(
             standard,
             purged: false,
             huge,
+            spliced: false,
             cached_ms: 0,
             cached: false,
             site: 0,
@@ -514,6 +522,9 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
             trim(h, new_len);
             return (*h).user as *mut u8;
         }
+        if (*h).spliced {
+            return null_mut();
+        }
         if os::resize_in_place(start, old_len, new_len) {
             crate::stats::large_resized(old_len, new_len);
             (*h).map_len = new_len;
@@ -601,16 +612,21 @@ mod tests {
             crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed),
             hits + 1
         );
-        assert_eq!(bigcache::stats().1, 0, "both blocks were taken");
-        // Each 6 MiB block's pages were moved, not faulted in again: their contents are there,
-        // one after the other (the second one's header page between them).
+        // The first block moved whole; the second gave the end the request needed, from a 2 MiB
+        // boundary of its own (2 MiB and a page), and keeps its first 4 MiB cached.
+        assert_eq!(bigcache::stats(), (1, 4 * mib));
+        // Their pages were moved, not faulted in again: the contents are there. The first block
+        // starts the new one; the second one's end lands on its next 2 MiB boundary (8 MiB in
+        // the mapping, a page less in the block), and the pages between are fresh.
         let first = [0xA1, 0xB2].into_iter().find(|&t| holds_tag(p, 6 * mib, t));
-        let second = if first == Some(0xA1) { 0xB2 } else { 0xA1 };
         assert!(first.is_some());
+        let second = if first == Some(0xA1) { 0xB2 } else { 0xA1 };
         // SAFETY: the block is at least 10 MiB long.
+        assert!(holds_tag(unsafe { p.add(6 * mib) }, 2 * mib - PAGE, 0));
+        // SAFETY: as above.
         assert!(holds_tag(
-            unsafe { p.add(6 * mib + PAGE) },
-            4 * mib - PAGE,
+            unsafe { p.add(8 * mib - PAGE) },
+            2 * mib + PAGE,
             second
         ));
         // SAFETY: as above.
@@ -664,15 +680,15 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
-    fn a_rest_off_a_2_mib_boundary_moves_with_its_pages() {
+    fn a_split_far_from_a_2_mib_boundary_unmaps_the_pages_up_to_it() {
         let _serial = crate::tests::serial();
         bigcache::clear();
         keep_warm();
         let mib = 1 << 20;
         let big = filled(20 * mib, 0x3C);
         release(big);
-        // 4.5 MiB: the next 2 MiB boundary would leave the block a third more than it asked
-        // for, so the rest is cut at the request's end and moved to a mapping of its own.
+        // 4.5 MiB: the next 2 MiB boundary (6 MiB) would leave the block a third more than it
+        // asked for, so the pages up to it are unmapped; the rest stays cached from there.
         let small = filled_not(4 * mib + mib / 2);
         assert_eq!(small, big);
         let h = header_of(small as usize, Kind::Large);
@@ -680,16 +696,59 @@ mod tests {
         assert!(unsafe { usable_size(h) } < 5 * mib);
         let (blocks, warm) = bigcache::stats();
         assert_eq!(blocks, 1);
-        assert!(warm >= 15 * mib, "{warm}");
-        let rest = filled_not(15 * mib);
-        assert!(rest != big && !rest.is_null());
-        // The rest's pages came along: its bytes are the old block's, from 4.5 MiB and a page
-        // (its header) on.
-        assert!(holds_tag(rest, 15 * mib - 2 * PAGE, 0x3C));
+        assert!(warm >= 14 * mib, "{warm}");
+        let rest = filled_not(14 * mib);
+        // SAFETY: both are blocks carved from the one mapping at `big`.
+        assert_eq!(rest, unsafe { big.add(6 * mib) });
+        assert!(holds_tag(rest, 14 * mib, 0x3C));
         assert!(holds_tag(small, 4 * mib + mib / 2, 0x3C));
+        // SAFETY: a byte inside the unmapped gap's neighbour, the end of `small`, is ours.
+        assert!(holds(unsafe { small.add(4 * mib) } as usize));
         for p in [small, rest] {
             release(p);
         }
+        bigcache::clear();
+        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn a_gathered_block_grows_by_copy_and_is_gathered_again() {
+        let _serial = crate::tests::serial();
+        bigcache::clear();
+        keep_warm();
+        let mib = 1 << 20;
+        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
+        release(a);
+        release(b);
+        let g = filled_not(10 * mib);
+        let h = header_of(g as usize, Kind::Large);
+        // SAFETY: `h` is the header of the live block `g`.
+        assert!(unsafe { (*h).spliced });
+        // SAFETY: `g` is at least 10 MiB long.
+        unsafe { core::ptr::write_bytes(g, 0x6D, 10 * mib) };
+        // Every byte of it is ours, past the header page of the second piece too.
+        // SAFETY: offsets inside the block.
+        assert!([0, 6 * mib, 10 * mib - 1]
+            .iter()
+            .all(|&o| holds(unsafe { g.add(o) } as usize)));
+        // Growing it by mremap would fail across its mappings: the caller copies.
+        // SAFETY: `h` is the header of the live block `g`.
+        assert!(unsafe { resize(h, 30 * mib) }.is_null());
+        assert!(holds_tag(g, 10 * mib, 0x6D));
+        release(g);
+        // Freed, it is gathered into a longer request like any other block: moved whole where
+        // the kernel moves several mappings at once (Linux 6.17 on), else replaced by fresh pages.
+        let x = filled_not(20 * mib);
+        assert!(holds_tag(x, 10 * mib, 0x6D) || holds_tag(x, 10 * mib, 0));
+        // SAFETY: `x` is a live block of 20 MiB.
+        unsafe { core::ptr::write_bytes(x, 0x2B, 20 * mib) };
+        assert!(holds_tag(x, 20 * mib, 0x2B));
+        // SAFETY: offsets inside the block.
+        assert!([0, 12 * mib, 20 * mib - 1]
+            .iter()
+            .all(|&o| holds(unsafe { x.add(o) } as usize)));
+        release(x);
         bigcache::clear();
         crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }

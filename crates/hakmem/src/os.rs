@@ -268,6 +268,24 @@ pub fn resize_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
     true
 }
 
+/// Maps fresh anonymous memory over `len` bytes at `p`, a range of ours, replacing whatever is
+/// there (a failed `move_to` may have unmapped its target first, on kernels before 6.17). False
+/// when the OS refuses.
+pub fn map_fixed(p: *mut u8, len: usize) -> bool {
+    // SAFETY: MAP_FIXED replaces only the caller's own range, which holds no data.
+    let r = unsafe {
+        libc::mmap(
+            p as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    r != libc::MAP_FAILED
+}
+
 /// Moves a mapping to `target` (which the caller reserved, `new_len` bytes) with its pages,
 /// without copying. Returns false on failure, in which case the old mapping is untouched.
 pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
