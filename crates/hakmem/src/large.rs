@@ -588,20 +588,34 @@ mod tests {
         unsafe { core::slice::from_raw_parts(p, n).iter().all(|&b| b == tag) }
     }
 
-    /// A strategy whose purge delay no test's pause reaches, so that freed blocks stay warm.
-    fn keep_warm() {
-        crate::knobs::apply(&crate::learn::Strategy {
-            purge_delay_ms: 600_000,
-            ..crate::learn::strategy::DEFAULT
-        });
+    /// Held by a test of BigCache's reuse: serializes it, empties BigCache and keeps freed blocks
+    /// warm (a purge delay no test's pause reaches); when dropped, even by a failing test, it
+    /// empties BigCache and puts the default strategy back.
+    struct WarmCache(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    impl WarmCache {
+        fn new() -> WarmCache {
+            let serial = crate::tests::serial();
+            bigcache::clear();
+            crate::knobs::apply(&crate::learn::Strategy {
+                purge_delay_ms: 600_000,
+                ..crate::learn::strategy::DEFAULT
+            });
+            WarmCache(serial)
+        }
+    }
+
+    impl Drop for WarmCache {
+        fn drop(&mut self) {
+            bigcache::clear();
+            crate::knobs::apply(&crate::learn::strategy::DEFAULT);
+        }
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn warm_blocks_shorter_than_asked_are_moved_together_with_their_pages() {
-        let _serial = crate::tests::serial();
-        bigcache::clear();
-        keep_warm();
+        let _cache = WarmCache::new();
         let mib = 1 << 20;
         let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
         release(a);
@@ -633,8 +647,6 @@ mod tests {
         unsafe { core::ptr::write_bytes(p, 0x5C, 10 * mib) };
         assert!(holds_tag(p, 10 * mib, 0x5C));
         release(p);
-        bigcache::clear();
-        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 
     /// A block of `size` bytes from BigCache, its contents left as they are.
@@ -647,9 +659,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn a_much_longer_warm_block_is_split_and_its_rest_kept_warm() {
-        let _serial = crate::tests::serial();
-        bigcache::clear();
-        keep_warm();
+        let _cache = WarmCache::new();
         let mib = 1 << 20;
         let big = filled(20 * mib, 0x7E);
         release(big);
@@ -674,16 +684,12 @@ mod tests {
             assert!(holds(p as usize));
             release(p);
         }
-        bigcache::clear();
-        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn a_split_far_from_a_2_mib_boundary_unmaps_the_pages_up_to_it() {
-        let _serial = crate::tests::serial();
-        bigcache::clear();
-        keep_warm();
+        let _cache = WarmCache::new();
         let mib = 1 << 20;
         let big = filled(20 * mib, 0x3C);
         release(big);
@@ -707,16 +713,12 @@ mod tests {
         for p in [small, rest] {
             release(p);
         }
-        bigcache::clear();
-        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn a_gathered_block_grows_by_copy_and_is_gathered_again() {
-        let _serial = crate::tests::serial();
-        bigcache::clear();
-        keep_warm();
+        let _cache = WarmCache::new();
         let mib = 1 << 20;
         let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
         release(a);
@@ -749,7 +751,5 @@ mod tests {
             .iter()
             .all(|&o| holds(unsafe { x.add(o) } as usize)));
         release(x);
-        bigcache::clear();
-        crate::knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 }
