@@ -99,7 +99,7 @@ const NO_PICK: Pick = Pick {
 /// While the cache has room, a miss adds a block of the size asked for, so that the sizes cached
 /// come to match the sizes asked. On malloc-large (20 live blocks of 5-25 MiB replaced at
 /// random), where the earlier rule (one block, a longer one's tail unmapped, a shorter one grown)
-/// purged 8.2-8.4 GiB of pages that were then faulted in again, this purges 1.8-1.9 GiB.
+/// purged 8.2-8.4 GiB of pages that were then faulted in again, this purges 1.6 GiB.
 ///
 /// With learning on, each warm block taken is recorded with its age and depth (the warm bytes
 /// freed after it, and its own), which is what decides whether a stingier strategy would have

@@ -109,7 +109,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         return unsafe {
             match taken.n {
                 0 => fresh(len),
-                1 if (*taken.pieces[0]).map_len >= len => reuse(taken.pieces[0], len),
+                1 => reuse(taken.pieces[0], len),
                 n => gather(&taken.pieces[..n], len),
             }
         };
@@ -145,22 +145,27 @@ fn fresh(len: usize) -> (*mut u8, bool) {
     )
 }
 
-/// Serves a request for a mapping of `len` bytes with one block BigCache handed out, at least
-/// that long: a much longer one is shortened.
+/// Serves a request for a mapping of `len` bytes with one block BigCache handed out: a much
+/// longer one is shortened, a shorter one grown (a spliced one is gathered, as mremap cannot
+/// grow it).
 ///
 /// # Safety
 /// `h` is the header of a standard block BigCache handed out, which nothing else uses.
 unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
     // SAFETY: `h` is valid and ours (the caller's contract); its tail past `len` is unused too.
     unsafe {
+        if (*h).map_len < len && (*h).spliced {
+            return gather(&[h], len);
+        }
         crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
         crate::stats::large_taken((*h).map_len);
         if (*h).map_len > len + len / 4 {
             shorten(h, len);
         }
-        // A block mapped before big blocks were freed takes huge pages from now on, and a purged
-        // one gets back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`),
-        // which its header page keeps from faulting in as one.
+        // Advice before a grow below, which keeps it (mremap moves it with the pages): a block
+        // mapped before big blocks were freed takes huge pages from now on, and a purged one gets
+        // back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`), which its
+        // header page keeps from faulting in as one.
         if (*h).huge || huge_backed(len.max((*h).map_len)) {
             if !(*h).huge || (*h).purged {
                 os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
@@ -169,6 +174,16 @@ unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
                 os::collapse_huge((*h).map_start as *mut u8, CHUNK);
             }
             (*h).huge = true;
+        }
+        if (*h).map_len < len {
+            // A warm block shorter than asked: moved and grown, only the rest faults.
+            let p = resize(h, len - PAGE);
+            if !p.is_null() {
+                return (p, false);
+            }
+            crate::stats::large_given_back((*h).map_len);
+            unmap(h);
+            return fresh(len);
         }
         ((*h).user as *mut u8, (*h).purged)
     }
@@ -179,8 +194,9 @@ unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
 /// 2 MiB boundary so that its huge pages move whole (the gaps are fresh pages), until they cover
 /// `len`. Of the last one, only the end it needs moves when the rest is worth keeping
 /// (`MIN_REST`): from a 2 MiB boundary, while its start stays cached. Pieces not needed go back
-/// to BigCache. A piece that does not move (a spliced one, on several kernel mappings, before
-/// Linux 6.17) goes back too, and fresh pages take its place.
+/// to BigCache; when one piece that is one kernel mapping is enough, `reuse` grows it instead. A
+/// piece that does not move (a spliced one, on several kernel mappings, before Linux 6.17) goes
+/// back too, and fresh pages take its place.
 ///
 /// # Safety
 /// `pieces` are the headers of warm standard blocks BigCache handed out, which nothing else uses.
@@ -201,6 +217,9 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
             bigcache::put_back(p);
         }
         let last = pieces[used - 1];
+        if used == 1 && !(*last).spliced {
+            return reuse(last, len);
+        }
         let last_len = (*last).map_len;
         let need = len - offset[used - 1];
         // What the last piece keeps: its start, up to a 2 MiB boundary.
@@ -209,13 +228,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
             keep = 0;
         }
         let map_len = len.max(offset[used - 1] + last_len - keep);
-        // One piece that is one kernel mapping moves grown to the whole length, and stays one.
-        let single = used == 1 && !(*last).spliced;
-        let target = if single {
-            os::reserve_aligned(map_len, CHUNK)
-        } else {
-            os::map_aligned(map_len, CHUNK, 0)
-        };
+        let target = os::map_aligned(map_len, CHUNK, 0);
         if target.is_null() || !registry::in_range(target as usize + map_len) {
             if !target.is_null() {
                 os::unmap(target, map_len);
@@ -237,11 +250,10 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
             } else {
                 (start, plen)
             };
-            let new_len = if single { map_len } else { from_len };
             if !tail {
                 registry::set(start, Kind::None);
             }
-            if os::move_to(from as *mut u8, from_len, new_len, to) {
+            if os::move_to(from as *mut u8, from_len, from_len, to) {
                 huge |= piece_huge;
                 kept_last = tail;
                 continue;
@@ -250,7 +262,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
                 registry::set(start, Kind::Large);
             }
             bigcache::put_back(p);
-            if single || !os::map_fixed(to, from_len) {
+            if !os::map_fixed(to, from_len) {
                 // The new mapping has a hole (or never had the pages): given up.
                 os::unmap(target, map_len);
                 for &q in &pieces[i + 1..used] {
@@ -272,7 +284,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
         crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
         let user = target as usize + PAGE;
         let h = write_header(target, map_len, user, Kind::Large, true, huge);
-        (*h).spliced = !single;
+        (*h).spliced = true;
         registry::set(target as usize, Kind::Large);
         crate::stats::large_taken(map_len);
         (user as *mut u8, false)
