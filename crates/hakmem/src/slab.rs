@@ -60,8 +60,9 @@ impl Owner {
 }
 
 /// 256 bytes, so a slab's record is found from a block's address with a shift and a mask (the page
-/// map's entries are set so; the registry's path of `free` computes it).
-#[repr(C, align(256))]
+/// map's entries are set so; the registry's path of `free` computes it). Aligned to a cache line
+/// only: a SuperSlab's records start at a line-sized colour (`superslab.rs`).
+#[repr(C, align(64))]
 pub struct Slab {
     /// `owner`'s `thread`, 0 while it has none (`set_owner`): a free whose `thread_token` is this
     /// is by the owner, which pushes the block on `bin`. A retired heap leaves no slab with its
@@ -108,6 +109,8 @@ pub struct Slab {
     idle_free: Cell<u32>,
     pub links: Links<Slab>,
     pub remote: CacheLine<RemoteList>,
+    /// Fills the record to 256 bytes.
+    _tail: [u64; 8],
 }
 
 impl Linked for Slab {

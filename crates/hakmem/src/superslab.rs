@@ -53,11 +53,26 @@ const UNMAP_BATCH: usize = 8;
 const HUGE_MID_MIN: usize = 64 * 1024;
 const HUGE_AFTER_FULL: u32 = 2;
 
+/// Where a SuperSlab's slab records start: 256-byte records, one per slab, `RECORDS` bytes past
+/// the SuperSlab's base plus a colour of 0 to `RECORD_COLOURS - 1` cache lines, chosen by the
+/// SuperSlab's address (`records_of`). At one offset the records of every SuperSlab, all
+/// 2 MiB-aligned, would share their cache sets, and the line `free` reads (a record's first) of
+/// each would compete for the same 32 sets of the second-level cache; the colours spread them over
+/// 4 to 6 times as many. Header and records stay within the SuperSlab's first three pages.
+const RECORDS: usize = 256;
+const RECORDS_LEN: usize = MAX_SLABS * core::mem::size_of::<Slab>();
+const RECORD_COLOURS: usize = (3 * 4096 - RECORDS - RECORDS_LEN) / 64 + 1;
+const _: () = assert!(core::mem::size_of::<SuperSlab>() <= RECORDS && RECORD_COLOURS > 1);
+
+/// The address of the first slab record of the SuperSlab at `ss` (2 MiB-aligned).
+#[inline(always)]
+fn records_of(ss: usize) -> usize {
+    ss + RECORDS + ((ss / SS_SIZE) % RECORD_COLOURS) * 64
+}
+
+/// The header at a SuperSlab's base; its slab records follow it (`records_of`).
 #[repr(C)]
 pub struct SuperSlab {
-    /// First, so a slab's record is at the SuperSlab's base plus its index times 256 (the page
-    /// map's entries, and the registry's path of free, add no offset).
-    pub slabs: [Slab; MAX_SLABS],
     magic: u64,
     /// log2 of the slab size: 16 (small) or 21 (mid, one slab).
     pub slab_shift: u32,
@@ -76,7 +91,6 @@ pub struct SuperSlab {
     links: Links<SuperSlab>,
 }
 
-const _: () = assert!(core::mem::size_of::<SuperSlab>() <= HEADER_SIZE);
 // The manager fits in its 512-byte alignment, so it never straddles a page.
 const _: () = assert!(core::mem::size_of::<Global>() <= 512);
 
@@ -133,12 +147,12 @@ pub unsafe fn slab_of(p: usize) -> *mut Slab {
     // threads use them).
     unsafe {
         let idx = (p & (SS_SIZE - 1)) >> (*ss).slab_shift;
-        (&raw mut (*ss).slabs).cast::<Slab>().add(idx)
+        (records_of(ss as usize) as *mut Slab).add(idx)
     }
 }
 
 /// The slab holding `p`, whose chunk (at `ss`) the registry says is a SuperSlab of 64 KiB slabs:
-/// a mask and a shift, as slab records are 256 bytes.
+/// a mask and a shift from its records, which are 256 bytes each.
 ///
 /// # Safety
 /// `p`'s chunk, at `ss`, is registered as `Kind::SuperSlab`.
@@ -147,13 +161,13 @@ pub unsafe fn small_slab_of(ss: usize, p: usize) -> *mut Slab {
     const _: () = assert!(core::mem::size_of::<Slab>() << 8 == 1 << SMALL_SLAB_SHIFT);
     debug_assert_eq!(ss, p & !(SS_SIZE - 1));
     let record = (p >> 8) & ((MAX_SLABS - 1) << 8);
-    (ss + core::mem::offset_of!(SuperSlab, slabs) + record) as *mut Slab
+    (records_of(ss) + record) as *mut Slab
 }
 
 /// The slab of the SuperSlab at `ss`, registered as `Kind::MidSuperSlab`.
 #[inline(always)]
 pub fn mid_slab_of(ss: usize) -> *mut Slab {
-    (ss + core::mem::offset_of!(SuperSlab, slabs)) as *mut Slab
+    records_of(ss) as *mut Slab
 }
 
 /// Records what the chunk of `ss` holds: in the registry, and its slab records in the free fast
@@ -163,7 +177,7 @@ pub fn mid_slab_of(ss: usize) -> *mut Slab {
 /// `ss` is a mapped SuperSlab, with the manager's lock held.
 unsafe fn register(ss: *mut SuperSlab, kind: Kind) {
     let chunk = ss as usize;
-    let records = chunk + core::mem::offset_of!(SuperSlab, slabs);
+    let records = records_of(chunk);
     // SAFETY: `ss` is mapped and the lock held (the caller's contract): its header is ours.
     let in_map = unsafe { &mut (*ss).in_map };
     let stride = match kind {
@@ -242,7 +256,7 @@ unsafe fn acquire_locked(
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
                 // Every slab of an empty SuperSlab is free; a fresh one or one that was mid has
                 // records 1-31 never marked (`take_empty`).
-                let records = (&raw const (*ss).slabs).cast::<Slab>();
+                let records = records_of(ss as usize) as *const Slab;
                 for i in 1..MAX_SLABS {
                     (*records.add(i)).class.set(NO_CLASS);
                 }
@@ -265,7 +279,7 @@ unsafe fn acquire_locked(
                 m.partial.remove(ss);
             }
             crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
-            let slab = (&raw mut (*ss).slabs).cast::<Slab>().add(idx);
+            let slab = (records_of(ss as usize) as *mut Slab).add(idx);
             let colour = small_slab_colour(class, idx);
             let start = ss as usize + (idx << SMALL_SLAB_SHIFT) + colour;
             let capacity = ((1 << SMALL_SLAB_SHIFT) - colour) / size;
@@ -283,7 +297,7 @@ unsafe fn acquire_locked(
             (*ss).free_mask = 0;
             (*ss).used_slabs = 1;
             crate::stats::add(&crate::stats::SLABS_ACQUIRED, 1);
-            let slab = (&raw mut (*ss).slabs).cast::<Slab>();
+            let slab = records_of(ss as usize) as *mut Slab;
             let start = ss as usize + HEADER_SIZE;
             (*slab).format(class, start, ((SS_SIZE - HEADER_SIZE) / size) as u32, owner);
             slab
@@ -362,9 +376,9 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
             (*ss).huge = huge;
-            // Slab 0's record only: records 16-31 fill a page that a mid SuperSlab (slab 0 alone)
-            // would otherwise touch for nothing; a small one marks 1-31 when it is set up.
-            (*(&raw const (*ss).slabs).cast::<Slab>())
+            // Slab 0's record only: the later records reach a page that a mid SuperSlab (slab 0
+            // alone) would otherwise touch for nothing; a small one marks 1-31 when it is set up.
+            (*(records_of(ss as usize) as *const Slab))
                 .class
                 .set(NO_CLASS);
             m.mapped += 1;
@@ -410,8 +424,7 @@ pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
             (*ss).used_slabs -= 1;
             (*ss).released_ms = (*ss).released_ms.max(freed_ms.min(now));
             if (*ss).slab_shift == SMALL_SLAB_SHIFT {
-                let idx = (slab as usize - (&raw const (*ss).slabs) as usize)
-                    / core::mem::size_of::<Slab>();
+                let idx = (slab as usize - records_of(ss as usize)) / core::mem::size_of::<Slab>();
                 let was_partial = (*ss).free_mask != 0;
                 (*ss).free_mask |= 1 << idx;
                 if (*ss).used_slabs == 0 {
