@@ -619,6 +619,8 @@ mod tests {
 
     impl Drop for WarmCache {
         fn drop(&mut self) {
+            os::injected::MOVE_FAILURES.store(0, Ordering::Relaxed);
+            os::injected::MAP_FIXED_FAILURES.store(0, Ordering::Relaxed);
             bigcache::clear();
             crate::knobs::apply(&crate::learn::strategy::DEFAULT);
         }
@@ -658,6 +660,87 @@ mod tests {
         // SAFETY: as above.
         unsafe { core::ptr::write_bytes(p, 0x5C, 10 * mib) };
         assert!(holds_tag(p, 10 * mib, 0x5C));
+        release(p);
+    }
+
+    /// Frees two warm 6 MiB blocks tagged 0xA1 and 0xB2 and asks for 10 MiB, which gathers them,
+    /// with the first `moves` moves and `fixes` fresh mappings failing; returns the block and
+    /// the tags of the piece gathered first and of the second.
+    fn gather_failing(moves: usize, fixes: usize) -> (*mut u8, u8, u8) {
+        let mib = 1 << 20;
+        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
+        // The piece BigCache hands out first (its most recent block) is the first one moved.
+        let (first, second) = (0xB2, 0xA1);
+        release(a);
+        release(b);
+        os::injected::MOVE_FAILURES.store(moves, Ordering::Relaxed);
+        os::injected::MAP_FIXED_FAILURES.store(fixes, Ordering::Relaxed);
+        let p = filled_or_fresh(10 * mib);
+        assert_eq!(os::injected::MOVE_FAILURES.load(Ordering::Relaxed), 0);
+        assert_eq!(os::injected::MAP_FIXED_FAILURES.load(Ordering::Relaxed), 0);
+        (p, first, second)
+    }
+
+    /// A block of `size` bytes, from BigCache or fresh.
+    fn filled_or_fresh(size: usize) -> *mut u8 {
+        let (p, _) = alloc(size, 16);
+        assert!(!p.is_null());
+        p
+    }
+
+    /// Writes all of `p .. p + n` and checks it; takes a 6 MiB block from BigCache for each of
+    /// `tags` and checks that their pages are all there with the tags, in some order.
+    fn usable_and_cached(p: *mut u8, n: usize, tags: &[u8]) {
+        let mib = 1 << 20;
+        // SAFETY: the caller passes a live block of at least `n` bytes.
+        unsafe { core::ptr::write_bytes(p, 0x5C, n) };
+        assert!(holds_tag(p, n, 0x5C));
+        let cached: Vec<*mut u8> = tags.iter().map(|_| filled_not(6 * mib)).collect();
+        for &t in tags {
+            assert!(cached.iter().any(|&q| holds_tag(q, 6 * mib, t)), "{t:#x}");
+        }
+        for q in cached {
+            // SAFETY: `q` is a live block of 6 MiB.
+            unsafe { core::ptr::write_bytes(q, 0x3A, 6 * mib) };
+            release(q);
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn a_piece_that_does_not_move_goes_back_and_fresh_pages_take_its_place() {
+        let _cache = WarmCache::new();
+        let mib = 1 << 20;
+        let (p, first, second) = gather_failing(1, 0);
+        // The first piece stayed where it was, back in BigCache; fresh pages fill its place in
+        // the new block; the second piece moved (its end, as in the test above).
+        let h = header_of(p as usize, Kind::Large);
+        // SAFETY: `h` is the header of the live block `p`.
+        assert!(unsafe { (*h).spliced });
+        assert!(holds_tag(p, 6 * mib, 0));
+        // SAFETY: the block is at least 10 MiB long.
+        assert!(holds_tag(
+            unsafe { p.add(8 * mib - PAGE) },
+            2 * mib + PAGE,
+            second
+        ));
+        assert_eq!(bigcache::stats().0, 2);
+        usable_and_cached(p, 10 * mib, &[first]);
+        release(p);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn a_gather_that_cannot_fill_its_hole_gives_up_and_keeps_the_pieces() {
+        let _cache = WarmCache::new();
+        let (p, first, second) = gather_failing(1, 1);
+        // Neither piece was moved: both are back in BigCache, whole, and the request was served
+        // by a fresh mapping.
+        let h = header_of(p as usize, Kind::Large);
+        // SAFETY: `h` is the header of the live block `p`.
+        assert!(!unsafe { (*h).spliced });
+        assert_eq!(bigcache::stats().0, 2);
+        usable_and_cached(p, 10 << 20, &[first, second]);
         release(p);
     }
 

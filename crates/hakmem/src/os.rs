@@ -272,6 +272,10 @@ pub fn resize_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
 /// there (a failed `move_to` may have unmapped its target first, on kernels before 6.17). False
 /// when the OS refuses.
 pub fn map_fixed(p: *mut u8, len: usize) -> bool {
+    #[cfg(test)]
+    if injected::take(&injected::MAP_FIXED_FAILURES) {
+        return false;
+    }
     // SAFETY: MAP_FIXED replaces only the caller's own range, which holds no data.
     let r = unsafe {
         libc::mmap(
@@ -289,6 +293,13 @@ pub fn map_fixed(p: *mut u8, len: usize) -> bool {
 /// Moves a mapping to `target` (which the caller reserved, `new_len` bytes) with its pages,
 /// without copying. Returns false on failure, in which case the old mapping is untouched.
 pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
+    #[cfg(test)]
+    if injected::take(&injected::MOVE_FAILURES) {
+        // As the kernel may fail before Linux 6.17: the target unmapped, the old range left.
+        // SAFETY: the target is the caller's reservation, which holds nothing yet.
+        unsafe { libc::munmap(target as *mut libc::c_void, new_len) };
+        return false;
+    }
     // SAFETY: MREMAP_FIXED replaces the caller's reservation at `target`, which nothing else uses.
     let r = unsafe {
         libc::mremap(
@@ -306,6 +317,22 @@ pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> b
     // range is gone.
     crate::stats::MAPPED.sub(old_len as u64);
     true
+}
+
+/// Failures this crate's unit tests inject where the kernel of this machine may never fail: the
+/// next N calls of `move_to` or `map_fixed` fail.
+#[cfg(test)]
+pub mod injected {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    pub static MOVE_FAILURES: AtomicUsize = AtomicUsize::new(0);
+    pub static MAP_FIXED_FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+    /// Whether this call fails: true while `left` is above zero, which it counts down.
+    pub fn take(left: &AtomicUsize) -> bool {
+        left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// Milliseconds of a monotonic clock (coarse: a few ms resolution, a few ns to read).
