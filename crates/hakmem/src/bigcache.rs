@@ -23,14 +23,18 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 const MAX_ENTRIES: usize = 64;
 
 /// Told of each warm block BigCache hands out: how long it waited (ms), the warm bytes cached more
-/// recently than it or in it, and its bytes. The learner sets one when it starts (`tuning.rs`); it
-/// is called with BigCache's lock held.
+/// recently than it or in it, and the bytes of it the request uses (a block longer than the
+/// request is split, and its rest stays cached). The learner sets one when it starts
+/// (`tuning.rs`); it is called with BigCache's lock held.
 pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
 static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
 
-/// Makes `f` the observer of warm reuses.
-pub fn observe_reuses(f: ReuseObserver) {
-    REUSE_OBSERVER.store(f as *mut (), Ordering::Relaxed);
+/// Makes `f` the observer of warm reuses (`None`: no observer); returns the one it replaces.
+pub fn observe_reuses(f: Option<ReuseObserver>) -> Option<ReuseObserver> {
+    let new = f.map_or(null_mut(), |f| f as *mut ());
+    let old = REUSE_OBSERVER.swap(new, Ordering::Relaxed);
+    // SAFETY: only this function stores here, and it stores a `ReuseObserver` or null.
+    (!old.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), ReuseObserver>(old) })
 }
 
 struct Cache {
@@ -179,20 +183,20 @@ pub fn take(len: usize) -> Taken {
         }
         let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
         let now = os::now_ms();
+        // What the request has yet to cover, piece by piece: a piece is used up to it.
+        let mut left = len;
         for (i, p) in picks.iter().take(taken.n).enumerate() {
             let b = p.h;
             (*b).cached = false;
             c.blocks.remove(b);
+            let used = (*b).map_len.min(left);
+            left -= used;
             if !(*b).purged {
                 c.warm_bytes -= (*b).map_len;
                 if !observer.is_null() {
                     // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
                     let f: ReuseObserver = core::mem::transmute(observer);
-                    f(
-                        now.saturating_sub((*b).cached_ms),
-                        p.depth as u64,
-                        (*b).map_len,
-                    );
+                    f(now.saturating_sub((*b).cached_ms), p.depth as u64, used);
                 }
             }
             taken.pieces[i] = b;

@@ -744,6 +744,39 @@ mod tests {
         release(p);
     }
 
+    static OBSERVED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+    fn count_reuse(_age_ms: u64, _depth: u64, bytes: usize) {
+        OBSERVED.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn the_reuse_observer_counts_the_bytes_a_request_uses() {
+        let _cache = WarmCache::new();
+        let mib = 1 << 20;
+        let before = bigcache::observe_reuses(Some(count_reuse));
+        // Split: of a 20 MiB block, the 5 MiB the request uses; its rest stays cached.
+        release(filled(20 * mib, 0x7E));
+        OBSERVED.store(0, Ordering::Relaxed);
+        let small = filled_not(5 * mib);
+        let split = OBSERVED.swap(0, Ordering::Relaxed);
+        release(small);
+        bigcache::clear();
+        // Gathered: of two 6 MiB blocks, the whole first and what the 10 MiB request needs of
+        // the second.
+        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
+        release(a);
+        release(b);
+        OBSERVED.store(0, Ordering::Relaxed);
+        let gathered = filled_not(10 * mib);
+        let moved = OBSERVED.swap(0, Ordering::Relaxed);
+        release(gathered);
+        bigcache::observe_reuses(before);
+        assert_eq!(split, standard_len(5 * mib));
+        assert_eq!(moved, standard_len(10 * mib));
+    }
+
     /// A block of `size` bytes from BigCache, its contents left as they are.
     fn filled_not(size: usize) -> *mut u8 {
         let (p, zeroed) = alloc(size, 16);

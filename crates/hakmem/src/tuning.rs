@@ -104,7 +104,7 @@ pub(crate) fn init() {
     let now = Sample::now();
     st.peak_resident = now.resident_bytes;
     knobs::apply(&applied(learner, st.peak_resident, st.peak_resident));
-    crate::bigcache::observe_reuses(record_big_reuse);
+    crate::bigcache::observe_reuses(Some(record_big_reuse));
     st.last = now;
     st.next_epoch_ms = os::monotonic_ns() / 1_000_000 + EPOCH_MS;
     GLOBAL.learning.store(true, Ordering::Release);
