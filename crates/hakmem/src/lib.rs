@@ -520,13 +520,17 @@ unsafe fn free_not_own<F: FreeFn, const FROM_MAP: bool>(p: *mut u8, slab: *mut s
 }
 
 /// A free whose page-map record is not this thread's: another thread's slab, or the map's zero
-/// record (not in a SuperSlab), which leaves for the registry's path. The record is looked up
-/// again: passing it makes the fast path compute its address before the branch.
+/// record (not in a SuperSlab), which leaves for the registry's path; `free(NULL)` returns at once
+/// (some programs make it as often as any other free). The record is looked up again: passing it
+/// makes the fast path compute its address before the branch.
 ///
 /// # Safety
 /// As `free_as`.
 #[inline(never)]
 unsafe fn free_not_own_from_map<F: FreeFn>(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
     match pagemap::record_of(p as usize) {
         // SAFETY: a record the page map holds for `p`'s granule is its slab's (valid, and `p`
         // lies in it), as the registry's path would compute it.
