@@ -22,10 +22,10 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 const MAX_ENTRIES: usize = 64;
 
-/// Told of each warm block BigCache hands out: how long it waited (ms), the warm bytes cached more
-/// recently than it or in it, and the bytes of it the request uses (a block longer than the
-/// request is split, and its rest stays cached). The learner sets one when it starts
-/// (`tuning.rs`); it is called with BigCache's lock held.
+/// Told of each warm block a request uses (`note_reuse`, from `large.rs` once it knows which bytes
+/// of the block it keeps: a longer block is split and its rest stays cached, a gathered one may
+/// give only its end): how long it waited (ms), the warm bytes cached more recently than it or in
+/// it, and the bytes used. The learner sets one when it starts (`tuning.rs`).
 pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
 static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
 
@@ -35,6 +35,17 @@ pub fn observe_reuses(f: Option<ReuseObserver>) -> Option<ReuseObserver> {
     let old = REUSE_OBSERVER.swap(new, Ordering::Relaxed);
     // SAFETY: only this function stores here, and it stores a `ReuseObserver` or null.
     (!old.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), ReuseObserver>(old) })
+}
+
+/// Tells the reuse observer, if any, that a request uses `bytes` of a warm block `take` handed
+/// out, cached at `cached_ms` (`os::now_ms`) with `depth` warm bytes (`Taken::depth`).
+pub fn note_reuse(cached_ms: u64, depth: usize, bytes: usize) {
+    let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
+    if !observer.is_null() {
+        // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
+        let f: ReuseObserver = unsafe { core::mem::transmute(observer) };
+        f(os::now_ms().saturating_sub(cached_ms), depth as u64, bytes);
+    }
 }
 
 struct Cache {
@@ -70,6 +81,8 @@ pub const MAX_PIECES: usize = 4;
 /// moved side by side into one mapping (`large::alloc`).
 pub struct Taken {
     pub pieces: [*mut LargeHeader; MAX_PIECES],
+    /// Of each warm piece, the warm bytes cached more recently than it or in it (for `note_reuse`).
+    pub depth: [usize; MAX_PIECES],
     pub n: usize,
 }
 
@@ -105,12 +118,14 @@ const NO_PICK: Pick = Pick {
 /// random), where the earlier rule (one block, a longer one's tail unmapped, a shorter one grown)
 /// purged 8.2-8.4 GiB of pages that were then faulted in again, this purges 1.6 GiB.
 ///
-/// With learning on, each warm block taken is recorded with its age and depth (the warm bytes
-/// freed after it, and its own), which is what decides whether a stingier strategy would have
-/// lost it (`learn::reuse`).
+/// With learning on, the bytes of each warm block a request uses are recorded with the block's
+/// age and depth (the warm bytes freed after it, and its own; `Taken::depth`), which is what
+/// decides whether a stingier strategy would have lost them (`learn::reuse`): `large.rs` calls
+/// `note_reuse` once it knows which bytes it keeps.
 pub fn take(len: usize) -> Taken {
     let mut taken = Taken {
         pieces: [null_mut(); MAX_PIECES],
+        depth: [0; MAX_PIECES],
         n: 0,
     };
     GLOBAL.lock.lock();
@@ -181,25 +196,15 @@ pub fn take(len: usize) -> Taken {
             picks[0] = purged;
             taken.n = 1;
         }
-        let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
-        let now = os::now_ms();
-        // What the request has yet to cover, piece by piece: a piece is used up to it.
-        let mut left = len;
         for (i, p) in picks.iter().take(taken.n).enumerate() {
             let b = p.h;
             (*b).cached = false;
             c.blocks.remove(b);
-            let used = (*b).map_len.min(left);
-            left -= used;
             if !(*b).purged {
                 c.warm_bytes -= (*b).map_len;
-                if !observer.is_null() {
-                    // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
-                    let f: ReuseObserver = core::mem::transmute(observer);
-                    f(now.saturating_sub((*b).cached_ms), p.depth as u64, used);
-                }
             }
             taken.pieces[i] = b;
+            taken.depth[i] = p.depth;
         }
     }
     GLOBAL.lock.unlock();

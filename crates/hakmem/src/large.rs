@@ -109,8 +109,8 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         return unsafe {
             match taken.n {
                 0 => fresh(len),
-                1 => reuse(taken.pieces[0], len),
-                n => gather(&taken.pieces[..n], len),
+                1 => reuse(taken.pieces[0], taken.depth[0], len),
+                n => gather(&taken.pieces[..n], &taken.depth[..n], len),
             }
         };
     }
@@ -145,17 +145,20 @@ fn fresh(len: usize) -> (*mut u8, bool) {
     )
 }
 
-/// Serves a request for a mapping of `len` bytes with one block BigCache handed out: a much
-/// longer one is shortened, a shorter one grown (a spliced one is gathered, as mremap cannot
-/// grow it).
+/// Serves a request for a mapping of `len` bytes with one block BigCache handed out, `depth`
+/// deep (`bigcache::Taken`): a much longer one is shortened, a shorter one grown (a spliced one
+/// is gathered, as mremap cannot grow it).
 ///
 /// # Safety
 /// `h` is the header of a standard block BigCache handed out, which nothing else uses.
-unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
+unsafe fn reuse(h: *mut LargeHeader, depth: usize, len: usize) -> (*mut u8, bool) {
     // SAFETY: `h` is valid and ours (the caller's contract); its tail past `len` is unused too.
     unsafe {
         if (*h).map_len < len && (*h).spliced {
-            return gather(&[h], len);
+            return gather(&[h], &[depth], len);
+        }
+        if !(*h).purged {
+            bigcache::note_reuse((*h).cached_ms, depth, (*h).map_len.min(len));
         }
         crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
         crate::stats::large_taken((*h).map_len);
@@ -196,11 +199,12 @@ unsafe fn reuse(h: *mut LargeHeader, len: usize) -> (*mut u8, bool) {
 /// (`MIN_REST`): from a 2 MiB boundary, while its start stays cached. Pieces not needed go back
 /// to BigCache; when one piece that is one kernel mapping is enough, `reuse` grows it instead. A
 /// piece that does not move (a spliced one, on several kernel mappings, before Linux 6.17) goes
-/// back too, and fresh pages take its place.
+/// back too, and fresh pages take its place. The bytes moved are noted as reuses (`depths`, as
+/// `bigcache::Taken`'s).
 ///
 /// # Safety
 /// `pieces` are the headers of warm standard blocks BigCache handed out, which nothing else uses.
-unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
+unsafe fn gather(pieces: &[*mut LargeHeader], depths: &[usize], len: usize) -> (*mut u8, bool) {
     // SAFETY: the pieces are valid and ours (the caller's contract); a piece moved whole is
     // unregistered before it moves, as another thread may map and register its old range once
     // mremap returns; the new header is written in the mapping the moves made, then registered.
@@ -218,7 +222,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
         }
         let last = pieces[used - 1];
         if used == 1 && !(*last).spliced {
-            return reuse(last, len);
+            return reuse(last, depths[0], len);
         }
         let last_len = (*last).map_len;
         let need = len - offset[used - 1];
@@ -243,6 +247,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
         for (i, &p) in pieces[..used].iter().enumerate() {
             // Read before the move, which takes the header along.
             let (start, plen, piece_huge) = ((*p).map_start, (*p).map_len, (*p).huge);
+            let (warm, cached_ms) = (!(*p).purged, (*p).cached_ms);
             let to = target.add(offset[i]);
             let tail = i + 1 == used && keep > 0;
             let (from, from_len) = if tail {
@@ -254,6 +259,9 @@ unsafe fn gather(pieces: &[*mut LargeHeader], len: usize) -> (*mut u8, bool) {
                 registry::set(start, Kind::None);
             }
             if os::move_to(from as *mut u8, from_len, from_len, to) {
+                if warm {
+                    bigcache::note_reuse(cached_ms, depths[i], from_len);
+                }
                 huge |= piece_huge;
                 kept_last = tail;
                 continue;
@@ -619,8 +627,8 @@ mod tests {
 
     impl Drop for WarmCache {
         fn drop(&mut self) {
-            os::injected::MOVE_FAILURES.store(0, Ordering::Relaxed);
-            os::injected::MAP_FIXED_FAILURES.store(0, Ordering::Relaxed);
+            os::injected::MOVE_FAILURES.set(0);
+            os::injected::MAP_FIXED_FAILURES.set(0);
             bigcache::clear();
             crate::knobs::apply(&crate::learn::strategy::DEFAULT);
         }
@@ -673,11 +681,11 @@ mod tests {
         let (first, second) = (0xB2, 0xA1);
         release(a);
         release(b);
-        os::injected::MOVE_FAILURES.store(moves, Ordering::Relaxed);
-        os::injected::MAP_FIXED_FAILURES.store(fixes, Ordering::Relaxed);
+        os::injected::MOVE_FAILURES.set(moves);
+        os::injected::MAP_FIXED_FAILURES.set(fixes);
         let p = filled_or_fresh(10 * mib);
-        assert_eq!(os::injected::MOVE_FAILURES.load(Ordering::Relaxed), 0);
-        assert_eq!(os::injected::MAP_FIXED_FAILURES.load(Ordering::Relaxed), 0);
+        assert_eq!(os::injected::MOVE_FAILURES.get(), 0);
+        assert_eq!(os::injected::MAP_FIXED_FAILURES.get(), 0);
         (p, first, second)
     }
 
@@ -744,10 +752,14 @@ mod tests {
         release(p);
     }
 
-    static OBSERVED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    std::thread_local! {
+        /// Bytes `count_reuse` was told of on this thread (reuses are noted by the thread that
+        /// allocates, so tests running beside this one do not add to it).
+        static OBSERVED: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
 
     fn count_reuse(_age_ms: u64, _depth: u64, bytes: usize) {
-        OBSERVED.fetch_add(bytes, Ordering::Relaxed);
+        OBSERVED.set(OBSERVED.get() + bytes);
     }
 
     #[test]
@@ -758,23 +770,27 @@ mod tests {
         let before = bigcache::observe_reuses(Some(count_reuse));
         // Split: of a 20 MiB block, the 5 MiB the request uses; its rest stays cached.
         release(filled(20 * mib, 0x7E));
-        OBSERVED.store(0, Ordering::Relaxed);
+        OBSERVED.set(0);
         let small = filled_not(5 * mib);
-        let split = OBSERVED.swap(0, Ordering::Relaxed);
+        let split = OBSERVED.replace(0);
         release(small);
         bigcache::clear();
-        // Gathered: of two 6 MiB blocks, the whole first and what the 10 MiB request needs of
-        // the second.
+        // Gathered: of two 6 MiB blocks, the whole first and the end of the second from its
+        // 4 MiB boundary (as in the tests above); its first 4 MiB stay cached, and count when a
+        // request takes them.
         let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
         release(a);
         release(b);
-        OBSERVED.store(0, Ordering::Relaxed);
         let gathered = filled_not(10 * mib);
-        let moved = OBSERVED.swap(0, Ordering::Relaxed);
+        let moved = OBSERVED.replace(0);
+        let start = filled_not(4 * mib - PAGE);
+        let rest = OBSERVED.replace(0);
         release(gathered);
+        release(start);
         bigcache::observe_reuses(before);
         assert_eq!(split, standard_len(5 * mib));
-        assert_eq!(moved, standard_len(10 * mib));
+        assert_eq!(moved, 2 * standard_len(6 * mib) - 4 * mib);
+        assert_eq!(rest, 4 * mib);
     }
 
     /// A block of `size` bytes from BigCache, its contents left as they are.

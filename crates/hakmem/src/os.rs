@@ -320,18 +320,25 @@ pub fn move_to(p: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> b
 }
 
 /// Failures this crate's unit tests inject where the kernel of this machine may never fail: the
-/// next N calls of `move_to` or `map_fixed` fail.
+/// next N calls of `move_to` or `map_fixed` on the calling thread fail (per thread, so that tests
+/// running beside it keep a kernel that works).
 #[cfg(test)]
 pub mod injected {
-    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::cell::Cell;
+    use std::thread::LocalKey;
 
-    pub static MOVE_FAILURES: AtomicUsize = AtomicUsize::new(0);
-    pub static MAP_FIXED_FAILURES: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        pub static MOVE_FAILURES: Cell<usize> = const { Cell::new(0) };
+        pub static MAP_FIXED_FAILURES: Cell<usize> = const { Cell::new(0) };
+    }
 
     /// Whether this call fails: true while `left` is above zero, which it counts down.
-    pub fn take(left: &AtomicUsize) -> bool {
-        left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+    pub fn take(left: &'static LocalKey<Cell<usize>>) -> bool {
+        left.with(|n| {
+            let fail = n.get() > 0;
+            n.set(n.get().saturating_sub(1));
+            fail
+        })
     }
 }
 
