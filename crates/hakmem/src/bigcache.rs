@@ -32,18 +32,19 @@ static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
 /// Makes `f` the observer of warm reuses (`None`: no observer); returns the one it replaces.
 pub fn observe_reuses(f: Option<ReuseObserver>) -> Option<ReuseObserver> {
     let new = f.map_or(null_mut(), |f| f as *mut ());
-    let old = REUSE_OBSERVER.swap(new, Ordering::Relaxed);
-    // SAFETY: only this function stores here, and it stores a `ReuseObserver` or null.
-    (!old.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), ReuseObserver>(old) })
+    observer_from(REUSE_OBSERVER.swap(new, Ordering::Relaxed))
+}
+
+/// The observer a value of `REUSE_OBSERVER` stands for.
+fn observer_from(p: *mut ()) -> Option<ReuseObserver> {
+    // SAFETY: only `observe_reuses` stores in `REUSE_OBSERVER`: a `ReuseObserver`, or null.
+    (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), ReuseObserver>(p) })
 }
 
 /// Tells the reuse observer, if any, that a request uses `bytes` of a warm block `take` handed
 /// out, cached at `cached_ms` (`os::now_ms`) with `depth` warm bytes (`Taken::depth`).
 pub fn note_reuse(cached_ms: u64, depth: usize, bytes: usize) {
-    let observer = REUSE_OBSERVER.load(Ordering::Relaxed);
-    if !observer.is_null() {
-        // SAFETY: only `observe_reuses` stores here, and it stores a `ReuseObserver`.
-        let f: ReuseObserver = unsafe { core::mem::transmute(observer) };
+    if let Some(f) = observer_from(REUSE_OBSERVER.load(Ordering::Relaxed)) {
         f(os::now_ms().saturating_sub(cached_ms), depth as u64, bytes);
     }
 }

@@ -639,9 +639,7 @@ mod tests {
     fn warm_blocks_shorter_than_asked_are_moved_together_with_their_pages() {
         let _cache = WarmCache::new();
         let mib = 1 << 20;
-        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
-        release(a);
-        release(b);
+        cache_two_tagged_blocks();
         let hits = crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed);
         let p = filled_not(10 * mib);
         assert_eq!(
@@ -676,11 +674,9 @@ mod tests {
     /// the tags of the piece gathered first and of the second.
     fn gather_failing(moves: usize, fixes: usize) -> (*mut u8, u8, u8) {
         let mib = 1 << 20;
-        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
+        cache_two_tagged_blocks();
         // The piece BigCache hands out first (its most recent block) is the first one moved.
         let (first, second) = (0xB2, 0xA1);
-        release(a);
-        release(b);
         os::injected::MOVE_FAILURES.set(moves);
         os::injected::MAP_FIXED_FAILURES.set(fixes);
         let p = filled_or_fresh(10 * mib);
@@ -778,9 +774,7 @@ mod tests {
         // Gathered: of two 6 MiB blocks, the whole first and the end of the second from its
         // 4 MiB boundary (as in the tests above); its first 4 MiB stay cached, and count when a
         // request takes them.
-        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
-        release(a);
-        release(b);
+        cache_two_tagged_blocks();
         let gathered = filled_not(10 * mib);
         let moved = OBSERVED.replace(0);
         let start = filled_not(4 * mib - PAGE);
@@ -791,6 +785,13 @@ mod tests {
         assert_eq!(split, standard_len(5 * mib));
         assert_eq!(moved, 2 * standard_len(6 * mib) - 4 * mib);
         assert_eq!(rest, 4 * mib);
+    }
+
+    /// Caches two warm blocks of 6 MiB, one all 0xA1, then one all 0xB2.
+    fn cache_two_tagged_blocks() {
+        let (a, b) = (filled(6 << 20, 0xA1), filled(6 << 20, 0xB2));
+        release(a);
+        release(b);
     }
 
     /// A block of `size` bytes from BigCache, its contents left as they are.
@@ -864,9 +865,7 @@ mod tests {
     fn a_gathered_block_grows_by_copy_and_is_gathered_again() {
         let _cache = WarmCache::new();
         let mib = 1 << 20;
-        let (a, b) = (filled(6 * mib, 0xA1), filled(6 * mib, 0xB2));
-        release(a);
-        release(b);
+        cache_two_tagged_blocks();
         let g = filled_not(10 * mib);
         let h = header_of(g as usize, Kind::Large);
         // SAFETY: `h` is the header of the live block `g`.
