@@ -23,8 +23,9 @@ fn kib(kv: &std::collections::HashMap<String, String>, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {kv:?}"))
 }
 
-/// Memory idle past the purge delay goes back at the next allocator call: after 8 threads churn
-/// through mixed sizes up to 2 MiB and exit, an idle second and a few calls leave little resident.
+/// Memory idle past the purge delay goes back once the program runs again: after 8 threads churn
+/// through mixed sizes up to 2 MiB and exit, an idle second and 100 ms of calls leave little
+/// resident.
 #[test]
 fn idle_memory_goes_back_after_the_purge_delay() {
     let kv = run_idle(&["mixed"], true);
@@ -48,7 +49,7 @@ fn memory_freed_for_exited_threads_goes_back() {
 
 /// Freed mid-size blocks give their pages back once idle, though their slabs stay in use: of 14
 /// MiB written in blocks of 16-256 KiB, one in eight kept, little more than the kept ones stays
-/// resident after three idle rounds with some work in small blocks; also when the thread that
+/// resident after three idle rounds with 60 ms of work in small blocks; also when the thread that
 /// wrote and freed them has exited (its slabs are orphans).
 #[test]
 fn idle_freed_mid_blocks_give_back_their_pages() {

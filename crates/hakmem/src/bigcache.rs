@@ -11,6 +11,7 @@
 //! blocks the oldest are unmapped. A hit saves the mmap and, for a warm block, every page fault of
 //! touching it again. Purging happens under the lock, so nobody takes a block while its pages go.
 
+use crate::clock;
 use crate::knobs;
 use crate::large::{self, LargeHeader, MAX_CACHED_LEN};
 use crate::list::List;
@@ -42,10 +43,14 @@ fn observer_from(p: *mut ()) -> Option<ReuseObserver> {
 }
 
 /// Tells the reuse observer, if any, that a request uses `bytes` of a warm block `take` handed
-/// out, cached at `cached_ms` (`os::now_ms`) with `depth` warm bytes (`Taken::depth`).
+/// out, cached at `cached_ms` (`clock::now_ms`) with `depth` warm bytes (`Taken::depth`).
 pub fn note_reuse(cached_ms: u64, depth: usize, bytes: usize) {
     if let Some(f) = observer_from(REUSE_OBSERVER.load(Ordering::Relaxed)) {
-        f(os::now_ms().saturating_sub(cached_ms), depth as u64, bytes);
+        f(
+            clock::now_ms().saturating_sub(cached_ms),
+            depth as u64,
+            bytes,
+        );
     }
 }
 
@@ -220,7 +225,7 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
     // SAFETY: the caller's contract is `keep`'s.
     unsafe {
         (*h).purged = false;
-        (*h).cached_ms = os::now_ms();
+        (*h).cached_ms = clock::now_ms();
         keep(h)
     }
 }
@@ -234,7 +239,7 @@ pub unsafe fn put(h: *mut LargeHeader) -> bool {
 pub unsafe fn put_back(h: *mut LargeHeader) {
     // SAFETY: the caller's contract is `keep`'s; a block the cache refuses is still ours.
     unsafe {
-        (*h).cached_ms = os::now_ms();
+        (*h).cached_ms = clock::now_ms();
         if !keep(h) {
             large::unmap(h);
         }
@@ -253,7 +258,7 @@ unsafe fn keep(h: *mut LargeHeader) -> bool {
             return false;
         }
         let mut evicted: *mut LargeHeader = null_mut();
-        let now = os::now_ms();
+        let now = clock::now_ms();
         GLOBAL.lock.lock();
         {
             let c = &mut *GLOBAL.c.get();
@@ -315,7 +320,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
 
 /// Purges the blocks whose purge delay is over.
 pub fn purge_expired() {
-    let now = os::now_ms();
+    let now = clock::now_ms();
     GLOBAL.lock.lock();
     // SAFETY: the lock is held.
     unsafe { purge_locked(&mut *GLOBAL.c.get(), now) };

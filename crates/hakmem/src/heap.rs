@@ -21,6 +21,7 @@
 //! Everything else (`classes`, the bins' `room` and `cap`, `slow_calls`) is owner-only, in
 //! `Cell`s and `UnsafeCell`s. The slabs follow the same rule (`slab.rs`).
 
+use crate::clock;
 use crate::knobs::{cache_cap, refill_batch};
 use crate::list::List;
 use crate::remote::Block;
@@ -99,7 +100,7 @@ pub struct Heap {
     /// Owner only.
     slow_calls: Cell<u32>,
     /// When the heap next gives back the pages of its mid slabs' idle free blocks
-    /// (`purge_idle_mid_blocks`; ms, `os::now_ms`). Owner only.
+    /// (`purge_idle_mid_blocks`; ms, `clock::now_ms`). Owner only.
     mid_purge_due_ms: Cell<u64>,
     /// Bit c set: mid class c had a refill or flush since the last such round. Owner only.
     mid_active: Cell<u64>,
@@ -237,7 +238,7 @@ impl Heap {
         if crate::check::safe_mode() {
             return;
         }
-        let now = crate::os::now_ms();
+        let now = clock::now_ms();
         if now < self.mid_purge_due_ms.get() {
             return;
         }

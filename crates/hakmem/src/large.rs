@@ -41,7 +41,7 @@ pub struct LargeHeader {
     /// Whether the block may lie on several kernel mappings side by side (`gather`, or a part of
     /// such a block): mremap cannot move or grow it, so it is never moved.
     pub spliced: bool,
-    /// When it was cached (ms, `os::now_ms`).
+    /// When it was cached (ms, `clock::now_ms`).
     pub cached_ms: u64,
     /// Set while the block sits in BigCache (freed): a second free is a double free.
     pub cached: bool,

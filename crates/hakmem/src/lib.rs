@@ -51,6 +51,7 @@
 
 mod bigcache;
 mod check;
+mod clock;
 mod config;
 mod fork;
 mod heap;

@@ -4,6 +4,7 @@
 //! `purge_idle_mid_blocks` gives back the pages of mid orphans' idle free blocks, as their owner
 //! did while it lived (`Heap::purge_idle_mid_blocks`).
 
+use crate::clock;
 use crate::list::List;
 use crate::lock::Lock;
 use crate::size_class::{NUM_CLASSES, NUM_SMALL_CLASSES};
@@ -14,7 +15,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Bit c set: an orphaned slab of class c may have received frees since the last reap.
 pub static ORPHAN_HINT: AtomicU64 = AtomicU64::new(0);
-/// When a block was last freed into an orphaned slab (ms, `os::now_ms`): a slab the reap finds
+/// When a block was last freed into an orphaned slab (ms, `clock::now_ms`): a slab the reap finds
 /// empty has been free since then at least, which is when its purge delay starts.
 pub static ORPHAN_FREE_MS: AtomicU64 = AtomicU64::new(0);
 
@@ -109,7 +110,7 @@ pub fn reap() {
     ORPHANS.lock.unlock();
 }
 
-/// When the next round over the mid orphans is due (ms, `os::now_ms`).
+/// When the next round over the mid orphans is due (ms, `clock::now_ms`).
 static MID_ROUND_DUE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Every purge delay, a round over the orphaned mid slabs: the free blocks that were on a slab's
@@ -120,7 +121,7 @@ pub fn purge_idle_mid_blocks() {
     if crate::check::safe_mode() {
         return;
     }
-    let now = crate::os::now_ms();
+    let now = clock::now_ms();
     if now < MID_ROUND_DUE_MS.load(Ordering::Relaxed) {
         return;
     }

@@ -1,24 +1,26 @@
 //! When freed memory goes back to the OS: the purge deadline shared by every thread.
 //!
 //! Freed memory keeps its pages for the purge delay (`knobs::purge_delay_ms`), so a program that
-//! frees and allocates again does not fault them back in. The slow paths (refills, flushes, large
-//! blocks, frees into another thread's slabs, thread exit) call `purge_if_due`, which reads a
-//! coarse clock and, at most every half delay, lets one of them reap the orphans other threads
-//! emptied (`orphans.rs`), purge the idle free blocks of orphaned mid slabs, and `run` a purge:
-//! SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`) return the pages of whatever has been
-//! free longer than the delay. Memory idle past the delay is thus returned by the first such call
-//! after it; a program that makes no allocator calls at all keeps what it freed until it makes one
-//! (or calls `malloc_trim`, which returns every cached region: `release_all`).
+//! frees and allocates again does not fault them back in. The delay runs on the allocator's clock
+//! (`clock.rs`), on which a pause between the slow paths' reads counts 10 ms at most: what a
+//! program freed before it slept goes back only if it stays unused once the program runs again.
+//! The slow paths (refills, flushes, large blocks, frees into another thread's slabs, thread exit)
+//! call `purge_if_due`, which at most every half delay lets one of them reap the orphans other
+//! threads emptied (`orphans.rs`), purge the idle free blocks of orphaned mid slabs, and `run` a
+//! purge: SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`) return the pages of whatever
+//! has been free longer than the delay. A program that makes no allocator calls at all keeps what
+//! it freed until it runs again (or calls `malloc_trim`, which returns every cached region:
+//! `release_all`).
 
-use crate::os;
+use crate::clock;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// When the next purge is due (ms, `os::now_ms`).
+/// When the next purge is due (ms, `clock::now_ms`).
 static NEXT_PURGE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether a purge is due (at most every half delay); true for one caller, which then runs it.
 pub fn due() -> bool {
-    let now = os::now_ms();
+    let now = clock::now_ms();
     let due = NEXT_PURGE_MS.load(Ordering::Relaxed);
     if now < due {
         return false;

@@ -2,9 +2,9 @@
 //! slab's remote list (through the freeing thread's outbox) and the owner is told through its hint
 //! word.
 
+use crate::clock;
 use crate::heap::Heap;
 use crate::orphans::{ORPHAN_FREE_MS, ORPHAN_HINT};
-use crate::os;
 use crate::purge::purge_if_due;
 use crate::remote::Block;
 use crate::slab::Slab;
@@ -236,7 +236,7 @@ unsafe fn send(slab: *mut Slab, first: *mut Block, last: *mut Block, n: u32) {
     let bit = 1u64 << slab.class.get();
     if owner.is_null() {
         // Before the push, so a reap that drains these blocks reads this time or a later one.
-        ORPHAN_FREE_MS.store(os::now_ms(), Ordering::SeqCst);
+        ORPHAN_FREE_MS.store(clock::now_ms(), Ordering::SeqCst);
     }
     slab.remote.0.push_chain(first, last, n);
     if owner.is_null() {

@@ -16,6 +16,7 @@
 //! back the pages of idle free blocks (`Heap::purge_idle_mid_blocks`; for orphaned slabs, the
 //! purge: `orphans::purge_idle_mid_blocks`).
 
+use crate::clock;
 use crate::knobs;
 use crate::list::{Linked, Links, List};
 use crate::lock::Lock;
@@ -86,7 +87,7 @@ pub struct SuperSlab {
     huge: bool,
     /// Whether free's page map has this SuperSlab's entries (`register`).
     in_map: bool,
-    /// When a slab of it was last released (ms, `os::now_ms`).
+    /// When a slab of it was last released (ms, `clock::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
 }
@@ -400,11 +401,11 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
 pub unsafe fn release_slab(slab: *mut Slab) {
     // SAFETY: the caller's contract is `release_slab_freed_at`'s.
     unsafe {
-        release_slab_freed_at(slab, os::now_ms());
+        release_slab_freed_at(slab, clock::now_ms());
     }
 }
 
-/// `release_slab` of a slab whose blocks were all free by `freed_ms` (`os::now_ms`), which is
+/// `release_slab` of a slab whose blocks were all free by `freed_ms` (`clock::now_ms`), which is
 /// when its purge delay starts.
 ///
 /// # Safety
@@ -415,7 +416,7 @@ pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
     unsafe {
         (*slab).clear();
         let ss = super_slab_of(slab);
-        let now = os::now_ms();
+        let now = clock::now_ms();
         let mut unmap = UnmapBatch::new();
         GLOBAL.lock.lock();
         {
@@ -448,7 +449,7 @@ pub unsafe fn release_slab_freed_at(slab: *mut Slab, freed_ms: u64) {
 /// Returns the pages of memory freed more than the purge delay ago (see the module header).
 /// Cheap when there is nothing to do; called from the heaps' slow paths.
 pub fn purge_expired() {
-    let now = os::now_ms();
+    let now = clock::now_ms();
     let mut unmap = UnmapBatch::new();
     GLOBAL.lock.lock();
     // SAFETY: the lock is held.
@@ -680,7 +681,7 @@ mod tests {
             core::ptr::write_bytes((*b).start.get() as *mut u8, 1, 4096);
             let bit = 1u32 << (((*b).start.get() - ss as usize) >> SMALL_SLAB_SHIFT);
             release_slab(b);
-            let now = os::now_ms();
+            let now = clock::now_ms();
             let m = || &mut *GLOBAL.m.get();
             // Read under the lock, assert after unlocking: a failed assertion must not leave
             // the lock held (every later thread exit would wait on it forever).
@@ -703,7 +704,7 @@ mod tests {
             // Empty unless a test running at the same time holds another of its slabs.
             let emptied = (*ss).free_mask == ALL_SMALL_SLABS;
             let warm_before = m().warm.len;
-            purge_locked(m(), os::now_ms() + delay + 1, &mut UnmapBatch::new());
+            purge_locked(m(), clock::now_ms() + delay + 1, &mut UnmapBatch::new());
             let (warm_after, cold_after) = (m().warm.len, m().cold.len);
             GLOBAL.lock.unlock();
             if emptied {

@@ -2,17 +2,17 @@
  * its own figures; the test compares them with bounds, or with the same program under glibc.
  *   idle mixed     8 threads each allocate, touch and free 20,000 blocks of mixed sizes (16 B to
  *                  2 MiB, log-uniform, up to 64 live at once), then join; the program idles 1.2 s,
- *                  makes 200 malloc/free calls of sizes 16 B to 4 MiB, idles 1 s.
+ *                  makes malloc/free calls of sizes 16 B to 4 MiB for 100 ms, idles 1 s.
  *   idle orphans   3 rounds: 16 threads each allocate 2,000 blocks of mixed sizes and exit; main
- *                  frees them all, idles 0.5 s and makes a few calls.
+ *                  frees them all, idles 0.5 s and makes calls for 100 ms.
  *   idle hold N S  N threads each malloc and touch one block of S bytes, keep it, and sit idle; then
  *                  they free it and sit idle again, main calls malloc_trim(0) and idles 0.3 s.
  *                  Prints rss_kib while the blocks are held (held_kib) and after (rss_kib), as
  *                  increases over the RSS before the threads started.
  *   idle scatter [thread]
  *                  allocates and writes 2 MiB of blocks of each of 16, 24, 40, 64, 96, 160 and
- *                  256 KiB, frees all but every eighth, idles 0.2 s three times with some work in small
- *                  blocks after each; prints the RSS with every block written (full_kib) and at the end
+ *                  256 KiB, frees all but every eighth, idles 0.2 s three times with 60 ms of work in
+ *                  small blocks after each; prints the RSS with every block written (full_kib) and at the end
  *                  (rss_kib) as increases over the start, and the bytes still held (kept_kib). With
  *                  `thread`, a thread allocates and frees the blocks and exits before the idling (its
  *                  slabs are orphans), and main frees the kept blocks at the end. Either way, as
@@ -79,8 +79,10 @@ static void *mixed_worker(void *arg) {
     return NULL;
 }
 
-/* 200 malloc/free calls over every size from 16 B to 4 MiB. */
-static void a_few_calls(void) {
+/* The program at work again for a while: 200 malloc/free calls over every size from 16 B to
+ * 4 MiB, 0.5 ms apart (100 ms; the purge delay counts the time a program runs, not the time it
+ * sleeps). */
+static void a_while_of_calls(void) {
     for (int i = 0; i < 200; i++) {
         size_t n = (size_t)16 << (i % 19);
         n += (size_t)(i * 37) % n;
@@ -89,6 +91,8 @@ static void a_few_calls(void) {
         touch(p, n, 7);
         verify(p, n, 7);
         free(p);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -98,7 +102,7 @@ static int mode_mixed(void) {
     for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
     printf("idle: after_join_kib=%ld\n", rss_kib());
     sleep_ms(1200);
-    a_few_calls();
+    a_while_of_calls();
     sleep_ms(1000);
     printf("idle: rss_kib=%ld\n", rss_kib());
     return 0;
@@ -131,11 +135,11 @@ static int mode_orphans(void) {
                 free(blocks[i][j]);
             }
         sleep_ms(500);
-        a_few_calls();
+        a_while_of_calls();
         printf("idle: round=%d rss_kib=%ld\n", round, rss_kib());
     }
     sleep_ms(300);
-    a_few_calls();
+    a_while_of_calls();
     printf("idle: rss_kib=%ld\n", rss_kib());
     return 0;
 }
@@ -189,16 +193,20 @@ static int mode_hold(int n, size_t size) {
     return 0;
 }
 
-/* A little work in small blocks: 4,000 of 64 B held at once, then freed (so the allocator's slow
- * paths, where deferred work such as purging happens, do run). */
+/* Some work in small blocks for about 60 ms: twenty times 4,000 blocks of 64 B held at once, then
+ * freed, 3 ms apart (so the allocator's slow paths, where deferred work such as purging happens,
+ * run while the program does). */
 static void some_work(void) {
     static void *held[4000];
-    for (int i = 0; i < 4000; i++) {
-        held[i] = malloc(64);
-        if (!held[i]) DIE("malloc(64)");
-        memset(held[i], i, 64);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 4000; i++) {
+            held[i] = malloc(64);
+            if (!held[i]) DIE("malloc(64)");
+            memset(held[i], i, 64);
+        }
+        for (int i = 0; i < 4000; i++) free(held[i]);
+        sleep_ms(3);
     }
-    for (int i = 0; i < 4000; i++) free(held[i]);
 }
 
 #define SCATTER_SIZES 7
