@@ -10,12 +10,14 @@
 //! runs, and what it freed before a pause goes back only if it stays unused while it runs again
 //! (each pause counts a little, so memory goes back across a series of short runs too).
 //!
-//! The clock is read on the slow paths only. A thread reading it while another accounts for a
-//! gap may read it up to that gap ahead, once: a release stamped then keeps its pages longer,
-//! a purge then may come early.
+//! The clock is read on the slow paths only. One thread at a time moves it; a thread reading it
+//! meanwhile does not wait but reads it as at the latest read, or behind by the gap being
+//! accounted, never ahead: a release stamped then counts as older, a purge may come early, and
+//! no deadline lands beyond the clock (which, with pauses counting 10 ms, it could take hours of
+//! running to reach).
 
 use crate::os;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The most a pause between two reads of the clock counts for (ms). Above the coarse clock's
 /// resolution (4 ms at 250 Hz), which a busy program's reads see as gaps.
@@ -27,6 +29,8 @@ struct Clock {
     last_wall_ms: AtomicU64,
     /// The wall time not counted: the sum of the gaps' excess over `MAX_GAP_MS`.
     skipped_ms: AtomicU64,
+    /// Held by the thread moving the clock; the others read it without waiting.
+    moving: AtomicBool,
 }
 
 impl Clock {
@@ -34,36 +38,52 @@ impl Clock {
         Clock {
             last_wall_ms: AtomicU64::new(0),
             skipped_ms: AtomicU64::new(0),
+            moving: AtomicBool::new(false),
         }
     }
 
     /// The clock read at wall time `wall`.
     fn read(&self, wall: u64) -> u64 {
-        let last = self.last_wall_ms.load(Ordering::Relaxed);
-        if wall <= last {
-            // Another thread read it later than this one's wall clock: as at that read.
-            return last - self.skipped_ms.load(Ordering::Relaxed).min(last);
-        }
-        if self
-            .last_wall_ms
-            .compare_exchange(last, wall, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-            && last != 0
-            && wall - last > MAX_GAP_MS
+        // Not later than the latest read (the coarse clock moves every few ms), or another
+        // thread is moving it: as at the latest read. The latest wall time first, then what was
+        // skipped up to it (or later), so the reading is not ahead of the clock.
+        let latest = self.last_wall_ms.load(Ordering::Acquire);
+        if wall <= latest
+            || self
+                .moving
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
         {
-            self.skipped_ms
-                .fetch_add(wall - last - MAX_GAP_MS, Ordering::Relaxed);
+            let skipped = self.skipped_ms.load(Ordering::Relaxed);
+            return latest - skipped.min(latest);
         }
-        wall - self.skipped_ms.load(Ordering::Relaxed).min(wall)
+        let last = self.last_wall_ms.load(Ordering::Relaxed);
+        let mut skipped = self.skipped_ms.load(Ordering::Relaxed);
+        if wall > last {
+            if last != 0 && wall - last > MAX_GAP_MS {
+                skipped += wall - last - MAX_GAP_MS;
+                self.skipped_ms.store(skipped, Ordering::Relaxed);
+            }
+            // After the skip, so a reader that sees this wall time sees the skip too.
+            self.last_wall_ms.store(wall, Ordering::Release);
+        }
+        self.moving.store(false, Ordering::Release);
+        let at = wall.max(last);
+        at - skipped.min(at)
     }
 }
 
 static CLOCK: Clock = Clock::new();
 
 /// Milliseconds of the program's time using the allocator: the wall clock less the pauses'
-/// excess over `MAX_GAP_MS`. Monotonic but for the race in the module header.
+/// excess over `MAX_GAP_MS`. Never ahead, as the module header says.
 pub fn now_ms() -> u64 {
     CLOCK.read(os::now_ms())
+}
+
+/// In a child after fork: the thread that was moving the clock is gone.
+pub fn reset_after_fork() {
+    CLOCK.moving.store(false, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -88,5 +108,11 @@ mod tests {
             c.read(1_002_012 + i * 1000);
         }
         assert_eq!(c.read(1_007_012) - t1, 5 * MAX_GAP_MS);
+        // While another thread moves it, a read after a pause is not ahead: as at the latest.
+        let t2 = c.read(1_007_012);
+        c.moving.store(true, Ordering::Relaxed);
+        assert_eq!(c.read(1_107_012), t2);
+        c.moving.store(false, Ordering::Relaxed);
+        assert_eq!(c.read(1_107_012), t2 + MAX_GAP_MS);
     }
 }

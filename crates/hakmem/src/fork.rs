@@ -46,6 +46,7 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     crate::lock::hold_for_fork(false);
+    crate::clock::reset_after_fork();
     for l in global_locks() {
         l.reset();
     }
