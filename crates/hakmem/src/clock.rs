@@ -54,8 +54,7 @@ impl Clock {
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
-            let skipped = self.skipped_ms.load(Ordering::Relaxed);
-            return latest - skipped.min(latest);
+            return latest.saturating_sub(self.skipped_ms.load(Ordering::Relaxed));
         }
         let last = self.last_wall_ms.load(Ordering::Relaxed);
         let mut skipped = self.skipped_ms.load(Ordering::Relaxed);
@@ -68,8 +67,7 @@ impl Clock {
             self.last_wall_ms.store(wall, Ordering::Release);
         }
         self.moving.store(false, Ordering::Release);
-        let at = wall.max(last);
-        at - skipped.min(at)
+        wall.max(last).saturating_sub(skipped)
     }
 }
 

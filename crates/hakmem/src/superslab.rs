@@ -401,12 +401,13 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
 pub unsafe fn release_slab(slab: *mut Slab) {
     // SAFETY: the caller's contract is `release_slab_freed_at`'s.
     unsafe {
-        release_slab_freed_at(slab, clock::now_ms());
+        // Freed now: `release_slab_freed_at` takes the earlier of this and its clock reading.
+        release_slab_freed_at(slab, u64::MAX);
     }
 }
 
 /// `release_slab` of a slab whose blocks were all free by `freed_ms` (`clock::now_ms`), which is
-/// when its purge delay starts.
+/// when its purge delay starts (if it is not later than now).
 ///
 /// # Safety
 /// As `release_slab`.
