@@ -6,7 +6,7 @@
 //! which, `large::alloc` does it.
 //!
 //! Blocks are kept most recently freed first. A block cached longer than `HAKMEM_PURGE_DELAY_MS`,
-//! or the oldest ones past `HAKMEM_BIGCACHE_MB` of warm bytes, are purged (MADV_DONTNEED: the
+//! or the oldest ones past the budget of warm bytes (`budget`), are purged (MADV_DONTNEED: the
 //! address space stays, the pages go back to the OS and will read as zero); past `MAX_ENTRIES`
 //! blocks the oldest are unmapped. A hit saves the mmap and, for a warm block, every page fault of
 //! touching it again. Purging happens under the lock, so nobody takes a block while its pages go.
@@ -178,7 +178,7 @@ pub fn take(len: usize) -> Taken {
         // While the cache has room, a request up to `SPLIT_ALWAYS_LEN` takes only a block at most
         // 25 % longer; a miss adds a block of the size asked for, so that the sizes cached come
         // to match the sizes asked.
-        let full = c.warm_bytes + len > knobs::bigcache_bytes() || len > SPLIT_ALWAYS_LEN;
+        let full = c.warm_bytes + len > budget() || len > SPLIT_ALWAYS_LEN;
         let close = |p: &Pick| !p.h.is_null() && p.len <= len + len / 4;
         let mut picks = [NO_PICK; MAX_PIECES];
         if close(&fit) || (full && !fit.h.is_null()) {
@@ -215,6 +215,20 @@ pub fn take(len: usize) -> Taken {
     }
     GLOBAL.lock.unlock();
     taken
+}
+
+/// The most warm bytes the cache keeps: `HAKMEM_BIGCACHE_MB` (the strategy's budget), or a quarter
+/// of the bytes of large blocks in use when that is more, so that a program churning big blocks
+/// keeps what one replacement needs (malloc-large, 20 live blocks of 5-25 MiB, about 300 MiB in
+/// use: with 64 MiB it purged 1.5 GB of pages it then faulted in again), at a cost bounded by its
+/// own footprint; the purge delay returns them all the same once the churn stops. A budget of 0
+/// keeps none.
+fn budget() -> usize {
+    let set = knobs::bigcache_bytes();
+    if set == 0 {
+        return 0;
+    }
+    set.max(crate::stats::LARGE_BYTES.now() as usize / 4)
 }
 
 /// Keeps a freed standard block. Returns false if the cache does not take it.
@@ -292,7 +306,7 @@ unsafe fn purge_locked(c: &mut Cache, now: u64) {
     // the cache's.
     unsafe {
         let delay = knobs::purge_delay_ms();
-        let budget = knobs::bigcache_bytes();
+        let budget = budget();
         let batch = knobs::madvise_batch();
         let mut t = c.blocks.tail;
         while !t.is_null() {
@@ -372,7 +386,6 @@ mod tests {
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn freed_blocks_are_reused_and_purged_past_the_budget() {
         let _serial = crate::tests::serial();
-        let budget = knobs::bigcache_bytes();
         let size = 3 << 20;
         let len = large::standard_len(size);
         let (p, zeroed) = large::alloc(size, 16);
@@ -400,7 +413,7 @@ mod tests {
             }
         }
         // Filling the cache past its warm budget purges the oldest blocks: they read as zero.
-        let n = budget / len + 3;
+        let n = budget() / len + 3;
         let blocks: Vec<*mut u8> = (0..n).map(|_| large::alloc(size, 16).0).collect();
         for &b in &blocks {
             // SAFETY: each block is a fresh large block of `size` bytes.
@@ -411,9 +424,52 @@ mod tests {
             unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
         }
         let (_, warm) = stats();
+        let budget = budget();
         assert!(warm <= budget, "warm {warm} > budget {budget}");
         clear();
         assert_eq!(stats(), (0, 0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn the_budget_grows_with_the_large_blocks_in_use() {
+        let _serial = crate::tests::serial();
+        clear();
+        let small = crate::learn::Strategy {
+            bigcache_bytes: 16 << 20,
+            ..crate::learn::strategy::DEFAULT
+        };
+        knobs::apply(&small);
+        // 32 blocks of 3 MiB in use (96 MiB): a quarter, 24 MiB, may stay warm, not only 16.
+        let size = 3 << 20;
+        let blocks: Vec<*mut u8> = (0..32).map(|_| large::alloc(size, 16).0).collect();
+        for (i, &b) in blocks.iter().enumerate() {
+            assert!(!b.is_null());
+            // SAFETY: each block is a fresh large block of `size` bytes.
+            unsafe { core::ptr::write_bytes(b, i as u8, size) };
+        }
+        for &b in &blocks[..6] {
+            // SAFETY: each block is live, standard, unused and freed once.
+            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
+        }
+        let (n, warm) = stats();
+        assert_eq!(n, 6);
+        assert!(warm >= 6 * size, "warm {warm}");
+        assert!(warm <= budget(), "warm {warm} > budget {}", budget());
+        // Reused, a warm block still holds what was written before it was freed.
+        let (p, zeroed) = large::alloc(size, 16);
+        assert!(!zeroed);
+        // SAFETY: `p` is a live block of `size` bytes.
+        unsafe { assert!(*p < 6 && *p.add(size - 1) == *p) };
+        for &b in blocks[6..].iter().chain([&p]) {
+            // SAFETY: `b` is a live block from `alloc`, freed once.
+            unsafe {
+                assert!(*b.add(size / 2) == *b);
+                large::free(large::header_of(b as usize, crate::registry::Kind::Large));
+            }
+        }
+        clear();
+        knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 
     #[test]
