@@ -26,7 +26,8 @@ const MAX_ENTRIES: usize = 64;
 /// Told of each warm block a request uses (`note_reuse`, from `large.rs` once it knows which bytes
 /// of the block it keeps: a longer block is split and its rest stays cached, a gathered one may
 /// give only its end): how long it waited (ms), the warm bytes cached more recently than it or in
-/// it, and the bytes used. The learner sets one when it starts (`tuning.rs`).
+/// it (0 when any budget keeps them: within a quarter of the large blocks in use), and the bytes
+/// used. The learner sets one when it starts (`tuning.rs`).
 pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
 static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
 
@@ -46,6 +47,9 @@ fn observer_from(p: *mut ()) -> Option<ReuseObserver> {
 /// out, cached at `cached_ms` (`clock::now_ms`) with `depth` warm bytes (`Taken::depth`).
 pub fn note_reuse(cached_ms: u64, depth: usize, bytes: usize) {
     if let Some(f) = observer_from(REUSE_OBSERVER.load(Ordering::Relaxed)) {
+        // Every budget but 0 keeps the warm bytes within the share of the large blocks in use
+        // (`budget`): a block that deep would not have been lost to a smaller `bigcache_bytes`.
+        let depth = if depth <= in_use_share() { 0 } else { depth };
         f(
             clock::now_ms().saturating_sub(cached_ms),
             depth as u64,
@@ -228,7 +232,12 @@ fn budget() -> usize {
     if set == 0 {
         return 0;
     }
-    set.max(crate::stats::LARGE_BYTES.now() as usize / 4)
+    set.max(in_use_share())
+}
+
+/// A quarter of the bytes of large blocks in use (their mappings).
+fn in_use_share() -> usize {
+    crate::stats::LARGE_BYTES.now() as usize / 4
 }
 
 /// Keeps a freed standard block. Returns false if the cache does not take it.
@@ -456,8 +465,17 @@ mod tests {
         assert_eq!(n, 6);
         assert!(warm >= 6 * size, "warm {warm}");
         assert!(warm <= budget(), "warm {warm} > budget {}", budget());
-        // Reused, a warm block still holds what was written before it was freed.
+        // Reused, a warm block still holds what was written before it was freed, and the learner
+        // hears of it at depth 0: within the share of the blocks in use, any budget keeps it.
+        static DEPTH: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+        fn record(_age_ms: u64, depth: u64, _bytes: usize) {
+            DEPTH.store(depth, Ordering::Relaxed);
+        }
+        let before = observe_reuses(Some(record));
         let (p, zeroed) = large::alloc(size, 16);
+        let ours = observe_reuses(before)
+            .is_some_and(|f| core::ptr::fn_addr_eq(f, record as ReuseObserver));
+        assert!(!ours || DEPTH.load(Ordering::Relaxed) == 0, "depth");
         assert!(!zeroed);
         // SAFETY: `p` is a live block of `size` bytes.
         unsafe { assert!(*p < 6 && *p.add(size - 1) == *p) };
