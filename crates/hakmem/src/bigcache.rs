@@ -390,6 +390,41 @@ pub fn lock() -> &'static Lock {
 mod tests {
     use super::*;
     use crate::large;
+    use crate::learn::strategy::DEFAULT;
+
+    /// The tests' lock, held with BigCache emptied and its budget set to `bytes`; dropped (a
+    /// failed test too), it empties the cache and puts the default strategy back.
+    struct Budget {
+        _serial: std::sync::MutexGuard<'static, ()>,
+    }
+
+    impl Budget {
+        fn set(bytes: u64) -> Budget {
+            let _serial = crate::tests::serial();
+            clear();
+            knobs::apply(&crate::learn::Strategy {
+                bigcache_bytes: bytes,
+                ..DEFAULT
+            });
+            Budget { _serial }
+        }
+    }
+
+    impl Drop for Budget {
+        fn drop(&mut self) {
+            clear();
+            knobs::apply(&DEFAULT);
+        }
+    }
+
+    /// Frees the standard large block `p`.
+    ///
+    /// # Safety
+    /// `p` is a live standard large block, freed once.
+    unsafe fn free_block(p: *mut u8) {
+        // SAFETY: the caller's contract.
+        unsafe { large::free(large::header_of(p as usize, crate::registry::Kind::Large)) }
+    }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
@@ -430,7 +465,7 @@ mod tests {
         }
         for &b in &blocks {
             // SAFETY: each block is live, standard, unused and freed once.
-            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
+            unsafe { free_block(b) };
         }
         let (_, warm) = stats();
         let budget = budget();
@@ -442,13 +477,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn the_budget_grows_with_the_large_blocks_in_use() {
-        let _serial = crate::tests::serial();
-        clear();
-        let small = crate::learn::Strategy {
-            bigcache_bytes: 16 << 20,
-            ..crate::learn::strategy::DEFAULT
-        };
-        knobs::apply(&small);
+        let _budget = Budget::set(16 << 20);
         // 32 blocks of 3 MiB in use (96 MiB): a quarter, 24 MiB, may stay warm, not only 16.
         let size = 3 << 20;
         let blocks: Vec<*mut u8> = (0..32).map(|_| large::alloc(size, 16).0).collect();
@@ -459,7 +488,7 @@ mod tests {
         }
         for &b in &blocks[..6] {
             // SAFETY: each block is live, standard, unused and freed once.
-            unsafe { large::free(large::header_of(b as usize, crate::registry::Kind::Large)) };
+            unsafe { free_block(b) };
         }
         let (n, warm) = stats();
         assert_eq!(n, 6);
@@ -483,24 +512,16 @@ mod tests {
             // SAFETY: `b` is a live block from `alloc`, freed once.
             unsafe {
                 assert!(*b.add(size / 2) == *b);
-                large::free(large::header_of(b as usize, crate::registry::Kind::Large));
+                free_block(b);
             }
         }
-        clear();
-        knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn blocks_of_other_sizes_are_trimmed_or_grown_and_keep_their_contents() {
-        let _serial = crate::tests::serial();
-        clear();
         // A budget the 16 live blocks' churn fills at once, so that blocks are trimmed and grown.
-        let small = crate::learn::Strategy {
-            bigcache_bytes: 16 << 20,
-            ..crate::learn::strategy::DEFAULT
-        };
-        knobs::apply(&small);
+        let _budget = Budget::set(16 << 20);
         let hits = || crate::stats::BIGCACHE_HITS.load(Ordering::Relaxed);
         let (h0, mut x) = (hits(), 0x2545_F491_4F6C_DD1Du64);
         let mut live = [(null_mut::<u8>(), 0usize); 16];
@@ -518,7 +539,7 @@ mod tests {
                 // SAFETY: `p` is a live large block of `n` bytes, filled with its tag below.
                 unsafe {
                     assert!((0..n).step_by(PAGE).all(|o| *p.add(o) == (n % 251) as u8));
-                    large::free(large::header_of(p as usize, crate::registry::Kind::Large));
+                    free_block(p);
                 }
             }
             let (p, _) = large::alloc(size, 16);
@@ -537,9 +558,7 @@ mod tests {
         assert!(hits() - h0 > rounds * 9 / 10, "{} hits", hits() - h0);
         for (p, _) in live {
             // SAFETY: each block is live and freed once.
-            unsafe { large::free(large::header_of(p as usize, crate::registry::Kind::Large)) };
+            unsafe { free_block(p) };
         }
-        clear();
-        knobs::apply(&crate::learn::strategy::DEFAULT);
     }
 }
