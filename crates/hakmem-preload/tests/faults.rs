@@ -63,7 +63,7 @@ fn injected_mmap_failure_large_blocks() {
 
 #[test]
 fn injected_mmap_failure_small_blocks() {
-    fail_mmap("small", 12, 4);
+    fail_mmap("small", 2, 4);
 }
 
 #[test]

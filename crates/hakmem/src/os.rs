@@ -143,6 +143,28 @@ pub fn address_space_is_limited() -> bool {
 
 /// Maps `len + align` bytes and trims both ends; only the `len` kept are counted.
 fn map_aligned_with(len: usize, align: usize, offset: usize, flags: libc::c_int) -> *mut u8 {
+    counted(map_aligned_uncounted(len, align, offset, flags), len)
+}
+
+/// `map_aligned` for address space handed out piece by piece later: not counted in
+/// `stats::MAPPED` until `count_mapped` says a piece is in use.
+pub fn map_aligned_ahead(len: usize, align: usize) -> *mut u8 {
+    map_aligned_uncounted(len, align, 0, 0)
+}
+
+/// Counts `len` bytes of a `map_aligned_ahead` range, now in use, in `stats::MAPPED` (`unmap`
+/// takes them off again).
+pub fn count_mapped(len: usize) {
+    crate::stats::MAPPED.add(len as u64);
+}
+
+/// Unmaps a `map_aligned_ahead` range none of which was counted.
+pub fn unmap_ahead(p: *mut u8, len: usize) {
+    unmap_uncounted(p, len);
+}
+
+/// `map_aligned_with` without counting.
+fn map_aligned_uncounted(len: usize, align: usize, offset: usize, flags: libc::c_int) -> *mut u8 {
     let Some(reserve) = len.checked_add(align) else {
         return null_mut();
     };
@@ -155,7 +177,7 @@ fn map_aligned_with(len: usize, align: usize, offset: usize, flags: libc::c_int)
     unmap_uncounted(raw, start - raw_addr);
     let end = start + len;
     unmap_uncounted(end as *mut u8, raw_addr + reserve - end);
-    counted(start as *mut u8, len)
+    start as *mut u8
 }
 
 /// Tells the kernel the pages in the range may be dropped; they read as zero afterwards.

@@ -110,6 +110,9 @@ struct Manager {
     /// Empty SuperSlabs whose pages were returned.
     cold: List<SuperSlab>,
     mapped: usize,
+    /// Address space mapped ahead for new SuperSlabs: `fresh` up to `fresh_end` (`fresh_superslab`).
+    fresh: usize,
+    fresh_end: usize,
     /// Earliest time the next scan of partial SuperSlabs' free slabs is worth doing.
     next_scan_ms: u64,
 }
@@ -132,6 +135,8 @@ static GLOBAL: Global = Global {
         warm: List::new(),
         cold: List::new(),
         mapped: 0,
+        fresh: 0,
+        fresh_end: 0,
         next_scan_ms: 0,
     }),
 };
@@ -358,21 +363,13 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             }
         }
         if ss.is_null() {
-            let p = os::map_aligned(SS_SIZE, SS_SIZE, 0);
+            let p = fresh_superslab(m);
             if p.is_null() {
-                return null_mut();
-            }
-            if !registry::in_range(p as usize) {
-                os::unmap(p, SS_SIZE);
                 return null_mut();
             }
             if huge {
                 // Before the first write, or the range already has 4 KiB pages.
                 os::advise_huge(p, SS_SIZE);
-            } else if os::huge_pages_by_default() {
-                // Else the kernel would back the SuperSlab with a huge page at its first write
-                // (2 MiB resident for a header and a slab), and `huge` would not say so.
-                os::advise_no_huge(p, SS_SIZE);
             }
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
@@ -392,6 +389,60 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
         (*ss).used_slabs = 0;
         ss
     }
+}
+
+/// SuperSlabs mapped at once (`fresh_superslab`): 32 MiB of address space, whose pages stay
+/// untouched until a SuperSlab of it is used.
+const FRESH_BATCH: usize = 16;
+
+/// Address space for a new SuperSlab, never used, or null when the OS refuses.
+///
+/// SuperSlabs are mapped `FRESH_BATCH` at a time, so a growing heap makes one mmap (and the two
+/// munmaps that align it) per 32 MiB instead of per 2 MiB. Each of those calls takes the process's
+/// memory-map lock for writing, and an mmap next to the SuperSlab another thread is faulting in
+/// grows that mapping: it waits for the fault, and the faulting thread's wake-up of it, like a
+/// wake-up through the manager's lock, may move the waiter onto the waker's core. On rptestN (two
+/// threads faulting in fresh slabs at once) both threads then shared one core, in 4 ms turns, for
+/// a whole burst, and one thread's allocations for the other piled up while it waited.
+///
+/// Where the address space is limited (`RLIMIT_AS`), or the batch cannot be had, one SuperSlab is
+/// mapped at a time, as that limit is the program's to spend. Under transparent huge pages by
+/// default, the batch is advised against them at once (`take_empty` advises the SuperSlabs that
+/// want them).
+///
+/// # Safety
+/// The manager's lock is held and `m` is its manager.
+unsafe fn fresh_superslab(m: &mut Manager) -> *mut u8 {
+    if m.fresh == m.fresh_end {
+        let mut len = FRESH_BATCH * SS_SIZE;
+        let mut p = if os::address_space_is_limited() {
+            null_mut()
+        } else {
+            os::map_aligned_ahead(len, SS_SIZE)
+        };
+        if p.is_null() {
+            len = SS_SIZE;
+            p = os::map_aligned_ahead(len, SS_SIZE);
+        }
+        if p.is_null() {
+            return null_mut();
+        }
+        if !registry::in_range(p as usize + len - 1) {
+            os::unmap_ahead(p, len);
+            return null_mut();
+        }
+        if os::huge_pages_by_default() {
+            // Before the first write, or the kernel would back a SuperSlab with a huge page at
+            // once (2 MiB resident for a header and a slab).
+            os::advise_no_huge(p, len);
+        }
+        m.fresh = p as usize;
+        m.fresh_end = p as usize + len;
+    }
+    let p = m.fresh;
+    m.fresh += SS_SIZE;
+    os::count_mapped(SS_SIZE);
+    p as *mut u8
 }
 
 /// Returns an empty slab (`used == 0`, in no list) to its SuperSlab.
@@ -664,6 +715,49 @@ mod tests {
             // SAFETY: the lock is held while the manager is read.
             .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
         assert!(m.0 <= knobs::warm_superslabs() && m.1 <= cfg.ss_cold_max);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn superslabs_from_several_batches_keep_their_contents() {
+        let _serial = crate::tests::serial();
+        let mid = NUM_SMALL_CLASSES + 2;
+        // One mid slab per SuperSlab: more SuperSlabs than two batches mapped ahead hold.
+        let slabs: Vec<*mut Slab> = (0..2 * FRESH_BATCH + 3)
+            .map(|_| acquire_slab(mid, Owner::NONE, 0))
+            .collect();
+        for (i, &s) in slabs.iter().enumerate() {
+            assert!(!s.is_null());
+            // SAFETY: `s` is a mid slab just acquired: its blocks, first to last, are ours.
+            unsafe {
+                let start = (*s).start.get();
+                let len = (*s).capacity.get() as usize * (*s).block_size.get() as usize;
+                assert_eq!(start & !(SS_SIZE - 1), super_slab_of(s) as usize);
+                assert_eq!(registry::kind_of(start), Kind::MidSuperSlab);
+                assert_eq!(registry::kind_of(start + len - 1), Kind::MidSuperSlab);
+                core::ptr::write_bytes(start as *mut u8, i as u8 + 1, 4096);
+                core::ptr::write_bytes((start + len - 4096) as *mut u8, i as u8 + 1, 4096);
+            }
+        }
+        let mut bases: Vec<usize> = slabs.iter().map(|&s| super_slab_of(s) as usize).collect();
+        bases.sort();
+        bases.dedup();
+        assert_eq!(
+            bases.len(),
+            slabs.len(),
+            "one SuperSlab each, none handed out twice"
+        );
+        for (i, &s) in slabs.iter().enumerate() {
+            // SAFETY: as above; the slab is released once, after its check.
+            unsafe {
+                let start = (*s).start.get();
+                let len = (*s).capacity.get() as usize * (*s).block_size.get() as usize;
+                for p in [start, start + 4095, start + len - 4096, start + len - 1] {
+                    assert_eq!(*(p as *const u8), i as u8 + 1, "slab {i} at {p:#x}");
+                }
+                release_slab(s);
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 /* Injected mmap failure (HAKMEM_FAIL_MMAP_AFTER=N, HAKMEM_FAIL_MMAP_TIMES=M: hakmem's mappings
  * number N+1..N+M fail). argv[1] = "large" (4 MiB blocks, each its own mapping) or "small" (512 B
- * blocks, a new SuperSlab every 2 MiB). Allocates, keeping every block, until malloc returns NULL:
- * it must, with errno ENOMEM, and the next allocations must succeed again (recovery); then every
- * block's contents are checked, everything is freed, and the allocator still works. Prints
+ * blocks, a new batch of SuperSlabs every 32 MiB, each batch one mapping or, refused, one
+ * SuperSlab's). Allocates, keeping every block, until malloc returns NULL: it must, with errno
+ * ENOMEM, and the next allocations must succeed again (recovery); then every block's contents are
+ * checked, everything is freed, and the allocator still works. Prints
  * "fail_mmap: first_null=<i> errno=<e> recovered_after=<k> failures=<hak_stats mmap_failures>". */
 #include "../common.h"
 #include "hakmem.h"
