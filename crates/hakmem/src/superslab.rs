@@ -7,8 +7,9 @@
 //! size; either way blocks of a class whose size is a multiple of an alignment up to 64 KiB are
 //! aligned to it.
 //!
-//! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, and a cache
-//! of empty SuperSlabs. Freed memory keeps its pages for `HAKMEM_PURGE_DELAY_MS`, so a program
+//! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, a cache
+//! of empty SuperSlabs, and address space mapped ahead for new ones (`fresh_superslab`: 16 at a
+//! time). Freed memory keeps its pages for `HAKMEM_PURGE_DELAY_MS`, so a program
 //! that frees and allocates again does not fault its pages back in; after that (or past
 //! `HAKMEM_SS_WARM` empty SuperSlabs) the pages go back with MADV_DONTNEED: an empty SuperSlab
 //! keeps only its address space, a free slab in a SuperSlab still in use loses its pages. Past
