@@ -614,8 +614,20 @@ impl UnmapBatch {
     }
 }
 
-/// Unmaps every empty SuperSlab in the cache.
+/// Unmaps every empty SuperSlab in the cache, and the address space mapped ahead for SuperSlabs
+/// and not yet used.
 pub fn release_empty() {
+    // The address space mapped ahead and not yet used goes back too (committed memory, under the
+    // kernel's strict overcommit policy, and part of an address-space limit).
+    // SAFETY: the lock is held while the manager is changed; the range was never handed out.
+    let (fresh, fresh_end) = GLOBAL.lock.with(|| unsafe {
+        let m = &mut *GLOBAL.m.get();
+        let range = (m.fresh, m.fresh_end);
+        m.fresh = 0;
+        m.fresh_end = 0;
+        range
+    });
+    os::unmap_ahead(fresh as *mut u8, fresh_end - fresh);
     loop {
         GLOBAL.lock.lock();
         // SAFETY: the lock is held.
@@ -758,6 +770,24 @@ mod tests {
                 }
                 release_slab(s);
             }
+        }
+        // `malloc_trim`'s release gives back the unused rest of the batch too; the next SuperSlab
+        // comes from a new one.
+        release_empty();
+        // SAFETY: the lock is held while the manager is read.
+        let left = GLOBAL.lock.with(|| unsafe {
+            let m = &*GLOBAL.m.get();
+            m.fresh_end - m.fresh
+        });
+        assert_eq!(left, 0);
+        let s = acquire_slab(mid, Owner::NONE, 0);
+        assert!(!s.is_null());
+        // SAFETY: `s` is a mid slab just acquired, whose first page is ours; released once.
+        unsafe {
+            let start = (*s).start.get() as *mut u8;
+            core::ptr::write_bytes(start, 7, 4096);
+            assert_eq!(*start.add(4095), 7);
+            release_slab(s);
         }
     }
 
