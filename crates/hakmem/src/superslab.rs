@@ -739,15 +739,21 @@ mod tests {
         let slabs: Vec<*mut Slab> = (0..2 * FRESH_BATCH + 3)
             .map(|_| acquire_slab(mid, Owner::NONE, 0))
             .collect();
-        for (i, &s) in slabs.iter().enumerate() {
-            assert!(!s.is_null());
-            // SAFETY: `s` is a mid slab just acquired: its blocks, first to last, are ours.
-            unsafe {
-                let start = (*s).start.get();
+        assert!(slabs.iter().all(|s| !s.is_null()));
+        // SAFETY: each slab was just acquired: valid, and its record ours to read.
+        let spans: Vec<(usize, usize)> = slabs
+            .iter()
+            .map(|&s| unsafe {
                 let len = (*s).capacity.get() as usize * (*s).block_size.get() as usize;
-                assert_eq!(start & !(SS_SIZE - 1), super_slab_of(s) as usize);
-                assert_eq!(registry::kind_of(start), Kind::MidSuperSlab);
-                assert_eq!(registry::kind_of(start + len - 1), Kind::MidSuperSlab);
+                ((*s).start.get(), len)
+            })
+            .collect();
+        for (i, (&s, &(start, len))) in slabs.iter().zip(&spans).enumerate() {
+            assert_eq!(start & !(SS_SIZE - 1), super_slab_of(s) as usize);
+            assert_eq!(registry::kind_of(start), Kind::MidSuperSlab);
+            assert_eq!(registry::kind_of(start + len - 1), Kind::MidSuperSlab);
+            // SAFETY: the slab's blocks, first to last, are ours.
+            unsafe {
                 core::ptr::write_bytes(start as *mut u8, i as u8 + 1, 4096);
                 core::ptr::write_bytes((start + len - 4096) as *mut u8, i as u8 + 1, 4096);
             }
@@ -760,16 +766,17 @@ mod tests {
             slabs.len(),
             "one SuperSlab each, none handed out twice"
         );
-        for (i, &s) in slabs.iter().enumerate() {
-            // SAFETY: as above; the slab is released once, after its check.
-            unsafe {
-                let start = (*s).start.get();
-                let len = (*s).capacity.get() as usize * (*s).block_size.get() as usize;
-                for p in [start, start + 4095, start + len - 4096, start + len - 1] {
-                    assert_eq!(*(p as *const u8), i as u8 + 1, "slab {i} at {p:#x}");
-                }
-                release_slab(s);
+        for (i, (&s, &(start, len))) in slabs.iter().zip(&spans).enumerate() {
+            for p in [start, start + 4095, start + len - 4096, start + len - 1] {
+                // SAFETY: as above, until the slab is released below.
+                assert_eq!(
+                    unsafe { *(p as *const u8) },
+                    i as u8 + 1,
+                    "slab {i} at {p:#x}"
+                );
             }
+            // SAFETY: the slab is empty and ours, released once.
+            unsafe { release_slab(s) };
         }
         // `malloc_trim`'s release gives back the unused rest of the batch too; the next SuperSlab
         // comes from a new one.
