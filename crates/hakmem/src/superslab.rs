@@ -8,7 +8,8 @@
 //! aligned to it.
 //!
 //! The manager (one lock, slow path only) keeps small SuperSlabs that have free slabs, a cache
-//! of empty SuperSlabs, and address space mapped ahead for new ones (`fresh_superslab`: 16 at a
+//! of empty SuperSlabs (a mid class gets back, when it can, the one it emptied last:
+//! `warm_of_class`), and address space mapped ahead for new ones (`fresh_superslab`: 16 at a
 //! time). Freed memory keeps its pages for `HAKMEM_PURGE_DELAY_MS`, so a program
 //! that frees and allocates again does not fault its pages back in; after that (or past
 //! `HAKMEM_SS_WARM` empty SuperSlabs) the pages go back with MADV_DONTNEED: an empty SuperSlab
@@ -88,6 +89,9 @@ pub struct SuperSlab {
     huge: bool,
     /// Whether free's page map has this SuperSlab's entries (`register`).
     in_map: bool,
+    /// The class its one slab last held while it was mid, `NO_CLASS` otherwise: `take_empty`
+    /// gives an empty SuperSlab back to the class that used it, whose pages that class touched.
+    mid_class: u8,
     /// When a slab of it was last released (ms, `clock::now_ms`).
     released_ms: u64,
     links: Links<SuperSlab>,
@@ -256,11 +260,12 @@ unsafe fn acquire_locked(
         if size_class::is_small(class) {
             let mut ss = m.partial.head;
             if ss.is_null() {
-                ss = take_empty(m, false);
+                ss = take_empty(m, false, NO_CLASS);
                 if ss.is_null() {
                     return null_mut();
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
+                (*ss).mid_class = NO_CLASS;
                 // Every slab of an empty SuperSlab is free; a fresh one or one that was mid has
                 // records 1-31 never marked (`take_empty`).
                 let records = records_of(ss as usize) as *const Slab;
@@ -295,11 +300,12 @@ unsafe fn acquire_locked(
         } else {
             let huge =
                 crate::config::get().thp && size >= HUGE_MID_MIN && owner_full >= HUGE_AFTER_FULL;
-            let ss = take_empty(m, huge);
+            let ss = take_empty(m, huge, class as u8);
             if ss.is_null() {
                 return null_mut();
             }
             (*ss).slab_shift = MID_SLAB_SHIFT;
+            (*ss).mid_class = class as u8;
             register(ss, Kind::MidSuperSlab);
             (*ss).free_mask = 0;
             (*ss).used_slabs = 1;
@@ -349,11 +355,14 @@ unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
 ///
 /// # Safety
 /// The manager's lock is held and `m` is its manager.
-unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
+unsafe fn take_empty(m: &mut Manager, huge: bool, mid_class: u8) -> *mut SuperSlab {
     // SAFETY: the lock is held (the caller's contract): cached SuperSlabs are the manager's, and a
     // new mapping is ours alone until it is registered.
     unsafe {
-        let mut ss = m.warm.pop_front();
+        let mut ss = warm_of_class(m, mid_class);
+        if ss.is_null() {
+            ss = m.warm.pop_front();
+        }
         if !ss.is_null() {
             // Its pages are still there: every slab may be dirty.
             (*ss).dirty_mask = !0;
@@ -375,6 +384,7 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
             (*ss).huge = huge;
+            (*ss).mid_class = NO_CLASS;
             // Slab 0's record only: the later records reach a page that a mid SuperSlab (slab 0
             // alone) would otherwise touch for nothing; a small one marks 1-31 when it is set up.
             (*(records_of(ss as usize) as *const Slab))
@@ -389,6 +399,40 @@ unsafe fn take_empty(m: &mut Manager, huge: bool) -> *mut SuperSlab {
         (*ss).purged = false;
         (*ss).used_slabs = 0;
         ss
+    }
+}
+
+/// Warm SuperSlabs `warm_of_class` looks at, most recently emptied first.
+const WARM_MATCH_SCAN: usize = 16;
+
+/// A warm SuperSlab whose mid slab last held `class` (not `NO_CLASS`), taken off the warm list, or
+/// null. A thread that exits leaves its mid SuperSlabs empty, one per class it used, each touched
+/// as far as that class carved it; the threads that follow take one per class again. Handed out
+/// in the order they were emptied, a class that carves far got the SuperSlab of one that carved
+/// little and faulted in pages while others lay untouched: on rptestN, whose second pair of
+/// threads faulted in 0.8-5 MiB more than the first had left.
+///
+/// # Safety
+/// The manager's lock is held and `m` is its manager.
+unsafe fn warm_of_class(m: &mut Manager, class: u8) -> *mut SuperSlab {
+    if class == NO_CLASS {
+        return null_mut();
+    }
+    // SAFETY: the lock is held (the caller's contract), so the warm list and its SuperSlabs are
+    // the manager's.
+    unsafe {
+        let mut ss = m.warm.head;
+        for _ in 0..WARM_MATCH_SCAN {
+            if ss.is_null() {
+                break;
+            }
+            if (*ss).mid_class == class {
+                m.warm.remove(ss);
+                return ss;
+            }
+            ss = (*ss).links.next.get();
+        }
+        null_mut()
     }
 }
 
@@ -728,6 +772,29 @@ mod tests {
             // SAFETY: the lock is held while the manager is read.
             .with(|| unsafe { ((*GLOBAL.m.get()).warm.len, (*GLOBAL.m.get()).cold.len) });
         assert!(m.0 <= knobs::warm_superslabs() && m.1 <= cfg.ss_cold_max);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn an_empty_mid_superslab_goes_back_to_the_class_that_used_it() {
+        let _serial = crate::tests::serial();
+        let (a, b) = (NUM_SMALL_CLASSES + 5, NUM_SMALL_CLASSES + 7);
+        let first = [a, b].map(|c| acquire_slab(c, Owner::NONE, 0));
+        assert!(first.iter().all(|s| !s.is_null()));
+        let bases = first.map(|s| super_slab_of(s) as usize);
+        for s in first {
+            // SAFETY: each slab was just acquired, is empty and ours, and is released once.
+            unsafe { release_slab(s) };
+        }
+        // `b`'s SuperSlab was emptied last, so it heads the warm list; `a` asks first and still
+        // gets its own.
+        let again = [a, b].map(|c| acquire_slab(c, Owner::NONE, 0));
+        assert!(again.iter().all(|s| !s.is_null()));
+        assert_eq!(again.map(|s| super_slab_of(s) as usize), bases);
+        for s in again {
+            // SAFETY: as above.
+            unsafe { release_slab(s) };
+        }
     }
 
     #[test]
