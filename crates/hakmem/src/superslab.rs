@@ -350,7 +350,8 @@ unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
     }
 }
 
-/// An empty SuperSlab from the cache, or a new one from the OS, advised for huge pages or not;
+/// An empty SuperSlab from the cache (for a mid class other than `NO_CLASS`, the one it emptied
+/// last if `warm_of_class` finds it), or a new one from the OS, advised for huge pages or not;
 /// null when the OS refuses.
 ///
 /// # Safety
@@ -777,7 +778,19 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn an_empty_mid_superslab_goes_back_to_the_class_that_used_it() {
-        let _serial = crate::tests::serial();
+        /// Keeps empty SuperSlabs warm (a purge delay no pause of the test reaches, the default
+        /// bound on warm SuperSlabs); puts the default strategy back when dropped.
+        struct KeepWarm(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+        impl Drop for KeepWarm {
+            fn drop(&mut self) {
+                knobs::apply(&crate::learn::strategy::DEFAULT);
+            }
+        }
+        let _warm = KeepWarm(crate::tests::serial());
+        knobs::apply(&crate::learn::Strategy {
+            purge_delay_ms: 600_000,
+            ..crate::learn::strategy::DEFAULT
+        });
         let (a, b) = (NUM_SMALL_CLASSES + 5, NUM_SMALL_CLASSES + 7);
         let first = [a, b].map(|c| acquire_slab(c, Owner::NONE, 0));
         assert!(first.iter().all(|s| !s.is_null()));
