@@ -265,7 +265,6 @@ unsafe fn acquire_locked(
                     return null_mut();
                 }
                 (*ss).slab_shift = SMALL_SLAB_SHIFT;
-                (*ss).mid_class = NO_CLASS;
                 // Every slab of an empty SuperSlab is free; a fresh one or one that was mid has
                 // records 1-31 never marked (`take_empty`).
                 let records = records_of(ss as usize) as *const Slab;
@@ -305,7 +304,6 @@ unsafe fn acquire_locked(
                 return null_mut();
             }
             (*ss).slab_shift = MID_SLAB_SHIFT;
-            (*ss).mid_class = class as u8;
             register(ss, Kind::MidSuperSlab);
             (*ss).free_mask = 0;
             (*ss).used_slabs = 1;
@@ -351,8 +349,8 @@ unsafe fn set_huge(ss: *mut SuperSlab, huge: bool) {
 }
 
 /// An empty SuperSlab from the cache (for a mid class other than `NO_CLASS`, the one it emptied
-/// last if `warm_of_class` finds it), or a new one from the OS, advised for huge pages or not;
-/// null when the OS refuses.
+/// last if `warm_of_class` finds it), or a new one from the OS, advised for huge pages or not, and
+/// marked as holding `mid_class` (`NO_CLASS` for a small SuperSlab); null when the OS refuses.
 ///
 /// # Safety
 /// The manager's lock is held and `m` is its manager.
@@ -385,7 +383,6 @@ unsafe fn take_empty(m: &mut Manager, huge: bool, mid_class: u8) -> *mut SuperSl
             ss = p as *mut SuperSlab;
             (*ss).magic = MAGIC;
             (*ss).huge = huge;
-            (*ss).mid_class = NO_CLASS;
             // Slab 0's record only: the later records reach a page that a mid SuperSlab (slab 0
             // alone) would otherwise touch for nothing; a small one marks 1-31 when it is set up.
             (*(records_of(ss as usize) as *const Slab))
@@ -399,6 +396,7 @@ unsafe fn take_empty(m: &mut Manager, huge: bool, mid_class: u8) -> *mut SuperSl
         }
         (*ss).purged = false;
         (*ss).used_slabs = 0;
+        (*ss).mid_class = mid_class;
         ss
     }
 }
