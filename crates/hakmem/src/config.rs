@@ -11,7 +11,7 @@
 //! | `HAKMEM_SS_COLD` | 64 | 0 to 65536: further empty SuperSlabs kept as address space only (pages returned) |
 //! | `HAKMEM_BIGCACHE_MB` | 64 | 0 to 1048576 (1 TiB): most MiB of freed large blocks BigCache keeps with their pages, or a quarter of the large blocks in use when that is more |
 //! | `HAKMEM_DISABLE_BIGCACHE` | off | switch; on: every large free unmaps at once |
-//! | `HAKMEM_THP` | on | switch; on: ask for transparent huge pages on large blocks of 2 to 4 MiB, and on bigger ones once the program has freed one (`large.rs`; rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); off: never |
+//! | `HAKMEM_THP` | on | switch; on: ask for transparent huge pages on large blocks of 2 to 4 MiB (`large.rs`; rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); off: never |
 //! | `HAKMEM_SAFE_FREE` | off | switch; on: full misuse checks on every allocation and free (see `check.rs`); slower |
 //! | `HAKMEM_STATS` | off | switch, or `json`; on: print the report (`stats.rs`: memory, counters, size classes, the learner's state, call sites) at exit; `json`: as one line of JSON |
 //! | `HAKMEM_STATS_FILE` | stderr | file the report is appended to; `%p` in it is replaced by the pid, `%%` by `%` |

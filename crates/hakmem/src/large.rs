@@ -18,7 +18,6 @@ use crate::bigcache;
 use crate::os::{self, PAGE};
 use crate::registry::{self, Kind, CHUNK};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
 /// Largest mapping BigCache keeps; bigger ones are unmapped on free.
@@ -74,15 +73,13 @@ fn huge_rounded(len: usize) -> usize {
     }
 }
 
-/// Mappings up to this length take huge pages from the start: blocks up to 4 MiB.
-const EAGER_HUGE_LEN: usize = (4 << 20) + PAGE;
-
-/// Set once a mapping longer than `EAGER_HUGE_LEN` has been freed: the program churns big
-/// blocks, so their huge pages save faults. Until then a big block is more likely an array
-/// touched in part (barnes: 60 MB touched of 494 MiB mapped, 7.5 MB more resident as huge pages,
-/// for no time won), which 4 KiB pages keep smaller. A block advised when it was mapped keeps
-/// its advice when realloc grows it past the bound.
-static BIG_BLOCKS_FREED: AtomicBool = AtomicBool::new(false);
+/// Mappings up to this length take huge pages: blocks up to 4 MiB. Bigger ones keep 4 KiB pages.
+/// A big block is likely an array touched in part (barnes: 60 MB touched of 494 MiB mapped,
+/// 7.5 MB more resident as huge pages), and a program that churns big blocks writes them whole,
+/// where on a virtual machine that hands freed memory back to its host a huge page faulted in
+/// anew costs more than its 512 small pages (malloc-large: 1.32 s against 1.80 s). A block
+/// advised when it was mapped keeps its advice when realloc grows it past the bound.
+const HUGE_MAX_LEN: usize = (4 << 20) + PAGE;
 
 /// Whether a large mapping of `len` bytes can hold a huge page at all, and huge pages are on:
 /// its first 2 MiB (the header's) is the one BigCache's purge withdraws the advice from.
@@ -92,7 +89,7 @@ pub fn may_be_huge(len: usize) -> bool {
 
 /// Whether a large mapping of `len` bytes mapped or reused now is advised huge pages.
 fn huge_backed(len: usize) -> bool {
-    may_be_huge(len) && (len <= EAGER_HUGE_LEN || BIG_BLOCKS_FREED.load(Ordering::Relaxed))
+    may_be_huge(len) && len <= HUGE_MAX_LEN
 }
 
 /// A large block of at least `size` bytes aligned to `align` (a power of two). Returns the block
@@ -165,10 +162,9 @@ unsafe fn reuse(h: *mut LargeHeader, depth: usize, len: usize) -> (*mut u8, bool
         if (*h).map_len > len + len / 4 {
             shorten(h, len);
         }
-        // Advice before a grow below, which keeps it (mremap moves it with the pages): a block
-        // mapped before big blocks were freed takes huge pages from now on, and a purged one gets
-        // back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`), which its
-        // header page keeps from faulting in as one.
+        // Advice before a grow below, which keeps it (mremap moves it with the pages): a purged
+        // block gets back the advice the purge withdrew from its first 2 MiB (`bigcache.rs`),
+        // which its header page keeps from faulting in as one.
         if (*h).huge || huge_backed(len.max((*h).map_len)) {
             if !(*h).huge || (*h).purged {
                 os::advise_huge((*h).map_start as *mut u8, (*h).map_len);
@@ -460,9 +456,6 @@ pub unsafe fn free(h: *mut LargeHeader) {
     unsafe {
         crate::stats::add(&crate::stats::LARGE_FREES, 1);
         crate::stats::large_given_back((*h).map_len);
-        if (*h).map_len > EAGER_HUGE_LEN && !BIG_BLOCKS_FREED.load(Ordering::Relaxed) {
-            BIG_BLOCKS_FREED.store(true, Ordering::Relaxed);
-        }
         if (*h).standard && bigcache::put(h) {
             return;
         }
@@ -579,6 +572,7 @@ pub unsafe fn resize(h: *mut LargeHeader, new_size: usize) -> *mut u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::sync::atomic::Ordering;
 
     #[test]
     fn standard_lengths_are_page_rounded() {

@@ -1,7 +1,7 @@
-//! Huge-page advice on large blocks (its own test binary: the advice depends on what the process
-//! freed before). Blocks up to 4 MiB are advised huge pages at once; bigger ones only once the
-//! program has freed a block that big, and a cached one is advised when it is reused. Contents
-//! are checked throughout. Skipped where the kernel has no transparent huge pages.
+//! Huge-page advice on large blocks (its own test binary: BigCache's contents depend on what the
+//! process freed before). Blocks of 2 to 4 MiB are advised huge pages, when mapped and when
+//! reused; bigger ones never, before or after the program frees one. Contents are checked
+//! throughout. Skipped where the kernel has no transparent huge pages.
 mod common;
 use common::*;
 
@@ -43,7 +43,7 @@ unsafe fn verified_free(p: *mut u8, n: usize) {
 }
 
 #[test]
-fn big_blocks_take_huge_pages_once_the_program_frees_one() {
+fn blocks_up_to_4_mib_take_huge_pages_and_bigger_ones_do_not() {
     let thp =
         std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let off = std::env::var("HAKMEM_THP")
@@ -57,35 +57,32 @@ fn big_blocks_take_huge_pages_once_the_program_frees_one() {
     }
     unsafe {
         let small = filled(3 * MIB);
-        assert!(
-            advised_huge(small),
-            "a 3 MiB block is advised huge pages at once"
-        );
+        assert!(advised_huge(small), "a 3 MiB block is advised huge pages");
         let first = filled(64 * MIB);
         let second = filled(48 * MIB);
         assert!(
             !advised_huge(first) && !advised_huge(second),
-            "no big block freed yet"
+            "blocks over 4 MiB keep 4 KiB pages"
         );
         verified_free(second, 48 * MIB);
         // The same size again: BigCache hands back the block just freed.
         let reused = filled(48 * MIB);
         assert_eq!(reused, second, "BigCache hands back the block just freed");
-        assert!(
-            advised_huge(reused),
-            "a cached big block is advised when reused"
-        );
+        assert!(!advised_huge(reused), "a reused big block is not advised");
         let fresh = filled(96 * MIB);
         assert!(
-            advised_huge(fresh),
-            "a big block mapped after a big free is advised"
+            !advised_huge(fresh),
+            "a big block mapped after a big free is not advised"
         );
+        verified_free(small, 3 * MIB);
+        let small_again = filled(3 * MIB);
+        assert_eq!(small_again, small, "BigCache hands back the 3 MiB block");
         assert!(
-            !advised_huge(first),
-            "a live block's advice is left as it was"
+            advised_huge(small_again),
+            "a reused 3 MiB block is still advised"
         );
         for (p, n) in [
-            (small, 3 * MIB),
+            (small_again, 3 * MIB),
             (first, 64 * MIB),
             (fresh, 96 * MIB),
             (reused, 48 * MIB),
