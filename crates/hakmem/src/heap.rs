@@ -227,13 +227,13 @@ impl Heap {
         }
     }
 
-    /// Every purge delay, a round over this heap's mid classes: the bin of a class with no refill
-    /// or flush since the last round goes back to its slabs, and the free blocks of the current
-    /// and partial slabs that were free at the last round give back their pages
-    /// (`Slab::purge_idle_free_blocks`). A mid slab is a whole SuperSlab, seldom empty as a
-    /// whole, and the pages of its freed blocks serve no other class: without this, a class whose
-    /// use fell off would keep them resident (cc1 compiling a large file holds a few freed blocks
-    /// of most mid classes).
+    /// Every fifth of the purge delay (`knobs::mid_round_ms`), a round over this heap's mid
+    /// classes: the bin of a class with no refill or flush since the last round goes back to its
+    /// slabs, and the free blocks of the current and partial slabs that were free at the last round
+    /// give back their pages (`Slab::purge_idle_free_blocks`). A mid slab is a whole SuperSlab,
+    /// seldom empty as a whole, and the pages of its freed blocks serve no other class: without
+    /// this, a class whose use fell off would keep them resident (cc1 compiling a large file holds
+    /// a few freed blocks of most mid classes).
     fn purge_idle_mid_blocks(&self) {
         if crate::check::safe_mode() {
             return;
@@ -243,7 +243,7 @@ impl Heap {
             return;
         }
         self.mid_purge_due_ms
-            .set(now + crate::knobs::purge_delay_ms());
+            .set(now + crate::knobs::mid_round_ms());
         let active = self.mid_active.replace(0);
         let mut bytes = 0;
         for c in NUM_SMALL_CLASSES..NUM_CLASSES {

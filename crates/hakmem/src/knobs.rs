@@ -8,7 +8,8 @@
 //! - `bigcache_bytes`: `bigcache.rs`, the warm budget (at least a quarter of the large blocks in
 //!   use);
 //! - `madvise_batch`: `bigcache.rs` and `superslab.rs`, the dirty bytes kept past the delay;
-//! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs` and `heap.rs` (how often purges run);
+//! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs` and `purge.rs` (how often purges run), and
+//!   a fifth of it `heap.rs` and `orphans.rs` (`mid_round_ms`);
 //! - `cache_cap_mult`, `refill_bytes`: `heap.rs` (`Heap::refill`, `Heap::flush`);
 //! - `warm_superslabs`: `superslab.rs`.
 
@@ -63,6 +64,17 @@ pub fn madvise_batch() -> usize {
 
 pub fn purge_delay_ms() -> u64 {
     PURGE_DELAY_MS.load(Ordering::Relaxed)
+}
+
+/// How often a heap runs its round over its mid slabs' idle free blocks, and the purge its round
+/// over orphaned ones (ms): a fifth of the purge delay, so a block free at two rounds in a row
+/// gives back its pages after one to two fifths of the delay. A mid block serves only its own
+/// class, in a slab that is seldom empty as a whole, so its pages are kept less long than those of
+/// free slabs and cached blocks, which serve any class or size: cc1 compiling Lua's lvm.c peaked
+/// at 80.0 MB with rounds every delay, 73.9 MB with this (medians of 8; mimalloc 2.0.9 73.2 MB),
+/// for 19,600 page faults instead of 15,800.
+pub fn mid_round_ms() -> u64 {
+    purge_delay_ms() / 5
 }
 
 pub fn warm_superslabs() -> usize {

@@ -329,9 +329,10 @@ impl Slab {
 
     /// Returns to the OS the pages inside the free blocks that were on the local free list at the
     /// last call and still are (a block's first page stays: it holds the link), and notes the
-    /// blocks on it now for the next call: called every purge delay, it gives back what stayed
-    /// free for one to two delays. Mid slabs only (their blocks span whole pages), not in safe
-    /// mode (freed blocks keep a fill that `pop_free` checks). Returns the bytes given back.
+    /// blocks on it now for the next call: called every round (`knobs::mid_round_ms`), it gives
+    /// back what stayed free for one to two rounds. Mid slabs only (their blocks span whole
+    /// pages), not in safe mode (freed blocks keep a fill that `pop_free` checks). Returns the
+    /// bytes given back.
     ///
     /// # Safety
     /// This is a mid slab held by the calling thread.
