@@ -8,7 +8,10 @@
 //! bursts, faulted in twice snmalloc's pages at the same peak. On this clock a gap between two
 //! reads longer than `MAX_GAP_MS` counts as `MAX_GAP_MS`: the delay counts the time the program
 //! runs, and what it freed before a pause goes back only if it stays unused while it runs again
-//! (each pause counts a little, so memory goes back across a series of short runs too).
+//! (each pause counts a little, so memory goes back across a series of short runs too). The
+//! heaps' rounds over their mid slabs' idle blocks come every fifth of the delay
+//! (`knobs::mid_round_ms`), at the default delay as often as a pause counts: their first after a
+//! pause comes at once.
 //!
 //! The clock is read on the slow paths only. One thread at a time moves it; a thread reading it
 //! meanwhile does not wait but reads it as at the latest read, or behind by the gap being

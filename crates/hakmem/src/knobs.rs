@@ -8,8 +8,8 @@
 //! - `bigcache_bytes`: `bigcache.rs`, the warm budget (at least a quarter of the large blocks in
 //!   use);
 //! - `madvise_batch`: `bigcache.rs` and `superslab.rs`, the dirty bytes kept past the delay;
-//! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs` and `purge.rs` (how often purges run), and
-//!   a fifth of it `heap.rs` and `orphans.rs` (`mid_round_ms`);
+//! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs`, `orphans.rs` and `purge.rs` (how often
+//!   purges run); a fifth of it sets how often `heap.rs` runs its mid rounds (`mid_round_ms`);
 //! - `cache_cap_mult`, `refill_bytes`: `heap.rs` (`Heap::refill`, `Heap::flush`);
 //! - `warm_superslabs`: `superslab.rs`.
 
@@ -66,15 +66,16 @@ pub fn purge_delay_ms() -> u64 {
     PURGE_DELAY_MS.load(Ordering::Relaxed)
 }
 
-/// How often a heap runs its round over its mid slabs' idle free blocks, and the purge its round
-/// over orphaned ones (ms): a fifth of the purge delay, so a block free at two rounds in a row
-/// gives back its pages after one to two fifths of the delay. A mid block serves only its own
-/// class, in a slab that is seldom empty as a whole, so its pages are kept less long than those of
-/// free slabs and cached blocks, which serve any class or size: cc1 compiling Lua's lvm.c peaked
-/// at 80.0 MB with rounds every delay, 73.9 MB with this (medians of 8; mimalloc 2.0.9 73.2 MB),
-/// for 19,600 page faults instead of 15,800.
+/// How often a heap runs its round over its mid slabs' idle free blocks (ms): a fifth of the
+/// purge delay (rounded up; 0 for no delay), so a block free at two rounds in a row gives back its
+/// pages after one to two fifths of the delay. A mid block serves only its own class, in a slab
+/// that is seldom empty as a whole, so its pages are kept less long than those of free slabs and
+/// cached blocks, which serve any class or size: cc1 compiling Lua's lvm.c peaked at 80.0 MB with
+/// rounds every delay, 73.9 MB with this (medians of 8; mimalloc 2.0.9 73.2 MB), for 19,600 page
+/// faults instead of 15,800. At the default delay a round (10 ms) is what a pause counts for on
+/// the allocator's clock (`clock.rs`), so the first mid refill or flush after a pause runs one.
 pub fn mid_round_ms() -> u64 {
-    purge_delay_ms() / 5
+    purge_delay_ms().div_ceil(5)
 }
 
 pub fn warm_superslabs() -> usize {

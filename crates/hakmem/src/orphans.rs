@@ -113,9 +113,8 @@ pub fn reap() {
 /// When the next round over the mid orphans is due (ms, `clock::now_ms`).
 static MID_ROUND_DUE_MS: AtomicU64 = AtomicU64::new(0);
 
-/// At most every fifth of the purge delay (`knobs::mid_round_ms`; the purge runs every half delay
-/// at most), a round over the orphaned mid slabs: the free blocks that were on a slab's free list
-/// at the last round and still are give back their pages
+/// Every purge delay, a round over the orphaned mid slabs: the free blocks that were on a slab's
+/// free list at the last round and still are give back their pages
 /// (`Slab::purge_idle_free_blocks`). Blocks still on a remote list wait until `reap` or an
 /// adopter drains them. Called with the purge (`purge::purge_if_due`); not in safe mode.
 pub fn purge_idle_mid_blocks() {
@@ -126,7 +125,7 @@ pub fn purge_idle_mid_blocks() {
     if now < MID_ROUND_DUE_MS.load(Ordering::Relaxed) {
         return;
     }
-    MID_ROUND_DUE_MS.store(now + crate::knobs::mid_round_ms(), Ordering::Relaxed);
+    MID_ROUND_DUE_MS.store(now + crate::knobs::purge_delay_ms(), Ordering::Relaxed);
     let mut bytes = 0;
     ORPHANS.lock.lock();
     // SAFETY: the lock is held, so the lists are ours and the lock holder is the holder of every

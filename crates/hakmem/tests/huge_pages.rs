@@ -1,7 +1,7 @@
 //! Huge-page advice on large blocks (its own test binary: BigCache's contents depend on what the
-//! process freed before). Blocks of 2 to 4 MiB are advised huge pages, when mapped and when
-//! reused; bigger ones never, before or after the program frees one. Contents are checked
-//! throughout. Skipped where the kernel has no transparent huge pages.
+//! process freed before). Blocks of 2 to 4 MiB are advised huge pages and keep the advice when
+//! cached and reused; bigger ones are never advised, before or after the program frees one.
+//! Contents are checked throughout. Skipped where the kernel has no transparent huge pages.
 mod common;
 use common::*;
 
