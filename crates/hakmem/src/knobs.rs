@@ -5,7 +5,7 @@
 //! applied) and, with learning on, `tuning.rs` stores the strategy of each new epoch. Nothing on
 //! the fast paths reads them. Where each knob acts:
 //! - `large_threshold`: `lib.rs`, on a thread-cache miss of a mid-size class;
-//! - `bigcache_bytes`: `bigcache.rs`, the warm budget (at least a quarter of the large blocks in
+//! - `bigcache_bytes`: `bigcache.rs`, the warm budget (at least half the large blocks in
 //!   use);
 //! - `madvise_batch`: `bigcache.rs` and `superslab.rs`, the dirty bytes kept past the delay;
 //! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs`, `orphans.rs` and `purge.rs` (how often
