@@ -77,10 +77,10 @@ fn huge_rounded(len: usize) -> usize {
 /// A big block is likely an array touched in part (barnes: 60 MB touched of 494 MiB mapped,
 /// 7.5 MB more resident as huge pages), and a program that churns big blocks writes them whole,
 /// where on a virtual machine that hands freed memory back to its host a huge page faulted in
-/// anew costs more than its 512 small pages (malloc-large: 1.30 s against 1.86 s, medians of 5).
-/// A block advised when it was mapped keeps its advice when it grows past the bound: by realloc,
-/// by BigCache serving a bigger request with it, or moved with other blocks into one mapping
-/// (`gather`), which is then advised whole.
+/// anew costs more than its 512 small pages (malloc-large on e1fc732: 1.30 s against 1.86 s,
+/// medians of 5). A block advised when it was mapped keeps its advice when it grows past the
+/// bound: by realloc, by BigCache serving a bigger request with it, or moved with other blocks
+/// into one mapping (`gather`), which is then advised whole.
 const HUGE_MAX_LEN: usize = (4 << 20) + PAGE;
 
 /// Whether a large mapping of `len` bytes can hold a huge page at all, and huge pages are on:

@@ -87,4 +87,16 @@ mod tests {
         );
         assert_eq!(cell(6000, 2 << 30), (7, 5));
     }
+
+    #[test]
+    fn a_reuse_reported_one_byte_deep_is_lost_only_to_no_cache_or_its_age() {
+        // BigCache reports a reuse within its share of the blocks in use 1 byte deep.
+        let mut r = Reuse::default();
+        let (a, d) = cell(0, 1);
+        r.pages[a][d] = 100;
+        assert_eq!((r.lost_pages(&DEFAULT), r.lost_pages(&LEAN)), (0, 100));
+        let (a, d) = cell(300, 1);
+        r.pages[a][d] = 10;
+        assert_eq!((r.lost_pages(&DEFAULT), r.lost_pages(&FAST)), (10, 0));
+    }
 }
