@@ -400,25 +400,24 @@ mod tests {
     /// The tests' lock, held with BigCache emptied and its budget set to `bytes`; dropped (a
     /// failed test too), it empties the cache and puts the default strategy back.
     struct Budget {
-        _serial: std::sync::MutexGuard<'static, ()>,
+        _knobs: crate::tests::Knobs,
     }
 
     impl Budget {
         fn set(bytes: u64) -> Budget {
-            let _serial = crate::tests::serial();
-            clear();
-            knobs::apply(&crate::learn::Strategy {
+            let _knobs = crate::tests::Knobs::set(&crate::learn::Strategy {
                 bigcache_bytes: bytes,
                 ..DEFAULT
             });
-            Budget { _serial }
+            clear();
+            Budget { _knobs }
         }
     }
 
     impl Drop for Budget {
+        // The knobs go back to the default after this, with the lock still held.
         fn drop(&mut self) {
             clear();
-            knobs::apply(&DEFAULT);
         }
     }
 

@@ -72,8 +72,9 @@ pub fn purge_delay_ms() -> u64 {
 /// that is seldom empty as a whole, so its pages are kept less long than those of free slabs and
 /// cached blocks, which serve any class or size: cc1 compiling Lua's lvm.c peaked at 79.7 MiB with
 /// rounds every delay (median of 22 runs), 75.4 MiB with this (34 runs, 71.9-77.1; mimalloc 2.0.9
-/// 73.3 MiB), for 19,600 page faults instead of 15,900. At the default delay a round (10 ms) is what a pause counts for on
-/// the allocator's clock (`clock.rs`), so the first mid refill or flush after a pause runs one.
+/// 73.3 MiB), for 19,600 page faults instead of 15,900. At the default delay a round (10 ms) is
+/// what a pause counts for on the allocator's clock (`clock.rs`), so the first mid refill or flush
+/// after a pause runs one.
 pub fn mid_round_ms() -> u64 {
     purge_delay_ms().div_ceil(5)
 }

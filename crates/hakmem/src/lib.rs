@@ -1085,6 +1085,24 @@ pub(crate) mod tests {
         SERIAL.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A test running alone (`serial`) under a strategy's knobs; the default strategy is put back
+    /// when it is dropped, before the next test may run.
+    pub(crate) struct Knobs(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    impl Knobs {
+        pub(crate) fn set(s: &crate::learn::Strategy) -> Knobs {
+            let serial = serial();
+            crate::knobs::apply(s);
+            Knobs(serial)
+        }
+    }
+
+    impl Drop for Knobs {
+        fn drop(&mut self) {
+            crate::knobs::apply(&crate::learn::strategy::DEFAULT);
+        }
+    }
+
     fn fill(p: *mut u8, n: usize) {
         for i in 0..n {
             // SAFETY: `p` is a live block of at least `n` bytes (the tests' blocks).

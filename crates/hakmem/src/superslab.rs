@@ -776,16 +776,9 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn an_empty_mid_superslab_goes_back_to_the_class_that_used_it() {
-        /// Keeps empty SuperSlabs warm (a purge delay no pause of the test reaches, the default
-        /// bound on warm SuperSlabs); puts the default strategy back when dropped.
-        struct KeepWarm(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
-        impl Drop for KeepWarm {
-            fn drop(&mut self) {
-                knobs::apply(&crate::learn::strategy::DEFAULT);
-            }
-        }
-        let _warm = KeepWarm(crate::tests::serial());
-        knobs::apply(&crate::learn::Strategy {
+        // Empty SuperSlabs stay warm: a purge delay no pause of the test reaches, the default
+        // bound on warm SuperSlabs.
+        let _warm = crate::tests::Knobs::set(&crate::learn::Strategy {
             purge_delay_ms: 600_000,
             ..crate::learn::strategy::DEFAULT
         });
