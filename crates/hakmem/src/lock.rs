@@ -6,12 +6,13 @@
 //!
 //! A thread that finds the lock held polls it, first spinning (`SPINS`), then yielding its CPU
 //! between polls (`YIELDS`), and only then sleeps on the futex. The slow paths hold these locks
-//! for short sections, the longest making a few syscalls or page faults, and a sleep costs more than
-//! such a wait: the holder's wake-up lets the scheduler move the sleeper onto the waker's core. On
-//! rptestN, whose two threads take slabs from the SuperSlab manager at the same moments, they then
-//! shared one core while the other idled, and one thread's blocks for the other piled up. Polling
-//! with `sched_yield` keeps the waiter where it is, and still hands its core to any thread that
-//! wants it (a preempted holder included).
+//! for short sections, the longest making a few syscalls or page faults (the learner's lock,
+//! rarely, also loads or saves the playbook file), and a sleep costs more than such a wait: the
+//! holder's wake-up lets the scheduler move the sleeper onto the waker's core. On rptestN, whose
+//! two threads take slabs from the SuperSlab manager at the same moments, they then shared one
+//! core while the other idled, and one thread's blocks for the other piled up. Polling with
+//! `sched_yield` keeps the waiter where it is, and still lets threads waiting for its CPU run (the
+//! scheduler takes the yield as a hint).
 //!
 //! While the forking thread holds every lock (`hold_for_fork`), its own `lock` and `unlock` pass
 //! through: other libraries' fork handlers run on that thread between hakmem's prepare handler and
@@ -161,8 +162,9 @@ mod tests {
     // SAFETY: `count` is only touched with `lock` held.
     unsafe impl Sync for Counter {}
 
-    /// Four threads add to a plain counter under the lock. Every 100th holder sleeps 2 ms inside,
-    /// longer than a waiter spins and yields, so waiters also go through the futex wait and wake.
+    /// Four threads add to a plain counter under the lock. Every 500th holder sleeps 20 ms inside,
+    /// far longer than a waiter spins and yields (about 0.4 ms), so waiters also go through the
+    /// futex wait and wake; a lost wake-up would hang the test.
     #[test]
     #[cfg_attr(miri, ignore = "thousands of sleeps and yields, slow under Miri")]
     fn contended_lock_keeps_critical_sections_apart() {
@@ -182,8 +184,8 @@ mod tests {
                         assert!(!counter.inside.swap(true, Ordering::Relaxed), "two holders");
                         // SAFETY: the lock is held.
                         let v = unsafe { *counter.count.get() };
-                        if (i + t) % 100 == 0 {
-                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        if (i + t) % 500 == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
                         }
                         // SAFETY: the lock is held.
                         unsafe { *counter.count.get() = v + 1 };
