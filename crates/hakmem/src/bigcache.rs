@@ -225,9 +225,10 @@ pub fn take(len: usize) -> Taken {
 }
 
 /// The most warm bytes the cache keeps: `HAKMEM_BIGCACHE_MB` (the strategy's budget), or half the
-/// bytes of large blocks in use when that is more, so that a program churning big blocks keeps
-/// enough to find a warm block for most replacements, at a cost bounded by its own footprint; the
-/// purge delay returns them all the same once the churn stops. A budget of 0 keeps none.
+/// bytes of the large blocks in use it could keep (`in_use_share`) when that is more, so that a
+/// program churning big blocks keeps enough to find a warm block for most replacements, at a cost
+/// bounded by its own footprint; the purge delay returns them all the same once the churn stops.
+/// A budget of 0 keeps none.
 /// malloc-large (20 live blocks of 5-25 MiB, about 300 MiB in use; 5 interleaved runs): with a
 /// quarter, 1.32-1.41 s and 333,000 page faults; with half, 1.05-1.21 s and 187,000-201,000 faults
 /// (tcmalloc, which keeps every freed page, 1.01-1.09 s and 184,500), for a peak of 450 MB instead
@@ -240,9 +241,11 @@ fn budget() -> usize {
     set.max(in_use_share())
 }
 
-/// Half the bytes of large blocks in use (their mappings).
+/// Half the bytes of the large blocks in use that the cache could keep once freed (their
+/// mappings, up to `MAX_CACHED_LEN` each): a program holding a 4 GiB array does not keep 2 GiB of
+/// freed smaller blocks warm for it.
 fn in_use_share() -> usize {
-    crate::stats::LARGE_BYTES.now() as usize / 2
+    crate::stats::LARGE_CACHEABLE_BYTES.now() as usize / 2
 }
 
 /// Keeps a freed standard block. Returns false if the cache does not take it.
@@ -520,6 +523,41 @@ mod tests {
                 free_block(b);
             }
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
+    fn the_share_counts_only_blocks_the_cache_could_keep() {
+        let _budget = Budget::set(1 << 20);
+        // Other tests may take or free a few MiB of large blocks meanwhile.
+        let slack = 16 << 20;
+        let s0 = in_use_share();
+        // Too big to cache: it adds nothing to the share.
+        let big_len = large::MAX_CACHED_LEN + (64 << 20);
+        let (big, _) = large::alloc(big_len, 16);
+        assert!(!big.is_null());
+        let s1 = in_use_share();
+        assert!(s1.abs_diff(s0) < slack, "{s0} -> {s1}");
+        // 64 MiB: cacheable, half of it counts.
+        let mid_len = 64 << 20;
+        let (mid, _) = large::alloc(mid_len, 16);
+        assert!(!mid.is_null());
+        let s2 = in_use_share();
+        assert!(s2.abs_diff(s1 + (32 << 20)) < slack, "{s1} -> {s2}");
+        // SAFETY: `big` and `mid` are live blocks of `big_len` and `mid_len` bytes, each freed
+        // once after its first and last bytes are written and read back.
+        unsafe {
+            for (p, n, tag) in [(big, big_len, 0x5a), (mid, mid_len, 0xa5)] {
+                *p = tag;
+                *p.add(n - 1) = tag;
+            }
+            for (p, n, tag) in [(big, big_len, 0x5a), (mid, mid_len, 0xa5)] {
+                assert_eq!((*p, *p.add(n - 1)), (tag, tag));
+                free_block(p);
+            }
+        }
+        let s3 = in_use_share();
+        assert!(s3.abs_diff(s0) < slack, "{s0} -> {s3}");
     }
 
     #[test]

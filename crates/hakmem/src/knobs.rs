@@ -6,7 +6,7 @@
 //! the fast paths reads them. Where each knob acts:
 //! - `large_threshold`: `lib.rs`, on a thread-cache miss of a mid-size class;
 //! - `bigcache_bytes`: `bigcache.rs`, the warm budget (when above 0, at least half the large
-//!   blocks in use);
+//!   blocks in use that it could keep);
 //! - `madvise_batch`: `bigcache.rs` and `superslab.rs`, the dirty bytes kept past the delay;
 //! - `purge_delay_ms`: `bigcache.rs`, `superslab.rs`, `orphans.rs` and `purge.rs` (how often
 //!   purges run); a fifth of it sets how often `heap.rs` runs its mid rounds (`mid_round_ms`);

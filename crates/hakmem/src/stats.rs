@@ -117,6 +117,9 @@ pub(crate) static SLAB_BYTES: Gauge = Gauge::new();
 pub(crate) static CLASS_SLABS: [Gauge; NUM_CLASSES] = [const { Gauge::new() }; NUM_CLASSES];
 /// Mapping bytes of the large blocks in use (`large.rs`).
 pub(crate) static LARGE_BYTES: Gauge = Gauge::new();
+/// Mapping bytes of the large blocks in use that BigCache could keep once freed (mappings up to
+/// `large::MAX_CACHED_LEN`): what its share of the blocks in use is taken of (`bigcache.rs`).
+pub(crate) static LARGE_CACHEABLE_BYTES: Gauge = Gauge::new();
 /// Mapping bytes of large blocks allocated since start, growth by realloc included.
 pub(crate) static LARGE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
 
@@ -132,24 +135,39 @@ pub(crate) fn slab_given_back(class: usize, bytes: u64) {
     CLASS_SLABS[class].sub(1);
 }
 
+/// The part of a large block's mapping of `len` bytes that counts towards BigCache's share: all
+/// of it if BigCache could keep the block once freed (`large::MAX_CACHED_LEN` or less), else none.
+fn cacheable(len: usize) -> u64 {
+    if len <= crate::large::MAX_CACHED_LEN {
+        len as u64
+    } else {
+        0
+    }
+}
+
 /// A large block on a mapping of `len` bytes was handed out.
 pub(crate) fn large_taken(len: usize) {
     LARGE_BYTES.add(len as u64);
+    LARGE_CACHEABLE_BYTES.add(cacheable(len));
     add(&LARGE_BYTES_TOTAL, len as u64);
 }
 
 /// A large block on a mapping of `len` bytes was freed.
 pub(crate) fn large_given_back(len: usize) {
     LARGE_BYTES.sub(len as u64);
+    LARGE_CACHEABLE_BYTES.sub(cacheable(len));
 }
 
 /// A large block in use now has a mapping of `new_len` bytes instead of `old_len`.
 pub(crate) fn large_resized(old_len: usize, new_len: usize) {
     if new_len > old_len {
-        large_taken(new_len - old_len);
+        LARGE_BYTES.add((new_len - old_len) as u64);
+        add(&LARGE_BYTES_TOTAL, (new_len - old_len) as u64);
     } else {
-        large_given_back(old_len - new_len);
+        LARGE_BYTES.sub((old_len - new_len) as u64);
     }
+    LARGE_CACHEABLE_BYTES.sub(cacheable(old_len));
+    LARGE_CACHEABLE_BYTES.add(cacheable(new_len));
 }
 
 /// Every figure at one moment (each read separately; totals may be off by in-flight events).
