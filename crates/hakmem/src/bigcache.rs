@@ -26,7 +26,8 @@ const MAX_ENTRIES: usize = 64;
 /// Told of each warm block a request uses (`note_reuse`, from `large.rs` once it knows which bytes
 /// of the block it keeps: a longer block is split and its rest stays cached, a gathered one may
 /// give only its end): how long it waited (ms), the warm bytes cached more recently than it or in
-/// it (1 when any budget above 0 keeps them: within half the large blocks in use), and the bytes
+/// it (1 when any budget above 0 keeps them: within half the large blocks in use it could keep),
+/// and the bytes
 /// used. The learner sets one when it starts (`tuning.rs`).
 pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
 static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
@@ -242,7 +243,7 @@ fn budget() -> usize {
 }
 
 /// Half the bytes of the large blocks in use that the cache could keep once freed (their
-/// mappings, up to `MAX_CACHED_LEN` each): a program holding a 4 GiB array does not keep 2 GiB of
+/// mappings: standard blocks of up to `MAX_CACHED_LEN`): a program holding a 4 GiB array does not keep 2 GiB of
 /// freed smaller blocks warm for it.
 fn in_use_share() -> usize {
     crate::stats::LARGE_CACHEABLE_BYTES.now() as usize / 2
@@ -453,7 +454,7 @@ mod tests {
         let taken = t.pieces[0];
         // SAFETY: `taken` is a header the cache handed out: valid, and ours, now in use as
         // `large::alloc` would count it.
-        crate::stats::large_taken(unsafe { (*taken).map_len });
+        crate::stats::large_taken(unsafe { (*taken).map_len }, true);
         {
             // SAFETY: `taken` is a header the cache handed out: valid, and ours.
             unsafe {
@@ -538,26 +539,37 @@ mod tests {
         assert!(!big.is_null());
         let s1 = in_use_share();
         assert!(s1.abs_diff(s0) < slack, "{s0} -> {s1}");
+        // Aligned to more than a page: never cached either.
+        let aligned_len = 64 << 20;
+        let (aligned, _) = large::alloc(aligned_len, 1 << 16);
+        assert!(!aligned.is_null() && (aligned as usize).is_multiple_of(1 << 16));
+        let s2 = in_use_share();
+        assert!(s2.abs_diff(s1) < slack, "{s1} -> {s2}");
         // 64 MiB: cacheable, half of it counts.
         let mid_len = 64 << 20;
         let (mid, _) = large::alloc(mid_len, 16);
         assert!(!mid.is_null());
-        let s2 = in_use_share();
-        assert!(s2.abs_diff(s1 + (32 << 20)) < slack, "{s1} -> {s2}");
-        // SAFETY: `big` and `mid` are live blocks of `big_len` and `mid_len` bytes, each freed
-        // once after its first and last bytes are written and read back.
+        let s3 = in_use_share();
+        assert!(s3.abs_diff(s2 + (32 << 20)) < slack, "{s2} -> {s3}");
+        let blocks = [
+            (big, big_len, 0x5a),
+            (aligned, aligned_len, 0x3c),
+            (mid, mid_len, 0xa5),
+        ];
+        // SAFETY: each block is live with `n` bytes, freed once after its first and last bytes
+        // are written and read back.
         unsafe {
-            for (p, n, tag) in [(big, big_len, 0x5a), (mid, mid_len, 0xa5)] {
+            for (p, n, tag) in blocks {
                 *p = tag;
                 *p.add(n - 1) = tag;
             }
-            for (p, n, tag) in [(big, big_len, 0x5a), (mid, mid_len, 0xa5)] {
+            for (p, n, tag) in blocks {
                 assert_eq!((*p, *p.add(n - 1)), (tag, tag));
                 free_block(p);
             }
         }
-        let s3 = in_use_share();
-        assert!(s3.abs_diff(s0) < slack, "{s0} -> {s3}");
+        let s4 = in_use_share();
+        assert!(s4.abs_diff(s0) < slack, "{s0} -> {s4}");
     }
 
     #[test]

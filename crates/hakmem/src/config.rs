@@ -9,7 +9,7 @@
 //! | `HAKMEM_PURGE_DELAY_MS` | 50 | 0 to 86400000 (a day): how long freed memory keeps its pages before they go back to the OS |
 //! | `HAKMEM_SS_WARM` | 32 | 0 to 65536: most empty SuperSlabs (2 MiB each) keeping their pages, whatever their age |
 //! | `HAKMEM_SS_COLD` | 64 | 0 to 65536: further empty SuperSlabs kept as address space only (pages returned) |
-//! | `HAKMEM_BIGCACHE_MB` | 64 | 0 to 1048576 (1 TiB): most MiB of freed large blocks BigCache keeps with their pages, or half the large blocks in use it could keep (up to 256 MiB each) when that is more |
+//! | `HAKMEM_BIGCACHE_MB` | 64 | 0 to 1048576 (1 TiB): most MiB of freed large blocks BigCache keeps with their pages, or half the large blocks in use it could keep (up to 256 MiB each, aligned to a page at most) when that is more |
 //! | `HAKMEM_DISABLE_BIGCACHE` | off | switch; on: every large free unmaps at once |
 //! | `HAKMEM_THP` | on | switch; on: ask for transparent huge pages on large blocks of 2 to 4 MiB (`large.rs`; rounded up to whole huge pages when that wastes at most an eighth) and on SuperSlabs of mid classes of 64 KiB or more (`superslab.rs`); off: never |
 //! | `HAKMEM_SAFE_FREE` | off | switch; on: full misuse checks on every allocation and free (see `check.rs`); slower |

@@ -164,7 +164,7 @@ unsafe fn reuse(h: *mut LargeHeader, depth: usize, len: usize) -> (*mut u8, bool
             bigcache::note_reuse((*h).cached_ms, depth, (*h).map_len.min(len));
         }
         crate::stats::add(&crate::stats::BIGCACHE_HITS, 1);
-        crate::stats::large_taken((*h).map_len);
+        crate::stats::large_taken((*h).map_len, true);
         if (*h).map_len > len + len / 4 {
             shorten(h, len);
         }
@@ -186,7 +186,7 @@ unsafe fn reuse(h: *mut LargeHeader, depth: usize, len: usize) -> (*mut u8, bool
             if !p.is_null() {
                 return (p, false);
             }
-            crate::stats::large_given_back((*h).map_len);
+            crate::stats::large_given_back((*h).map_len, (*h).standard);
             unmap(h);
             return fresh(len);
         }
@@ -296,7 +296,7 @@ unsafe fn gather(pieces: &[*mut LargeHeader], depths: &[usize], len: usize) -> (
         let h = write_header(target, map_len, user, Kind::Large, true, huge);
         (*h).spliced = true;
         registry::set(target as usize, Kind::Large);
-        crate::stats::large_taken(map_len);
+        crate::stats::large_taken(map_len, true);
         (user as *mut u8, false)
     }
 }
@@ -397,7 +397,7 @@ fn register(start: *mut u8, len: usize, user: usize, kind: Kind, standard: bool)
     // SAFETY: the header page is the start of (or inside) our fresh mapping.
     unsafe { write_header(start, len, user, kind, standard, huge) };
     registry::set(user & !(CHUNK - 1), kind);
-    crate::stats::large_taken(len);
+    crate::stats::large_taken(len, standard);
     user as *mut u8
 }
 
@@ -461,7 +461,7 @@ pub unsafe fn free(h: *mut LargeHeader) {
     // contract).
     unsafe {
         crate::stats::add(&crate::stats::LARGE_FREES, 1);
-        crate::stats::large_given_back((*h).map_len);
+        crate::stats::large_given_back((*h).map_len, (*h).standard);
         if (*h).standard && bigcache::put(h) {
             return;
         }

@@ -117,8 +117,8 @@ pub(crate) static SLAB_BYTES: Gauge = Gauge::new();
 pub(crate) static CLASS_SLABS: [Gauge; NUM_CLASSES] = [const { Gauge::new() }; NUM_CLASSES];
 /// Mapping bytes of the large blocks in use (`large.rs`).
 pub(crate) static LARGE_BYTES: Gauge = Gauge::new();
-/// Mapping bytes of the large blocks in use that BigCache could keep once freed (mappings up to
-/// `large::MAX_CACHED_LEN`): what its share of the blocks in use is taken of (`bigcache.rs`).
+/// Mapping bytes of the large blocks in use that BigCache could keep once freed (standard blocks
+/// of up to `large::MAX_CACHED_LEN`): what its share of the blocks in use is taken of (`bigcache.rs`).
 pub(crate) static LARGE_CACHEABLE_BYTES: Gauge = Gauge::new();
 /// Mapping bytes of large blocks allocated since start, growth by realloc included.
 pub(crate) static LARGE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -136,29 +136,32 @@ pub(crate) fn slab_given_back(class: usize, bytes: u64) {
 }
 
 /// The part of a large block's mapping of `len` bytes that counts towards BigCache's share: all
-/// of it if BigCache could keep the block once freed (`large::MAX_CACHED_LEN` or less), else none.
-fn cacheable(len: usize) -> u64 {
-    if len <= crate::large::MAX_CACHED_LEN {
+/// of it if BigCache could keep the block once freed (a standard block, aligned to a page at most,
+/// of `large::MAX_CACHED_LEN` or less), else none.
+fn cacheable(len: usize, standard: bool) -> u64 {
+    if standard && len <= crate::large::MAX_CACHED_LEN {
         len as u64
     } else {
         0
     }
 }
 
-/// A large block on a mapping of `len` bytes was handed out.
-pub(crate) fn large_taken(len: usize) {
+/// A large block on a mapping of `len` bytes, standard (`LargeHeader::standard`) or not, was
+/// handed out.
+pub(crate) fn large_taken(len: usize, standard: bool) {
     LARGE_BYTES.add(len as u64);
-    LARGE_CACHEABLE_BYTES.add(cacheable(len));
+    LARGE_CACHEABLE_BYTES.add(cacheable(len, standard));
     add(&LARGE_BYTES_TOTAL, len as u64);
 }
 
-/// A large block on a mapping of `len` bytes was freed.
-pub(crate) fn large_given_back(len: usize) {
+/// A large block on a mapping of `len` bytes, standard or not, was freed.
+pub(crate) fn large_given_back(len: usize, standard: bool) {
     LARGE_BYTES.sub(len as u64);
-    LARGE_CACHEABLE_BYTES.sub(cacheable(len));
+    LARGE_CACHEABLE_BYTES.sub(cacheable(len, standard));
 }
 
-/// A large block in use now has a mapping of `new_len` bytes instead of `old_len`.
+/// A standard large block in use (only those are trimmed, grown or moved) now has a mapping of
+/// `new_len` bytes instead of `old_len`.
 pub(crate) fn large_resized(old_len: usize, new_len: usize) {
     if new_len > old_len {
         LARGE_BYTES.add((new_len - old_len) as u64);
@@ -166,8 +169,12 @@ pub(crate) fn large_resized(old_len: usize, new_len: usize) {
     } else {
         LARGE_BYTES.sub((old_len - new_len) as u64);
     }
-    LARGE_CACHEABLE_BYTES.sub(cacheable(old_len));
-    LARGE_CACHEABLE_BYTES.add(cacheable(new_len));
+    let (old, new) = (cacheable(old_len, true), cacheable(new_len, true));
+    if new > old {
+        LARGE_CACHEABLE_BYTES.add(new - old);
+    } else {
+        LARGE_CACHEABLE_BYTES.sub(old - new);
+    }
 }
 
 /// Every figure at one moment (each read separately; totals may be off by in-flight events).
