@@ -27,8 +27,7 @@ const MAX_ENTRIES: usize = 64;
 /// of the block it keeps: a longer block is split and its rest stays cached, a gathered one may
 /// give only its end): how long it waited (ms), the warm bytes cached more recently than it or in
 /// it (1 when any budget above 0 keeps them: within half the large blocks in use it could keep),
-/// and the bytes
-/// used. The learner sets one when it starts (`tuning.rs`).
+/// and the bytes used. The learner sets one when it starts (`tuning.rs`).
 pub type ReuseObserver = fn(age_ms: u64, depth: u64, bytes: usize);
 static REUSE_OBSERVER: AtomicPtr<()> = AtomicPtr::new(null_mut());
 
@@ -242,11 +241,18 @@ fn budget() -> usize {
     set.max(in_use_share())
 }
 
-/// Half the bytes of the large blocks in use that the cache could keep once freed (their
-/// mappings: standard blocks of up to `MAX_CACHED_LEN`): a program holding a 4 GiB array does not keep 2 GiB of
-/// freed smaller blocks warm for it.
+/// Half the bytes of the large blocks in use that the cache could keep once freed (`could_keep`;
+/// their mappings): a program holding a 4 GiB array does not keep 2 GiB of freed smaller blocks
+/// warm for it.
 fn in_use_share() -> usize {
     crate::stats::LARGE_CACHEABLE_BYTES.now() as usize / 2
+}
+
+/// Whether the cache may keep a freed large block on a mapping of `map_len` bytes: a standard one
+/// (aligned to a page at most) of up to `MAX_CACHED_LEN`. What `keep` takes, and what
+/// `stats::LARGE_CACHEABLE_BYTES` counts of the blocks in use.
+pub fn could_keep(map_len: usize, standard: bool) -> bool {
+    standard && map_len <= MAX_CACHED_LEN
 }
 
 /// Keeps a freed standard block. Returns false if the cache does not take it.
@@ -286,7 +292,7 @@ unsafe fn keep(h: *mut LargeHeader) -> bool {
     // is only touched with its lock held, and an evicted block has left it, so it is ours to unmap.
     unsafe {
         let cfg = crate::config::get();
-        if !cfg.bigcache_enabled || (*h).map_len > MAX_CACHED_LEN {
+        if !cfg.bigcache_enabled || !could_keep((*h).map_len, (*h).standard) {
             return false;
         }
         let mut evicted: *mut LargeHeader = null_mut();
@@ -504,7 +510,8 @@ mod tests {
         assert!(warm >= 9 * size, "warm {warm}");
         assert!(warm <= budget(), "warm {warm} > budget {}", budget());
         // Reused, a warm block still holds what was written before it was freed, and the learner
-        // hears of it 1 byte deep: within the share of the blocks in use, any budget but 0 keeps it.
+        // hears of it 1 byte deep (within the share of the blocks in use, only a budget of 0
+        // loses it).
         static DEPTH: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
         fn record(_age_ms: u64, depth: u64, _bytes: usize) {
             DEPTH.store(depth, Ordering::Relaxed);

@@ -94,6 +94,15 @@ impl Gauge {
         self.now.fetch_sub(n, Ordering::Relaxed);
     }
 
+    /// A part of the figure that was `old` is now `new`: one update by the difference.
+    pub fn change(&self, old: u64, new: u64) {
+        if new > old {
+            self.add(new - old);
+        } else {
+            self.sub(old - new);
+        }
+    }
+
     pub fn now(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
     }
@@ -117,8 +126,8 @@ pub(crate) static SLAB_BYTES: Gauge = Gauge::new();
 pub(crate) static CLASS_SLABS: [Gauge; NUM_CLASSES] = [const { Gauge::new() }; NUM_CLASSES];
 /// Mapping bytes of the large blocks in use (`large.rs`).
 pub(crate) static LARGE_BYTES: Gauge = Gauge::new();
-/// Mapping bytes of the large blocks in use that BigCache could keep once freed (standard blocks
-/// of up to `large::MAX_CACHED_LEN`): what its share of the blocks in use is taken of (`bigcache.rs`).
+/// Mapping bytes of the large blocks in use that BigCache could keep once freed
+/// (`bigcache::could_keep`): what its share of the blocks in use is taken of.
 pub(crate) static LARGE_CACHEABLE_BYTES: Gauge = Gauge::new();
 /// Mapping bytes of large blocks allocated since start, growth by realloc included.
 pub(crate) static LARGE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -136,10 +145,9 @@ pub(crate) fn slab_given_back(class: usize, bytes: u64) {
 }
 
 /// The part of a large block's mapping of `len` bytes that counts towards BigCache's share: all
-/// of it if BigCache could keep the block once freed (a standard block, aligned to a page at most,
-/// of `large::MAX_CACHED_LEN` or less), else none.
+/// of it if BigCache could keep the block once freed, else none.
 fn cacheable(len: usize, standard: bool) -> u64 {
-    if standard && len <= crate::large::MAX_CACHED_LEN {
+    if crate::bigcache::could_keep(len, standard) {
         len as u64
     } else {
         0
@@ -163,18 +171,9 @@ pub(crate) fn large_given_back(len: usize, standard: bool) {
 /// A standard large block in use (only those are trimmed, grown or moved) now has a mapping of
 /// `new_len` bytes instead of `old_len`.
 pub(crate) fn large_resized(old_len: usize, new_len: usize) {
-    if new_len > old_len {
-        LARGE_BYTES.add((new_len - old_len) as u64);
-        add(&LARGE_BYTES_TOTAL, (new_len - old_len) as u64);
-    } else {
-        LARGE_BYTES.sub((old_len - new_len) as u64);
-    }
-    let (old, new) = (cacheable(old_len, true), cacheable(new_len, true));
-    if new > old {
-        LARGE_CACHEABLE_BYTES.add(new - old);
-    } else {
-        LARGE_CACHEABLE_BYTES.sub(old - new);
-    }
+    LARGE_BYTES.change(old_len as u64, new_len as u64);
+    add(&LARGE_BYTES_TOTAL, new_len.saturating_sub(old_len) as u64);
+    LARGE_CACHEABLE_BYTES.change(cacheable(old_len, true), cacheable(new_len, true));
 }
 
 /// Every figure at one moment (each read separately; totals may be off by in-flight events).
