@@ -79,6 +79,7 @@ mod text;
 mod thread_cache;
 mod thread_heap;
 pub mod tuning;
+mod vdso;
 
 #[doc(hidden)]
 pub mod abi;

@@ -370,8 +370,7 @@ pub fn now_ms() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    crate::vdso::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
@@ -381,8 +380,7 @@ pub fn monotonic_ns() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    crate::vdso::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
