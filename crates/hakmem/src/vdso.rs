@@ -32,14 +32,24 @@ pub fn clock_gettime(clock: libc::clockid_t, ts: &mut libc::timespec) {
     }
 }
 
-/// The address of the vDSO's function `name`, from the section headers and dynamic symbols of
-/// its ELF image.
+/// The address of the vDSO's function `name`, from its ELF image's dynamic section and symbol
+/// table: what glibc reads of it at start-up, so no page of it is touched that was not already.
 #[cfg(target_arch = "x86_64")]
 fn find(name: &[u8]) -> Option<usize> {
     use core::mem::size_of;
     use core::slice::from_raw_parts;
-    use libc::{Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, Elf64_Sym};
-    const SHT_DYNSYM: u32 = 11;
+    use libc::{Elf64_Ehdr, Elf64_Phdr, Elf64_Sym};
+    /// An entry of the dynamic section (`Elf64_Dyn`).
+    #[repr(C)]
+    struct Dyn {
+        tag: i64,
+        val: u64,
+    }
+    const PT_DYNAMIC: u32 = 2;
+    const DT_HASH: i64 = 4;
+    const DT_STRTAB: i64 = 5;
+    const DT_SYMTAB: i64 = 6;
+    const DT_STRSZ: i64 = 10;
     const STT_FUNC: u8 = 2;
     // SAFETY: getauxval only reads the auxiliary vector.
     let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
@@ -47,37 +57,51 @@ fn find(name: &[u8]) -> Option<usize> {
         return None;
     }
     // SAFETY: the auxiliary vector's AT_SYSINFO_EHDR is the address of the vDSO's ELF image,
-    // mapped whole and readable for the process's life; every table read below lies in it, at the
-    // offsets and counts its own headers give (checked against the structures' sizes first).
+    // mapped whole and readable for the process's life; every table read below lies in it, where
+    // its own headers place it (their entry sizes checked first).
     unsafe {
         let eh = &*(base as *const Elf64_Ehdr);
         if eh.e_ident[..4] != *b"\x7fELF"
             || eh.e_ident[4] != libc::ELFCLASS64
             || eh.e_phentsize as usize != size_of::<Elf64_Phdr>()
-            || eh.e_shentsize as usize != size_of::<Elf64_Shdr>()
-            || eh.e_shoff == 0
         {
             return None;
         }
-        let at = |offset: u64| base + offset as usize;
-        let phdrs = from_raw_parts(at(eh.e_phoff) as *const Elf64_Phdr, eh.e_phnum as usize);
+        let phdrs = from_raw_parts(
+            (base + eh.e_phoff as usize) as *const Elf64_Phdr,
+            eh.e_phnum as usize,
+        );
+        // Addresses in the image are as linked; it is mapped from its first byte.
         let load = phdrs.iter().find(|p| p.p_type == libc::PT_LOAD)?;
-        let shdrs = from_raw_parts(at(eh.e_shoff) as *const Elf64_Shdr, eh.e_shnum as usize);
-        let dynsym = shdrs.iter().find(|s| s.sh_type == SHT_DYNSYM)?;
-        let strtab = shdrs.get(dynsym.sh_link as usize)?;
-        let count = dynsym.sh_size as usize / size_of::<Elf64_Sym>();
-        let syms = from_raw_parts(at(dynsym.sh_offset) as *const Elf64_Sym, count);
+        let at = |vaddr: u64| base + (load.p_offset + vaddr - load.p_vaddr) as usize;
+        let dynamic = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC)?;
+        let (mut hash, mut strtab, mut symtab, mut strsz) = (0, 0, 0, 0);
+        let mut d = at(dynamic.p_vaddr) as *const Dyn;
+        while (*d).tag != 0 {
+            match (*d).tag {
+                DT_HASH => hash = (*d).val,
+                DT_STRTAB => strtab = (*d).val,
+                DT_SYMTAB => symtab = (*d).val,
+                DT_STRSZ => strsz = (*d).val,
+                _ => {}
+            }
+            d = d.add(1);
+        }
+        if hash == 0 || strtab == 0 || symtab == 0 {
+            return None;
+        }
+        // The hash table's second word is the number of symbols.
+        let count = *(at(hash) as *const u32).add(1) as usize;
+        let syms = from_raw_parts(at(symtab) as *const Elf64_Sym, count);
         let named = |s: &Elf64_Sym| {
-            (s.st_name as u64) < strtab.sh_size
-                && core::ffi::CStr::from_ptr(at(strtab.sh_offset + s.st_name as u64) as *const _)
-                    .to_bytes()
+            (s.st_name as u64) < strsz
+                && core::ffi::CStr::from_ptr(at(strtab + s.st_name as u64) as *const _).to_bytes()
                     == name
         };
         let sym = syms
             .iter()
             .find(|s| s.st_info & 0xf == STT_FUNC && s.st_value != 0 && named(s))?;
-        // Symbol values are addresses as linked; the image is mapped from its first byte.
-        Some(at(load.p_offset + sym.st_value - load.p_vaddr))
+        Some(at(sym.st_value))
     }
 }
 
