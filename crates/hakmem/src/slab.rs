@@ -302,15 +302,25 @@ impl Slab {
             return n;
         }
         let carved = self.carved.load(Ordering::Relaxed);
-        let fresh = (max - n).min(self.capacity.get() - carved);
+        let mut fresh = (max - n).min(self.capacity.get() - carved);
         if fresh > 0 {
+            let block_size = self.block_size.get() as usize;
+            let first = self.start.get() + carved as usize * block_size;
+            // Blocks smaller than a page stop at the last page boundary they would cross, if a
+            // block fits before it: a page is then carved at once or not at all, and a class used
+            // a little (a first refill takes a quarter of a batch, `heap::SLOW_START`) makes one
+            // page resident rather than two (the slab's colour puts its first page's end in the
+            // middle of such a batch).
+            let end = first + fresh as usize * block_size;
+            let boundary = end & !(PAGE - 1);
+            if block_size < PAGE && boundary < end && boundary >= first + block_size {
+                fresh = ((boundary - first) / block_size) as u32;
+            }
             // Push in reverse so the lowest address comes out of the bin first.
-            let block_size = self.block_size.get();
-            let first = self.start.get() + carved as usize * block_size as usize;
             let mut i = fresh;
             while i > 0 {
                 i -= 1;
-                bin.push((first + i as usize * block_size as usize) as *mut Block);
+                bin.push((first + i as usize * block_size) as *mut Block);
             }
             self.set_carved(carved + fresh);
             n += fresh;
@@ -439,6 +449,44 @@ impl Slab {
 mod tests {
     use super::*;
 
+    /// Zeroed memory of `words` words starting on a page (at the returned address), in the vector.
+    fn page_aligned(words: usize) -> (Vec<u64>, usize) {
+        let mut mem = vec![0u64; words + PAGE / 8];
+        let start = align_up(mem.as_mut_ptr() as usize, PAGE);
+        (mem, start)
+    }
+
+    #[test]
+    fn a_carve_of_blocks_under_a_page_stops_at_the_last_page_boundary_it_crosses() {
+        let (mem, base) = page_aligned(3 * PAGE / 8);
+        let (class, size) = (2, 48);
+        assert_eq!(crate::size_class::class_size(class), size);
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
+        let slab: Slab = unsafe { core::mem::zeroed() };
+        let start = base + 1000; // as a small slab's colour puts it
+        slab.format(class, start, ((3 * PAGE - 1000) / size) as u32, Owner::NONE);
+        let carve = |max: u32| {
+            let bin = Bin::new(256);
+            let n = slab.take_batch(&bin, max);
+            let blocks: Vec<usize> = (0..n).map(|_| bin.pop() as usize).collect();
+            (n, blocks.iter().map(|b| b + size).max().unwrap())
+        };
+        // 128 blocks would end 7,144 bytes in: the carve ends within the first page.
+        assert_eq!(carve(128), (64, start + 64 * size));
+        assert!(start + 65 * size > base + PAGE);
+        // From there, the next 128 would end past 10 KiB: it ends within the second page.
+        let (n, end) = carve(128);
+        assert_eq!(end, start + (64 + n as usize) * size);
+        assert!(
+            end <= base + 2 * PAGE && end + size > base + 2 * PAGE,
+            "{n}"
+        );
+        // A carve that crosses no boundary, or whose first block does, keeps its length.
+        assert_eq!(carve(1).0, 1);
+        assert_eq!(carve(2).0, 2);
+        drop(mem);
+    }
+
     #[test]
     fn carved_block_start_check_is_exact() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -492,8 +540,7 @@ mod tests {
 
     #[test]
     fn carve_free_and_drain() {
-        let mut mem = vec![0u64; 1024];
-        let start = mem.as_mut_ptr() as usize;
+        let (mem, start) = page_aligned(1024);
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
         let slab: Slab = unsafe { core::mem::zeroed() };
         slab.format(0, start, 100, Owner::NONE);
@@ -527,8 +574,7 @@ mod tests {
 
     #[test]
     fn a_free_list_that_fits_an_empty_bin_moves_whole() {
-        let mut mem = vec![0u64; 1024];
-        let start = mem.as_mut_ptr() as usize;
+        let (mem, start) = page_aligned(1024);
         // SAFETY: a zeroed Slab is a valid (unformatted) slab.
         let slab: Slab = unsafe { core::mem::zeroed() };
         slab.format(0, start, 100, Owner::NONE);
@@ -574,8 +620,7 @@ mod tests {
             assert!(!slab.is_at_block_boundary(start - bs), "below the start");
         }
         // Only carved blocks pass the owner's check.
-        let mut mem = vec![0u64; 64];
-        let start = mem.as_mut_ptr() as usize;
+        let (mem, start) = page_aligned(64);
         slab.format(0, start, 32, Owner::NONE);
         let bin = Bin::new(4);
         slab.take_batch(&bin, 2);
