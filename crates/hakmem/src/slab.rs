@@ -307,7 +307,7 @@ impl Slab {
             let block_size = self.block_size.get() as usize;
             let first = self.start.get() + carved as usize * block_size;
             // Blocks smaller than a page stop at the last page boundary they would cross, if a
-            // block fits before it: a page is then carved at once or not at all, and a class used
+            // block fits before it: a carve never ends just past a page boundary, so a class used
             // a little (a first refill takes a quarter of a batch, `heap::SLOW_START`) makes one
             // page resident rather than two (the slab's colour puts its first page's end in the
             // middle of such a batch).
