@@ -104,6 +104,9 @@ pub struct Heap {
     mid_purge_due_ms: Cell<u64>,
     /// Bit c set: mid class c had a refill or flush since the last such round. Owner only.
     mid_active: Cell<u64>,
+    /// Bit c set: class c was refilled since the heap was set up, so it may hold blocks or slabs:
+    /// the classes `retire` goes through. Owner only.
+    classes_used: Cell<u64>,
     /// Blocks this heap's thread freed into another heap's slab, not yet sent. Owner only.
     pub outbox: Outbox,
     /// Next in the pool of finished heaps; only touched with the pool's lock held.
@@ -148,6 +151,7 @@ impl Heap {
             slow_calls: Cell::new(0),
             mid_purge_due_ms: Cell::new(0),
             mid_active: Cell::new(0),
+            classes_used: Cell::new(0),
             outbox: Outbox::new(),
             pool_next: Cell::new(null_mut()),
             all_next: null_mut(),
@@ -198,6 +202,7 @@ impl Heap {
         self.slow_calls.set(0);
         self.mid_purge_due_ms.set(0);
         self.mid_active.set(0);
+        self.classes_used.set(0);
         self.pool_next.set(null_mut());
     }
 
@@ -302,6 +307,7 @@ impl Heap {
     }
 
     fn refill_untimed(&self, c: usize) -> bool {
+        self.classes_used.set(self.classes_used.get() | 1 << c);
         self.count_slow_call(c);
         crate::stats::bump(&self.counters.refills[c]);
         let bin = &self.bins[c];
@@ -491,7 +497,11 @@ impl Heap {
     /// Thread exit: every cached block goes back, empty slabs are released, the rest orphaned.
     pub fn retire(&self) {
         self.outbox.flush();
-        for c in 0..NUM_CLASSES {
+        // Only the classes refilled hold blocks or slabs (most threads use a few of the 52).
+        let mut used = self.classes_used.get();
+        while used != 0 {
+            let c = used.trailing_zeros() as usize;
+            used &= used - 1;
             let all = self.bins[c].split_off(0);
             // Returning blocks may release partial/full slabs; the current one is handled below.
             self.return_blocks(c, all);

@@ -14,8 +14,8 @@
 //! - `warm_superslabs`: `superslab.rs`.
 
 use crate::learn::Strategy;
-use crate::size_class::{class_size, is_small};
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::size_class::{NUM_CLASSES, NUM_SMALL_CLASSES};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 static LARGE_THRESHOLD: AtomicU64 = AtomicU64::new(256 << 10);
 static BIGCACHE_BYTES: AtomicU64 = AtomicU64::new(64 << 20);
@@ -24,6 +24,67 @@ static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(50);
 static CACHE_CAP_MULT: AtomicU64 = AtomicU64::new(2);
 static REFILL_BYTES: AtomicU64 = AtomicU64::new(16 << 10);
 static WARM_SUPERSLABS: AtomicU64 = AtomicU64::new(32);
+
+/// Per class, the refill batch and the bin's starting cap (`refill_batch`, `cache_cap`) at the
+/// live `refill_bytes` and `cache_cap_mult`, worked out whenever those change: every new thread's
+/// heap reads all the caps, and every refill a batch and a cap, which would otherwise take two
+/// divisions each (worked out at each set-up, they cost about 1,500 instructions a thread).
+static BATCHES: [AtomicU32; NUM_CLASSES] = class_table(DEFAULT_REFILL, DEFAULT_MULT, false);
+static CAPS: [AtomicU32; NUM_CLASSES] = class_table(DEFAULT_REFILL, DEFAULT_MULT, true);
+const DEFAULT_REFILL: u64 = crate::learn::strategy::DEFAULT.refill_bytes;
+const DEFAULT_MULT: u64 = crate::learn::strategy::DEFAULT.cache_cap_mult;
+
+/// `refill_batch` (or with `caps`, `cache_cap`) of every class at `refill_bytes` and
+/// `cache_cap_mult` (both at least 1).
+const fn class_table(
+    refill_bytes: u64,
+    cache_cap_mult: u64,
+    caps: bool,
+) -> [AtomicU32; NUM_CLASSES] {
+    let mut t = [const { AtomicU32::new(0) }; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let size = crate::size_class::compute_class_size(c) as u64;
+        let batch = if c < NUM_SMALL_CLASSES {
+            clamp(refill_bytes / size, 8, 128)
+        } else {
+            clamp(8 * refill_bytes / size, 1, 8)
+        };
+        let value = if caps {
+            // A batch of classes up to 1 KiB counts as at least 32 blocks (see `cache_cap`).
+            let counted = max(batch, min(32 * 1024 / size, 32));
+            max(
+                min(cache_cap_mult.saturating_mul(counted), u32::MAX as u64),
+                2,
+            )
+        } else {
+            batch
+        };
+        t[c] = AtomicU32::new(value as u32);
+        c += 1;
+    }
+    t
+}
+
+const fn min(a: u64, b: u64) -> u64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+const fn max(a: u64, b: u64) -> u64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+const fn clamp(x: u64, lo: u64, hi: u64) -> u64 {
+    max(min(x, hi), lo)
+}
 
 /// Makes `s` the live strategy (each knob is stored separately; a reader may briefly see a mix
 /// of the old and the new, which is also a valid configuration).
@@ -35,6 +96,12 @@ pub fn apply(s: &Strategy) {
     CACHE_CAP_MULT.store(s.cache_cap_mult.max(1), Ordering::Relaxed);
     REFILL_BYTES.store(s.refill_bytes.max(1), Ordering::Relaxed);
     WARM_SUPERSLABS.store(s.warm_superslabs, Ordering::Relaxed);
+    let (bytes, mult) = (s.refill_bytes.max(1), s.cache_cap_mult.max(1));
+    for (table, caps) in [(&BATCHES, false), (&CAPS, true)] {
+        for (live, value) in table.iter().zip(class_table(bytes, mult, caps)) {
+            live.store(value.into_inner(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The live strategy.
@@ -85,14 +152,9 @@ pub fn warm_superslabs() -> usize {
 
 /// Blocks moved from a slab to a thread cache at once: `refill_bytes` worth for small classes
 /// (8 to 128 blocks), eight times that for mid classes (1 to 8 blocks).
+#[inline]
 pub fn refill_batch(c: usize) -> u32 {
-    let size = class_size(c) as u64;
-    let bytes = REFILL_BYTES.load(Ordering::Relaxed);
-    if is_small(c) {
-        (bytes / size).clamp(8, 128) as u32
-    } else {
-        (8 * bytes / size).clamp(1, 8) as u32
-    }
+    BATCHES[c].load(Ordering::Relaxed)
 }
 
 /// Most blocks a thread cache holds for class `c` before it flushes half back to their slabs:
@@ -100,10 +162,9 @@ pub fn refill_batch(c: usize) -> u32 {
 /// (32 KiB at 1 KiB), so that a program freeing a few dozen such blocks at once does not flush.
 /// This is a bin's starting cap: a heap grows it for a class that flushes and refills
 /// (`heap::grown_cap`).
+#[inline]
 pub fn cache_cap(c: usize) -> u32 {
-    let size = class_size(c) as u32;
-    let batch = refill_batch(c).max((32 * 1024 / size).min(32));
-    (CACHE_CAP_MULT.load(Ordering::Relaxed) as u32 * batch).max(2)
+    CAPS[c].load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -124,5 +185,28 @@ mod tests {
         assert_eq!(refill_batch(0), 128);
         assert_eq!(refill_batch(crate::size_class::class_of(1024)), 16);
         assert_eq!(refill_batch(NUM_CLASSES - 1), 1);
+    }
+
+    #[test]
+    fn the_batches_and_caps_follow_every_strategy_applied() {
+        let _g = crate::tests::serial();
+        for (name, s) in crate::learn::strategy::DEFAULTS {
+            apply(&s);
+            for c in 0..NUM_CLASSES {
+                let size = crate::size_class::class_size(c) as u64;
+                let batch = if crate::size_class::is_small(c) {
+                    (s.refill_bytes / size).clamp(8, 128)
+                } else {
+                    (8 * s.refill_bytes / size).clamp(1, 8)
+                };
+                let cap = (s.cache_cap_mult * batch.max((32 * 1024 / size).min(32))).max(2);
+                assert_eq!(
+                    (refill_batch(c), cache_cap(c)),
+                    (batch as u32, cap as u32),
+                    "{name} {c}"
+                );
+            }
+        }
+        apply(&DEFAULT);
     }
 }

@@ -35,7 +35,7 @@ pub const fn class_of(size: usize) -> usize {
     }
 }
 
-const fn compute_class_size(c: usize) -> usize {
+pub(crate) const fn compute_class_size(c: usize) -> usize {
     if c < 8 {
         (c + 1) * 16
     } else {
