@@ -34,6 +34,9 @@ use core::cell::{Cell, UnsafeCell};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+// `classes_used`, `mid_active` and the remote hints are masks of one bit per class.
+const _: () = assert!(NUM_CLASSES <= 64);
+
 /// Class `c`'s slabs. Owner only (see the module header).
 struct ClassSlabs {
     current: *mut Slab,
@@ -529,6 +532,18 @@ impl Heap {
                     crate::orphans::retire_slab(c, s);
                 }
             }
+        }
+        #[cfg(debug_assertions)]
+        for c in (0..NUM_CLASSES).filter(|c| self.classes_used.get() & 1 << c == 0) {
+            // SAFETY: owner only; no reference to the class's lists is live.
+            let cs = unsafe { &*self.slabs(c) };
+            debug_assert!(
+                self.bins[c].count() == 0
+                    && cs.current.is_null()
+                    && cs.partial.len == 0
+                    && cs.full.len == 0,
+                "class {c}, never refilled, holds blocks or slabs"
+            );
         }
         // A remote free that read this heap as its slab's owner before the slab was orphaned may
         // push onto the orphan and hint here: the hints that came in go to the orphans, and a

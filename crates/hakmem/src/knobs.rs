@@ -1,6 +1,7 @@
 //! The live values of the workload-dependent knobs (`learn::Knob`), read by the slow paths.
 //!
-//! One relaxed atomic per knob. They start from the fixed strategy (`HAKMEM_STRATEGY`, else the
+//! One relaxed atomic per knob, and per class the refill batch and cache cap that two of them
+//! set (`refill_batch`, `cache_cap`), worked out whenever a strategy is applied. They start from the fixed strategy (`HAKMEM_STRATEGY`, else the
 //! built-in `default`, with the `HAKMEM_PURGE_DELAY_MS` / `_SS_WARM` / `_BIGCACHE_MB` overrides
 //! applied) and, with learning on, `tuning.rs` stores the strategy of each new epoch. Nothing on
 //! the fast paths reads them. Where each knob acts:
@@ -21,8 +22,8 @@ static LARGE_THRESHOLD: AtomicU64 = AtomicU64::new(256 << 10);
 static BIGCACHE_BYTES: AtomicU64 = AtomicU64::new(64 << 20);
 static MADVISE_BATCH: AtomicU64 = AtomicU64::new(0);
 static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(50);
-static CACHE_CAP_MULT: AtomicU64 = AtomicU64::new(2);
-static REFILL_BYTES: AtomicU64 = AtomicU64::new(16 << 10);
+static CACHE_CAP_MULT: AtomicU64 = AtomicU64::new(DEFAULT_MULT);
+static REFILL_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_REFILL);
 static WARM_SUPERSLABS: AtomicU64 = AtomicU64::new(32);
 
 /// Per class, the refill batch and the bin's starting cap (`refill_batch`, `cache_cap`) at the

@@ -1246,6 +1246,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
+    fn a_retired_heap_gives_back_the_blocks_and_slabs_of_every_class_it_used() {
+        let _serial = serial();
+        std::thread::spawn(|| {
+            let hp = heap_pool::pool_take();
+            assert!(!hp.is_null());
+            // SAFETY: a heap from the pool is ours alone; `init` readies it.
+            let h = unsafe {
+                (*hp).init();
+                &*hp
+            };
+            h.thread.set(thread_cache::thread_token());
+            let last = size_class::NUM_CLASSES - 1;
+            let classes = [0, class_of(1024), size_class::NUM_SMALL_CLASSES, last];
+            // One block of each class stays in use, so its slab outlives the heap.
+            let mut kept = Vec::new();
+            for c in classes {
+                assert!(h.refill(c));
+                let b = h.bins[c].pop() as *mut u8;
+                assert!(!b.is_null());
+                fill(b, class_size(c));
+                kept.push((c, b));
+            }
+            h.retire();
+            for (c, b) in kept {
+                assert!(
+                    h.bins[c].head().is_null() && h.bins[c].count() == 0,
+                    "class {c}"
+                );
+                // SAFETY: `b` is a live block, so its slab record is valid.
+                let slab = unsafe { &*superslab::slab_of(b as usize) };
+                assert!(
+                    slab.owner(core::sync::atomic::Ordering::Relaxed).is_null(),
+                    "class {c}: the slab of a block in use is orphaned"
+                );
+                check(b, class_size(c));
+                // SAFETY: a live block, freed once (into its orphaned slab).
+                unsafe { free(b) };
+            }
+            orphans::reap();
+            heap_pool::pool_put(hp);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn every_class_and_some_large_sizes_hold_their_contents() {
         let _serial = serial();
