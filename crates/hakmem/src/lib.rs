@@ -1086,6 +1086,19 @@ pub(crate) mod tests {
         SERIAL.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A heap from the pool, set up for the calling thread's use: the pointer to give back with
+    /// `pool_put`, and a reference to it.
+    fn pooled_heap() -> (*mut heap::Heap, &'static heap::Heap) {
+        let hp = heap_pool::pool_take();
+        assert!(!hp.is_null());
+        // SAFETY: a heap from the pool is ours alone; `init` readies it; heaps are never unmapped.
+        let h = unsafe {
+            (*hp).init();
+            &*hp
+        };
+        (hp, h)
+    }
+
     /// A test running alone (`serial`) under a strategy's knobs; the default strategy is put back
     /// when it is dropped, before the next test may run.
     pub(crate) struct Knobs(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
@@ -1134,13 +1147,7 @@ pub(crate) mod tests {
     fn a_bin_that_flushes_and_refills_grows_and_an_idle_one_shrinks() {
         let _serial = serial();
         std::thread::spawn(|| {
-            let hp = heap_pool::pool_take();
-            assert!(!hp.is_null());
-            // SAFETY: a heap from the pool is ours alone; `init` readies it.
-            let h = unsafe {
-                (*hp).init();
-                &*hp
-            };
+            let (_, h) = pooled_heap();
             let c = class_of(64);
             let bin = &h.bins[c];
             let base = bin.cap();
@@ -1193,13 +1200,7 @@ pub(crate) mod tests {
         std::thread::spawn(|| {
             // Unit tests allocate through the system allocator: this thread has no heap yet.
             assert!(thread_cache::is_empty_heap(thread_cache::current()));
-            let abandoned = heap_pool::pool_take();
-            assert!(!abandoned.is_null());
-            // SAFETY: a heap from the pool is ours alone; `init` readies it.
-            let h = unsafe {
-                (*abandoned).init();
-                &*abandoned
-            };
+            let (abandoned, h) = pooled_heap();
             h.thread.set(thread_cache::thread_token());
             let c = class_of(64);
             let mut blocks = Vec::new();
@@ -1250,13 +1251,7 @@ pub(crate) mod tests {
     fn a_retired_heap_gives_back_the_blocks_and_slabs_of_every_class_it_used() {
         let _serial = serial();
         std::thread::spawn(|| {
-            let hp = heap_pool::pool_take();
-            assert!(!hp.is_null());
-            // SAFETY: a heap from the pool is ours alone; `init` readies it.
-            let h = unsafe {
-                (*hp).init();
-                &*hp
-            };
+            let (hp, h) = pooled_heap();
             h.thread.set(thread_cache::thread_token());
             let last = size_class::NUM_CLASSES - 1;
             let classes = [0, class_of(1024), size_class::NUM_SMALL_CLASSES, last];
