@@ -4,13 +4,13 @@
 //! frees and allocates again does not fault them back in. The delay runs on the allocator's clock
 //! (`clock.rs`), on which a pause between the slow paths' reads counts 10 ms at most: what a
 //! program freed before it slept goes back only if it stays unused once the program runs again.
-//! The slow paths (refills, flushes, large blocks, frees into another thread's slabs, thread exit)
-//! call `purge_if_due`, which at most every half delay lets one of them reap the orphans other
-//! threads emptied (`orphans.rs`), purge the idle free blocks of orphaned mid slabs, and `run` a
-//! purge: SuperSlabs (`superslab.rs`) and BigCache (`bigcache.rs`) return the pages of whatever
-//! has been free longer than the delay. A program that makes no allocator calls at all keeps what
-//! it freed until it runs again (or calls `malloc_trim`, which returns every cached region:
-//! `release_all`).
+//! The slow paths call `purge_if_due` (large blocks and thread exits every time, a heap every 8th
+//! refill or flush, a thread every 64th free into another thread's slabs), which at most every
+//! half delay lets one of them reap the orphans other threads emptied (`orphans.rs`), purge the
+//! idle free blocks of orphaned mid slabs, and `run` a purge: SuperSlabs (`superslab.rs`) and
+//! BigCache (`bigcache.rs`) return the pages of whatever has been free longer than the delay. A
+//! program that makes no allocator calls at all keeps what it freed until it runs again (or calls
+//! `malloc_trim`, which returns every cached region: `release_all`).
 
 use crate::clock;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +46,8 @@ pub fn run() {
 
 /// Returns the pages of memory idle past the purge delay, if a purge is due, and then
 /// the orphaned slabs that other threads' frees have emptied and the pages of orphaned mid slabs'
-/// idle free blocks, so memory freed on behalf of exited threads goes back too. Called on every
-/// slow path.
+/// idle free blocks, so memory freed on behalf of exited threads goes back too. Called from the
+/// slow paths (see the module header).
 pub fn purge_if_due() {
     if due() {
         crate::orphans::reap();
