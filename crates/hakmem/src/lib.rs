@@ -1288,6 +1288,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap and madvise, which Miri does not model")]
+    fn an_idle_round_keeps_the_last_freed_block_of_mid_classes_up_to_64_kib() {
+        let _serial = serial();
+        std::thread::spawn(|| {
+            let (hp, h) = pooled_heap();
+            h.thread.set(thread_cache::thread_token());
+            let small_mid = size_class::NUM_SMALL_CLASSES;
+            let big_mid = class_of(128 << 10);
+            assert!(class_size(small_mid) <= 64 << 10 && class_size(big_mid) > 64 << 10);
+            let mut tops = Vec::new();
+            for c in [small_mid, big_mid] {
+                for _ in 0..8 {
+                    if h.bins[c].count() >= 2 {
+                        break;
+                    }
+                    assert!(h.refill(c));
+                }
+                assert!(h.bins[c].count() >= 2, "class {c}");
+                tops.push(h.bins[c].head());
+            }
+            // The first round finds both classes refilled since the last; the second takes them
+            // for idle.
+            h.run_mid_round();
+            h.run_mid_round();
+            assert_eq!(h.bins[small_mid].count(), 1);
+            assert_eq!(
+                h.bins[small_mid].head(),
+                tops[0],
+                "the most recently freed block stays"
+            );
+            assert_eq!(h.bins[big_mid].count(), 0);
+            assert!(h.bins[big_mid].head().is_null());
+            // Both classes' blocks serve again, the kept one first, and hold what is written.
+            for c in [small_mid, big_mid] {
+                if h.bins[c].count() == 0 {
+                    assert!(h.refill(c));
+                }
+                let b = h.bins[c].pop() as *mut u8;
+                assert!(!b.is_null());
+                fill(b, class_size(c));
+                check(b, class_size(c));
+                h.bins[c].push(b as *mut Block);
+            }
+            h.retire();
+            heap_pool::pool_put(hp);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     #[cfg_attr(miri, ignore = "mmap, madvise and mremap, which Miri does not model")]
     fn every_class_and_some_large_sizes_hold_their_contents() {
         let _serial = serial();
