@@ -1297,7 +1297,8 @@ pub(crate) mod tests {
             let small_mid = size_class::NUM_SMALL_CLASSES;
             let big_mid = class_of(128 << 10);
             assert!(class_size(small_mid) <= 64 << 10 && class_size(big_mid) > 64 << 10);
-            let mut tops = Vec::new();
+            // From here on rounds run only when the test says: none inside the refills below.
+            h.run_mid_round();
             for c in [small_mid, big_mid] {
                 for _ in 0..8 {
                     if h.bins[c].count() >= 2 {
@@ -1306,20 +1307,31 @@ pub(crate) mod tests {
                     assert!(h.refill(c));
                 }
                 assert!(h.bins[c].count() >= 2, "class {c}");
-                tops.push(h.bins[c].head());
             }
-            // The first round finds both classes refilled since the last; the second takes them
-            // for idle.
+            // The kept block is the bin's first; its bytes past the link are written and must
+            // survive the rounds (a purge would zero its pages past the first).
+            let top = h.bins[small_mid].head() as *mut u8;
+            let size = class_size(small_mid);
+            let link = core::mem::size_of::<usize>();
+            // SAFETY: `top` is a free block of `size` bytes in this heap's bin; only its first
+            // word, the bin's link, is in use.
+            let rest = unsafe { top.add(link) };
+            fill(rest, size - link);
+            // A round right after the refills finds both classes busy: their bins stay whole.
             h.run_mid_round();
+            assert!(h.bins[small_mid].count() >= 2 && h.bins[big_mid].count() >= 2);
+            // The next finds them idle.
             h.run_mid_round();
             assert_eq!(h.bins[small_mid].count(), 1);
             assert_eq!(
-                h.bins[small_mid].head(),
-                tops[0],
-                "the most recently freed block stays"
+                h.bins[small_mid].head() as *mut u8,
+                top,
+                "the first block stays"
             );
             assert_eq!(h.bins[big_mid].count(), 0);
             assert!(h.bins[big_mid].head().is_null());
+            h.run_mid_round();
+            check(rest, size - link);
             // Both classes' blocks serve again, the kept one first, and hold what is written.
             for c in [small_mid, big_mid] {
                 if h.bins[c].count() == 0 {
