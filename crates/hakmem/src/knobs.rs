@@ -3,8 +3,9 @@
 //! One relaxed atomic per knob, and per class the refill batch and cache cap that two of them
 //! set (`refill_batch`, `cache_cap`), worked out whenever a strategy is applied. They start from
 //! the fixed strategy (`HAKMEM_STRATEGY`, else the built-in `default`, with the
-//! `HAKMEM_PURGE_DELAY_MS` / `_SS_WARM` / `_BIGCACHE_MB` overrides applied) and, with learning on, `tuning.rs` stores the strategy of each new epoch. Nothing on
-//! the fast paths reads them. Where each knob acts:
+//! `HAKMEM_PURGE_DELAY_MS` / `_SS_WARM` / `_BIGCACHE_MB` overrides applied) and, with learning on,
+//! `tuning.rs` stores the strategy of each new epoch. Nothing on the fast paths reads them. Where
+//! each knob acts:
 //! - `large_threshold`: `lib.rs`, on a thread-cache miss of a mid-size class;
 //! - `bigcache_bytes`: `bigcache.rs`, the warm budget (when above 0, at least half the large
 //!   blocks in use that it could keep);

@@ -1099,6 +1099,20 @@ pub(crate) mod tests {
         (hp, h)
     }
 
+    /// Runs `test` on a new thread with a heap from the pool (`pooled_heap`) that holds the
+    /// thread's token, so the thread's frees into its slabs count as the owner's; the heap goes
+    /// back to the pool afterwards (`test` retires it).
+    fn on_pooled_heap(test: impl FnOnce(&'static heap::Heap) + Send + 'static) {
+        std::thread::spawn(|| {
+            let (hp, h) = pooled_heap();
+            h.thread.set(thread_cache::thread_token());
+            test(h);
+            heap_pool::pool_put(hp);
+        })
+        .join()
+        .unwrap();
+    }
+
     /// A test running alone (`serial`) under a strategy's knobs; the default strategy is put back
     /// when it is dropped, before the next test may run.
     pub(crate) struct Knobs(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
@@ -1197,11 +1211,10 @@ pub(crate) mod tests {
     #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
     fn frees_with_an_abandoned_heaps_token_stay_out_of_this_threads_heaps() {
         let _serial = serial();
-        std::thread::spawn(|| {
-            // Unit tests allocate through the system allocator: this thread has no heap yet.
+        on_pooled_heap(|h| {
+            // Unit tests allocate through the system allocator: this thread has no heap of its
+            // own (the pooled one is not installed as the thread's).
             assert!(thread_cache::is_empty_heap(thread_cache::current()));
-            let (abandoned, h) = pooled_heap();
-            h.thread.set(thread_cache::thread_token());
             let c = class_of(64);
             let mut blocks = Vec::new();
             while blocks.len() < 600 {
@@ -1240,19 +1253,14 @@ pub(crate) mod tests {
                 );
             }
             h.retire();
-            heap_pool::pool_put(abandoned);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap, which Miri does not model")]
     fn a_retired_heap_gives_back_the_blocks_and_slabs_of_every_class_it_used() {
         let _serial = serial();
-        std::thread::spawn(|| {
-            let (hp, h) = pooled_heap();
-            h.thread.set(thread_cache::thread_token());
+        on_pooled_heap(|h| {
             let last = size_class::NUM_CLASSES - 1;
             let classes = [0, class_of(1024), size_class::NUM_SMALL_CLASSES, last];
             // One block of each class stays in use, so its slab outlives the heap.
@@ -1281,19 +1289,14 @@ pub(crate) mod tests {
                 unsafe { free(b) };
             }
             orphans::reap();
-            heap_pool::pool_put(hp);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap and madvise, which Miri does not model")]
     fn an_idle_round_keeps_the_last_freed_block_of_mid_classes_up_to_64_kib() {
         let _serial = serial();
-        std::thread::spawn(|| {
-            let (hp, h) = pooled_heap();
-            h.thread.set(thread_cache::thread_token());
+        on_pooled_heap(|h| {
             let small_mid = size_class::NUM_SMALL_CLASSES;
             let big_mid = class_of(128 << 10);
             assert!(class_size(small_mid) <= 64 << 10 && class_size(big_mid) > 64 << 10);
@@ -1344,10 +1347,7 @@ pub(crate) mod tests {
                 h.bins[c].push(b as *mut Block);
             }
             h.retire();
-            heap_pool::pool_put(hp);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
