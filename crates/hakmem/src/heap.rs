@@ -52,6 +52,21 @@ struct ClassSlabs {
     refilled: bool,
 }
 
+impl ClassSlabs {
+    /// No slabs, and the class's slow start and cap growth from the beginning.
+    const fn new() -> Self {
+        ClassSlabs {
+            current: null_mut(),
+            partial: List::new(),
+            full: List::new(),
+            refills: 0,
+            cap_shift: 0,
+            flushed: false,
+            refilled: false,
+        }
+    }
+}
+
 /// A bin that flushes and is then refilled was too small for the program's round of frees and
 /// allocations: its cap doubles (`cap_shift`), up to 8 times `cache_cap` and `GROWN_CAP_BYTES` of
 /// blocks. A class not refilled over `CAP_DECAY_PERIOD` slow calls of its heap halves it again.
@@ -144,17 +159,7 @@ impl Heap {
             bins: [const { Bin::new(0) }; NUM_CLASSES],
             thread: Cell::new(0),
             bin_offsets: UnsafeCell::new(thread_cache::BIN_OFFSETS),
-            classes: [const {
-                UnsafeCell::new(ClassSlabs {
-                    current: null_mut(),
-                    partial: List::new(),
-                    full: List::new(),
-                    refills: 0,
-                    cap_shift: 0,
-                    flushed: false,
-                    refilled: false,
-                })
-            }; NUM_CLASSES],
+            classes: [const { UnsafeCell::new(ClassSlabs::new()) }; NUM_CLASSES],
             mail: Mailbox {
                 remote_hint: AtomicU64::new(0),
                 retirements: AtomicU32::new(0),
@@ -196,17 +201,7 @@ impl Heap {
             self.bins[c].reset(if safe { 0 } else { cache_cap(c) });
             // SAFETY: only the thread setting the heap up holds it, and no reference to its
             // classes is live.
-            unsafe {
-                *self.slabs(c) = ClassSlabs {
-                    current: null_mut(),
-                    partial: List::new(),
-                    full: List::new(),
-                    refills: 0,
-                    cap_shift: 0,
-                    flushed: false,
-                    refilled: false,
-                }
-            };
+            unsafe { *self.slabs(c) = ClassSlabs::new() };
         }
         self.thread.set(0);
         self.mail.remote_hint.store(0, Ordering::Relaxed);
