@@ -1294,7 +1294,7 @@ pub(crate) mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap and madvise, which Miri does not model")]
-    fn an_idle_round_keeps_the_last_freed_block_of_mid_classes_up_to_64_kib() {
+    fn an_idle_round_keeps_the_first_block_of_mid_bins_up_to_64_kib() {
         let _serial = serial();
         on_pooled_heap(|h| {
             let small_mid = size_class::NUM_SMALL_CLASSES;
