@@ -757,28 +757,24 @@ impl Summary {
 
     /// Everything, for the terminal.
     pub fn render_text(&self) -> String {
-        let mut s = String::new();
-        if !self.rows.is_empty() {
-            s.push_str(&self.table().render_text());
-            let _ = writeln!(s, "{}", self.legend());
-            s.push_str(&self.choices_text());
-            s.push('\n');
-        }
-        if self.warm_start.is_some() {
-            s.push_str(&self.warm_text());
-            s.push('\n');
-        }
-        if !self.cost.is_empty() {
-            s.push_str(&self.cost_table().render_text());
-        }
-        s
+        self.render(false)
     }
 
+    /// Everything, for report.md.
     pub fn render_markdown(&self) -> String {
+        self.render(true)
+    }
+
+    fn render(&self, markdown: bool) -> String {
         let mut s = String::new();
         if !self.rows.is_empty() {
-            s.push_str(&self.table().render_markdown());
-            let _ = writeln!(s, "\n{}\n", self.legend());
+            if markdown {
+                s.push_str(&self.table().render_markdown());
+                let _ = writeln!(s, "\n{}\n", self.legend());
+            } else {
+                s.push_str(&self.table().render_text());
+                let _ = writeln!(s, "{}", self.legend());
+            }
             s.push_str(&self.choices_text());
             s.push('\n');
         }
@@ -788,8 +784,12 @@ impl Summary {
         }
         if !self.cost.is_empty() {
             let t = self.cost_table();
-            let _ = writeln!(s, "{}\n", t.title);
-            s.push_str(&t.render_markdown());
+            if markdown {
+                let _ = writeln!(s, "{}\n", t.title);
+                s.push_str(&t.render_markdown());
+            } else {
+                s.push_str(&t.render_text());
+            }
         }
         s
     }
