@@ -316,12 +316,18 @@ impl Slab {
             if block_size < PAGE && boundary < end && boundary >= first + block_size {
                 fresh = ((boundary - first) / block_size) as u32;
             }
-            // Push in reverse so the lowest address comes out of the bin first.
-            let mut i = fresh;
-            while i > 0 {
-                i -= 1;
-                bin.push((first + i as usize * block_size) as *mut Block);
+            // Linked in address order, so the lowest address comes out of the bin first, and
+            // handed over at once: pushed one at a time, each block's push waited on the last
+            // one's store of the bin's head.
+            let last = first + (fresh as usize - 1) * block_size;
+            let mut b = first;
+            while b < last {
+                // SAFETY: `b` and the block after it are fresh blocks of this slab, carved here.
+                unsafe { (*(b as *mut Block)).next = (b + block_size) as *mut Block };
+                b += block_size;
             }
+            // SAFETY: the blocks from `first` to `last` are carved here and linked in order.
+            unsafe { bin.push_list(first as *mut Block, last as *mut Block, fresh) };
             self.set_carved(carved + fresh);
             n += fresh;
         }
@@ -536,6 +542,26 @@ mod tests {
             }
             slab.clear();
         }
+    }
+
+    #[test]
+    fn a_carve_comes_out_of_the_bin_in_address_order_before_what_the_bin_held() {
+        let (mem, start) = page_aligned(1024);
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
+        let slab: Slab = unsafe { core::mem::zeroed() };
+        slab.format(0, start, 100, Owner::NONE);
+        let bin = Bin::new(64);
+        let mut held = Block { next: null_mut() };
+        bin.push(&mut held);
+        assert_eq!(slab.take_batch(&bin, 5), 5);
+        assert_eq!(bin.count(), 6);
+        for i in 0..5 {
+            assert_eq!(bin.pop() as usize, start + 16 * i);
+        }
+        assert_eq!(bin.pop(), &raw mut held);
+        assert!(bin.pop().is_null());
+        assert_eq!(bin.count(), 0);
+        drop(mem);
     }
 
     #[test]

@@ -88,6 +88,18 @@ impl Bin {
         self.room.set(self.room.get() + 1);
     }
 
+    /// Pushes the list of `count` blocks from `first` to `last` (linked already, `last`'s link is
+    /// set here), whatever the room: one update of the head and the room for the whole list.
+    ///
+    /// # Safety
+    /// The blocks are free and handed to this bin; following links from `first` reaches `last`.
+    pub unsafe fn push_list(&self, first: *mut Block, last: *mut Block, count: u32) {
+        // SAFETY: `last` is a free block handed to this bin (the caller's contract).
+        unsafe { (*last).next = self.head() };
+        self.head.store(first, Ordering::Relaxed);
+        self.room.set(self.room.get() - count as i32);
+    }
+
     /// Pushes `b`, whatever the room (a flush follows when the bin is over its cap).
     pub fn push(&self, b: *mut Block) {
         self.room.set(self.room.get() - 1);
