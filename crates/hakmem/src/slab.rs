@@ -462,6 +462,16 @@ mod tests {
         (mem, start)
     }
 
+    /// A slab of class 0 (16-byte blocks) formatted for 100 blocks at the start of a page of the
+    /// returned memory, which must outlive it.
+    fn slab_of_100_blocks_of_16_bytes() -> (Vec<u64>, usize, Slab) {
+        let (mem, start) = page_aligned(1024);
+        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
+        let slab: Slab = unsafe { core::mem::zeroed() };
+        slab.format(0, start, 100, Owner::NONE);
+        (mem, start, slab)
+    }
+
     #[test]
     fn a_carve_of_blocks_under_a_page_stops_at_the_last_page_boundary_it_crosses() {
         let (mem, base) = page_aligned(3 * PAGE / 8);
@@ -546,10 +556,7 @@ mod tests {
 
     #[test]
     fn a_carve_comes_out_of_the_bin_in_address_order_before_what_the_bin_held() {
-        let (mem, start) = page_aligned(1024);
-        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
-        let slab: Slab = unsafe { core::mem::zeroed() };
-        slab.format(0, start, 100, Owner::NONE);
+        let (mem, start, slab) = slab_of_100_blocks_of_16_bytes();
         let bin = Bin::new(64);
         let mut held = Block { next: null_mut() };
         bin.push(&mut held);
@@ -566,10 +573,7 @@ mod tests {
 
     #[test]
     fn carve_free_and_drain() {
-        let (mem, start) = page_aligned(1024);
-        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
-        let slab: Slab = unsafe { core::mem::zeroed() };
-        slab.format(0, start, 100, Owner::NONE);
+        let (mem, start, slab) = slab_of_100_blocks_of_16_bytes();
         let bin = Bin::new(64);
         assert_eq!(slab.take_batch(&bin, 60), 60);
         assert_eq!(bin.pop() as usize, start);
@@ -600,10 +604,7 @@ mod tests {
 
     #[test]
     fn a_free_list_that_fits_an_empty_bin_moves_whole() {
-        let (mem, start) = page_aligned(1024);
-        // SAFETY: a zeroed Slab is a valid (unformatted) slab.
-        let slab: Slab = unsafe { core::mem::zeroed() };
-        slab.format(0, start, 100, Owner::NONE);
+        let (mem, _, slab) = slab_of_100_blocks_of_16_bytes();
         let bin = Bin::new(8);
         assert_eq!(slab.take_batch(&bin, 4), 4);
         let blocks: Vec<_> = (0..4).map(|_| bin.pop()).collect();
